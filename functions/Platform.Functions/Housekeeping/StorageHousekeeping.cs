@@ -1,0 +1,31 @@
+using Platform.Functions.Storage;
+using Platform.Functions.Triggers;
+
+namespace Platform.Functions.Housekeeping;
+
+/// <summary>The <c>StorageHousekeeping</c> timer: every five minutes, deletes rows whose time is up.</summary>
+public sealed partial class StorageHousekeeping(Expirations expirations, ILogger<StorageHousekeeping> logger) : ITimerHandler
+{
+    /// <summary>Bounded so one run stays short; whatever is left is due again at the next run.</summary>
+    public const int MaxDeletionsPerRun = 5000;
+
+    public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken)
+    {
+        var deleted = await expirations.DeleteDueAsync(MaxDeletionsPerRun, cancellationToken);
+        LogRun(logger, deleted, timer.IsPastDue);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Housekeeping deleted {Deleted} expired rows (past due: {IsPastDue})")]
+    private static partial void LogRun(ILogger logger, int deleted, bool isPastDue);
+}
+
+public static class HousekeepingExtensions
+{
+    public static IHostApplicationBuilder AddHousekeeping(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddStorageTable(Expirations.TableName);
+        builder.Services.AddSingleton<Expirations>();
+        builder.Services.AddTimerFunction<StorageHousekeeping>("StorageHousekeeping", "0 */5 * * * *");
+        return builder;
+    }
+}

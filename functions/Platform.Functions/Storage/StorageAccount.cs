@@ -1,0 +1,76 @@
+using Azure.Core;
+using Azure.Data.Tables;
+using Azure.Identity;
+using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
+using Microsoft.Extensions.Options;
+
+namespace Platform.Functions.Storage;
+
+/// <summary>
+/// The storage account's three services, with the configured name prefix applied to every resource name.
+/// Tenant data is reached through <see cref="TenantTable"/>, which needs a <see cref="TenantId"/>; the raw
+/// clients here are for platform-owned resources (trigger state, job queues, housekeeping).
+/// </summary>
+public sealed class StorageAccount
+{
+    private readonly TableServiceClient _tables;
+    private readonly BlobServiceClient _blobs;
+    private readonly QueueServiceClient _queues;
+
+    public StorageAccount(IOptions<StorageConnection> connection, IOptions<StorageOptions> options)
+    {
+        Prefix = options.Value.Prefix;
+        var settings = connection.Value;
+
+        // Fail fast rather than stall: a request, health probe or trigger loop must notice an outage in seconds.
+        static void Tune(ClientOptions o)
+        {
+            o.Retry.MaxRetries = 2;
+            o.Retry.Delay = TimeSpan.FromMilliseconds(200);
+            o.Retry.MaxDelay = TimeSpan.FromSeconds(2);
+            o.Retry.NetworkTimeout = TimeSpan.FromSeconds(30);
+        }
+
+        var tableOptions = new TableClientOptions();
+        var blobOptions = new BlobClientOptions();
+        // The Functions host's queue trigger decodes base64 by default (host.json messageEncoding), so every
+        // message we send is base64 too, in both modes.
+        var queueOptions = new QueueClientOptions { MessageEncoding = QueueMessageEncoding.Base64 };
+        Tune(tableOptions);
+        Tune(blobOptions);
+        Tune(queueOptions);
+
+        if (settings.UsesConnectionString)
+        {
+            _tables = new TableServiceClient(settings.ConnectionString, tableOptions);
+            _blobs = new BlobServiceClient(settings.ConnectionString, blobOptions);
+            _queues = new QueueServiceClient(settings.ConnectionString, queueOptions);
+        }
+        else
+        {
+            TokenCredential credential = new DefaultAzureCredential(new DefaultAzureCredentialOptions
+            {
+                ManagedIdentityClientId = settings.ClientId,
+            });
+            _tables = new TableServiceClient(settings.TableServiceUri!, credential, tableOptions);
+            _blobs = new BlobServiceClient(settings.BlobServiceUri!, credential, blobOptions);
+            _queues = new QueueServiceClient(settings.QueueServiceUri!, credential, queueOptions);
+        }
+    }
+
+    public string Prefix { get; }
+
+    public TableServiceClient TableService => _tables;
+    public BlobServiceClient BlobService => _blobs;
+    public QueueServiceClient QueueService => _queues;
+
+    public TableClient Table(string name) => _tables.GetTableClient(Prefix + name);
+
+    public BlobContainerClient Container(string name) => _blobs.GetBlobContainerClient(Prefix + name);
+
+    public QueueClient Queue(string name) => _queues.GetQueueClient(Prefix + name);
+
+    /// <summary>A table whose every partition is one tenant: the only way to reach tenant rows.</summary>
+    public TenantTable TenantTable(string name) => new(Table(name));
+}

@@ -1,0 +1,21 @@
+using Microsoft.Extensions.Options;
+
+namespace Platform.Functions.Storage;
+
+public static class StorageExtensions
+{
+    public static IHostApplicationBuilder AddPlatformStorage(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<StorageConnection>()
+            .Configure<IConfiguration>(StorageConnection.Bind)
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<StorageConnection>, StorageConnection.Validator>();
+        services.AddOptions<StorageLayout>();
+        services.AddSingleton<StorageAccount>();
+        services.AddSingleton<StorageInitializer>();
+        services.AddHostedService(sp => sp.GetRequiredService<StorageInitializer>());
+        return builder;
+    }
+}

@@ -1,0 +1,29 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Triggers;
+
+public static class TriggerExtensions
+{
+    public const string StateContainer = "triggers";
+
+    /// <summary>
+    /// The function catalog, the invoker both trigger paths share, and - unless the Functions host owns the
+    /// triggers - the standalone timer and queue runtime.
+    /// </summary>
+    public static IHostApplicationBuilder AddPlatformTriggers(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<TriggerOptions>().BindConfiguration(TriggerOptions.Section)
+            .PostConfigure<IConfiguration>((o, configuration) => o.Standalone ??= string.IsNullOrEmpty(configuration[FunctionsHost.PortVariable]))
+            .ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<FunctionCatalog>();
+        services.AddSingleton<FunctionInvoker>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddStorageContainer(StateContainer);
+        services.AddHostedService<TimerRuntime>();
+        services.AddHostedService<QueueRuntime>();
+
+        return builder;
+    }
+}

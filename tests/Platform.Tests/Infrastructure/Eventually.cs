@@ -1,0 +1,27 @@
+namespace Platform.Tests.Infrastructure;
+
+/// <summary>Polls until a condition holds or a deadline passes - the way to wait for background work without sleeping.</summary>
+public static class Eventually
+{
+    public static async Task<T> Until<T>(Func<Task<T>> probe, Func<T, bool> done, string waitingFor, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        var interval = TimeSpan.FromMilliseconds(25);
+        while (true)
+        {
+            var value = await probe();
+            if (done(value))
+            {
+                return value;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Gave up waiting for {waitingFor}; last value: {value}");
+            }
+
+            await Task.Delay(interval, TestContext.Current.CancellationToken);
+            interval = TimeSpan.FromMilliseconds(Math.Min(interval.TotalMilliseconds * 2, 250));
+        }
+    }
+}

@@ -1,0 +1,94 @@
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Storage;
+
+namespace Platform.Tests.Infrastructure;
+
+/// <summary>
+/// The real app in-process (the whole HTTP pipeline, the trigger runtime) bound to the test run's Azurite.
+/// Every instance gets its own storage prefix unless one is handed in - two instances with the same prefix are
+/// two processes sharing one storage account.
+/// </summary>
+public sealed class PlatformApp : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection>? _services;
+
+    public PlatformApp(Azurite azurite, string? prefix = null, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
+        : this(azurite.ConnectionString, prefix, settings, services)
+    {
+    }
+
+    public PlatformApp(string storageConnection, string? prefix = null, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
+    {
+        Prefix = prefix ?? NewPrefix();
+        _services = services;
+        _settings = new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = storageConnection,
+            ["Platform:Storage:Prefix"] = Prefix,
+            ["Platform:Triggers:MaxPollingInterval"] = "00:00:00.200",
+            ["Platform:Triggers:RetryDelay"] = "00:00:00",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            _settings[key] = value;
+        }
+    }
+
+    public string Prefix { get; }
+
+    public StorageAccount Storage => Services.GetRequiredService<StorageAccount>();
+
+    /// <summary>The storage an app with this prefix uses, without starting an app (and its queue consumers).</summary>
+    public static StorageAccount StorageFor(Azurite azurite, string prefix) =>
+        new(Options.Create(new StorageConnection { ConnectionString = azurite.ConnectionString }), Options.Create(new StorageOptions { Prefix = prefix }));
+
+    public static string NewPrefix() => "t" + RandomNumberGenerator.GetString("abcdefghijklmnopqrstuvwxyz0123456789", 11);
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        foreach (var (key, value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
+
+        if (_services is not null)
+        {
+            builder.ConfigureTestServices(_services);
+        }
+    }
+
+    /// <summary>Waits until storage is reachable and every resource exists, as a deployment's probe would.</summary>
+    public async Task<PlatformApp> ReadyAsync()
+    {
+        using var client = CreateClient();
+        await Eventually.Until(async () => (await client.GetAsync("/api/health/ready", TestContext.Current.CancellationToken)).StatusCode,
+            status => status == System.Net.HttpStatusCode.OK, "the app to become ready");
+        return this;
+    }
+}
+
+public static class HttpAssertions
+{
+    /// <summary>Reads a problem response and checks the members every problem must have.</summary>
+    public static async Task<JsonElement> ReadProblemAsync(this HttpResponseMessage response, int status, string code)
+    {
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken);
+        Assert.Equal(status, problem.GetProperty("status").GetInt32());
+        Assert.Equal(code, problem.GetProperty("code").GetString());
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("title").GetString()));
+        Assert.Matches("^[0-9a-f]{32}$", problem.GetProperty("traceId").GetString());
+        return problem;
+    }
+}
