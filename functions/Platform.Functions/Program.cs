@@ -1,11 +1,17 @@
+using Platform.Functions.Auth;
 using Platform.Functions.Docs;
+using Platform.Functions.Events;
 using Platform.Functions.Health;
 using Platform.Functions.Hosting;
 using Platform.Functions.Housekeeping;
 using Platform.Functions.Http;
 using Platform.Functions.Jobs;
+using Platform.Functions.Mail;
+using Platform.Functions.Me;
 using Platform.Functions.Storage;
+using Platform.Functions.Tenants;
 using Platform.Functions.Triggers;
+using Platform.Functions.Users;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -15,6 +21,12 @@ builder.AddPlatformHttp();
 builder.AddPlatformTriggers();
 builder.AddApiDocs();
 builder.AddHealth();
+builder.AddEvents();
+builder.AddMail();
+builder.AddPlatformAuth();
+builder.AddTenants();
+builder.AddUsers();
+builder.AddMe();
 builder.AddHousekeeping();
 builder.AddJobs();
 
@@ -25,12 +37,17 @@ if (FunctionMetadata.TryEmit(app.Services, args))
     return;
 }
 
+app.UseForwardedHeaders();
 app.UsePlatformHttp();
+app.UsePlatformAuth();
 
 // The Functions host polls GET / until the handler is up; it must answer at once, storage or not.
 app.MapGet("/", () => TypedResults.Ok(new { name = "Platform", status = "running" })).ExcludeFromDescription();
 app.MapHealth();
 app.MapApiDocs();
+app.MapTenants();
+app.MapAuth();
+app.MapMe();
 app.MapFunctionInvocations();
 
 app.Run();

@@ -38,3 +38,50 @@ public static class Problems
 
     public static string TraceId(HttpContext context) => Activity.Current?.TraceId.ToString() ?? context.TraceIdentifier;
 }
+
+/// <summary>Collects field errors of a request body; empty means valid.</summary>
+public sealed class Validation
+{
+    private readonly Dictionary<string, List<string>> _errors = new(StringComparer.Ordinal);
+
+    public bool IsValid => _errors.Count == 0;
+
+    public Validation Add(string field, string message)
+    {
+        if (!_errors.TryGetValue(field, out var messages))
+        {
+            _errors[field] = messages = [];
+        }
+
+        messages.Add(message);
+        return this;
+    }
+
+    /// <summary>Requires a non-blank string of at most <paramref name="maxLength"/> characters; returns it trimmed.</summary>
+    public string Text(string field, string? value, int maxLength, int minLength = 1)
+    {
+        var trimmed = value?.Trim() ?? "";
+        if (trimmed.Length < minLength)
+        {
+            Add(field, minLength <= 1 ? "is required" : $"must be at least {minLength} characters");
+        }
+        else if (trimmed.Length > maxLength)
+        {
+            Add(field, $"must be at most {maxLength} characters");
+        }
+
+        return trimmed;
+    }
+
+    /// <summary>400 <c>validation_failed</c> with <c>errors: { field: [messages] }</c>.</summary>
+    public ProblemHttpResult ToProblem() =>
+        TypedResults.Problem(
+            detail: "One or more fields are invalid.",
+            statusCode: StatusCodes.Status400BadRequest,
+            title: "Validation failed",
+            extensions: new Dictionary<string, object?>
+            {
+                ["code"] = "validation_failed",
+                ["errors"] = _errors.ToDictionary(e => e.Key, e => e.Value.ToArray()),
+            });
+}

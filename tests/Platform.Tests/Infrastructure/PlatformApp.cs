@@ -36,6 +36,11 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
             ["Platform:Triggers:MaxPollingInterval"] = "00:00:00.200",
             ["Platform:Triggers:RetryDelay"] = "00:00:00",
             ["Logging:LogLevel:Default"] = "Warning",
+            ["Platform:Auth:SigningKey"] = TestKeys.SigningKeyPem,
+            ["Platform:Auth:DataEncryptionKey"] = TestKeys.DataEncryptionKey,
+            ["Platform:Mail:PickupDirectory"] = MailDirectory,
+            ["Platform:RateLimits:SignUpsPerHourPerIp"] = "10000",
+            ["Platform:RateLimits:ForgotPasswordPerHourPerIp"] = "10000",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
@@ -44,6 +49,9 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
     }
 
     public string Prefix { get; }
+
+    /// <summary>Where this app's outgoing mail lands as .eml files.</summary>
+    public string MailDirectory { get; } = Directory.CreateTempSubdirectory("platform-mail-").FullName;
 
     public StorageAccount Storage => Services.GetRequiredService<StorageAccount>();
 

@@ -1,0 +1,102 @@
+using System.ComponentModel.DataAnnotations;
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Identity.Passwords;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Auth;
+
+/// <summary>Per-IP limits on the anonymous routes that cost us work or mail (<c>Platform:RateLimits</c>).</summary>
+public sealed class RateLimitOptions
+{
+    public const string Section = "Platform:RateLimits";
+
+    [Range(1, 100_000)]
+    public int SignUpsPerHourPerIp { get; set; } = 20;
+
+    [Range(1, 100_000)]
+    public int ForgotPasswordPerHourPerIp { get; set; } = 10;
+}
+
+public static class AuthExtensions
+{
+    public const string SignUpRateLimit = "sign-up";
+    public const string ForgotPasswordRateLimit = "forgot-password";
+
+    public static IHostApplicationBuilder AddPlatformAuth(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddMemoryCache();
+        services.AddPasswords();
+        services.AddStorageTable(Sessions.TableName);
+        services.AddStorageTable(Lockouts.TableName);
+        services.AddStorageTable(UserTokens.TableName);
+        services.AddSingleton<KeyMaterial>();
+        services.AddHostedService<KeyMaterialCheck>();
+        services.AddSingleton<AccessTokens>();
+        services.AddSingleton<SessionGuard>();
+        services.AddSingleton<Sessions>();
+        services.AddSingleton<Lockouts>();
+        services.AddSingleton<UserTokens>();
+        services.AddSingleton<AccountMail>();
+        services.AddSingleton<SecretBox>();
+        services.AddSingleton<Mfa>();
+
+        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<AccessTokens>((bearer, tokens) => tokens.Configure(bearer));
+        services.AddAuthorization();
+
+        services.AddRateLimiter(limiter =>
+        {
+            limiter.OnRejected = async (context, cancellationToken) =>
+            {
+                var http = context.HttpContext;
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromMinutes(1);
+                http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+                http.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                await http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+                {
+                    HttpContext = http,
+                    ProblemDetails = { Status = 429, Title = "Too many requests", Detail = "Slow down and retry after the time in Retry-After.", Extensions = { ["code"] = "rate_limited" } },
+                });
+            };
+            limiter.AddPolicy(SignUpRateLimit, http => PerIpPerHour(http, o => o.SignUpsPerHourPerIp));
+            limiter.AddPolicy(ForgotPasswordRateLimit, http => PerIpPerHour(http, o => o.ForgotPasswordPerHourPerIp));
+        });
+
+        // Under the Functions host every request arrives from the host on loopback; the caller's address is in
+        // X-Forwarded-For. Only loopback proxies are trusted (the default), so nobody else can claim an address.
+        services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto);
+        return builder;
+    }
+
+    public static WebApplication UsePlatformAuth(this WebApplication app)
+    {
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseRateLimiter();
+        return app;
+    }
+
+    private static RateLimitPartition<string> PerIpPerHour(HttpContext http, Func<RateLimitOptions, int> limit)
+    {
+        var permits = limit(http.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value);
+        return RateLimitPartition.GetFixedWindowLimiter(
+            $"{http.Connection.RemoteIpAddress}:{permits}",
+            _ => new FixedWindowRateLimiterOptions { PermitLimit = permits, Window = TimeSpan.FromHours(1), QueueLimit = 0 });
+    }
+
+    /// <summary>Loads the keys during start, so a missing or malformed key stops the process with its message.</summary>
+    private sealed class KeyMaterialCheck(KeyMaterial keys) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => Task.FromResult(keys.KeyId);
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

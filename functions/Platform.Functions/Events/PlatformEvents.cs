@@ -1,0 +1,101 @@
+using System.Text.Json;
+using Azure;
+using Azure.Data.Tables;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Events;
+
+/// <summary>
+/// Something that happened in a tenant: a change, a sign-in, a revoked key. Every capability reports through
+/// <see cref="EventPublisher"/>, the one event path: the audit trail records each event and later subscribers
+/// (webhook deliveries) receive the same events, so no change can reach one and miss the other.
+/// </summary>
+/// <param name="Type">Dotted name, e.g. <c>auth.login.succeeded</c>, <c>user.created</c>.</param>
+/// <param name="Changes">Field-level detail; never secrets, hashes or tokens.</param>
+public sealed record PlatformEvent(
+    string Type,
+    Actor Actor,
+    string? TargetType = null,
+    string? TargetId = null,
+    IReadOnlyDictionary<string, object?>? Changes = null);
+
+/// <summary>Who caused an event: a user, an API key, the system itself, or an anonymous caller.</summary>
+public sealed record Actor(string Type, string? Id, string? Ip)
+{
+    public static Actor System { get; } = new("system", null, null);
+
+    public static Actor User(string userId, string? ip) => new("user", userId, ip);
+
+    public static Actor Anonymous(string? ip) => new("anonymous", null, ip);
+}
+
+/// <summary>Receives every published event; the audit trail is one, webhook delivery will be another.</summary>
+public interface IEventSubscriber
+{
+    Task OnEventAsync(TenantId tenant, PlatformEvent platformEvent, DateTimeOffset at, CancellationToken cancellationToken);
+}
+
+public sealed class EventPublisher(IEnumerable<IEventSubscriber> subscribers, TimeProvider time)
+{
+    public async Task PublishAsync(TenantId tenant, PlatformEvent platformEvent, CancellationToken cancellationToken)
+    {
+        var at = time.GetUtcNow();
+        foreach (var subscriber in subscribers)
+        {
+            await subscriber.OnEventAsync(tenant, platformEvent, at, cancellationToken);
+        }
+    }
+}
+
+/// <summary>
+/// Appends each event to the tenant's partition of the <c>audit</c> table. Row keys are ULIDs, so a partition
+/// reads in time order; rows are only ever added.
+/// </summary>
+public sealed class AuditTrail(StorageAccount storage, TimeProvider time) : IEventSubscriber
+{
+    public const string TableName = "audit";
+
+    public TenantPartition Entries(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
+
+    public Task OnEventAsync(TenantId tenant, PlatformEvent platformEvent, DateTimeOffset at, CancellationToken cancellationToken) =>
+        Entries(tenant).AddAsync(new AuditEntry
+        {
+            RowKey = Ids.New(time),
+            At = at,
+            Action = platformEvent.Type,
+            ActorType = platformEvent.Actor.Type,
+            ActorId = platformEvent.Actor.Id,
+            Ip = platformEvent.Actor.Ip,
+            TargetType = platformEvent.TargetType,
+            TargetId = platformEvent.TargetId,
+            Changes = platformEvent.Changes is null ? null : JsonSerializer.Serialize(platformEvent.Changes, JsonSerializerOptions.Web),
+        }, cancellationToken);
+}
+
+public sealed class AuditEntry : ITableEntity
+{
+    public string PartitionKey { get; set; } = "";
+    public string RowKey { get; set; } = "";
+    public DateTimeOffset? Timestamp { get; set; }
+    public ETag ETag { get; set; }
+    public DateTimeOffset At { get; set; }
+    public string Action { get; set; } = "";
+    public string ActorType { get; set; } = "";
+    public string? ActorId { get; set; }
+    public string? Ip { get; set; }
+    public string? TargetType { get; set; }
+    public string? TargetId { get; set; }
+    public string? Changes { get; set; }
+}
+
+public static class EventsExtensions
+{
+    public static IHostApplicationBuilder AddEvents(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddStorageTable(AuditTrail.TableName);
+        builder.Services.AddSingleton<AuditTrail>();
+        builder.Services.AddSingleton<IEventSubscriber>(sp => sp.GetRequiredService<AuditTrail>());
+        builder.Services.AddSingleton<EventPublisher>();
+        return builder;
+    }
+}

@@ -1,0 +1,239 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Azure;
+using Azure.Storage.Blobs.Models;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
+using Platform.Functions.Http;
+using Platform.Functions.Identity.Passwords;
+using Platform.Functions.Mail;
+using Platform.Functions.Storage;
+using Platform.Functions.Tenants;
+using Platform.Functions.Users;
+
+namespace Platform.Functions.Me;
+
+/// <summary>The caller's own account: <c>/api/v1/me</c>, its password and avatar.</summary>
+public static class MeEndpoints
+{
+    public const int MaxSettingsLength = 4096;
+    public const int MaxSettingsDepth = 5;
+    public const long MaxAvatarBytes = 2 * 1024 * 1024;
+    public const string AvatarContainer = "avatars";
+
+    public static RouteGroupBuilder MapMe(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/v1/me").WithTags("Me").RequireAuthorization();
+        group.MapGet("/", GetMe).WithName("GetMe");
+        group.MapPatch("/", UpdateMe).WithName("UpdateMe");
+        group.MapPost("/password", ChangePassword).WithName("ChangePassword");
+        group.MapPut("/avatar", PutAvatar).WithName("PutAvatar").Accepts<byte[]>("image/png", "image/jpeg")
+            .WithMetadata(new RequestSizeLimitAttribute(MaxAvatarBytes));
+
+        app.MapGet("/api/v1/users/{id}/avatar", GetAvatar).WithTags("Users").RequireAuthorization().WithName("GetUserAvatar");
+        return group;
+    }
+
+    public sealed record UpdateMeRequest(string? DisplayName, JsonElement? Settings);
+
+    public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword);
+
+    internal static async Task<Results<Ok<UserView>, ProblemHttpResult>> GetMe(
+        ClaimsPrincipal principal, HttpContext http, UserDirectory users, CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        var user = await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken);
+        if (user is null)
+        {
+            return Problems.NotFound();
+        }
+
+        http.Response.Headers.ETag = ETags.For(user.ETag);
+        return TypedResults.Ok(UserView.From(user));
+    }
+
+    internal static async Task<Results<Ok<UserView>, ProblemHttpResult>> UpdateMe(
+        UpdateMeRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, EventPublisher events, TimeProvider time,
+        CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
+        if (!ETags.IfMatchAllows(http.Request, user.ETag))
+        {
+            return Problems.Create(412, "precondition_failed", "Precondition failed", "The account changed since you read it; read it again.");
+        }
+
+        var validation = new Validation();
+        var changes = new Dictionary<string, object?>();
+        if (request.DisplayName is not null)
+        {
+            var displayName = validation.Text("displayName", request.DisplayName, UserDirectory.MaxDisplayNameLength);
+            if (displayName != user.DisplayName)
+            {
+                changes["displayName"] = new { from = user.DisplayName, to = displayName };
+                user.DisplayName = displayName;
+            }
+        }
+
+        if (request.Settings is { } settings)
+        {
+            var text = settings.GetRawText();
+            if (settings.ValueKind != JsonValueKind.Object)
+            {
+                validation.Add("settings", "must be a JSON object");
+            }
+            else if (text.Length > MaxSettingsLength)
+            {
+                validation.Add("settings", $"must be at most {MaxSettingsLength} characters of JSON");
+            }
+            else if (Depth(settings) > MaxSettingsDepth)
+            {
+                validation.Add("settings", $"must nest at most {MaxSettingsDepth} levels");
+            }
+            else if (text != user.Settings)
+            {
+                changes["settings"] = true;
+                user.Settings = text;
+            }
+        }
+
+        if (!validation.IsValid)
+        {
+            return validation.ToProblem();
+        }
+
+        if (changes.Count > 0)
+        {
+            user.UpdatedAt = time.GetUtcNow();
+            try
+            {
+                await users.UpdateAsync(caller.Tenant, user, cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 412)
+            {
+                return Problems.Create(412, "precondition_failed", "Precondition failed", "The account changed while you updated it; read it again.");
+            }
+
+            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.updated", Actor.User(user.Id, AuthEndpoints.ClientIp(http)), "user", user.Id, changes), cancellationToken);
+        }
+
+        http.Response.Headers.ETag = ETags.For(user.ETag);
+        return TypedResults.Ok(UserView.From(user));
+    }
+
+    internal static async Task<Results<NoContent, ProblemHttpResult>> ChangePassword(
+        ChangePasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, TenantDirectory tenants,
+        PasswordHasher hasher, PasswordPolicy policy, Sessions sessions, AccountMail mail, EventPublisher events, TimeProvider time,
+        CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
+        if (request.CurrentPassword is not { Length: <= AuthEndpoints.MaxPasswordInputLength } current || hasher.Verify(current, user.PasswordHash) == PasswordCheck.Mismatch)
+        {
+            return AuthEndpoints.InvalidPassword();
+        }
+
+        var validation = new Validation();
+        foreach (var problem in policy.Check(request.NewPassword))
+        {
+            validation.Add("newPassword", problem);
+        }
+
+        if (!validation.IsValid)
+        {
+            return validation.ToProblem();
+        }
+
+        user.PasswordHash = hasher.Hash(request.NewPassword!);
+        user.UpdatedAt = time.GetUtcNow();
+        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
+        await sessions.RevokeAllAsync(caller.Tenant, user.Id, exceptSessionId: caller.SessionId, cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.password.changed", Actor.User(user.Id, AuthEndpoints.ClientIp(http)), "user", user.Id), cancellationToken);
+        if (await tenants.GetAsync(caller.Tenant, cancellationToken) is { } tenant)
+        {
+            await mail.SendNoticeAsync(MailKind.PasswordChanged, tenant.Name, user, cancellationToken);
+        }
+
+        return TypedResults.NoContent();
+    }
+
+    internal static async Task<Results<NoContent, ProblemHttpResult>> PutAvatar(
+        ClaimsPrincipal principal, HttpContext http, UserDirectory users, StorageAccount storage, EventPublisher events, TimeProvider time,
+        CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        var declared = http.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
+        if (declared is not ("image/png" or "image/jpeg"))
+        {
+            return Problems.Create(415, "unsupported_media_type", "Unsupported media type", "Send the avatar as image/png or image/jpeg.");
+        }
+
+        // Read at most one byte past the limit: a body without Content-Length cannot make this buffer grow unbounded.
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int read;
+        while (buffer.Length <= MaxAvatarBytes && (read = await http.Request.Body.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, MaxAvatarBytes + 1 - buffer.Length)), cancellationToken)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+        }
+
+        if (buffer.Length > MaxAvatarBytes)
+        {
+            return Problems.Create(413, "payload_too_large", "Avatar too large", $"An avatar is at most {MaxAvatarBytes} bytes.");
+        }
+
+        var actual = Sniff(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+        if (actual is null || actual != declared)
+        {
+            return Problems.Create(400, "invalid_image", "Not an image", "The body is not a PNG or JPEG image of the declared type.");
+        }
+
+        buffer.Position = 0;
+        await storage.Container(AvatarContainer).GetBlobClient($"{caller.Tenant.Value}/{caller.UserId}")
+            .UploadAsync(buffer, new BlobUploadOptions { HttpHeaders = new BlobHttpHeaders { ContentType = actual } }, cancellationToken);
+        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
+        user.AvatarContentType = actual;
+        user.UpdatedAt = time.GetUtcNow();
+        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.avatar.updated", Actor.User(user.Id, AuthEndpoints.ClientIp(http)), "user", user.Id), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    internal static async Task<Results<FileStreamHttpResult, ProblemHttpResult>> GetAvatar(
+        string id, ClaimsPrincipal principal, UserDirectory users, StorageAccount storage, CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        var user = await users.GetAsync(caller.Tenant, id, cancellationToken);
+        if (user?.AvatarContentType is null)
+        {
+            return Problems.NotFound("This user has no avatar.");
+        }
+
+        var blob = await storage.Container(AvatarContainer).GetBlobClient($"{caller.Tenant.Value}/{user.Id}").DownloadStreamingAsync(cancellationToken: cancellationToken);
+        return TypedResults.Stream(blob.Value.Content, user.AvatarContentType);
+    }
+
+    /// <summary>The image type by its magic bytes, not by what the client claims.</summary>
+    private static string? Sniff(ReadOnlySpan<byte> data) =>
+        data.StartsWith((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) ? "image/png"
+        : data.Length > 3 && data.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]) ? "image/jpeg"
+        : null;
+
+    private static int Depth(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.Object => 1 + element.EnumerateObject().Select(p => Depth(p.Value)).DefaultIfEmpty(0).Max(),
+        JsonValueKind.Array => 1 + element.EnumerateArray().Select(Depth).DefaultIfEmpty(0).Max(),
+        _ => 0,
+    };
+}
+
+public static class MeExtensions
+{
+    public static IHostApplicationBuilder AddMe(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddStorageContainer(MeEndpoints.AvatarContainer);
+        return builder;
+    }
+}

@@ -1,0 +1,89 @@
+using System.Net.Mail;
+using Azure;
+using Azure.Data.Tables;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Users;
+
+/// <summary>Reads and writes users of one tenant, keeping each user and its email index row in step.</summary>
+public sealed class UserDirectory(StorageAccount storage)
+{
+    public const string TableName = "users";
+    public const int MaxEmailLength = 254;
+    public const int MaxDisplayNameLength = 100;
+
+    public TenantPartition Users(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
+
+    public Task<UserEntity?> GetAsync(TenantId tenant, string userId, CancellationToken cancellationToken) =>
+        IsPlausibleId(userId) ? Users(tenant).GetAsync<UserEntity>(UserEntity.KeyFor(userId), cancellationToken) : Task.FromResult<UserEntity?>(null);
+
+    public async Task<UserEntity?> FindByEmailAsync(TenantId tenant, string email, CancellationToken cancellationToken)
+    {
+        if (NormalizeEmail(email) is not { } normalized)
+        {
+            return null;
+        }
+
+        var index = await Users(tenant).GetAsync<EmailIndexEntity>(EmailIndexEntity.KeyFor(normalized), cancellationToken);
+        return index is null ? null : await GetAsync(tenant, index.UserId, cancellationToken);
+    }
+
+    /// <summary>Adds the user and its email index atomically; false when the email is taken in this tenant.</summary>
+    public async Task<bool> TryCreateAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken)
+    {
+        var index = new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(NormalizeEmail(user.Email)!), UserId = user.Id };
+        try
+        {
+            var responses = await Users(tenant).SubmitTransactionAsync(
+                [new TableTransactionAction(TableTransactionActionType.Add, user), new TableTransactionAction(TableTransactionActionType.Add, index)],
+                cancellationToken);
+            user.ETag = responses.Value[0].Headers.ETag ?? default;
+            return true;
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status == 409)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Replaces the user row if nobody changed it since it was read (412 otherwise).</summary>
+    public Task UpdateAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken) =>
+        Users(tenant).UpdateAsync(user, user.ETag, cancellationToken);
+
+    /// <summary>
+    /// The form emails are compared in: trimmed and lower-cased (invariant). Null when the text is not an address
+    /// we accept: one <c>@</c>, a dotted domain, no display-name syntax, at most 254 characters.
+    /// </summary>
+    public static string? NormalizeEmail(string? email)
+    {
+        var trimmed = email?.Trim();
+        if (string.IsNullOrEmpty(trimmed) || trimmed.Length > MaxEmailLength || trimmed.Count(c => c == '@') != 1 ||
+            // '/', '\\', '#' and '?' are legal in a local part but not in a table key, and nobody's real address uses them.
+            trimmed.Any(c => char.IsWhiteSpace(c) || char.IsControl(c) || c is '<' or '>' or '"' or ',' or ';' or '/' or '\\' or '#' or '?'))
+        {
+            return null;
+        }
+
+        if (!MailAddress.TryCreate(trimmed, out var address) || address.Address != trimmed)
+        {
+            return null;
+        }
+
+        var domain = address.Host;
+        return domain.Contains('.', StringComparison.Ordinal) && !domain.StartsWith('.') && !domain.EndsWith('.')
+            ? trimmed.ToLowerInvariant()
+            : null;
+    }
+
+    private static bool IsPlausibleId(string id) => id.Length is > 0 and <= 64 && id.All(char.IsAsciiLetterOrDigit);
+}
+
+public static class UsersExtensions
+{
+    public static IHostApplicationBuilder AddUsers(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddStorageTable(UserDirectory.TableName);
+        builder.Services.AddSingleton<UserDirectory>();
+        return builder;
+    }
+}

@@ -1,0 +1,38 @@
+namespace Platform.Benchmarks;
+
+/// <summary>
+/// Figures of Platform, each printed next to a baseline measured in the same run. One command per figure, each
+/// in a static class of its own; add the next figure as another case below.
+/// </summary>
+internal static class Program
+{
+    private const string Usage = """
+        usage: Platform.Benchmarks <command> [arguments]
+
+        commands:
+          startup <appExecutable> <baselineExecutable> [runs=5]
+              process start to first 200 on GET /api/health/live, then resident memory after 5 s idle,
+              for the app and for the baseline, interleaved; prints median/min/max and the goal
+        """;
+
+    private static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0)
+        {
+            await Console.Error.WriteLineAsync(Usage);
+            return 2;
+        }
+
+        switch (args[0])
+        {
+            case "startup":
+                return await StartupFigure.RunAsync(args[1..]);
+            case "-h" or "--help" or "help":
+                Console.WriteLine(Usage);
+                return 0;
+            default:
+                await Console.Error.WriteLineAsync($"unknown command: {args[0]}{Environment.NewLine}{Usage}");
+                return 2;
+        }
+    }
+}

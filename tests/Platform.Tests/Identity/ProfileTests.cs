@@ -1,0 +1,142 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Platform.Tests.Infrastructure;
+
+namespace Platform.Tests.Identity;
+
+public sealed class ProfileTests(Azurite azurite) : IAsyncLifetime
+{
+    private PlatformApp _app = null!;
+    private TestTenant _tenant = null!;
+    private HttpClient _client = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app = await new PlatformApp(azurite).ReadyAsync();
+        _tenant = await _app.SignUpAsync();
+        _client = await _app.SignedInClientAsync(_tenant);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _client.Dispose();
+        await _app.DisposeAsync();
+    }
+
+    private static ByteArrayContent Image(byte[] bytes, string type)
+    {
+        var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new(type);
+        return content;
+    }
+
+    [Fact]
+    public async Task MeReadsWithAnETagAndPatchesNameAndSettings()
+    {
+        var read = await _client.GetAsync("/api/v1/me", Ct);
+        var etag = read.Headers.ETag!.Tag;
+
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, "/api/v1/me")
+        {
+            Content = JsonContent.Create(new { displayName = "  Ada Lovelace ", settings = new { theme = "dark", language = "en" } }),
+        };
+        patch.Headers.IfMatch.ParseAdd(etag);
+        var patched = await _client.SendAsync(patch, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
+        var body = await patched.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        Assert.Equal("Ada Lovelace", body.GetProperty("displayName").GetString());
+        Assert.Equal("dark", body.GetProperty("settings").GetProperty("theme").GetString());
+        Assert.NotEqual(etag, patched.Headers.ETag!.Tag);
+    }
+
+    [Fact]
+    public async Task PatchWithAStaleETagIsAPreconditionFailure()
+    {
+        using var patch = new HttpRequestMessage(HttpMethod.Patch, "/api/v1/me") { Content = JsonContent.Create(new { displayName = "Stale" }) };
+        patch.Headers.IfMatch.ParseAdd("\"0123456789abcdef01234567\"");
+
+        var response = await _client.SendAsync(patch, Ct);
+
+        await response.ReadProblemAsync(412, "precondition_failed");
+    }
+
+    [Theory]
+    [InlineData("""{"settings":[1,2]}""", "settings")]
+    [InlineData("""{"settings":{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}}""", "settings")]
+    [InlineData("""{"displayName":""}""", "displayName")]
+    public async Task InvalidProfileChangesNameTheField(string body, string field)
+    {
+        var response = await _client.PatchAsync("/api/v1/me", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
+
+        var problem = await response.ReadProblemAsync(400, "validation_failed");
+        Assert.True(problem.GetProperty("errors").TryGetProperty(field, out _));
+    }
+
+    [Fact]
+    public async Task SettingsOverTheSizeLimitAreRefused()
+    {
+        var response = await _client.PatchAsJsonAsync("/api/v1/me", new { settings = new { blob = new string('x', 5000) } }, Ct);
+
+        await response.ReadProblemAsync(400, "validation_failed");
+    }
+
+    [Fact]
+    public async Task ChangingThePasswordNeedsTheCurrentOneAndEndsOtherSessions()
+    {
+        var other = await _app.LoginAsync(_tenant);
+
+        var refused = await _client.PostAsJsonAsync("/api/v1/me/password", new { currentPassword = "wrong", newPassword = "another fine passphrase" }, Ct);
+        var changed = await _client.PostAsJsonAsync("/api/v1/me/password", new { currentPassword = _tenant.AdminPassword, newPassword = "another fine passphrase" }, Ct);
+
+        await refused.ReadProblemAsync(403, "invalid_password");
+        Assert.Equal(HttpStatusCode.NoContent, changed.StatusCode);
+        using var otherClient = _app.CreateClient(other.AccessToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await otherClient.GetAsync("/api/v1/me", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync("/api/v1/me", Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AvatarIsStoredAndServedWithItsType()
+    {
+        var put = await _client.PutAsync("/api/v1/me/avatar", Image(Images.Png, "image/png"), Ct);
+
+        Assert.Equal(HttpStatusCode.NoContent, put.StatusCode);
+        var get = await _client.GetAsync($"/api/v1/users/{_tenant.AdminId}/avatar", Ct);
+        Assert.Equal(HttpStatusCode.OK, get.StatusCode);
+        Assert.Equal("image/png", get.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(Images.Png, await get.Content.ReadAsByteArrayAsync(Ct));
+        var me = await _client.GetFromJsonAsync<JsonElement>("/api/v1/me", Ct);
+        Assert.True(me.GetProperty("hasAvatar").GetBoolean());
+    }
+
+    [Fact]
+    public async Task AvatarThatIsNotTheDeclaredImageIsRefused()
+    {
+        await (await _client.PutAsync("/api/v1/me/avatar", Image(Images.NotAnImage, "image/png"), Ct)).ReadProblemAsync(400, "invalid_image");
+        await (await _client.PutAsync("/api/v1/me/avatar", Image(Images.Jpeg, "image/png"), Ct)).ReadProblemAsync(400, "invalid_image");
+        await (await _client.PutAsync("/api/v1/me/avatar", Image(Images.NotAnImage, "image/svg+xml"), Ct)).ReadProblemAsync(415, "unsupported_media_type");
+    }
+
+    [Fact]
+    public async Task AvatarOverTwoMegabytesIsRefused()
+    {
+        var big = new byte[2 * 1024 * 1024 + 1];
+        Images.Png.CopyTo(big, 0);
+
+        var response = await _client.PutAsync("/api/v1/me/avatar", Image(big, "image/png"), Ct);
+
+        await response.ReadProblemAsync(413, "payload_too_large");
+    }
+
+    [Fact]
+    public async Task UserWithoutAvatarAnswersNotFound()
+    {
+        var response = await _client.GetAsync($"/api/v1/users/{_tenant.AdminId}/avatar", Ct);
+
+        await response.ReadProblemAsync(404, "not_found");
+    }
+}

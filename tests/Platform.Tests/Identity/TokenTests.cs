@@ -1,0 +1,220 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Platform.Tests.Infrastructure;
+
+namespace Platform.Tests.Identity;
+
+public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
+{
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
+    private PlatformApp _app = null!;
+    private TestTenant _tenant = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app = await new PlatformApp(azurite, services: s => s.AddSingleton<TimeProvider>(_clock)).ReadyAsync();
+        _tenant = await _app.SignUpAsync();
+    }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+
+    private async Task<HttpStatusCode> MeWith(string token)
+    {
+        using var client = _app.CreateClient(token);
+        return (await client.GetAsync("/api/v1/me", Ct)).StatusCode;
+    }
+
+    [Fact]
+    public async Task AccessTokenCarriesTheContractClaimsAndIsSignedWithThePublishedKey()
+    {
+        var tokens = await _app.LoginAsync(_tenant);
+        using var client = _app.CreateClient();
+
+        var jwks = await client.GetFromJsonAsync<JsonElement>("/api/v1/.well-known/jwks.json", Ct);
+
+        var jwt = new JsonWebToken(tokens.AccessToken);
+        Assert.Equal("ES256", jwt.Alg);
+        Assert.Equal("at+jwt", jwt.Typ);
+        Assert.Equal(_tenant.AdminId, jwt.Subject);
+        Assert.Equal(_tenant.Id, jwt.GetClaim("tid").Value);
+        Assert.Equal(tokens.SessionId, jwt.GetClaim("sid").Value);
+        Assert.Equal("platform-api", Assert.Single(jwt.Audiences));
+        Assert.Equal(TimeSpan.FromMinutes(15), jwt.ValidTo - jwt.IssuedAt);
+        var key = Assert.Single(jwks.GetProperty("keys").EnumerateArray());
+        Assert.Equal(jwt.Kid, key.GetProperty("kid").GetString());
+        Assert.Equal("EC", key.GetProperty("kty").GetString());
+        Assert.False(key.TryGetProperty("d", out _));
+    }
+
+    [Fact]
+    public async Task TokenIsRefusedOneSecondPastExpiryAndClockSkew()
+    {
+        var tokens = await _app.LoginAsync(_tenant);
+
+        _clock.Advance(TimeSpan.FromMinutes(15) + TimeSpan.FromSeconds(29));
+        Assert.Equal(HttpStatusCode.OK, await MeWith(tokens.AccessToken));
+
+        _clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(tokens.AccessToken));
+    }
+
+    [Fact]
+    public async Task TamperedTokensAreRefused()
+    {
+        var token = (await _app.LoginAsync(_tenant)).AccessToken;
+        var parts = token.Split('.');
+        var payload = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(Base64UrlEncoder.Decode(parts[1]))!;
+        payload["sub"] = JsonSerializer.SerializeToElement("someone-else");
+        var forgedPayload = Base64UrlEncoder.Encode(JsonSerializer.Serialize(payload));
+        var flippedSignature = parts[2][..^2] + (parts[2][^2] == 'A' ? "B" : "A") + parts[2][^1];
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith($"{parts[0]}.{forgedPayload}.{parts[2]}"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith($"{parts[0]}.{parts[1]}.{flippedSignature}"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith("not-a-token"));
+    }
+
+    [Fact]
+    public async Task UnsignedAlgNoneTokenIsRefused()
+    {
+        var token = (await _app.LoginAsync(_tenant)).AccessToken;
+        var parts = token.Split('.');
+        var header = Base64UrlEncoder.Encode("""{"alg":"none","typ":"at+jwt"}""");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith($"{header}.{parts[1]}."));
+    }
+
+    [Fact]
+    public async Task TokenSignedByAForeignKeyIsRefused()
+    {
+        var genuine = new JsonWebToken((await _app.LoginAsync(_tenant)).AccessToken);
+        using var foreign = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+
+        var forged = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = genuine.Issuer,
+            Audience = genuine.Audiences.Single(),
+            TokenType = "at+jwt",
+            IssuedAt = _clock.GetUtcNow().UtcDateTime,
+            NotBefore = _clock.GetUtcNow().UtcDateTime,
+            Expires = _clock.GetUtcNow().UtcDateTime.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = genuine.Subject, ["tid"] = _tenant.Id, ["sid"] = genuine.GetClaim("sid").Value },
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(foreign) { KeyId = genuine.Kid }, SecurityAlgorithms.EcdsaSha256),
+        });
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(forged));
+    }
+
+    [Fact]
+    public async Task RefreshTokenCannotBeUsedAsAnAccessToken()
+    {
+        var tokens = await _app.LoginAsync(_tenant);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(tokens.RefreshToken));
+    }
+
+    [Fact]
+    public async Task UnauthenticatedCallIsAnUnauthorizedProblem()
+    {
+        using var client = _app.CreateClient();
+
+        var response = await client.GetAsync("/api/v1/me", Ct);
+
+        await response.ReadProblemAsync(401, "unauthorized");
+        Assert.Contains("Bearer", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TokenOfOneTenantCannotReachAnotherTenantsUsers()
+    {
+        var other = await _app.SignUpAsync();
+        using var otherClient = await _app.SignedInClientAsync(other);
+        using var png = new ByteArrayContent(Images.Png);
+        png.Headers.ContentType = new("image/png");
+        Assert.Equal(HttpStatusCode.NoContent, (await otherClient.PutAsync("/api/v1/me/avatar", png, Ct)).StatusCode);
+        using var client = await _app.SignedInClientAsync(_tenant);
+
+        var response = await client.GetAsync($"/api/v1/users/{other.AdminId}/avatar", Ct);
+
+        await response.ReadProblemAsync(404, "not_found");
+    }
+
+    [Fact]
+    public async Task ConcurrentRefreshesWithOneTokenYieldAtMostOnePair()
+    {
+        var tokens = await _app.LoginAsync(_tenant);
+        using var client = _app.CreateClient();
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ =>
+            client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = tokens.RefreshToken }, Ct)));
+
+        Assert.True(responses.Count(r => r.StatusCode == HttpStatusCode.OK) <= 1);
+        Assert.All(responses.Where(r => r.StatusCode != HttpStatusCode.OK), r => Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode));
+    }
+
+    [Fact]
+    public async Task RefreshRotatesAndASpentTokenRevokesTheWholeSession()
+    {
+        var first = await _app.LoginAsync(_tenant);
+        using var client = _app.CreateClient();
+
+        var refreshed = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Ct);
+        Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+        var second = await Accounts.ReadTokensAsync(refreshed);
+        Assert.NotEqual(first.RefreshToken, second.RefreshToken);
+        Assert.Equal(first.SessionId, second.SessionId);
+        Assert.Equal(HttpStatusCode.OK, await MeWith(second.AccessToken));
+
+        var replayed = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Ct);
+
+        await replayed.ReadProblemAsync(401, "refresh_token_reused");
+        await (await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = second.RefreshToken }, Ct)).ReadProblemAsync(401, "invalid_refresh_token");
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(second.AccessToken));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("garbage")]
+    [InlineData("a.b.c.d")]
+    [InlineData("01TENANT.01USER.01SESSION.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]
+    public async Task UnknownRefreshTokenIsRefused(string refreshToken)
+    {
+        using var client = _app.CreateClient();
+
+        var response = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken }, Ct);
+
+        await response.ReadProblemAsync(401, "invalid_refresh_token");
+    }
+
+    [Fact]
+    public async Task SessionIdleTooLongCannotBeRefreshed()
+    {
+        var tokens = await _app.LoginAsync(_tenant);
+        using var client = _app.CreateClient();
+
+        _clock.Advance(TimeSpan.FromDays(30) + TimeSpan.FromMinutes(1));
+        var response = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = tokens.RefreshToken }, Ct);
+
+        await response.ReadProblemAsync(401, "invalid_refresh_token");
+    }
+}
+
+public static class Images
+{
+    /// <summary>A valid 1x1 PNG.</summary>
+    public static byte[] Png { get; } = Convert.FromBase64String(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==");
+
+    /// <summary>The start of a JPEG (SOI + APP0): enough for the type check.</summary>
+    public static byte[] Jpeg { get; } = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 0x4A, 0x46, 0x49, 0x46, 0x00, 0x01, 0xFF, 0xD9];
+
+    public static byte[] NotAnImage { get; } = Encoding.UTF8.GetBytes("<svg onload=alert(1)>");
+}
