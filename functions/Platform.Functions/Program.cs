@@ -24,6 +24,7 @@ builder.AddHealth();
 builder.AddEvents();
 builder.AddMail();
 builder.AddPlatformAuth();
+builder.AddEntra();
 builder.AddTenants();
 builder.AddUsers();
 builder.AddMe();
@@ -48,6 +49,7 @@ app.MapApiDocs();
 app.MapTenants();
 app.MapAuth();
 app.MapMe();
+app.MapEntra();
 app.MapFunctionInvocations();
 
 app.Run();

@@ -235,12 +235,14 @@ public sealed class SessionGuard(StorageAccount storage, IMemoryCache cache, IOp
         var key = CacheKey(caller.Tenant, caller.UserId, caller.SessionId);
         if (!cache.TryGetValue(key, out Standing? standing) || standing is null)
         {
-            var sessionRow = await storage.TenantTable(Sessions.TableName).For(caller.Tenant)
+            // Entra ID sign-ins have no Platform session: only the user's standing counts.
+            var entra = caller.SessionId.StartsWith(Entra.SessionPrefix, StringComparison.Ordinal);
+            var sessionRow = entra ? null : await storage.TenantTable(Sessions.TableName).For(caller.Tenant)
                 .GetAsync<SessionEntity>(SessionEntity.KeyFor(caller.UserId, caller.SessionId), cancellationToken);
             var userRow = await storage.TenantTable(UserDirectory.TableName).For(caller.Tenant)
                 .GetAsync<UserEntity>(UserEntity.KeyFor(caller.UserId), cancellationToken);
             standing = new Standing(
-                sessionRow?.IsActive(time.GetUtcNow(), options.Value.SessionIdleTimeout) == true,
+                entra || sessionRow?.IsActive(time.GetUtcNow(), options.Value.SessionIdleTimeout) == true,
                 userRow?.IsActive == true);
             cache.Set(key, standing, options.Value.RevocationCheckInterval);
         }

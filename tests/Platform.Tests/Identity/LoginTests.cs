@@ -155,6 +155,16 @@ public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnEmptyPasswordIsJustWrong()
+    {
+        using var client = _app.CreateClient();
+
+        var response = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, "");
+
+        await response.ReadProblemAsync(401, "invalid_credentials");
+    }
+
+    [Fact]
     public async Task AMegabytePasswordUnderTheBodyLimitIsJustWrong()
     {
         using var client = _app.CreateClient();

@@ -104,9 +104,10 @@ public sealed class PasswordHasher
         var secret = TryEncode(password);
         try
         {
-            if (secret is null || !StoredHash.TryParse(phcHash, out var stored))
+            // Argon2 refuses an empty input, and no stored hash is of an empty password: spend the same time on a stand-in.
+            if (secret is not { Length: > 0 } || !StoredHash.TryParse(phcHash, out var stored))
             {
-                SpendOneHash(secret ?? Encoding.UTF8.GetBytes(password));
+                SpendOneHash(secret is { Length: > 0 } ? secret : [0]);
                 return PasswordCheck.Mismatch;
             }
 

@@ -1,0 +1,302 @@
+using System.Security.Claims;
+using Azure;
+using Azure.Data.Tables;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Identity.Web;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Platform.Functions.Events;
+using Platform.Functions.Http;
+using Platform.Functions.Storage;
+using Platform.Functions.Users;
+
+namespace Platform.Functions.Auth;
+
+/// <summary>
+/// Microsoft Entra ID sign-in, on only when an <c>AzureAd</c> section names a client id. Entra access tokens are
+/// validated by Microsoft.Identity.Web and then mapped to a Platform user: by the link of the Entra tenant and
+/// object id, or - when the Platform tenant trusts that Entra tenant and allows it - on first use by the token's
+/// verified email, which then creates the link. The principal that results looks like a Platform token's (<c>sub</c>,
+/// <c>tid</c>, <c>sid</c>), so every route treats both alike.
+/// </summary>
+public static class Entra
+{
+    public const string Scheme = "Entra";
+    public const string Section = "AzureAd";
+    public const string SessionPrefix = "entra:";
+    private const string SelectorScheme = "PlatformOrEntra";
+
+    public static bool IsConfigured(IConfiguration configuration) => !string.IsNullOrWhiteSpace(configuration[$"{Section}:ClientId"]);
+
+    public static IHostApplicationBuilder AddEntra(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddStorageTable(EntraDirectory.TableName);
+        builder.Services.AddSingleton<EntraDirectory>();
+        if (!IsConfigured(builder.Configuration))
+        {
+            return builder;
+        }
+
+        builder.Services.AddAuthentication()
+            .AddMicrosoftIdentityWebApi(builder.Configuration.GetSection(Section), jwtBearerScheme: Scheme, subscribeToJwtBearerMiddlewareDiagnosticsEvents: false);
+        builder.Services.AddAuthentication()
+            .AddPolicyScheme(SelectorScheme, "Platform or Entra ID", policy => policy.ForwardDefaultSelector = context =>
+            {
+                var header = context.Request.Headers.Authorization.ToString();
+                var token = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : "";
+                var handler = new JsonWebTokenHandler();
+                var issuer = handler.CanReadToken(token) ? handler.ReadJsonWebToken(token).Issuer : null;
+                var platformIssuer = context.RequestServices.GetRequiredService<AccessTokens>().Issuer;
+                return issuer is not null && issuer != platformIssuer ? Scheme : JwtBearerDefaults.AuthenticationScheme;
+            });
+        builder.Services.Configure<AuthenticationOptions>(o =>
+        {
+            o.DefaultScheme = SelectorScheme;
+            o.DefaultAuthenticateScheme = SelectorScheme;
+            o.DefaultChallengeScheme = SelectorScheme;
+        });
+        var instance = (builder.Configuration[$"{Section}:Instance"] ?? "https://login.microsoftonline.com/").TrimEnd('/');
+        builder.Services.PostConfigure<JwtBearerOptions>(Scheme, bearer =>
+        {
+            // Any Entra tenant may present a token; which of them count is decided by the trust rows, so the issuer
+            // rule is the multi-tenant one: the issuer must be the v2.0 issuer of the tenant named in the token's tid.
+            bearer.TokenValidationParameters.IssuerValidator = (issuer, token, _) =>
+                token is JsonWebToken jwt && Guid.TryParse(jwt.GetPayloadValue<string>("tid"), out var tid) &&
+                string.Equals(issuer, $"{instance}/{tid}/v2.0", StringComparison.Ordinal)
+                    ? issuer
+                    : throw new SecurityTokenInvalidIssuerException("The issuer is not the Entra ID issuer of the token's tenant.");
+
+            var validated = bearer.Events.OnTokenValidated;
+            bearer.Events.OnTokenValidated = async context =>
+            {
+                await validated(context);
+                if (context.Result is null || context.Result.Succeeded)
+                {
+                    var directory = context.HttpContext.RequestServices.GetRequiredService<EntraDirectory>();
+                    if (await directory.MapAsync(context.Principal!, context.HttpContext.RequestAborted) is { } mapped)
+                    {
+                        context.Principal = mapped;
+                    }
+                    else
+                    {
+                        context.Fail("No active Platform user is linked to this Entra ID account.");
+                    }
+                }
+            };
+        });
+        return builder;
+    }
+
+    public static RouteGroupBuilder MapEntra(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/v1").WithTags("Entra ID").RequireAuthorization();
+        group.MapGet("/tenant/entra", GetTrust).WithName("GetEntraTrust");
+        group.MapPut("/tenant/entra", PutTrust).WithName("PutEntraTrust");
+        group.MapPut("/users/{id}/entra", LinkUser).WithName("LinkEntraUser");
+        return group;
+    }
+
+    public sealed record TrustRequest(string? EntraTenantId, bool AllowEmailLinking);
+
+    public sealed record TrustView(string EntraTenantId, bool AllowEmailLinking);
+
+    public sealed record LinkRequest(string? ObjectId);
+
+    internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> GetTrust(ClaimsPrincipal principal, EntraDirectory entra, UserDirectory users, CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        if (!await IsAdminAsync(caller, users, cancellationToken))
+        {
+            return Forbidden();
+        }
+
+        return await entra.GetTrustAsync(caller.Tenant, cancellationToken) is { } trust
+            ? TypedResults.Ok(new TrustView(trust.EntraTenantId, trust.AllowEmailLinking))
+            : Problems.NotFound("This tenant trusts no Entra ID tenant.");
+    }
+
+    internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> PutTrust(
+        TrustRequest request, ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, UserDirectory users, EventPublisher events, CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        if (!await IsAdminAsync(caller, users, cancellationToken))
+        {
+            return Forbidden();
+        }
+
+        if (!Guid.TryParse(request.EntraTenantId, out var entraTenant))
+        {
+            return new Validation().Add("entraTenantId", "must be the Entra ID tenant's GUID").ToProblem();
+        }
+
+        if (!await entra.TrySetTrustAsync(caller.Tenant, entraTenant.ToString(), request.AllowEmailLinking, cancellationToken))
+        {
+            return Problems.Create(409, "entra_tenant_taken", "Entra tenant already trusted", "Another Platform tenant trusts this Entra ID tenant.");
+        }
+
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.trusted", Actor.User(caller.UserId, AuthEndpoints.ClientIp(http)), "tenant", caller.Tenant.Value,
+            new Dictionary<string, object?> { ["entraTenantId"] = entraTenant.ToString(), ["allowEmailLinking"] = request.AllowEmailLinking }), cancellationToken);
+        return TypedResults.Ok(new TrustView(entraTenant.ToString(), request.AllowEmailLinking));
+    }
+
+    internal static async Task<Results<NoContent, ProblemHttpResult>> LinkUser(
+        string id, LinkRequest request, ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, UserDirectory users, EventPublisher events, CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        if (!await IsAdminAsync(caller, users, cancellationToken))
+        {
+            return Forbidden();
+        }
+
+        if (await users.GetAsync(caller.Tenant, id, cancellationToken) is null)
+        {
+            return Problems.NotFound("No user of this tenant has this id.");
+        }
+
+        if (!Guid.TryParse(request.ObjectId, out var objectId))
+        {
+            return new Validation().Add("objectId", "must be the user's Entra ID object id (a GUID)").ToProblem();
+        }
+
+        if (await entra.GetTrustAsync(caller.Tenant, cancellationToken) is not { } trust)
+        {
+            return Problems.Create(409, "entra_not_trusted", "No Entra tenant trusted", "Set PUT /api/v1/tenant/entra first.");
+        }
+
+        await entra.LinkAsync(trust.EntraTenantId, objectId.ToString(), caller.Tenant, id, cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.entra.linked", Actor.User(caller.UserId, AuthEndpoints.ClientIp(http)), "user", id,
+            new Dictionary<string, object?> { ["objectId"] = objectId.ToString() }), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>Until roles and permissions land (Users issue), managing the tenant takes the built-in admin role.</summary>
+    private static async Task<bool> IsAdminAsync(Caller caller, UserDirectory users, CancellationToken cancellationToken) =>
+        (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))?.RoleList.Contains("admin") == true;
+
+    private static ProblemHttpResult Forbidden() => Problems.Create(403, "forbidden", "Forbidden", "This needs the tenant.manage permission.");
+}
+
+/// <summary>
+/// Which Platform tenant trusts which Entra tenant (row <c>trust:{entraTenant}</c>) and which Entra account is which
+/// Platform user (row <c>link:{entraTenant}:{objectId}</c>), in one platform partition of <c>entra</c>.
+/// </summary>
+public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, SessionGuard guard)
+{
+    public const string TableName = "entra";
+    private const string Partition = "entra";
+
+    private TableClient Table => storage.Table(TableName);
+
+    public async Task<EntraTrustEntity?> GetTrustAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var pointer = await Table.GetEntityIfExistsAsync<EntraTrustEntity>(Partition, "tenant:" + tenant.Value, cancellationToken: cancellationToken);
+        return pointer.HasValue ? pointer.Value : null;
+    }
+
+    /// <summary>Records the trust both ways; false when another Platform tenant already trusts that Entra tenant.</summary>
+    public async Task<bool> TrySetTrustAsync(TenantId tenant, string entraTenantId, bool allowEmailLinking, CancellationToken cancellationToken)
+    {
+        var existing = await Table.GetEntityIfExistsAsync<EntraTrustEntity>(Partition, "trust:" + entraTenantId, cancellationToken: cancellationToken);
+        if (existing.HasValue && existing.Value!.TenantId != tenant.Value)
+        {
+            return false;
+        }
+
+        var trust = new EntraTrustEntity { PartitionKey = Partition, RowKey = "trust:" + entraTenantId, TenantId = tenant.Value, EntraTenantId = entraTenantId, AllowEmailLinking = allowEmailLinking };
+        var pointer = new EntraTrustEntity { PartitionKey = Partition, RowKey = "tenant:" + tenant.Value, TenantId = tenant.Value, EntraTenantId = entraTenantId, AllowEmailLinking = allowEmailLinking };
+        await Table.SubmitTransactionAsync(
+            [new TableTransactionAction(TableTransactionActionType.UpsertReplace, trust), new TableTransactionAction(TableTransactionActionType.UpsertReplace, pointer)],
+            cancellationToken);
+        return true;
+    }
+
+    public Task LinkAsync(string entraTenantId, string objectId, TenantId tenant, string userId, CancellationToken cancellationToken) =>
+        Table.UpsertEntityAsync(new EntraLinkEntity { PartitionKey = Partition, RowKey = $"link:{entraTenantId}:{objectId}", TenantId = tenant.Value, UserId = userId },
+            TableUpdateMode.Replace, cancellationToken);
+
+    /// <summary>The Platform principal for a validated Entra principal; null when no active user is linked.</summary>
+    public async Task<ClaimsPrincipal?> MapAsync(ClaimsPrincipal entra, CancellationToken cancellationToken)
+    {
+        var entraTenant = entra.FindFirst("tid")?.Value ?? entra.FindFirst(ClaimConstants.TenantId)?.Value;
+        var objectId = entra.FindFirst("oid")?.Value ?? entra.FindFirst(ClaimConstants.ObjectId)?.Value;
+        if (!Guid.TryParse(entraTenant, out var entraTenantGuid) || !Guid.TryParse(objectId, out var objectGuid))
+        {
+            return null;
+        }
+
+        entraTenant = entraTenantGuid.ToString();
+        objectId = objectGuid.ToString();
+        var link = await Table.GetEntityIfExistsAsync<EntraLinkEntity>(Partition, $"link:{entraTenant}:{objectId}", cancellationToken: cancellationToken);
+        TenantId tenant;
+        UserEntity? user;
+        if (link.HasValue)
+        {
+            tenant = new TenantId(link.Value!.TenantId);
+            user = await users.GetAsync(tenant, link.Value.UserId, cancellationToken);
+        }
+        else
+        {
+            var trust = await Table.GetEntityIfExistsAsync<EntraTrustEntity>(Partition, "trust:" + entraTenant, cancellationToken: cancellationToken);
+            // Inbound claim mapping may have renamed email to its long SOAP-era type.
+            var email = entra.FindFirst("email")?.Value ?? entra.FindFirst(ClaimTypes.Email)?.Value;
+            if (!trust.HasValue || !trust.Value!.AllowEmailLinking || email is null || !HasVerifiedEmail(entra))
+            {
+                return null;
+            }
+
+            tenant = new TenantId(trust.Value.TenantId);
+            user = await users.FindByEmailAsync(tenant, email, cancellationToken);
+            if (user is not null)
+            {
+                await LinkAsync(entraTenant, objectId, tenant, user.Id, cancellationToken);
+            }
+        }
+
+        if (user is not { IsActive: true })
+        {
+            return null;
+        }
+
+        var sessionId = Entra.SessionPrefix + objectId;
+        if (!await guard.IsValidAsync(new Caller(tenant, user.Id, sessionId), cancellationToken))
+        {
+            return null;
+        }
+
+        return new ClaimsPrincipal(new ClaimsIdentity(
+            [
+                new Claim(JwtRegisteredClaimNames.Sub, user.Id),
+                new Claim(AccessTokens.TenantClaim, tenant.Value),
+                new Claim(AccessTokens.SessionClaim, sessionId),
+                new Claim("amr", "entra"),
+            ],
+            Entra.Scheme, JwtRegisteredClaimNames.Sub, null));
+    }
+
+    /// <summary>Entra marks an email whose domain the tenant has verified with <c>xms_edov</c>.</summary>
+    private static bool HasVerifiedEmail(ClaimsPrincipal principal) =>
+        principal.FindFirst("xms_edov")?.Value is "true" or "True" or "1" || principal.FindFirst("email_verified")?.Value is "true" or "True";
+
+    public sealed class EntraTrustEntity : ITableEntity
+    {
+        public string PartitionKey { get; set; } = "";
+        public string RowKey { get; set; } = "";
+        public DateTimeOffset? Timestamp { get; set; }
+        public ETag ETag { get; set; }
+        public string TenantId { get; set; } = "";
+        public string EntraTenantId { get; set; } = "";
+        public bool AllowEmailLinking { get; set; }
+    }
+
+    public sealed class EntraLinkEntity : ITableEntity
+    {
+        public string PartitionKey { get; set; } = "";
+        public string RowKey { get; set; } = "";
+        public DateTimeOffset? Timestamp { get; set; }
+        public ETag ETag { get; set; }
+        public string TenantId { get; set; } = "";
+        public string UserId { get; set; } = "";
+    }
+}

@@ -1,0 +1,166 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using Microsoft.IdentityModel.Tokens;
+using Platform.Functions.Auth;
+using Platform.Tests.Infrastructure;
+
+namespace Platform.Tests.Identity;
+
+/// <summary>
+/// Entra ID tokens through Microsoft.Identity.Web's real validation; only the signing key and issuer metadata,
+/// which would come from login.microsoftonline.com, are handed in.
+/// </summary>
+public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
+{
+    private const string ClientId = "3f1c7a52-6a0e-4d7b-9b8e-2f7c3c1d9a10";
+    private static readonly string EntraTenant = Guid.NewGuid().ToString();
+    private readonly RsaSecurityKey _entraKey = new(RSA.Create(2048)) { KeyId = "entra-test-key" };
+    private PlatformApp _app = null!;
+    private TestTenant _tenant = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        _app = await new PlatformApp(azurite,
+            settings: new Dictionary<string, string?>
+            {
+                ["AzureAd:Instance"] = "https://login.microsoftonline.com/",
+                ["AzureAd:TenantId"] = "organizations",
+                ["AzureAd:ClientId"] = ClientId,
+            },
+            services: s => s.PostConfigure<JwtBearerOptions>(Entra.Scheme, o =>
+            {
+                var metadata = new OpenIdConnectConfiguration { Issuer = "https://login.microsoftonline.com/{tenantid}/v2.0" };
+                metadata.SigningKeys.Add(_entraKey);
+                o.Configuration = metadata;
+                o.TokenValidationParameters.IssuerSigningKeys = [_entraKey];
+            })).ReadyAsync();
+        _tenant = await _app.SignUpAsync();
+    }
+
+    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+
+    private string EntraToken(string objectId, string? email = null, bool emailVerified = false, string? entraTenant = null, SecurityKey? key = null)
+    {
+        var tid = entraTenant ?? EntraTenant;
+        var now = DateTime.UtcNow;
+        var claims = new Dictionary<string, object> { ["tid"] = tid, ["oid"] = objectId, ["ver"] = "2.0", ["scp"] = "access_as_user" };
+        if (email is not null)
+        {
+            claims["email"] = email;
+            claims["xms_edov"] = emailVerified;
+        }
+
+        return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = $"https://login.microsoftonline.com/{tid}/v2.0",
+            Audience = ClientId,
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = now.AddMinutes(30),
+            Claims = claims,
+            SigningCredentials = new SigningCredentials(key ?? _entraKey, SecurityAlgorithms.RsaSha256),
+        });
+    }
+
+    private async Task<HttpResponseMessage> MeWith(string token)
+    {
+        using var client = _app.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return await client.GetAsync("/api/v1/me", Ct);
+    }
+
+    private async Task TrustAsync(bool allowEmailLinking)
+    {
+        using var admin = await _app.SignedInClientAsync(_tenant);
+        var response = await admin.PutAsJsonAsync("/api/v1/tenant/entra", new { entraTenantId = EntraTenant, allowEmailLinking }, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task AUserLinkedByObjectIdSignsInWithAnEntraToken()
+    {
+        await TrustAsync(allowEmailLinking: false);
+        var objectId = Guid.NewGuid().ToString();
+        using var admin = await _app.SignedInClientAsync(_tenant);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.PutAsJsonAsync($"/api/v1/users/{_tenant.AdminId}/entra", new { objectId }, Ct)).StatusCode);
+
+        var response = await MeWith(EntraToken(objectId));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(_tenant.AdminId, (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task FirstUseLinksByVerifiedEmailWhenTheTenantAllowsIt()
+    {
+        await TrustAsync(allowEmailLinking: true);
+        var objectId = Guid.NewGuid().ToString();
+
+        var first = await MeWith(EntraToken(objectId, _tenant.AdminEmail, emailVerified: true));
+        var later = await MeWith(EntraToken(objectId));
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, later.StatusCode);
+    }
+
+    [Fact]
+    public async Task UnverifiedEmailOrATenantThatDoesNotAllowItLinksNothing()
+    {
+        await TrustAsync(allowEmailLinking: true);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), _tenant.AdminEmail, emailVerified: false))).StatusCode);
+
+        await TrustAsync(allowEmailLinking: false);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), _tenant.AdminEmail, emailVerified: true))).StatusCode);
+    }
+
+    [Fact]
+    public async Task TokensOfAnUntrustedEntraTenantOrAForeignKeyAreRefused()
+    {
+        await TrustAsync(allowEmailLinking: true);
+        var foreignKey = new RsaSecurityKey(RSA.Create(2048)) { KeyId = _entraKey.KeyId };
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), _tenant.AdminEmail, true, entraTenant: Guid.NewGuid().ToString()))).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), _tenant.AdminEmail, true, key: foreignKey))).StatusCode);
+    }
+
+    [Fact]
+    public async Task PlatformTokensStillWorkBesideEntra()
+    {
+        using var client = await _app.SignedInClientAsync(_tenant);
+
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me", Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task CannotLinkAUserOfAnotherTenant()
+    {
+        await TrustAsync(allowEmailLinking: false);
+        var other = await _app.SignUpAsync();
+        using var admin = await _app.SignedInClientAsync(_tenant);
+
+        var response = await admin.PutAsJsonAsync($"/api/v1/users/{other.AdminId}/entra", new { objectId = Guid.NewGuid().ToString() }, Ct);
+
+        await response.ReadProblemAsync(404, "not_found");
+    }
+
+    [Fact]
+    public async Task WithoutAnAzureAdSectionEntraTokensAreRefused()
+    {
+        await using var plain = await new PlatformApp(azurite).ReadyAsync();
+        using var client = plain.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", EntraToken(Guid.NewGuid().ToString()));
+
+        var response = await client.GetAsync("/api/v1/me", Ct);
+
+        await response.ReadProblemAsync(401, "unauthorized");
+    }
+}
