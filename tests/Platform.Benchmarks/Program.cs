@@ -13,6 +13,13 @@ internal static class Program
           startup <appExecutable> <baselineExecutable> [runs=5]
               process start to first 200 on GET /api/health/live, then resident memory after 5 s idle,
               for the app and for the baseline, interleaved; prints median/min/max and the goal
+          login <appExecutable> [logins=200]
+              sign-in throughput and p50/p99 at 1 and 4 clients next to PasswordHasher.Verify in-process (1 and 4
+              threads); then GET /api/v1/me with a valid token next to GET /api/health/live, and a session's first
+              request (cache miss); needs AzureWebJobsStorage
+          tokens
+              in-process, per operation: decoding an access token (baseline), validating it with the app's
+              TokenValidationParameters, the session check on a cache hit, and the whole bearer authentication
         """;
 
     private static async Task<int> Main(string[] args)
@@ -27,6 +34,10 @@ internal static class Program
         {
             case "startup":
                 return await StartupFigure.RunAsync(args[1..]);
+            case "login":
+                return await LoginFigure.RunAsync(args[1..]);
+            case "tokens":
+                return await TokenValidationFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":
                 Console.WriteLine(Usage);
                 return 0;

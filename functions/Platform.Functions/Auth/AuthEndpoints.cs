@@ -223,16 +223,10 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ResetPassword(
-        ResetPasswordRequest request, HttpContext http, UserTokens userTokens, UserDirectory users, TenantDirectory tenants,
-        PasswordHasher hasher, PasswordPolicy policy, Sessions sessions, Lockouts lockouts, AccountMail mail, EventPublisher events,
-        TimeProvider time, CancellationToken cancellationToken)
+        ResetPasswordRequest request, HttpContext http, UserTokens userTokens, UserDirectory users, AccountSecurity security,
+        CancellationToken cancellationToken)
     {
-        var validation = new Validation();
-        foreach (var problem in policy.Check(request.NewPassword))
-        {
-            validation.Add("newPassword", problem);
-        }
-
+        var validation = security.CheckNewPassword("newPassword", request.NewPassword);
         if (!validation.IsValid)
         {
             return validation.ToProblem();
@@ -244,17 +238,7 @@ public static partial class AuthEndpoints
             return InvalidToken();
         }
 
-        user.PasswordHash = hasher.Hash(request.NewPassword!);
-        user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(owner.Tenant, user, cancellationToken);
-        await sessions.RevokeAllAsync(owner.Tenant, user.Id, exceptSessionId: null, cancellationToken);
-        await lockouts.ClearAsync(owner.Tenant, UserDirectory.NormalizeEmail(user.Email)!, cancellationToken);
-        await events.PublishAsync(owner.Tenant, new PlatformEvent("auth.password.reset", Actor.User(user.Id, ClientIp(http)), "user", user.Id), cancellationToken);
-        if (await tenants.GetAsync(owner.Tenant, cancellationToken) is { } tenant)
-        {
-            await mail.SendNoticeAsync(MailKind.PasswordChanged, tenant.Name, user, cancellationToken);
-        }
-
+        await security.SetPasswordAsync(owner.Tenant, user, request.NewPassword!, "auth.password.reset", keepSessionId: null, ClientIp(http), cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -311,8 +295,8 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<Ok<BackupCodes>, ProblemHttpResult>> EnableTotp(
-        CodeRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, TenantDirectory tenants, Mfa mfa,
-        Sessions sessions, AccountMail mail, EventPublisher events, TimeProvider time, CancellationToken cancellationToken)
+        CodeRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, Mfa mfa, AccountSecurity security,
+        TimeProvider time, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
@@ -339,13 +323,13 @@ public static partial class AuthEndpoints
         user.MfaEnabled = true;
         user.UpdatedAt = time.GetUtcNow();
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await AfterMfaChangeAsync("auth.mfa.enabled", MailKind.MfaEnabled, caller, user, http, tenants, sessions, mail, events, cancellationToken);
+        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.enabled", MailKind.MfaEnabled, caller.SessionId, ClientIp(http), cancellationToken);
         return TypedResults.Ok(new BackupCodes(codes));
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DisableTotp(
-        PasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, TenantDirectory tenants, PasswordHasher hasher,
-        Sessions sessions, AccountMail mail, EventPublisher events, TimeProvider time, CancellationToken cancellationToken)
+        PasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, PasswordHasher hasher, AccountSecurity security,
+        TimeProvider time, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
@@ -365,7 +349,7 @@ public static partial class AuthEndpoints
         user.BackupCodeHashes = "[]";
         user.UpdatedAt = time.GetUtcNow();
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await AfterMfaChangeAsync("auth.mfa.disabled", MailKind.MfaDisabled, caller, user, http, tenants, sessions, mail, events, cancellationToken);
+        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.disabled", MailKind.MfaDisabled, caller.SessionId, ClientIp(http), cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -384,18 +368,6 @@ public static partial class AuthEndpoints
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
         await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.mfa.backup_codes_regenerated", Actor.User(user.Id, ClientIp(http)), "user", user.Id), cancellationToken);
         return TypedResults.Ok(new BackupCodes(codes));
-    }
-
-    /// <summary>An MFA change is audited, mailed to the owner, and ends every other session of the account.</summary>
-    private static async Task AfterMfaChangeAsync(string eventType, MailKind notice, Caller caller, UserEntity user, HttpContext http,
-        TenantDirectory tenants, Sessions sessions, AccountMail mail, EventPublisher events, CancellationToken cancellationToken)
-    {
-        await sessions.RevokeAllAsync(caller.Tenant, user.Id, exceptSessionId: caller.SessionId, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent(eventType, Actor.User(user.Id, ClientIp(http)), "user", user.Id), cancellationToken);
-        if (await tenants.GetAsync(caller.Tenant, cancellationToken) is { } tenant)
-        {
-            await mail.SendNoticeAsync(notice, tenant.Name, user, cancellationToken);
-        }
     }
 
     /// <summary>A TOTP code newer than the last one used, or an unused backup code; updates the user row in memory.</summary>

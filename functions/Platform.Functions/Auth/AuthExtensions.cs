@@ -45,6 +45,7 @@ public static class AuthExtensions
         services.AddSingleton<Lockouts>();
         services.AddSingleton<UserTokens>();
         services.AddSingleton<AccountMail>();
+        services.AddSingleton<AccountSecurity>();
         services.AddSingleton<SecretBox>();
         services.AddSingleton<Mfa>();
 

@@ -124,9 +124,8 @@ public static class MeEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ChangePassword(
-        ChangePasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, TenantDirectory tenants,
-        PasswordHasher hasher, PasswordPolicy policy, Sessions sessions, AccountMail mail, EventPublisher events, TimeProvider time,
-        CancellationToken cancellationToken)
+        ChangePasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, PasswordHasher hasher,
+        AccountSecurity security, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
@@ -135,27 +134,13 @@ public static class MeEndpoints
             return AuthEndpoints.InvalidPassword();
         }
 
-        var validation = new Validation();
-        foreach (var problem in policy.Check(request.NewPassword))
-        {
-            validation.Add("newPassword", problem);
-        }
-
+        var validation = security.CheckNewPassword("newPassword", request.NewPassword);
         if (!validation.IsValid)
         {
             return validation.ToProblem();
         }
 
-        user.PasswordHash = hasher.Hash(request.NewPassword!);
-        user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await sessions.RevokeAllAsync(caller.Tenant, user.Id, exceptSessionId: caller.SessionId, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.password.changed", Actor.User(user.Id, AuthEndpoints.ClientIp(http)), "user", user.Id), cancellationToken);
-        if (await tenants.GetAsync(caller.Tenant, cancellationToken) is { } tenant)
-        {
-            await mail.SendNoticeAsync(MailKind.PasswordChanged, tenant.Name, user, cancellationToken);
-        }
-
+        await security.SetPasswordAsync(caller.Tenant, user, request.NewPassword!, "auth.password.changed", caller.SessionId, AuthEndpoints.ClientIp(http), cancellationToken);
         return TypedResults.NoContent();
     }
 

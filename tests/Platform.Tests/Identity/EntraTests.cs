@@ -17,36 +17,29 @@ namespace Platform.Tests.Identity;
 /// Entra ID tokens through Microsoft.Identity.Web's real validation; only the signing key and issuer metadata,
 /// which would come from login.microsoftonline.com, are handed in.
 /// </summary>
-public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
+public sealed class EntraTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
     private const string ClientId = "3f1c7a52-6a0e-4d7b-9b8e-2f7c3c1d9a10";
     private static readonly string EntraTenant = Guid.NewGuid().ToString();
     private readonly RsaSecurityKey _entraKey = new(RSA.Create(2048)) { KeyId = "entra-test-key" };
-    private PlatformApp _app = null!;
-    private TestTenant _tenant = null!;
+    protected override bool UsesFakeClock => false;
 
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public async ValueTask InitializeAsync()
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
     {
-        _app = await new PlatformApp(azurite,
-            settings: new Dictionary<string, string?>
-            {
-                ["AzureAd:Instance"] = "https://login.microsoftonline.com/",
-                ["AzureAd:TenantId"] = "organizations",
-                ["AzureAd:ClientId"] = ClientId,
-            },
-            services: s => s.PostConfigure<JwtBearerOptions>(Entra.Scheme, o =>
-            {
-                var metadata = new OpenIdConnectConfiguration { Issuer = "https://login.microsoftonline.com/{tenantid}/v2.0" };
-                metadata.SigningKeys.Add(_entraKey);
-                o.Configuration = metadata;
-                o.TokenValidationParameters.IssuerSigningKeys = [_entraKey];
-            })).ReadyAsync();
-        _tenant = await _app.SignUpAsync();
-    }
+        ["AzureAd:Instance"] = "https://login.microsoftonline.com/",
+        ["AzureAd:TenantId"] = "organizations",
+        ["AzureAd:ClientId"] = ClientId,
+    };
 
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+    /// <summary>The signing key and issuer metadata that login.microsoftonline.com would serve.</summary>
+    protected override void ConfigureServices(IServiceCollection services) =>
+        services.PostConfigure<JwtBearerOptions>(Entra.Scheme, o =>
+        {
+            var metadata = new OpenIdConnectConfiguration { Issuer = "https://login.microsoftonline.com/{tenantid}/v2.0" };
+            metadata.SigningKeys.Add(_entraKey);
+            o.Configuration = metadata;
+            o.TokenValidationParameters.IssuerSigningKeys = [_entraKey];
+        });
 
     private string EntraToken(string objectId, string? email = null, bool emailVerified = false, string? entraTenant = null, SecurityKey? key = null)
     {
@@ -73,14 +66,14 @@ public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
 
     private async Task<HttpResponseMessage> MeWith(string token)
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         return await client.GetAsync("/api/v1/me", Ct);
     }
 
     private async Task TrustAsync(bool allowEmailLinking)
     {
-        using var admin = await _app.SignedInClientAsync(_tenant);
+        using var admin = await App.SignedInClientAsync(Tenant);
         var response = await admin.PutAsJsonAsync("/api/v1/tenant/entra", new { entraTenantId = EntraTenant, allowEmailLinking }, Ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
@@ -90,13 +83,13 @@ public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
     {
         await TrustAsync(allowEmailLinking: false);
         var objectId = Guid.NewGuid().ToString();
-        using var admin = await _app.SignedInClientAsync(_tenant);
-        Assert.Equal(HttpStatusCode.NoContent, (await admin.PutAsJsonAsync($"/api/v1/users/{_tenant.AdminId}/entra", new { objectId }, Ct)).StatusCode);
+        using var admin = await App.SignedInClientAsync(Tenant);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.PutAsJsonAsync($"/api/v1/users/{Tenant.AdminId}/entra", new { objectId }, Ct)).StatusCode);
 
         var response = await MeWith(EntraToken(objectId));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(_tenant.AdminId, (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString());
+        Assert.Equal(Tenant.AdminId, (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString());
     }
 
     [Fact]
@@ -105,7 +98,7 @@ public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
         await TrustAsync(allowEmailLinking: true);
         var objectId = Guid.NewGuid().ToString();
 
-        var first = await MeWith(EntraToken(objectId, _tenant.AdminEmail, emailVerified: true));
+        var first = await MeWith(EntraToken(objectId, Tenant.AdminEmail, emailVerified: true));
         var later = await MeWith(EntraToken(objectId));
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
@@ -116,10 +109,10 @@ public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
     public async Task UnverifiedEmailOrATenantThatDoesNotAllowItLinksNothing()
     {
         await TrustAsync(allowEmailLinking: true);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), _tenant.AdminEmail, emailVerified: false))).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), Tenant.AdminEmail, emailVerified: false))).StatusCode);
 
         await TrustAsync(allowEmailLinking: false);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), _tenant.AdminEmail, emailVerified: true))).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), Tenant.AdminEmail, emailVerified: true))).StatusCode);
     }
 
     [Fact]
@@ -128,14 +121,14 @@ public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
         await TrustAsync(allowEmailLinking: true);
         var foreignKey = new RsaSecurityKey(RSA.Create(2048)) { KeyId = _entraKey.KeyId };
 
-        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), _tenant.AdminEmail, true, entraTenant: Guid.NewGuid().ToString()))).StatusCode);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), _tenant.AdminEmail, true, key: foreignKey))).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), Tenant.AdminEmail, true, entraTenant: Guid.NewGuid().ToString()))).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), Tenant.AdminEmail, true, key: foreignKey))).StatusCode);
     }
 
     [Fact]
     public async Task PlatformTokensStillWorkBesideEntra()
     {
-        using var client = await _app.SignedInClientAsync(_tenant);
+        using var client = await App.SignedInClientAsync(Tenant);
 
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me", Ct)).StatusCode);
     }
@@ -144,8 +137,8 @@ public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
     public async Task CannotLinkAUserOfAnotherTenant()
     {
         await TrustAsync(allowEmailLinking: false);
-        var other = await _app.SignUpAsync();
-        using var admin = await _app.SignedInClientAsync(_tenant);
+        var other = await App.SignUpAsync();
+        using var admin = await App.SignedInClientAsync(Tenant);
 
         var response = await admin.PutAsJsonAsync($"/api/v1/users/{other.AdminId}/entra", new { objectId = Guid.NewGuid().ToString() }, Ct);
 
@@ -155,7 +148,7 @@ public sealed class EntraTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task WithoutAnAzureAdSectionEntraTokensAreRefused()
     {
-        await using var plain = await new PlatformApp(azurite).ReadyAsync();
+        await using var plain = await new PlatformApp(Azurite).ReadyAsync();
         using var client = plain.CreateClient();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", EntraToken(Guid.NewGuid().ToString()));
 

@@ -9,48 +9,36 @@ using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Identity;
 
-public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
+public sealed class LoginTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
-    private PlatformApp _app = null!;
-    private TestTenant _tenant = null!;
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public async ValueTask InitializeAsync()
-    {
-        _app = await new PlatformApp(azurite, services: s => s.AddSingleton<TimeProvider>(_clock)).ReadyAsync();
-        _tenant = await _app.SignUpAsync();
-    }
-
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 
     [Fact]
     public async Task LoginGivesATokenPairWhoseAccessTokenOpensTheAccount()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
-        var response = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail.ToUpperInvariant(), _tenant.AdminPassword);
+        var response = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail.ToUpperInvariant(), Tenant.AdminPassword);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var tokens = await Accounts.ReadTokensAsync(response);
         Assert.Equal(900, tokens.ExpiresIn);
-        using var signedIn = _app.CreateClient(tokens.AccessToken);
+        using var signedIn = App.CreateClient(tokens.AccessToken);
         var me = await signedIn.GetFromJsonAsync<JsonElement>("/api/v1/me", Ct);
-        Assert.Equal(_tenant.AdminId, me.GetProperty("id").GetString());
+        Assert.Equal(Tenant.AdminId, me.GetProperty("id").GetString());
         Assert.NotEqual(JsonValueKind.Null, me.GetProperty("lastLoginAt").ValueKind);
+        Assert.Matches(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$", me.GetProperty("createdAt").GetString());
     }
 
     [Fact]
     public async Task WrongPasswordUnknownUserAndUnknownTenantGetTheSameAnswer()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
         var answers = new[]
         {
-            await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, "wrong password here"),
-            await client.PostLoginAsync(_tenant.Slug, "nobody@nowhere.example", "wrong password here"),
-            await client.PostLoginAsync("no-such-tenant", _tenant.AdminEmail, "wrong password here"),
+            await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password here"),
+            await client.PostLoginAsync(Tenant.Slug, "nobody@nowhere.example", "wrong password here"),
+            await client.PostLoginAsync("no-such-tenant", Tenant.AdminEmail, "wrong password here"),
         };
 
         var bodies = new List<string>();
@@ -66,38 +54,38 @@ public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task FiveFailuresLockTheAccountUntilTheLockoutExpires()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         for (var i = 0; i < 5; i++)
         {
-            await (await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, "wrong password " + i)).ReadProblemAsync(401, "invalid_credentials");
+            await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password " + i)).ReadProblemAsync(401, "invalid_credentials");
         }
 
-        var locked = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword);
+        var locked = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword);
 
         await locked.ReadProblemAsync(429, "account_locked");
         Assert.Equal(TimeSpan.FromMinutes(15), locked.Headers.RetryAfter?.Delta);
 
-        _clock.Advance(TimeSpan.FromMinutes(15) + TimeSpan.FromSeconds(1));
-        var afterwards = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword);
+        Clock.Advance(TimeSpan.FromMinutes(15) + TimeSpan.FromSeconds(1));
+        var afterwards = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword);
         Assert.Equal(HttpStatusCode.OK, afterwards.StatusCode);
     }
 
     [Fact]
     public async Task EachFurtherLockoutLastsTwiceAsLong()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         for (var i = 0; i < 5; i++)
         {
-            await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, "wrong password");
+            await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password");
         }
 
-        _clock.Advance(TimeSpan.FromMinutes(16));
+        Clock.Advance(TimeSpan.FromMinutes(16));
         for (var i = 0; i < 5; i++)
         {
-            await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, "wrong password");
+            await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password");
         }
 
-        var locked = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword);
+        var locked = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword);
 
         await locked.ReadProblemAsync(429, "account_locked");
         Assert.Equal(TimeSpan.FromMinutes(30), locked.Headers.RetryAfter?.Delta);
@@ -106,13 +94,13 @@ public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task UnknownUsersAreLockedLikeRealOnesSoLockoutRevealsNothing()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         for (var i = 0; i < 5; i++)
         {
-            await client.PostLoginAsync(_tenant.Slug, "ghost@nowhere.example", "wrong password");
+            await client.PostLoginAsync(Tenant.Slug, "ghost@nowhere.example", "wrong password");
         }
 
-        var locked = await client.PostLoginAsync(_tenant.Slug, "ghost@nowhere.example", "wrong password");
+        var locked = await client.PostLoginAsync(Tenant.Slug, "ghost@nowhere.example", "wrong password");
 
         await locked.ReadProblemAsync(429, "account_locked");
     }
@@ -120,15 +108,15 @@ public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task FailuresAndSuccessesAreAuditedWithoutThePassword()
     {
-        using var client = _app.CreateClient();
-        await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, "a wrong guess");
-        await _app.LoginAsync(_tenant);
+        using var client = App.CreateClient();
+        await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "a wrong guess");
+        await App.LoginAsync(Tenant);
 
-        var entries = await _app.Services.GetRequiredService<AuditTrail>().Entries(new TenantId(_tenant.Id))
+        var entries = await App.Services.GetRequiredService<AuditTrail>().Entries(new TenantId(Tenant.Id))
             .QueryAsync<AuditEntry>(cancellationToken: Ct).ToListAsync(Ct);
 
-        Assert.Contains(entries, e => e.Action == "auth.login.failed" && e.TargetId == _tenant.AdminId);
-        Assert.Contains(entries, e => e.Action == "auth.login.succeeded" && e.ActorId == _tenant.AdminId);
+        Assert.Contains(entries, e => e.Action == "auth.login.failed" && e.TargetId == Tenant.AdminId);
+        Assert.Contains(entries, e => e.Action == "auth.login.succeeded" && e.ActorId == Tenant.AdminId);
         Assert.DoesNotContain(entries, e => (e.Changes ?? "").Contains("a wrong guess", StringComparison.Ordinal));
     }
 
@@ -137,7 +125,7 @@ public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
     [InlineData("[1,2,3]")]
     public async Task MalformedLoginBodyIsABadRequest(string body)
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
         var response = await client.PostAsync("/api/v1/auth/login", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
 
@@ -147,9 +135,9 @@ public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task OversizedLoginBodyIsRefusedBeforeItIsRead()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
-        var response = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, new string('p', 2 * 1024 * 1024));
+        var response = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, new string('p', 2 * 1024 * 1024));
 
         await response.ReadProblemAsync(413, "payload_too_large");
     }
@@ -157,9 +145,9 @@ public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task AnEmptyPasswordIsJustWrong()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
-        var response = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, "");
+        var response = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "");
 
         await response.ReadProblemAsync(401, "invalid_credentials");
     }
@@ -167,9 +155,9 @@ public sealed class LoginTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task AMegabytePasswordUnderTheBodyLimitIsJustWrong()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
-        var response = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, new string('p', 500_000));
+        var response = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, new string('p', 500_000));
 
         await response.ReadProblemAsync(401, "invalid_credentials");
     }

@@ -8,43 +8,30 @@ using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Identity;
 
-public sealed class MfaTests(Azurite azurite) : IAsyncLifetime
+public sealed class MfaTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
-    private PlatformApp _app = null!;
-    private TestTenant _tenant = null!;
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public async ValueTask InitializeAsync()
-    {
-        _app = await new PlatformApp(azurite, services: s => s.AddSingleton<TimeProvider>(_clock)).ReadyAsync();
-        _tenant = await _app.SignUpAsync();
-    }
-
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 
     private string Code(string secret, TimeSpan offset = default) =>
-        new Totp(Base32Encoding.ToBytes(secret)).ComputeTotp((_clock.GetUtcNow() + offset).UtcDateTime);
+        new Totp(Base32Encoding.ToBytes(secret)).ComputeTotp((Clock.GetUtcNow() + offset).UtcDateTime);
 
     /// <summary>Turns TOTP on for the tenant's admin; returns the secret, the backup codes and the session that did it.</summary>
     private async Task<(string Secret, List<string> BackupCodes, Tokens Session)> EnableAsync()
     {
-        var session = await _app.LoginAsync(_tenant);
-        using var client = _app.CreateClient(session.AccessToken);
+        var session = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient(session.AccessToken);
         var setup = await (await client.PostAsync("/api/v1/auth/mfa/totp/setup", null, Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct);
         var secret = setup.GetProperty("secret").GetString()!;
         var enabled = await client.PostAsJsonAsync("/api/v1/auth/mfa/totp/enable", new { code = Code(secret) }, Ct);
         Assert.Equal(HttpStatusCode.OK, enabled.StatusCode);
         var codes = (await enabled.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("codes").EnumerateArray().Select(c => c.GetString()!).ToList();
-        _clock.Advance(TimeSpan.FromSeconds(30));
+        Clock.Advance(TimeSpan.FromSeconds(30));
         return (secret, codes, session);
     }
 
     [Fact]
     public async Task SetupReturnsASecretAndAnOtpauthUri()
     {
-        using var client = await _app.SignedInClientAsync(_tenant);
+        using var client = await App.SignedInClientAsync(Tenant);
 
         var setup = await (await client.PostAsync("/api/v1/auth/mfa/totp/setup", null, Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct);
 
@@ -57,7 +44,7 @@ public sealed class MfaTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task EnablingNeedsAValidCode()
     {
-        using var client = await _app.SignedInClientAsync(_tenant);
+        using var client = await App.SignedInClientAsync(Tenant);
         await client.PostAsync("/api/v1/auth/mfa/totp/setup", null, Ct);
 
         var response = await client.PostAsJsonAsync("/api/v1/auth/mfa/totp/enable", new { code = "000000" }, Ct);
@@ -69,23 +56,23 @@ public sealed class MfaTests(Azurite azurite) : IAsyncLifetime
     public async Task AfterEnablingSignInNeedsTheCodeAndTenBackupCodesAreShownOnce()
     {
         var (secret, backupCodes, _) = await EnableAsync();
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
         Assert.Equal(10, backupCodes.Distinct().Count());
-        await (await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword)).ReadProblemAsync(401, "mfa_required");
-        await (await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, "123456")).ReadProblemAsync(401, "invalid_otp");
-        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, Code(secret))).StatusCode);
+        await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword)).ReadProblemAsync(401, "mfa_required");
+        await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, "123456")).ReadProblemAsync(401, "invalid_otp");
+        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, Code(secret))).StatusCode);
     }
 
     [Fact]
     public async Task ACodeAcceptedOnceIsRefusedWhenReplayed()
     {
         var (secret, _, _) = await EnableAsync();
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
         var code = Code(secret);
 
-        var first = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, code);
-        var replay = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, code);
+        var first = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, code);
+        var replay = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, code);
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         await replay.ReadProblemAsync(401, "invalid_otp");
@@ -95,20 +82,20 @@ public sealed class MfaTests(Azurite azurite) : IAsyncLifetime
     public async Task OneStepOfDriftIsAcceptedTwoAreNot()
     {
         var (secret, _, _) = await EnableAsync();
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
-        await (await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, Code(secret, TimeSpan.FromSeconds(60)))).ReadProblemAsync(401, "invalid_otp");
-        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, Code(secret, TimeSpan.FromSeconds(30)))).StatusCode);
+        await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, Code(secret, TimeSpan.FromSeconds(60)))).ReadProblemAsync(401, "invalid_otp");
+        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, Code(secret, TimeSpan.FromSeconds(30)))).StatusCode);
     }
 
     [Fact]
     public async Task ABackupCodeWorksOnce()
     {
         var (_, backupCodes, _) = await EnableAsync();
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
-        var first = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, backupCodes[3]);
-        var again = await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, backupCodes[3]);
+        var first = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, backupCodes[3]);
+        var again = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, backupCodes[3]);
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         await again.ReadProblemAsync(401, "invalid_otp");
@@ -118,43 +105,43 @@ public sealed class MfaTests(Azurite azurite) : IAsyncLifetime
     public async Task RegeneratingBackupCodesInvalidatesTheOldSet()
     {
         var (secret, oldCodes, _) = await EnableAsync();
-        var session = await _app.LoginAsync(_tenant, Code(secret));
-        using var signedIn = _app.CreateClient(session.AccessToken);
+        var session = await App.LoginAsync(Tenant, Code(secret));
+        using var signedIn = App.CreateClient(session.AccessToken);
 
         var regenerated = await signedIn.PostAsync("/api/v1/auth/mfa/backup-codes/regenerate", null, Ct);
 
         var newCodes = (await regenerated.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("codes").EnumerateArray().Select(c => c.GetString()!).ToList();
-        using var client = _app.CreateClient();
-        await (await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, oldCodes[0])).ReadProblemAsync(401, "invalid_otp");
-        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword, newCodes[0])).StatusCode);
+        using var client = App.CreateClient();
+        await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, oldCodes[0])).ReadProblemAsync(401, "invalid_otp");
+        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, newCodes[0])).StatusCode);
     }
 
     [Fact]
     public async Task EnablingEndsTheOtherSessionsAndMailsANotice()
     {
-        var other = await _app.LoginAsync(_tenant);
+        var other = await App.LoginAsync(Tenant);
 
         var (_, _, enabler) = await EnableAsync();
 
-        using var otherClient = _app.CreateClient(other.AccessToken);
-        using var enablerClient = _app.CreateClient(enabler.AccessToken);
+        using var otherClient = App.CreateClient(other.AccessToken);
+        using var enablerClient = App.CreateClient(enabler.AccessToken);
         Assert.Equal(HttpStatusCode.Unauthorized, (await otherClient.GetAsync("/api/v1/me", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await enablerClient.GetAsync("/api/v1/me", Ct)).StatusCode);
-        Assert.Contains(_app.MailTo(_tenant.AdminEmail), m => (m.Subject ?? "").Contains("two-step", StringComparison.OrdinalIgnoreCase) || (m.Subject ?? "").Contains("MFA", StringComparison.OrdinalIgnoreCase) || (m.Subject ?? "").Contains("authenticat", StringComparison.OrdinalIgnoreCase));
+        Assert.Contains(App.MailTo(Tenant.AdminEmail), m => (m.Subject ?? "").Contains("two-step", StringComparison.OrdinalIgnoreCase) || (m.Subject ?? "").Contains("MFA", StringComparison.OrdinalIgnoreCase) || (m.Subject ?? "").Contains("authenticat", StringComparison.OrdinalIgnoreCase));
     }
 
     [Fact]
     public async Task DisablingNeedsThePassword()
     {
         var (_, _, session) = await EnableAsync();
-        using var client = _app.CreateClient(session.AccessToken);
+        using var client = App.CreateClient(session.AccessToken);
 
         var refused = await client.PostAsJsonAsync("/api/v1/auth/mfa/totp/disable", new { password = "not my password" }, Ct);
-        var disabled = await client.PostAsJsonAsync("/api/v1/auth/mfa/totp/disable", new { password = _tenant.AdminPassword }, Ct);
+        var disabled = await client.PostAsJsonAsync("/api/v1/auth/mfa/totp/disable", new { password = Tenant.AdminPassword }, Ct);
 
         await refused.ReadProblemAsync(403, "invalid_password");
         Assert.Equal(HttpStatusCode.NoContent, disabled.StatusCode);
-        using var anonymous = _app.CreateClient();
-        Assert.Equal(HttpStatusCode.OK, (await anonymous.PostLoginAsync(_tenant.Slug, _tenant.AdminEmail, _tenant.AdminPassword)).StatusCode);
+        using var anonymous = App.CreateClient();
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword)).StatusCode);
     }
 }

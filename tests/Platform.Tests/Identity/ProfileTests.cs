@@ -5,25 +5,20 @@ using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Identity;
 
-public sealed class ProfileTests(Azurite azurite) : IAsyncLifetime
+public sealed class ProfileTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private PlatformApp _app = null!;
-    private TestTenant _tenant = null!;
     private HttpClient _client = null!;
 
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public async ValueTask InitializeAsync()
+    public override async ValueTask InitializeAsync()
     {
-        _app = await new PlatformApp(azurite).ReadyAsync();
-        _tenant = await _app.SignUpAsync();
-        _client = await _app.SignedInClientAsync(_tenant);
+        await base.InitializeAsync();
+        _client = await App.SignedInClientAsync(Tenant);
     }
 
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         _client.Dispose();
-        await _app.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     private static ByteArrayContent Image(byte[] bytes, string type)
@@ -87,14 +82,14 @@ public sealed class ProfileTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task ChangingThePasswordNeedsTheCurrentOneAndEndsOtherSessions()
     {
-        var other = await _app.LoginAsync(_tenant);
+        var other = await App.LoginAsync(Tenant);
 
         var refused = await _client.PostAsJsonAsync("/api/v1/me/password", new { currentPassword = "wrong", newPassword = "another fine passphrase" }, Ct);
-        var changed = await _client.PostAsJsonAsync("/api/v1/me/password", new { currentPassword = _tenant.AdminPassword, newPassword = "another fine passphrase" }, Ct);
+        var changed = await _client.PostAsJsonAsync("/api/v1/me/password", new { currentPassword = Tenant.AdminPassword, newPassword = "another fine passphrase" }, Ct);
 
         await refused.ReadProblemAsync(403, "invalid_password");
         Assert.Equal(HttpStatusCode.NoContent, changed.StatusCode);
-        using var otherClient = _app.CreateClient(other.AccessToken);
+        using var otherClient = App.CreateClient(other.AccessToken);
         Assert.Equal(HttpStatusCode.Unauthorized, (await otherClient.GetAsync("/api/v1/me", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync("/api/v1/me", Ct)).StatusCode);
     }
@@ -105,7 +100,7 @@ public sealed class ProfileTests(Azurite azurite) : IAsyncLifetime
         var put = await _client.PutAsync("/api/v1/me/avatar", Image(Images.Png, "image/png"), Ct);
 
         Assert.Equal(HttpStatusCode.NoContent, put.StatusCode);
-        var get = await _client.GetAsync($"/api/v1/users/{_tenant.AdminId}/avatar", Ct);
+        var get = await _client.GetAsync($"/api/v1/users/{Tenant.AdminId}/avatar", Ct);
         Assert.Equal(HttpStatusCode.OK, get.StatusCode);
         Assert.Equal("image/png", get.Content.Headers.ContentType?.MediaType);
         Assert.Equal(Images.Png, await get.Content.ReadAsByteArrayAsync(Ct));
@@ -135,7 +130,7 @@ public sealed class ProfileTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task UserWithoutAvatarAnswersNotFound()
     {
-        var response = await _client.GetAsync($"/api/v1/users/{_tenant.AdminId}/avatar", Ct);
+        var response = await _client.GetAsync($"/api/v1/users/{Tenant.AdminId}/avatar", Ct);
 
         await response.ReadProblemAsync(404, "not_found");
     }

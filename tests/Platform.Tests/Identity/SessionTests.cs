@@ -5,41 +5,33 @@ using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Identity;
 
-public sealed class SessionTests(Azurite azurite) : IAsyncLifetime
+public sealed class SessionTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private PlatformApp _app = null!;
-    private TestTenant _tenant = null!;
+    // Eviction takes the oldest session: that needs a clock that moves between sign-ins.
+    protected override bool UsesFakeClock => false;
 
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public async ValueTask InitializeAsync()
-    {
-        _app = await new PlatformApp(azurite, settings: new Dictionary<string, string?> { ["Platform:Auth:MaxSessionsPerUser"] = "3" }).ReadyAsync();
-        _tenant = await _app.SignUpAsync();
-    }
-
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?> { ["Platform:Auth:MaxSessionsPerUser"] = "3" };
 
     [Fact]
     public async Task LogoutEndsTheSessionAndItsAccessTokenAtOnce()
     {
-        var tokens = await _app.LoginAsync(_tenant);
-        using var client = _app.CreateClient(tokens.AccessToken);
+        var tokens = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient(tokens.AccessToken);
 
         var logout = await client.PostAsync("/api/v1/auth/logout", null, Ct);
 
         Assert.Equal(HttpStatusCode.NoContent, logout.StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/me", Ct)).StatusCode);
-        using var anonymous = _app.CreateClient();
+        using var anonymous = App.CreateClient();
         await (await anonymous.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = tokens.RefreshToken }, Ct)).ReadProblemAsync(401, "invalid_refresh_token");
     }
 
     [Fact]
     public async Task SessionListShowsEachSignInAndMarksTheCurrentOne()
     {
-        var first = await _app.LoginAsync(_tenant);
-        var second = await _app.LoginAsync(_tenant);
-        using var client = _app.CreateClient(second.AccessToken);
+        var first = await App.LoginAsync(Tenant);
+        var second = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient(second.AccessToken);
 
         var page = await client.GetFromJsonAsync<JsonElement>("/api/v1/auth/sessions", Ct);
 
@@ -53,14 +45,14 @@ public sealed class SessionTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task RevokingOneSessionEndsItsTokensOnly()
     {
-        var first = await _app.LoginAsync(_tenant);
-        var second = await _app.LoginAsync(_tenant);
-        using var client = _app.CreateClient(second.AccessToken);
+        var first = await App.LoginAsync(Tenant);
+        var second = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient(second.AccessToken);
 
         var revoked = await client.DeleteAsync($"/api/v1/auth/sessions/{first.SessionId}", Ct);
 
         Assert.Equal(HttpStatusCode.NoContent, revoked.StatusCode);
-        using var firstClient = _app.CreateClient(first.AccessToken);
+        using var firstClient = App.CreateClient(first.AccessToken);
         Assert.Equal(HttpStatusCode.Unauthorized, (await firstClient.GetAsync("/api/v1/me", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/me", Ct)).StatusCode);
     }
@@ -68,31 +60,31 @@ public sealed class SessionTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task CannotRevokeASessionOfAnotherUserOrTenant()
     {
-        var other = await _app.SignUpAsync();
-        var theirs = await _app.LoginAsync(other);
-        using var client = await _app.SignedInClientAsync(_tenant);
+        var other = await App.SignUpAsync();
+        var theirs = await App.LoginAsync(other);
+        using var client = await App.SignedInClientAsync(Tenant);
 
         var response = await client.DeleteAsync($"/api/v1/auth/sessions/{theirs.SessionId}", Ct);
 
         await response.ReadProblemAsync(404, "not_found");
-        using var theirClient = _app.CreateClient(theirs.AccessToken);
+        using var theirClient = App.CreateClient(theirs.AccessToken);
         Assert.Equal(HttpStatusCode.OK, (await theirClient.GetAsync("/api/v1/me", Ct)).StatusCode);
     }
 
     [Fact]
     public async Task SigningInBeyondTheSessionLimitEvictsTheOldest()
     {
-        var oldest = await _app.LoginAsync(_tenant);
-        await _app.LoginAsync(_tenant);
-        await _app.LoginAsync(_tenant);
+        var oldest = await App.LoginAsync(Tenant);
+        await App.LoginAsync(Tenant);
+        await App.LoginAsync(Tenant);
 
-        var newest = await _app.LoginAsync(_tenant);
+        var newest = await App.LoginAsync(Tenant);
 
-        using var client = _app.CreateClient(newest.AccessToken);
+        using var client = App.CreateClient(newest.AccessToken);
         var sessions = (await client.GetFromJsonAsync<JsonElement>("/api/v1/auth/sessions", Ct)).GetProperty("items").EnumerateArray().ToList();
         Assert.Equal(3, sessions.Count);
         Assert.DoesNotContain(sessions, s => s.GetProperty("id").GetString() == oldest.SessionId);
-        using var oldClient = _app.CreateClient(oldest.AccessToken);
+        using var oldClient = App.CreateClient(oldest.AccessToken);
         Assert.Equal(HttpStatusCode.Unauthorized, (await oldClient.GetAsync("/api/v1/me", Ct)).StatusCode);
     }
 }

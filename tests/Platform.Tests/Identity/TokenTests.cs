@@ -11,41 +11,28 @@ using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Identity;
 
-public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
+public sealed class TokenTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
-    private PlatformApp _app = null!;
-    private TestTenant _tenant = null!;
-
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
-
-    public async ValueTask InitializeAsync()
-    {
-        _app = await new PlatformApp(azurite, services: s => s.AddSingleton<TimeProvider>(_clock)).ReadyAsync();
-        _tenant = await _app.SignUpAsync();
-    }
-
-    public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 
     private async Task<HttpStatusCode> MeWith(string token)
     {
-        using var client = _app.CreateClient(token);
+        using var client = App.CreateClient(token);
         return (await client.GetAsync("/api/v1/me", Ct)).StatusCode;
     }
 
     [Fact]
     public async Task AccessTokenCarriesTheContractClaimsAndIsSignedWithThePublishedKey()
     {
-        var tokens = await _app.LoginAsync(_tenant);
-        using var client = _app.CreateClient();
+        var tokens = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient();
 
         var jwks = await client.GetFromJsonAsync<JsonElement>("/api/v1/.well-known/jwks.json", Ct);
 
         var jwt = new JsonWebToken(tokens.AccessToken);
         Assert.Equal("ES256", jwt.Alg);
         Assert.Equal("at+jwt", jwt.Typ);
-        Assert.Equal(_tenant.AdminId, jwt.Subject);
-        Assert.Equal(_tenant.Id, jwt.GetClaim("tid").Value);
+        Assert.Equal(Tenant.AdminId, jwt.Subject);
+        Assert.Equal(Tenant.Id, jwt.GetClaim("tid").Value);
         Assert.Equal(tokens.SessionId, jwt.GetClaim("sid").Value);
         Assert.Equal("platform-api", Assert.Single(jwt.Audiences));
         Assert.Equal(TimeSpan.FromMinutes(15), jwt.ValidTo - jwt.IssuedAt);
@@ -58,19 +45,19 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task TokenIsRefusedOneSecondPastExpiryAndClockSkew()
     {
-        var tokens = await _app.LoginAsync(_tenant);
+        var tokens = await App.LoginAsync(Tenant);
 
-        _clock.Advance(TimeSpan.FromMinutes(15) + TimeSpan.FromSeconds(29));
+        Clock.Advance(TimeSpan.FromMinutes(15) + TimeSpan.FromSeconds(29));
         Assert.Equal(HttpStatusCode.OK, await MeWith(tokens.AccessToken));
 
-        _clock.Advance(TimeSpan.FromSeconds(2));
+        Clock.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(tokens.AccessToken));
     }
 
     [Fact]
     public async Task TamperedTokensAreRefused()
     {
-        var token = (await _app.LoginAsync(_tenant)).AccessToken;
+        var token = (await App.LoginAsync(Tenant)).AccessToken;
         var parts = token.Split('.');
         var payload = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(Base64UrlEncoder.Decode(parts[1]))!;
         payload["sub"] = JsonSerializer.SerializeToElement("someone-else");
@@ -85,7 +72,7 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task UnsignedAlgNoneTokenIsRefused()
     {
-        var token = (await _app.LoginAsync(_tenant)).AccessToken;
+        var token = (await App.LoginAsync(Tenant)).AccessToken;
         var parts = token.Split('.');
         var header = Base64UrlEncoder.Encode("""{"alg":"none","typ":"at+jwt"}""");
 
@@ -95,7 +82,7 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task TokenSignedByAForeignKeyIsRefused()
     {
-        var genuine = new JsonWebToken((await _app.LoginAsync(_tenant)).AccessToken);
+        var genuine = new JsonWebToken((await App.LoginAsync(Tenant)).AccessToken);
         using var foreign = ECDsa.Create(ECCurve.NamedCurves.nistP256);
 
         var forged = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
@@ -103,10 +90,10 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
             Issuer = genuine.Issuer,
             Audience = genuine.Audiences.Single(),
             TokenType = "at+jwt",
-            IssuedAt = _clock.GetUtcNow().UtcDateTime,
-            NotBefore = _clock.GetUtcNow().UtcDateTime,
-            Expires = _clock.GetUtcNow().UtcDateTime.AddMinutes(5),
-            Claims = new Dictionary<string, object> { ["sub"] = genuine.Subject, ["tid"] = _tenant.Id, ["sid"] = genuine.GetClaim("sid").Value },
+            IssuedAt = Clock.GetUtcNow().UtcDateTime,
+            NotBefore = Clock.GetUtcNow().UtcDateTime,
+            Expires = Clock.GetUtcNow().UtcDateTime.AddMinutes(5),
+            Claims = new Dictionary<string, object> { ["sub"] = genuine.Subject, ["tid"] = Tenant.Id, ["sid"] = genuine.GetClaim("sid").Value },
             SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(foreign) { KeyId = genuine.Kid }, SecurityAlgorithms.EcdsaSha256),
         });
 
@@ -116,7 +103,7 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task RefreshTokenCannotBeUsedAsAnAccessToken()
     {
-        var tokens = await _app.LoginAsync(_tenant);
+        var tokens = await App.LoginAsync(Tenant);
 
         Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(tokens.RefreshToken));
     }
@@ -124,7 +111,7 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task UnauthenticatedCallIsAnUnauthorizedProblem()
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
         var response = await client.GetAsync("/api/v1/me", Ct);
 
@@ -135,12 +122,12 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task TokenOfOneTenantCannotReachAnotherTenantsUsers()
     {
-        var other = await _app.SignUpAsync();
-        using var otherClient = await _app.SignedInClientAsync(other);
+        var other = await App.SignUpAsync();
+        using var otherClient = await App.SignedInClientAsync(other);
         using var png = new ByteArrayContent(Images.Png);
         png.Headers.ContentType = new("image/png");
         Assert.Equal(HttpStatusCode.NoContent, (await otherClient.PutAsync("/api/v1/me/avatar", png, Ct)).StatusCode);
-        using var client = await _app.SignedInClientAsync(_tenant);
+        using var client = await App.SignedInClientAsync(Tenant);
 
         var response = await client.GetAsync($"/api/v1/users/{other.AdminId}/avatar", Ct);
 
@@ -150,8 +137,8 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task ConcurrentRefreshesWithOneTokenYieldAtMostOnePair()
     {
-        var tokens = await _app.LoginAsync(_tenant);
-        using var client = _app.CreateClient();
+        var tokens = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient();
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ =>
             client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = tokens.RefreshToken }, Ct)));
@@ -163,8 +150,8 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task RefreshRotatesAndASpentTokenRevokesTheWholeSession()
     {
-        var first = await _app.LoginAsync(_tenant);
-        using var client = _app.CreateClient();
+        var first = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient();
 
         var refreshed = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Ct);
         Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
@@ -187,7 +174,7 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     [InlineData("01TENANT.01USER.01SESSION.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]
     public async Task UnknownRefreshTokenIsRefused(string refreshToken)
     {
-        using var client = _app.CreateClient();
+        using var client = App.CreateClient();
 
         var response = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken }, Ct);
 
@@ -195,12 +182,25 @@ public sealed class TokenTests(Azurite azurite) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RefreshTokenMovedToAnotherTenantIsRefused()
+    {
+        var other = await App.SignUpAsync();
+        var tokens = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient();
+        var moved = other.Id + tokens.RefreshToken[tokens.RefreshToken.IndexOf('.', StringComparison.Ordinal)..];
+
+        var response = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = moved }, Ct);
+
+        await response.ReadProblemAsync(401, "invalid_refresh_token");
+    }
+
+    [Fact]
     public async Task SessionIdleTooLongCannotBeRefreshed()
     {
-        var tokens = await _app.LoginAsync(_tenant);
-        using var client = _app.CreateClient();
+        var tokens = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient();
 
-        _clock.Advance(TimeSpan.FromDays(30) + TimeSpan.FromMinutes(1));
+        Clock.Advance(TimeSpan.FromDays(30) + TimeSpan.FromMinutes(1));
         var response = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = tokens.RefreshToken }, Ct);
 
         await response.ReadProblemAsync(401, "invalid_refresh_token");
