@@ -23,6 +23,47 @@ public sealed class AccountSecurity(
     EventPublisher events,
     TimeProvider time)
 {
+    /// <summary>
+    /// Checks a signed-in user's password (to change it, to turn MFA off). Failures count towards the same lockout
+    /// as sign-in, so these routes are no way around it; null means the password is right.
+    /// </summary>
+    public async Task<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult?> CheckPasswordAsync(
+        TenantId tenant, UserEntity user, string? password, HttpContext http, CancellationToken cancellationToken)
+    {
+        var email = UserDirectory.NormalizeEmail(user.Email)!;
+        if (await lockouts.LockedForAsync(tenant, email, cancellationToken) is { } lockedFor)
+        {
+            return AuthEndpoints.AccountLocked(http, lockedFor);
+        }
+
+        if (password is { Length: > 0 and <= AuthEndpoints.MaxPasswordInputLength } && hasher.Verify(password, user.PasswordHash) != PasswordCheck.Mismatch)
+        {
+            return null;
+        }
+
+        await lockouts.RecordFailureAsync(tenant, email, cancellationToken);
+        return AuthEndpoints.InvalidPassword();
+    }
+
+    /// <summary>
+    /// Step-up for changes that would hand the account to whoever holds the token: allowed within
+    /// <see cref="AuthEndpoints.FreshSession"/> of signing in, later only with the password (checked like sign-in).
+    /// </summary>
+    public async Task<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult?> RequireRecentSignInAsync(
+        Caller caller, UserEntity user, string? password, HttpContext http, CancellationToken cancellationToken)
+    {
+        if (password is null && caller.SessionId.Length > 0 &&
+            await sessions.GetAsync(caller.Tenant, caller.UserId, caller.SessionId, cancellationToken) is { } session &&
+            time.GetUtcNow() - session.CreatedAt <= AuthEndpoints.FreshSession)
+        {
+            return null;
+        }
+
+        return password is null
+            ? Http.Problems.Create(403, "reauthentication_required", "Password needed", "Send your password as password: this session signed in too long ago for this change.")
+            : await CheckPasswordAsync(caller.Tenant, user, password, http, cancellationToken);
+    }
+
     /// <summary>The policy's verdict on a new password, as field errors of <paramref name="field"/>.</summary>
     public Validation CheckNewPassword(string field, string? password)
     {
@@ -47,14 +88,14 @@ public sealed class AccountSecurity(
     }
 
     /// <param name="keepSessionId">The session that made the change and stays; null ends every session.</param>
-    public async Task AfterChangeAsync(TenantId tenant, UserEntity user, string eventType, MailKind notice, string? keepSessionId, string? ip,
+    public async Task AfterChangeAsync(TenantId tenant, UserEntity user, string eventType, MailKind? notice, string? keepSessionId, string? ip,
         CancellationToken cancellationToken)
     {
         await sessions.RevokeAllAsync(tenant, user.Id, keepSessionId, cancellationToken);
         await events.PublishAsync(tenant, new PlatformEvent(eventType, Actor.User(user.Id, ip), "user", user.Id), cancellationToken);
-        if (await tenants.GetAsync(tenant, cancellationToken) is { } owner)
+        if (notice is { } kind && await tenants.GetAsync(tenant, cancellationToken) is { } owner)
         {
-            await mail.SendNoticeAsync(notice, owner.Name, user, cancellationToken);
+            await mail.SendNoticeAsync(kind, owner.Name, user, cancellationToken);
         }
     }
 }

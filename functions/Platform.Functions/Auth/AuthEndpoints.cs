@@ -24,7 +24,7 @@ public static partial class AuthEndpoints
             .AllowAnonymous().WithTags("Auth").WithName("GetJwks").WithSummary("The public keys that sign access tokens.");
 
         var group = app.MapGroup("/api/v1/auth").WithTags("Auth");
-        group.MapPost("/login", Login).AllowAnonymous().WithName("Login");
+        group.MapPost("/login", Login).AllowAnonymous().RequireRateLimiting(AuthExtensions.LoginRateLimit).WithName("Login");
         group.MapPost("/refresh", Refresh).AllowAnonymous().WithName("RefreshTokens");
         group.MapPost("/logout", Logout).RequireAuthorization().WithName("Logout");
         group.MapGet("/sessions", ListSessions).RequireAuthorization().WithName("ListSessions");
@@ -48,8 +48,6 @@ public static partial class AuthEndpoints
 
     public sealed record SessionView(string Id, DateTimeOffset CreatedAt, DateTimeOffset LastSeenAt, string? UserAgent, string? Ip, bool Current);
 
-    public sealed record Page<T>(IReadOnlyList<T> Items, string? ContinuationToken);
-
     public sealed record ForgotPasswordRequest(string? Tenant, string? Email);
 
     public sealed record ResetPasswordRequest(string? Token, string? NewPassword);
@@ -58,11 +56,15 @@ public static partial class AuthEndpoints
 
     public sealed record TotpSetup(string Secret, string OtpauthUri);
 
-    public sealed record CodeRequest(string? Code);
+    /// <param name="Password">Needed when the session is older than <see cref="FreshSession"/>: a stolen access token alone
+    /// must not be enough to put an attacker's authenticator on the account.</param>
+    public sealed record CodeRequest(string? Code, string? Password);
+
+    public static readonly TimeSpan FreshSession = TimeSpan.FromMinutes(10);
 
     public sealed record PasswordRequest(string? Password);
 
-    public sealed record BackupCodes(IReadOnlyList<string> Codes);
+    public sealed record BackupCodeList(IReadOnlyList<string> BackupCodes);
 
     internal static async Task<Results<Ok<TokenResponse>, ProblemHttpResult>> Login(
         LoginRequest request, HttpContext http, TenantDirectory tenants, UserDirectory users, PasswordHasher hasher,
@@ -106,6 +108,13 @@ public static partial class AuthEndpoints
                 await RecordFailureAsync(tenantId, email, user, "invalid_otp", ip, lockouts, events, cancellationToken);
                 return InvalidOtp();
             }
+        }
+
+        // Checked again after the (slow) verification: guesses sent in parallel all passed the first check, and the
+        // failures they recorded meanwhile must still stop a right guess among them.
+        if (await lockouts.LockedForAsync(tenantId, email, cancellationToken) is { } lockedNow)
+        {
+            return AccountLocked(http, lockedNow);
         }
 
         if (check == PasswordCheck.MatchNeedsRehash)
@@ -177,14 +186,14 @@ public static partial class AuthEndpoints
         return TypedResults.NoContent();
     }
 
-    internal static async Task<Ok<Page<SessionView>>> ListSessions(ClaimsPrincipal principal, Sessions sessions, CancellationToken cancellationToken)
+    internal static async Task<Ok<PagedList<SessionView>>> ListSessions(ClaimsPrincipal principal, Sessions sessions, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var items = (await sessions.ListAsync(caller.Tenant, caller.UserId, cancellationToken))
             .OrderByDescending(s => s.LastSeenAt)
             .Select(s => new SessionView(s.Id, s.CreatedAt, s.LastSeenAt, s.UserAgent, s.Ip, s.Id == caller.SessionId))
             .ToList();
-        return TypedResults.Ok(new Page<SessionView>(items, null));
+        return TypedResults.Ok(new PagedList<SessionView>(items, null));
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> RevokeSession(
@@ -294,7 +303,7 @@ public static partial class AuthEndpoints
         return TypedResults.Ok(new TotpSetup(secret, Mfa.OtpAuthUri(secret, user.Email, tenant?.Name ?? "")));
     }
 
-    internal static async Task<Results<Ok<BackupCodes>, ProblemHttpResult>> EnableTotp(
+    internal static async Task<Results<Ok<BackupCodeList>, ProblemHttpResult>> EnableTotp(
         CodeRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, Mfa mfa, AccountSecurity security,
         TimeProvider time, CancellationToken cancellationToken)
     {
@@ -308,6 +317,11 @@ public static partial class AuthEndpoints
         if (user.PendingTotpSecret is null)
         {
             return Problems.Create(409, "mfa_setup_required", "Set up TOTP first", "Call /api/v1/auth/mfa/totp/setup before enabling.");
+        }
+
+        if (await security.RequireRecentSignInAsync(caller, user, request.Password, http, cancellationToken) is { } refused)
+        {
+            return refused;
         }
 
         if (mfa.Verify(caller.Tenant, user.Id, user.PendingTotpSecret, request.Code?.Trim(), lastStep: 0) is not { } step)
@@ -324,18 +338,18 @@ public static partial class AuthEndpoints
         user.UpdatedAt = time.GetUtcNow();
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
         await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.enabled", MailKind.MfaEnabled, caller.SessionId, ClientIp(http), cancellationToken);
-        return TypedResults.Ok(new BackupCodes(codes));
+        return TypedResults.Ok(new BackupCodeList(codes));
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DisableTotp(
-        PasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, PasswordHasher hasher, AccountSecurity security,
+        PasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, AccountSecurity security,
         TimeProvider time, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
-        if (request.Password is not { Length: <= MaxPasswordInputLength } password || hasher.Verify(password, user.PasswordHash) == PasswordCheck.Mismatch)
+        if (await security.CheckPasswordAsync(caller.Tenant, user, request.Password, http, cancellationToken) is { } refused)
         {
-            return InvalidPassword();
+            return refused;
         }
 
         if (!user.MfaEnabled)
@@ -353,8 +367,9 @@ public static partial class AuthEndpoints
         return TypedResults.NoContent();
     }
 
-    internal static async Task<Results<Ok<BackupCodes>, ProblemHttpResult>> RegenerateBackupCodes(
-        ClaimsPrincipal principal, HttpContext http, UserDirectory users, EventPublisher events, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<BackupCodeList>, ProblemHttpResult>> RegenerateBackupCodes(
+        [Microsoft.AspNetCore.Mvc.FromBody(EmptyBodyBehavior = Microsoft.AspNetCore.Mvc.ModelBinding.EmptyBodyBehavior.Allow)] PasswordRequest? request,
+        ClaimsPrincipal principal, HttpContext http, UserDirectory users, AccountSecurity security, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
@@ -363,11 +378,16 @@ public static partial class AuthEndpoints
             return Problems.Create(409, "mfa_not_enabled", "MFA not enabled", "Backup codes exist only while TOTP is on.");
         }
 
+        if (await security.RequireRecentSignInAsync(caller, user, request?.Password, http, cancellationToken) is { } refused)
+        {
+            return refused;
+        }
+
         var (codes, hashes) = Mfa.NewBackupCodes();
         user.BackupCodeHashes = hashes;
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.mfa.backup_codes_regenerated", Actor.User(user.Id, ClientIp(http)), "user", user.Id), cancellationToken);
-        return TypedResults.Ok(new BackupCodes(codes));
+        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.backup_codes_regenerated", null, caller.SessionId, ClientIp(http), cancellationToken);
+        return TypedResults.Ok(new BackupCodeList(codes));
     }
 
     /// <summary>A TOTP code newer than the last one used, or an unused backup code; updates the user row in memory.</summary>
@@ -421,7 +441,7 @@ public static partial class AuthEndpoints
     internal static ProblemHttpResult InvalidPassword() =>
         Problems.Create(403, "invalid_password", "Wrong password", "The password given does not match this account's.");
 
-    private static ProblemHttpResult AccountLocked(HttpContext http, TimeSpan lockedFor)
+    internal static ProblemHttpResult AccountLocked(HttpContext http, TimeSpan lockedFor)
     {
         var seconds = (int)Math.Ceiling(lockedFor.TotalSeconds);
         http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);

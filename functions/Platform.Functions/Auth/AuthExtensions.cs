@@ -20,12 +20,43 @@ public sealed class RateLimitOptions
 
     [Range(1, 100_000)]
     public int ForgotPasswordPerHourPerIp { get; set; } = 10;
+
+    /// <summary>Generous for people behind one NAT; it bounds how fast one address can make us run Argon2.</summary>
+    [Range(1, 1_000_000)]
+    public int LoginsPerHourPerIp { get; set; } = 600;
 }
 
 public static class AuthExtensions
 {
     public const string SignUpRateLimit = "sign-up";
     public const string ForgotPasswordRateLimit = "forgot-password";
+    public const string LoginRateLimit = "login";
+    public const string CredentialScheme = "Credential";
+    public const string ApiKeyScheme = "ApiKey";
+    public const string ApiKeyHeader = "X-Api-Key";
+
+    private static string SelectScheme(HttpContext context)
+    {
+        var authorization = context.Request.Headers.Authorization.ToString();
+        if (context.Request.Headers.ContainsKey(ApiKeyHeader) || authorization.StartsWith(ApiKeyScheme + " ", StringComparison.OrdinalIgnoreCase))
+        {
+            return ApiKeyScheme;
+        }
+
+        if (Entra.IsConfigured(context.RequestServices.GetRequiredService<IConfiguration>()) &&
+            authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            var handler = new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler();
+            var token = authorization[7..].Trim();
+            if (handler.CanReadToken(token) && handler.ReadJsonWebToken(token).Issuer is { } issuer &&
+                issuer != context.RequestServices.GetRequiredService<AccessTokens>().Issuer)
+            {
+                return Entra.Scheme;
+            }
+        }
+
+        return JwtBearerDefaults.AuthenticationScheme;
+    }
 
     public static IHostApplicationBuilder AddPlatformAuth(this IHostApplicationBuilder builder)
     {
@@ -49,7 +80,12 @@ public static class AuthExtensions
         services.AddSingleton<SecretBox>();
         services.AddSingleton<Mfa>();
 
-        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        // One default scheme that hands each request to the scheme its credential belongs to: an API key
+        // (Authorization: ApiKey ... or X-Api-Key), an Entra ID token (a bearer token from another issuer, when
+        // Entra is configured), or a Platform access token.
+        services.AddAuthentication(CredentialScheme)
+            .AddJwtBearer()
+            .AddPolicyScheme(CredentialScheme, "Platform credentials", policy => policy.ForwardDefaultSelector = SelectScheme);
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<AccessTokens>((bearer, tokens) => tokens.Configure(bearer));
         services.AddAuthorization();
 
@@ -69,6 +105,7 @@ public static class AuthExtensions
             };
             limiter.AddPolicy(SignUpRateLimit, http => PerIpPerHour(http, o => o.SignUpsPerHourPerIp));
             limiter.AddPolicy(ForgotPasswordRateLimit, http => PerIpPerHour(http, o => o.ForgotPasswordPerHourPerIp));
+            limiter.AddPolicy(LoginRateLimit, http => PerIpPerHour(http, o => o.LoginsPerHourPerIp));
         });
 
         // Under the Functions host every request arrives from the host on loopback; the caller's address is in

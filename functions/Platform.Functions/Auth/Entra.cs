@@ -9,6 +9,7 @@ using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Platform.Functions.Events;
 using Platform.Functions.Http;
+using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 using Platform.Functions.Users;
 
@@ -26,7 +27,6 @@ public static class Entra
     public const string Scheme = "Entra";
     public const string Section = "AzureAd";
     public const string SessionPrefix = "entra:";
-    private const string SelectorScheme = "PlatformOrEntra";
 
     public static bool IsConfigured(IConfiguration configuration) => !string.IsNullOrWhiteSpace(configuration[$"{Section}:ClientId"]);
 
@@ -41,22 +41,6 @@ public static class Entra
 
         builder.Services.AddAuthentication()
             .AddMicrosoftIdentityWebApi(builder.Configuration.GetSection(Section), jwtBearerScheme: Scheme, subscribeToJwtBearerMiddlewareDiagnosticsEvents: false);
-        builder.Services.AddAuthentication()
-            .AddPolicyScheme(SelectorScheme, "Platform or Entra ID", policy => policy.ForwardDefaultSelector = context =>
-            {
-                var header = context.Request.Headers.Authorization.ToString();
-                var token = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header[7..].Trim() : "";
-                var handler = new JsonWebTokenHandler();
-                var issuer = handler.CanReadToken(token) ? handler.ReadJsonWebToken(token).Issuer : null;
-                var platformIssuer = context.RequestServices.GetRequiredService<AccessTokens>().Issuer;
-                return issuer is not null && issuer != platformIssuer ? Scheme : JwtBearerDefaults.AuthenticationScheme;
-            });
-        builder.Services.Configure<AuthenticationOptions>(o =>
-        {
-            o.DefaultScheme = SelectorScheme;
-            o.DefaultAuthenticateScheme = SelectorScheme;
-            o.DefaultChallengeScheme = SelectorScheme;
-        });
         var instance = (builder.Configuration[$"{Section}:Instance"] ?? "https://login.microsoftonline.com/").TrimEnd('/');
         builder.Services.PostConfigure<JwtBearerOptions>(Scheme, bearer =>
         {
@@ -91,9 +75,10 @@ public static class Entra
 
     public static RouteGroupBuilder MapEntra(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/api/v1").WithTags("Entra ID").RequireAuthorization();
+        var group = app.MapGroup("/api/v1").WithTags("Entra ID").RequirePermission(Permissions.TenantManage);
         group.MapGet("/tenant/entra", GetTrust).WithName("GetEntraTrust");
         group.MapPut("/tenant/entra", PutTrust).WithName("PutEntraTrust");
+        group.MapDelete("/tenant/entra", DeleteTrust).WithName("DeleteEntraTrust");
         group.MapPut("/users/{id}/entra", LinkUser).WithName("LinkEntraUser");
         return group;
     }
@@ -104,28 +89,18 @@ public static class Entra
 
     public sealed record LinkRequest(string? ObjectId);
 
-    internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> GetTrust(ClaimsPrincipal principal, EntraDirectory entra, UserDirectory users, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> GetTrust(ClaimsPrincipal principal, EntraDirectory entra, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
-        if (!await IsAdminAsync(caller, users, cancellationToken))
-        {
-            return Forbidden();
-        }
-
         return await entra.GetTrustAsync(caller.Tenant, cancellationToken) is { } trust
             ? TypedResults.Ok(new TrustView(trust.EntraTenantId, trust.AllowEmailLinking))
             : Problems.NotFound("This tenant trusts no Entra ID tenant.");
     }
 
     internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> PutTrust(
-        TrustRequest request, ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, UserDirectory users, EventPublisher events, CancellationToken cancellationToken)
+        TrustRequest request, ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, EventPublisher events, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
-        if (!await IsAdminAsync(caller, users, cancellationToken))
-        {
-            return Forbidden();
-        }
-
         if (!Guid.TryParse(request.EntraTenantId, out var entraTenant))
         {
             return new Validation().Add("entraTenantId", "must be the Entra ID tenant's GUID").ToProblem();
@@ -141,15 +116,23 @@ public static class Entra
         return TypedResults.Ok(new TrustView(entraTenant.ToString(), request.AllowEmailLinking));
     }
 
+    internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteTrust(
+        ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, EventPublisher events, CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        if (!await entra.RemoveTrustAsync(caller.Tenant, cancellationToken))
+        {
+            return Problems.NotFound("This tenant trusts no Entra ID tenant.");
+        }
+
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.untrusted", Actor.User(caller.UserId, AuthEndpoints.ClientIp(http)), "tenant", caller.Tenant.Value), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
     internal static async Task<Results<NoContent, ProblemHttpResult>> LinkUser(
         string id, LinkRequest request, ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, UserDirectory users, EventPublisher events, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
-        if (!await IsAdminAsync(caller, users, cancellationToken))
-        {
-            return Forbidden();
-        }
-
         if (await users.GetAsync(caller.Tenant, id, cancellationToken) is null)
         {
             return Problems.NotFound("No user of this tenant has this id.");
@@ -171,11 +154,6 @@ public static class Entra
         return TypedResults.NoContent();
     }
 
-    /// <summary>Until roles and permissions land (Users issue), managing the tenant takes the built-in admin role.</summary>
-    private static async Task<bool> IsAdminAsync(Caller caller, UserDirectory users, CancellationToken cancellationToken) =>
-        (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))?.RoleList.Contains("admin") == true;
-
-    private static ProblemHttpResult Forbidden() => Problems.Create(403, "forbidden", "Forbidden", "This needs the tenant.manage permission.");
 }
 
 /// <summary>
@@ -206,8 +184,44 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
 
         var trust = new EntraTrustEntity { PartitionKey = Partition, RowKey = "trust:" + entraTenantId, TenantId = tenant.Value, EntraTenantId = entraTenantId, AllowEmailLinking = allowEmailLinking };
         var pointer = new EntraTrustEntity { PartitionKey = Partition, RowKey = "tenant:" + tenant.Value, TenantId = tenant.Value, EntraTenantId = entraTenantId, AllowEmailLinking = allowEmailLinking };
+        var actions = new List<TableTransactionAction>
+        {
+            existing.HasValue
+                ? new(TableTransactionActionType.UpdateReplace, trust, existing.Value!.ETag)
+                : new(TableTransactionActionType.Add, trust),
+            new(TableTransactionActionType.UpsertReplace, pointer),
+        };
+
+        // Moving to another Entra tenant ends the old trust in the same transaction.
+        if (await GetTrustAsync(tenant, cancellationToken) is { } previous && previous.EntraTenantId != entraTenantId)
+        {
+            actions.Add(new(TableTransactionActionType.Delete, new TableEntity(Partition, "trust:" + previous.EntraTenantId), ETag.All));
+        }
+
+        try
+        {
+            await Table.SubmitTransactionAsync(actions, cancellationToken);
+            return true;
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Ends the tenant's trust; its links stop counting at once (they are checked against the trust).</summary>
+    public async Task<bool> RemoveTrustAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        if (await GetTrustAsync(tenant, cancellationToken) is not { } trust)
+        {
+            return false;
+        }
+
         await Table.SubmitTransactionAsync(
-            [new TableTransactionAction(TableTransactionActionType.UpsertReplace, trust), new TableTransactionAction(TableTransactionActionType.UpsertReplace, pointer)],
+            [
+                new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(Partition, "trust:" + trust.EntraTenantId), ETag.All),
+                new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(Partition, "tenant:" + tenant.Value), ETag.All),
+            ],
             cancellationToken);
         return true;
     }
@@ -233,6 +247,13 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
         UserEntity? user;
         if (link.HasValue)
         {
+            // A link counts only while its tenant still trusts this Entra tenant.
+            var current = await Table.GetEntityIfExistsAsync<EntraTrustEntity>(Partition, "trust:" + entraTenant, cancellationToken: cancellationToken);
+            if (!current.HasValue || current.Value!.TenantId != link.Value!.TenantId)
+            {
+                return null;
+            }
+
             tenant = new TenantId(link.Value!.TenantId);
             user = await users.GetAsync(tenant, link.Value.UserId, cancellationToken);
         }
@@ -247,7 +268,10 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
             }
 
             tenant = new TenantId(trust.Value.TenantId);
-            user = await users.FindByEmailAsync(tenant, email, cancellationToken);
+            user = await users.FindByEmailAsync(tenant, email, cancellationToken) is { EmailVerified: true } verified ? verified : null;
+
+            // Only an address the Platform user proved they own: otherwise a tenant could create an account under
+            // someone else's email and catch that person's Entra sign-in.
             if (user is not null)
             {
                 await LinkAsync(entraTenant, objectId, tenant, user.Id, cancellationToken);

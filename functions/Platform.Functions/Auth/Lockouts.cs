@@ -64,9 +64,11 @@ public sealed class Lockouts(StorageAccount storage, IOptions<AuthOptions> optio
 
                 return lockout;
             }
-            catch (RequestFailedException ex) when (ex.Status is 409 or 412 && attempt < 5)
+            catch (RequestFailedException ex) when (ex.Status is 409 or 412 && attempt < 20)
             {
-                // Another failure was counted at the same moment; count this one on top of it.
+                // Another failure was counted at the same moment; count this one on top of it. Past the last try the
+                // conflict surfaces as a 409, never as a success: a failure that was not counted is not let through.
+                await Task.Delay(Random.Shared.Next(5, 25), cancellationToken);
             }
         }
     }

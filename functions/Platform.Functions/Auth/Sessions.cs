@@ -65,6 +65,7 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
 {
     public const string TableName = "sessions";
     private const int MaxSpentHashes = 50;
+    private static readonly TimeSpan ReuseGrace = TimeSpan.FromSeconds(30);
     public const int MaxUserAgentLength = 256;
 
     private AuthOptions Settings => options.Value;
@@ -125,6 +126,14 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         if (!FixedTimeEquals(session.RefreshHash, presentedHash))
         {
             var spent = JsonSerializer.Deserialize<List<string>>(session.SpentHashes) ?? [];
+
+            // The token rotated moments ago: most likely the same client retrying or a second tab racing, not theft.
+            // It gets nothing, but the session (and the pair the first refresh returned) survives.
+            if (spent.Count > 0 && FixedTimeEquals(spent[^1], presentedHash) && now - session.LastSeenAt < ReuseGrace)
+            {
+                return new(RefreshOutcome.Invalid);
+            }
+
             if (spent.Any(h => FixedTimeEquals(h, presentedHash)))
             {
                 await RevokeAsync(tenant, session, cancellationToken);
@@ -224,35 +233,65 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
 /// </summary>
 public sealed class SessionGuard(StorageAccount storage, IMemoryCache cache, IOptions<AuthOptions> options, TimeProvider time)
 {
-    private sealed record Standing(bool SessionActive, bool UserActive);
+    /// <summary>What a request needs to know about its caller: whether the session and user stand, and the user's roles.</summary>
+    public sealed record Standing(bool SessionActive, bool UserActive, IReadOnlyList<string> Roles)
+    {
+        public bool IsValid => SessionActive && UserActive;
+    }
 
     /// <remarks>
     /// Nothing per token needs checking beyond this: every event that must cut tokens (logout, reset, MFA change,
     /// deletion, lock) either revokes the sessions or deactivates the user.
     /// </remarks>
-    public async Task<bool> IsValidAsync(Caller caller, CancellationToken cancellationToken)
+    public async Task<bool> IsValidAsync(Caller caller, CancellationToken cancellationToken) =>
+        (await GetStandingAsync(caller, cancellationToken)).IsValid;
+
+    public async Task<Standing> GetStandingAsync(Caller caller, CancellationToken cancellationToken)
     {
-        var key = CacheKey(caller.Tenant, caller.UserId, caller.SessionId);
-        if (!cache.TryGetValue(key, out Standing? standing) || standing is null)
+        // A revocation made here is final for this instance, even if a request that read the row just before the
+        // revocation caches what it read afterwards.
+        if (cache.TryGetValue(RevokedKey(caller.Tenant, caller.UserId, caller.SessionId), out _))
         {
-            // Entra ID sign-ins have no Platform session: only the user's standing counts.
-            var entra = caller.SessionId.StartsWith(Entra.SessionPrefix, StringComparison.Ordinal);
-            var sessionRow = entra ? null : await storage.TenantTable(Sessions.TableName).For(caller.Tenant)
-                .GetAsync<SessionEntity>(SessionEntity.KeyFor(caller.UserId, caller.SessionId), cancellationToken);
-            var userRow = await storage.TenantTable(UserDirectory.TableName).For(caller.Tenant)
-                .GetAsync<UserEntity>(UserEntity.KeyFor(caller.UserId), cancellationToken);
-            standing = new Standing(
-                entra || sessionRow?.IsActive(time.GetUtcNow(), options.Value.SessionIdleTimeout) == true,
-                userRow?.IsActive == true);
-            cache.Set(key, standing, options.Value.RevocationCheckInterval);
+            return new Standing(false, false, []);
         }
 
-        return standing.SessionActive && standing.UserActive;
+        var key = CacheKey(caller.Tenant, caller.UserId, caller.SessionId);
+        if (cache.TryGetValue(key, out Standing? standing) && standing is not null)
+        {
+            return standing;
+        }
+
+        // Entra ID sign-ins and API keys have no Platform session row: only the user's standing counts for them
+        // (an API key's own validity is checked where the key is authenticated).
+        var sessionless = caller.SessionId.StartsWith(Entra.SessionPrefix, StringComparison.Ordinal) ||
+            caller.SessionId.StartsWith(SessionlessPrefix, StringComparison.Ordinal);
+        var sessionRow = sessionless ? null : await storage.TenantTable(Sessions.TableName).For(caller.Tenant)
+            .GetAsync<SessionEntity>(SessionEntity.KeyFor(caller.UserId, caller.SessionId), cancellationToken);
+        var userRow = await storage.TenantTable(UserDirectory.TableName).For(caller.Tenant)
+            .GetAsync<UserEntity>(UserEntity.KeyFor(caller.UserId), cancellationToken);
+        standing = new Standing(
+            sessionless || sessionRow?.IsActive(time.GetUtcNow(), options.Value.SessionIdleTimeout) == true,
+            userRow?.IsActive == true,
+            userRow?.RoleList ?? []);
+        cache.Set(key, standing, options.Value.RevocationCheckInterval);
+        return standing;
     }
 
-    public void Forget(TenantId tenant, string userId, string sessionId) => cache.Remove(CacheKey(tenant, userId, sessionId));
+    private static int _generations;
 
-    /// <summary>Forgets every cached session of a user on this instance (after a change to the user row).</summary>
+    /// <summary>Session ids of callers that sign in without a session (API keys) start with this.</summary>
+    public const string SessionlessPrefix = "apikey:";
+
+    /// <summary>Marks a session revoked on this instance at once; other instances learn it within the check interval.</summary>
+    public void Forget(TenantId tenant, string userId, string sessionId)
+    {
+        cache.Set(RevokedKey(tenant, userId, sessionId), true, options.Value.RevocationCheckInterval + TimeSpan.FromSeconds(1));
+        cache.Remove(CacheKey(tenant, userId, sessionId));
+    }
+
+    private static string RevokedKey(TenantId tenant, string userId, string sessionId) => $"revoked:{tenant.Value}:{userId}:{sessionId}";
+
+    /// <summary>Forgets every cached standing of a user on this instance (after a change to the user row).</summary>
     public void ForgetUser(TenantId tenant, string userId) => cache.Remove(UserGenerationKey(tenant, userId));
 
     private string CacheKey(TenantId tenant, string userId, string sessionId) =>
@@ -262,7 +301,7 @@ public sealed class SessionGuard(StorageAccount storage, IMemoryCache cache, IOp
         cache.GetOrCreate(UserGenerationKey(tenant, userId), entry =>
         {
             entry.AbsoluteExpirationRelativeToNow = TimeSpan.FromMinutes(10);
-            return Environment.TickCount;
+            return Interlocked.Increment(ref _generations);
         });
 
     private static string UserGenerationKey(TenantId tenant, string userId) => $"user-generation:{tenant.Value}:{userId}";

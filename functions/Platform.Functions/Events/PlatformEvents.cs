@@ -32,17 +32,27 @@ public sealed record Actor(string Type, string? Id, string? Ip)
 /// <summary>Receives every published event; the audit trail is one, webhook delivery will be another.</summary>
 public interface IEventSubscriber
 {
-    Task OnEventAsync(TenantId tenant, PlatformEvent platformEvent, DateTimeOffset at, CancellationToken cancellationToken);
+    /// <summary>Events of one tenant that happened together (one request, one bulk call), in order.</summary>
+    Task OnEventsAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, DateTimeOffset at, CancellationToken cancellationToken);
 }
 
 public sealed class EventPublisher(IEnumerable<IEventSubscriber> subscribers, TimeProvider time)
 {
-    public async Task PublishAsync(TenantId tenant, PlatformEvent platformEvent, CancellationToken cancellationToken)
+    public Task PublishAsync(TenantId tenant, PlatformEvent platformEvent, CancellationToken cancellationToken) =>
+        PublishManyAsync(tenant, [platformEvent], cancellationToken);
+
+    /// <summary>Publishes a batch at once, so a bulk change costs a few writes rather than one per event.</summary>
+    public async Task PublishManyAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, CancellationToken cancellationToken)
     {
+        if (events.Count == 0)
+        {
+            return;
+        }
+
         var at = time.GetUtcNow();
         foreach (var subscriber in subscribers)
         {
-            await subscriber.OnEventAsync(tenant, platformEvent, at, cancellationToken);
+            await subscriber.OnEventsAsync(tenant, events, at, cancellationToken);
         }
     }
 }
@@ -57,19 +67,33 @@ public sealed class AuditTrail(StorageAccount storage, TimeProvider time) : IEve
 
     public TenantPartition Entries(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
-    public Task OnEventAsync(TenantId tenant, PlatformEvent platformEvent, DateTimeOffset at, CancellationToken cancellationToken) =>
-        Entries(tenant).AddAsync(new AuditEntry
+    public async Task OnEventsAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        var entries = events.Select(e => new AuditEntry
         {
             RowKey = Ids.New(time),
             At = at,
-            Action = platformEvent.Type,
-            ActorType = platformEvent.Actor.Type,
-            ActorId = platformEvent.Actor.Id,
-            Ip = platformEvent.Actor.Ip,
-            TargetType = platformEvent.TargetType,
-            TargetId = platformEvent.TargetId,
-            Changes = platformEvent.Changes is null ? null : JsonSerializer.Serialize(platformEvent.Changes, JsonSerializerOptions.Web),
-        }, cancellationToken);
+            Action = e.Type,
+            ActorType = e.Actor.Type,
+            ActorId = e.Actor.Id,
+            Ip = e.Actor.Ip,
+            TargetType = e.TargetType,
+            TargetId = e.TargetId,
+            Changes = e.Changes is null ? null : JsonSerializer.Serialize(e.Changes, JsonSerializerOptions.Web),
+        }).ToList();
+
+        if (entries.Count == 1)
+        {
+            await Entries(tenant).AddAsync(entries[0], cancellationToken);
+            return;
+        }
+
+        // One partition, so up to 100 entries go in one entity-group transaction.
+        foreach (var chunk in entries.DistinctBy(e => e.RowKey).Chunk(100))
+        {
+            await Entries(tenant).SubmitTransactionAsync([.. chunk.Select(e => new TableTransactionAction(TableTransactionActionType.Add, e))], cancellationToken);
+        }
+    }
 }
 
 public sealed class AuditEntry : ITableEntity

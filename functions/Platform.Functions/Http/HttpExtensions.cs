@@ -18,7 +18,13 @@ public static class HttpExtensions
         services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
         {
             var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
+            context.ProblemDetails.Status = status;
             context.ProblemDetails.Extensions.TryAdd("code", Problems.DefaultCode(status));
+            context.ProblemDetails.Type ??= status == StatusCodes.Status429TooManyRequests
+                ? "https://www.rfc-editor.org/rfc/rfc6585#section-4"
+                : "about:blank";
+            context.ProblemDetails.Title ??= Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status);
+            context.ProblemDetails.Detail ??= context.ProblemDetails.Title;
             context.ProblemDetails.Extensions["traceId"] = Problems.TraceId(context.HttpContext);
             context.ProblemDetails.Instance ??= context.HttpContext.Request.Path;
         });
@@ -118,6 +124,10 @@ internal sealed partial class ExceptionProblems(IProblemDetailsService problems,
                 (400, "invalid_body", "Invalid request body", "The request body is missing or cannot be read."),
             BadHttpRequestException bad => (bad.StatusCode, Problems.DefaultCode(bad.StatusCode), "Bad request", "The request could not be understood."),
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "client_closed_request", "Client closed request", null),
+            // A conditional write lost a race with another request: the caller should read again, not see a 500.
+            Azure.RequestFailedException { Status: 412 } => (412, "precondition_failed", "Precondition failed", "The resource changed while this request was handled; read it again and retry."),
+            Azure.RequestFailedException { Status: 409 } => (409, "conflict", "Conflict", "The resource changed while this request was handled; retry."),
+            Platform.Functions.Identity.Passwords.PasswordHashingBusyException => (503, "busy", "Busy", "Too many sign-ins are being checked right now; retry in a moment."),
             _ => (500, "internal_error", "Internal server error", "An unexpected error occurred. Quote the traceId when reporting it."),
         };
 

@@ -46,6 +46,8 @@ public sealed class Validation
 
     public bool IsValid => _errors.Count == 0;
 
+    public IReadOnlyDictionary<string, string[]> Errors => _errors.ToDictionary(e => e.Key, e => e.Value.ToArray());
+
     public Validation Add(string field, string message)
     {
         if (!_errors.TryGetValue(field, out var messages))
@@ -82,6 +84,6 @@ public sealed class Validation
             extensions: new Dictionary<string, object?>
             {
                 ["code"] = "validation_failed",
-                ["errors"] = _errors.ToDictionary(e => e.Key, e => e.Value.ToArray()),
+                ["errors"] = Errors,
             });
 }

@@ -124,14 +124,14 @@ public static class MeEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ChangePassword(
-        ChangePasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, PasswordHasher hasher,
+        ChangePasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users,
         AccountSecurity security, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
-        if (request.CurrentPassword is not { Length: <= AuthEndpoints.MaxPasswordInputLength } current || hasher.Verify(current, user.PasswordHash) == PasswordCheck.Mismatch)
+        if (await security.CheckPasswordAsync(caller.Tenant, user, request.CurrentPassword, http, cancellationToken) is { } refused)
         {
-            return AuthEndpoints.InvalidPassword();
+            return refused;
         }
 
         var validation = security.CheckNewPassword("newPassword", request.NewPassword);
@@ -149,6 +149,12 @@ public static class MeEndpoints
         CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
+        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
+        if (!ETags.IfMatchAllows(http.Request, user.ETag))
+        {
+            return Problems.Create(412, "precondition_failed", "Precondition failed", "The account changed since you read it; read it again.");
+        }
+
         var declared = http.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
         if (declared is not ("image/png" or "image/jpeg"))
         {
@@ -178,7 +184,6 @@ public static class MeEndpoints
         buffer.Position = 0;
         await storage.Container(AvatarContainer).GetBlobClient($"{caller.Tenant.Value}/{caller.UserId}")
             .UploadAsync(buffer, new BlobUploadOptions { HttpHeaders = new BlobHttpHeaders { ContentType = actual } }, cancellationToken);
-        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         user.AvatarContentType = actual;
         user.UpdatedAt = time.GetUtcNow();
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);

@@ -61,6 +61,14 @@ public readonly struct TenantPartition
     }
 
     /// <summary>
+    /// Rows of this tenant matching a further condition on their properties. The condition is a
+    /// <see cref="FormattableString"/> whose arguments are escaped by the SDK, so user text never becomes OData.
+    /// </summary>
+    public AsyncPageable<T> QueryWhereAsync<T>(FormattableString condition, int? maxPerPage = null, CancellationToken cancellationToken = default)
+        where T : class, ITableEntity, new() =>
+        _table.QueryAsync<T>($"PartitionKey eq '{_partitionKey}' and ({TableClient.CreateQueryFilter(condition)})", maxPerPage, cancellationToken: cancellationToken);
+
+    /// <summary>
     /// One entity-group transaction (at most 100 actions, all in this tenant's partition): all succeed or none.
     /// </summary>
     public Task<Response<IReadOnlyList<Response>>> SubmitTransactionAsync(

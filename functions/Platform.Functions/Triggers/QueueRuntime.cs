@@ -188,7 +188,10 @@ internal sealed partial class QueueRuntime(
             while (true)
             {
                 await Task.Delay(lease / 2, time, cancellationToken);
-                var updated = await queue.UpdateMessageAsync(messageId, receipt.Value, visibilityTimeout: lease, cancellationToken: cancellationToken);
+
+                // Not cancellable once sent: a renewal cut off mid-call could lose the new pop receipt, and then the
+                // message could not be deleted and would run again.
+                var updated = await queue.UpdateMessageAsync(messageId, receipt.Value, visibilityTimeout: lease, cancellationToken: CancellationToken.None);
                 receipt.Value = updated.Value.PopReceipt;
             }
         }

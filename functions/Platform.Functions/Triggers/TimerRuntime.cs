@@ -108,6 +108,13 @@ internal sealed partial class TimerRuntime(
             var now = time.GetUtcNow();
 
             // A stored occurrence that the current schedule would not produce (the schedule was changed) is dropped.
+            if (status?.Next == DateTimeOffset.MaxValue)
+            {
+                // The schedule has no further occurrence: nothing to do but hold the lease.
+                await Task.Delay(TimeSpan.FromDays(1), time, leased);
+                continue;
+            }
+
             if (status?.Next is not { } occurrence || schedule.GetNextOccurrence(occurrence.UtcDateTime, inclusive: true) != occurrence.UtcDateTime)
             {
                 var first = Next(schedule, now);
@@ -117,7 +124,8 @@ internal sealed partial class TimerRuntime(
 
             if (occurrence > now)
             {
-                await Task.Delay(occurrence - now, time, leased);
+                // Task.Delay takes at most ~49 days; a yearly schedule waits in steps and looks again.
+                await Task.Delay(TimeSpan.FromTicks(Math.Min((occurrence - now).Ticks, TimeSpan.FromDays(1).Ticks)), time, leased);
                 continue;
             }
 

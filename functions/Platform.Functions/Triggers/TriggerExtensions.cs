@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Triggers;
@@ -21,6 +22,9 @@ public static class TriggerExtensions
         services.AddSingleton<FunctionInvoker>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddStorageContainer(StateContainer);
+        // The host must wait for the drain, or in-flight messages would stay hidden for their whole lease.
+        services.AddOptions<HostOptions>().Configure<IOptions<TriggerOptions>>((host, triggers) =>
+            host.ShutdownTimeout = TimeSpan.FromTicks(Math.Max(host.ShutdownTimeout.Ticks, (triggers.Value.DrainTimeout + TimeSpan.FromSeconds(10)).Ticks)));
         services.AddHostedService<TimerRuntime>();
         services.AddHostedService<QueueRuntime>();
 

@@ -14,8 +14,11 @@ public sealed class UserDirectory(StorageAccount storage)
 
     public TenantPartition Users(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
-    public Task<UserEntity?> GetAsync(TenantId tenant, string userId, CancellationToken cancellationToken) =>
-        IsPlausibleId(userId) ? Users(tenant).GetAsync<UserEntity>(UserEntity.KeyFor(userId), cancellationToken) : Task.FromResult<UserEntity?>(null);
+    /// <summary>The user, or null when there is none - including a purged user, whose row is only a tombstone.</summary>
+    public async Task<UserEntity?> GetAsync(TenantId tenant, string userId, CancellationToken cancellationToken) =>
+        IsPlausibleId(userId) && await Users(tenant).GetAsync<UserEntity>(UserEntity.KeyFor(userId), cancellationToken) is { } user && user.Status != UserStatus.Purged
+            ? user
+            : null;
 
     public async Task<UserEntity?> FindByEmailAsync(TenantId tenant, string email, CancellationToken cancellationToken)
     {
@@ -84,6 +87,11 @@ public static class UsersExtensions
     {
         builder.Services.AddStorageTable(UserDirectory.TableName);
         builder.Services.AddSingleton<UserDirectory>();
+        builder.Services.AddSingleton<UserSchemas>();
+        builder.Services.AddSingleton<UserCommands>();
+        builder.Services.AddSingleton<UserPurge>();
+        builder.Services.AddSingleton<UserProjections>();
+        builder.Services.AddSingleton<Http.ContinuationTokens>();
         return builder;
     }
 }

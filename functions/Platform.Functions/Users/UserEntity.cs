@@ -45,6 +45,11 @@ public sealed class UserEntity : ITableEntity
 
     public string? AvatarContentType { get; set; }
 
+    /// <summary>Custom field values, a JSON object validated against the tenant's schema when written.</summary>
+    public string Fields { get; set; } = "{}";
+
+    public DateTimeOffset? DeletedAt { get; set; }
+
     [IgnoreDataMember]
     public string Id => RowKey[KeyPrefix.Length..];
 
@@ -66,6 +71,9 @@ public static class UserStatus
     public const string Active = "active";
     public const string Locked = "locked";
     public const string Deleted = "deleted";
+
+    /// <summary>Personal data erased; the row stays as a tombstone so every instance's list projection learns of it.</summary>
+    public const string Purged = "purged";
 }
 
 /// <summary>The email index row: <c>e:{normalized email}</c> → user id.</summary>

@@ -12,10 +12,12 @@ public sealed record UserView(
     bool EmailVerified,
     bool MfaEnabled,
     JsonElement Settings,
+    JsonElement Fields,
     bool HasAvatar,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
-    DateTimeOffset? LastLoginAt)
+    DateTimeOffset? LastLoginAt,
+    DateTimeOffset? DeletedAt)
 {
     public static UserView From(UserEntity user) => new(
         user.Id,
@@ -26,8 +28,10 @@ public sealed record UserView(
         user.EmailVerified,
         user.MfaEnabled,
         JsonSerializer.Deserialize<JsonElement>(user.Settings),
+        JsonSerializer.Deserialize<JsonElement>(user.Fields),
         user.AvatarContentType is not null,
         user.CreatedAt,
         user.UpdatedAt,
-        user.LastLoginAt);
+        user.LastLoginAt,
+        user.DeletedAt);
 }

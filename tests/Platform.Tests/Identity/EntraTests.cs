@@ -96,6 +96,7 @@ public sealed class EntraTests(Azurite azurite) : SignedUpTenantTests(azurite)
     public async Task FirstUseLinksByVerifiedEmailWhenTheTenantAllowsIt()
     {
         await TrustAsync(allowEmailLinking: true);
+        await VerifyAdminEmailAsync();
         var objectId = Guid.NewGuid().ToString();
 
         var first = await MeWith(EntraToken(objectId, Tenant.AdminEmail, emailVerified: true));
@@ -105,10 +106,42 @@ public sealed class EntraTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(HttpStatusCode.OK, later.StatusCode);
     }
 
+    private async Task VerifyAdminEmailAsync()
+    {
+        using var client = App.CreateClient();
+        var verified = await client.PostAsJsonAsync("/api/v1/auth/verify-email", new { token = App.TokenFromMail(Tenant.AdminEmail, "verify-email") }, Ct);
+        Assert.Equal(HttpStatusCode.NoContent, verified.StatusCode);
+    }
+
+    [Fact]
+    public async Task APlatformUserWhoNeverVerifiedTheirEmailIsNotLinkedByIt()
+    {
+        await TrustAsync(allowEmailLinking: true);
+
+        var response = await MeWith(EntraToken(Guid.NewGuid().ToString(), Tenant.AdminEmail, emailVerified: true));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task EndingTheTrustStopsLinkedUsersAtOnce()
+    {
+        await TrustAsync(allowEmailLinking: true);
+        await VerifyAdminEmailAsync();
+        var objectId = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.OK, (await MeWith(EntraToken(objectId, Tenant.AdminEmail, emailVerified: true))).StatusCode);
+        using var admin = await App.SignedInClientAsync(Tenant);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/api/v1/tenant/entra", Ct)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(objectId))).StatusCode);
+    }
+
     [Fact]
     public async Task UnverifiedEmailOrATenantThatDoesNotAllowItLinksNothing()
     {
         await TrustAsync(allowEmailLinking: true);
+        await VerifyAdminEmailAsync();
         Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), Tenant.AdminEmail, emailVerified: false))).StatusCode);
 
         await TrustAsync(allowEmailLinking: false);

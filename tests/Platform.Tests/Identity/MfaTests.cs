@@ -23,7 +23,7 @@ public sealed class MfaTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var secret = setup.GetProperty("secret").GetString()!;
         var enabled = await client.PostAsJsonAsync("/api/v1/auth/mfa/totp/enable", new { code = Code(secret) }, Ct);
         Assert.Equal(HttpStatusCode.OK, enabled.StatusCode);
-        var codes = (await enabled.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("codes").EnumerateArray().Select(c => c.GetString()!).ToList();
+        var codes = (await enabled.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("backupCodes").EnumerateArray().Select(c => c.GetString()!).ToList();
         Clock.Advance(TimeSpan.FromSeconds(30));
         return (secret, codes, session);
     }
@@ -110,7 +110,7 @@ public sealed class MfaTests(Azurite azurite) : SignedUpTenantTests(azurite)
 
         var regenerated = await signedIn.PostAsync("/api/v1/auth/mfa/backup-codes/regenerate", null, Ct);
 
-        var newCodes = (await regenerated.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("codes").EnumerateArray().Select(c => c.GetString()!).ToList();
+        var newCodes = (await regenerated.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("backupCodes").EnumerateArray().Select(c => c.GetString()!).ToList();
         using var client = App.CreateClient();
         await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, oldCodes[0])).ReadProblemAsync(401, "invalid_otp");
         Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, newCodes[0])).StatusCode);

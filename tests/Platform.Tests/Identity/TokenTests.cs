@@ -143,8 +143,17 @@ public sealed class TokenTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ =>
             client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = tokens.RefreshToken }, Ct)));
 
-        Assert.True(responses.Count(r => r.StatusCode == HttpStatusCode.OK) <= 1);
+        var winners = responses.Where(r => r.StatusCode == HttpStatusCode.OK).ToList();
+        Assert.True(winners.Count <= 1);
         Assert.All(responses.Where(r => r.StatusCode != HttpStatusCode.OK), r => Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode));
+
+        // The losers of the race must not take the winner's new pair down with them.
+        if (winners.Count == 1)
+        {
+            var pair = await Accounts.ReadTokensAsync(winners[0]);
+            Assert.Equal(HttpStatusCode.OK, await MeWith(pair.AccessToken));
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = pair.RefreshToken }, Ct)).StatusCode);
+        }
     }
 
     [Fact]
@@ -160,11 +169,25 @@ public sealed class TokenTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(first.SessionId, second.SessionId);
         Assert.Equal(HttpStatusCode.OK, await MeWith(second.AccessToken));
 
+        Clock.Advance(TimeSpan.FromSeconds(31));
         var replayed = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Ct);
 
         await replayed.ReadProblemAsync(401, "refresh_token_reused");
         await (await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = second.RefreshToken }, Ct)).ReadProblemAsync(401, "invalid_refresh_token");
         Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(second.AccessToken));
+    }
+
+    [Fact]
+    public async Task ATokenReplayedWithinSecondsOfItsRotationGetsNothingButEndsNoSession()
+    {
+        var first = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient();
+        var second = await Accounts.ReadTokensAsync(await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Ct));
+
+        var retried = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Ct);
+
+        await retried.ReadProblemAsync(401, "invalid_refresh_token");
+        Assert.Equal(HttpStatusCode.OK, await MeWith(second.AccessToken));
     }
 
     [Theory]

@@ -41,6 +41,7 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
             ["Platform:Mail:PickupDirectory"] = MailDirectory,
             ["Platform:RateLimits:SignUpsPerHourPerIp"] = "10000",
             ["Platform:RateLimits:ForgotPasswordPerHourPerIp"] = "10000",
+            ["Platform:RateLimits:LoginsPerHourPerIp"] = "100000",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {

@@ -142,7 +142,32 @@ public sealed class PasswordHasher
         _ = CryptographicOperations.FixedTimeEquals(actual, dummyHash);
     }
 
+    /// <summary>
+    /// At most two hashes per core at once: each takes ~19 MiB and a core for ~50 ms, so a burst of sign-ins queues
+    /// here (up to <see cref="BusyAfter"/>) instead of exhausting memory and the thread pool.
+    /// </summary>
+    private static readonly SemaphoreSlim Gate = new(Environment.ProcessorCount * 2);
+
+    public static readonly TimeSpan BusyAfter = TimeSpan.FromSeconds(10);
+
     private static byte[] Derive(byte[] secret, byte[] salt, Argon2Cost cost, int length)
+    {
+        if (!Gate.Wait(BusyAfter))
+        {
+            throw new PasswordHashingBusyException();
+        }
+
+        try
+        {
+            return DeriveNow(secret, salt, cost, length);
+        }
+        finally
+        {
+            Gate.Release();
+        }
+    }
+
+    private static byte[] DeriveNow(byte[] secret, byte[] salt, Argon2Cost cost, int length)
     {
         using var argon2 = new Argon2id(secret)
         {
@@ -240,5 +265,24 @@ public sealed class PasswordHasher
 
             return bytes[..written];
         }
+    }
+}
+
+/// <summary>Every hashing slot stayed taken for <see cref="PasswordHasher.BusyAfter"/>: the request answers 503 busy.</summary>
+public sealed class PasswordHashingBusyException : Exception
+{
+    public PasswordHashingBusyException()
+        : base("Password hashing is at capacity.")
+    {
+    }
+
+    public PasswordHashingBusyException(string message)
+        : base(message)
+    {
+    }
+
+    public PasswordHashingBusyException(string message, Exception innerException)
+        : base(message, innerException)
+    {
     }
 }

@@ -1,0 +1,151 @@
+using System.Globalization;
+using System.Security.Claims;
+using Azure;
+using Azure.Data.Tables;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
+using Platform.Functions.Http;
+using Platform.Functions.Roles;
+using Platform.Functions.Storage;
+using Platform.Functions.Tenants;
+using Platform.Functions.Triggers;
+using Platform.Functions.Users;
+
+namespace Platform.Functions.Audit;
+
+public sealed class AuditOptions
+{
+    public const string Section = "Platform:Audit";
+
+    [System.ComponentModel.DataAnnotations.Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(365);
+}
+
+/// <summary>
+/// <c>GET /api/v1/audit</c>: the tenant's audit trail, oldest first within the range. Row keys are ULIDs, so a
+/// time range is a row-key range and the other filters are escaped OData conditions on the same partition.
+/// </summary>
+public static class AuditEndpoints
+{
+    public static RouteHandlerBuilder MapAudit(this IEndpointRouteBuilder app) =>
+        app.MapGet("/api/v1/audit", ListAudit).RequirePermission(Permissions.AuditRead).WithTags("Audit").WithName("ListAudit");
+
+    public sealed record AuditPosition(string? StorageToken);
+
+    internal static async Task<Results<Ok<PagedList<AuditEntryView>>, ProblemHttpResult>> ListAudit(
+        DateTimeOffset? from, DateTimeOffset? to, string? actorId, string? targetId, string? action, string? pageSize, string? continuationToken,
+        ClaimsPrincipal principal, AuditTrail audit, ContinuationTokens tokens, CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        var validation = new Validation();
+        var size = Paging.Parse(pageSize, validation);
+        foreach (var (name, value) in new[] { ("actorId", actorId), ("targetId", targetId), ("action", action) })
+        {
+            if (value?.Length > 100)
+            {
+                validation.Add(name, "must be at most 100 characters");
+            }
+        }
+
+        if (from > to)
+        {
+            validation.Add("from", "must not be after to");
+        }
+
+        if (!validation.IsValid)
+        {
+            return validation.ToProblem();
+        }
+
+        var query = $"{from:O}\n{to:O}\n{actorId}\n{targetId}\n{action}\n{size}";
+        AuditPosition? position = null;
+        if (continuationToken is not null && !tokens.TryRead(continuationToken, caller.Tenant, query, out position))
+        {
+            return ContinuationTokens.Invalid();
+        }
+
+        var low = UlidFloor(from ?? DateTimeOffset.UnixEpoch);
+        var high = UlidFloor((to ?? DateTimeOffset.MaxValue.AddYears(-1000)).AddMilliseconds(1));
+        FormattableString condition = (actorId, targetId, action) switch
+        {
+            _ => $"RowKey ge {low} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or {targetId is null}) and (Action eq {action ?? ""} or {action is null})",
+        };
+
+        await foreach (var page in audit.Entries(caller.Tenant).QueryWhereAsync<AuditEntry>(condition, size, cancellationToken).AsPages(position?.StorageToken, size))
+        {
+            var next = page.ContinuationToken is { } more ? tokens.Create(caller.Tenant, query, new AuditPosition(more)) : null;
+            return TypedResults.Ok(new PagedList<AuditEntryView>([.. page.Values.Select(AuditEntryView.From)], next));
+        }
+
+        return TypedResults.Ok(new PagedList<AuditEntryView>([], null));
+    }
+
+    /// <summary>The smallest ULID of a millisecond: its 10 time characters followed by the lowest random part.</summary>
+    internal static string UlidFloor(DateTimeOffset at)
+    {
+        const string alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+        var milliseconds = Math.Clamp(at.ToUnixTimeMilliseconds(), 0, (1L << 48) - 1);
+        var chars = new char[10];
+        for (var i = 9; i >= 0; i--)
+        {
+            chars[i] = alphabet[(int)(milliseconds & 31)];
+            milliseconds >>= 5;
+        }
+
+        return new string(chars) + new string('0', 16);
+    }
+}
+
+/// <summary>The <c>AuditRetention</c> timer: daily, deletes each tenant's audit entries older than the retention.</summary>
+public sealed partial class AuditRetention(StorageAccount storage, AuditTrail audit, IOptions<AuditOptions> options, TimeProvider time, ILogger<AuditRetention> logger)
+    : ITimerHandler
+{
+    public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken)
+    {
+        var cutoff = AuditEndpoints.UlidFloor(time.GetUtcNow() - options.Value.Retention);
+        var deleted = 0;
+        await foreach (var tenant in storage.Table(TenantDirectory.TableName).QueryAsync<TenantEntity>(t => t.PartitionKey == "tenants", cancellationToken: cancellationToken))
+        {
+            if (!tenant.RowKey.StartsWith("id:", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var entries = audit.Entries(new TenantId(tenant.Id));
+            var expired = new List<TableTransactionAction>();
+            await foreach (var entry in entries.QueryWhereAsync<AuditEntry>($"RowKey lt {cutoff}", 1000, cancellationToken))
+            {
+                expired.Add(new TableTransactionAction(TableTransactionActionType.Delete, entry, ETag.All));
+                if (expired.Count == 100)
+                {
+                    await entries.SubmitTransactionAsync(expired, cancellationToken);
+                    deleted += expired.Count;
+                    expired.Clear();
+                }
+            }
+
+            if (expired.Count > 0)
+            {
+                await entries.SubmitTransactionAsync(expired, cancellationToken);
+                deleted += expired.Count;
+            }
+        }
+
+        LogDeleted(logger, deleted, options.Value.Retention.TotalDays);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Audit retention deleted {Deleted} entries older than {Days} days")]
+    private static partial void LogDeleted(ILogger logger, int deleted, double days);
+}
+
+public static class AuditExtensions
+{
+    public static IHostApplicationBuilder AddAudit(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AuditOptions>().BindConfiguration(AuditOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddTimerFunction<AuditRetention>("AuditRetention", "0 30 3 * * *");
+        return builder;
+    }
+}

@@ -1,0 +1,161 @@
+namespace Platform.Functions.Query;
+
+/// <summary>One field of a <c>sort</c> parameter: a field, ascending unless written <c>-field</c>.</summary>
+public readonly record struct SortField(string Field, bool Descending);
+
+/// <summary>
+/// The <c>sort</c> parameter of a list route: up to <see cref="MaxFields"/> comma-separated fields, each <c>field</c> or
+/// <c>-field</c> (descending), e.g. <c>sort=status,-createdAt</c>. Every field must be sortable in the route's
+/// <see cref="FilterSchema"/> (known, and not a list).
+/// </summary>
+public sealed class SortSpec
+{
+    /// <summary>Most fields in one <c>sort</c>.</summary>
+    public const int MaxFields = 3;
+
+    // Kept beside the fields so that Compare can read a timestamp kept as text (a custom date field in JSON) as one.
+    private readonly FieldType[] _types;
+
+    private SortSpec(IReadOnlyList<SortField> fields, FieldType[] types)
+    {
+        Fields = fields;
+        _types = types;
+    }
+
+    /// <summary>No sort requested: <see cref="Compare"/> says every pair is equal, so the route's own order stands.</summary>
+    public static SortSpec None { get; } = new([], []);
+
+    /// <summary>The fields to sort by, most significant first.</summary>
+    public IReadOnlyList<SortField> Fields { get; }
+
+    /// <summary>
+    /// Parses <paramref name="text"/>; null, empty or white space is <see cref="None"/>. Routes answer a
+    /// <see cref="FilterException"/> here with 400 <c>invalid_sort</c>.
+    /// </summary>
+    /// <exception cref="FilterException">An empty, unknown, unsortable or repeated field, too many fields, or text longer than
+    /// <see cref="FilterParser.MaxLength"/>.</exception>
+    public static SortSpec Parse(string? text, FilterSchema schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return None;
+        }
+
+        if (text.Length > FilterParser.MaxLength)
+        {
+            throw new FilterException($"Sort longer than {FilterParser.MaxLength} characters", FilterParser.MaxLength);
+        }
+
+        var fields = new List<SortField>();
+        var types = new List<FieldType>();
+        var start = 0;
+        while (true)
+        {
+            var end = text.IndexOf(',', start);
+            if (end < 0)
+            {
+                end = text.Length;
+            }
+
+            if (fields.Count == MaxFields)
+            {
+                throw new FilterException($"More than {MaxFields} sort fields", start);
+            }
+
+            var (field, type) = ParseField(text, start, end, schema, fields);
+            fields.Add(field);
+            types.Add(type);
+            if (end == text.Length)
+            {
+                return new SortSpec(fields, [.. types]);
+            }
+
+            start = end + 1;
+        }
+    }
+
+    /// <summary>
+    /// Orders two items by the fields in turn: a total order in which a null (or missing) value sorts after every
+    /// value in either direction, and values of an unexpected type sort by kind rather than throwing. Routes that page
+    /// should end with their own unique tie-breaker (the id) so that items equal on every field keep a stable order
+    /// across pages.
+    /// </summary>
+    public int Compare(Func<string, object?> left, Func<string, object?> right)
+    {
+        ArgumentNullException.ThrowIfNull(left);
+        ArgumentNullException.ThrowIfNull(right);
+        for (var i = 0; i < Fields.Count; i++)
+        {
+            var sorted = Fields[i];
+            var a = ValueOf(left, sorted.Field, _types[i]);
+            var b = ValueOf(right, sorted.Field, _types[i]);
+            var order = (a, b) switch
+            {
+                (null, null) => 0,
+                (null, _) => 1,
+                (_, null) => -1,
+                _ => sorted.Descending ? -FieldValues.CompareForSort(a, b) : FieldValues.CompareForSort(a, b),
+            };
+            if (order != 0)
+            {
+                return order;
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary><see cref="Compare"/> as a comparer of items, for <c>Order</c>/<c>Sort</c>.</summary>
+    public IComparer<T> ToComparer<T>(Func<T, string, object?> valueOf)
+    {
+        ArgumentNullException.ThrowIfNull(valueOf);
+        return Comparer<T>.Create((x, y) => Compare(field => valueOf(x, field), field => valueOf(y, field)));
+    }
+
+    private static object? ValueOf(Func<string, object?> valueOf, string field, FieldType type)
+    {
+        var value = FieldValues.Normalize(valueOf(field));
+        return type == FieldType.Timestamp && value is string text && FilterParser.TryParseTimestamp(text, out var time) ? time : value;
+    }
+
+    private static (SortField Field, FieldType Type) ParseField(string text, int start, int end, FilterSchema schema, List<SortField> earlier)
+    {
+        var position = start;
+        while (position < end && char.IsWhiteSpace(text[position]))
+        {
+            position++;
+        }
+
+        var trimmedEnd = end;
+        while (trimmedEnd > position && char.IsWhiteSpace(text[trimmedEnd - 1]))
+        {
+            trimmedEnd--;
+        }
+
+        var descending = position < trimmedEnd && text[position] == '-';
+        var nameStart = descending ? position + 1 : position;
+        if (nameStart >= trimmedEnd)
+        {
+            throw new FilterException("Expected a field name", nameStart);
+        }
+
+        var field = text[nameStart..trimmedEnd];
+        if (schema.TypeOf(field) is not { } type)
+        {
+            throw new FilterException($"Unknown field {FilterParser.Quote(field)}", nameStart);
+        }
+
+        if (type == FieldType.StringList)
+        {
+            throw new FilterException($"Field '{field}' is a list and cannot be sorted on", nameStart);
+        }
+
+        if (earlier.Exists(sorted => sorted.Field == field))
+        {
+            throw new FilterException($"Field '{field}' is sorted on twice", nameStart);
+        }
+
+        return (new SortField(field, descending), type);
+    }
+}

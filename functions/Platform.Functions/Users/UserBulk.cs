@@ -1,0 +1,208 @@
+using System.Collections.Concurrent;
+using System.Security.Claims;
+using System.Text.Json;
+using Azure.Data.Tables;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
+using Platform.Functions.Http;
+using Platform.Functions.Roles;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Users;
+
+public static partial class UsersEndpoints
+{
+    public const int MaxBulkOperations = 1000;
+
+    /// <summary>Creates per entity-group transaction: each takes two actions (user + email index) of the 100 allowed.</summary>
+    private const int CreatesPerTransaction = 50;
+
+    public sealed record BulkRequest(IReadOnlyList<BulkOperation>? Operations);
+
+    public sealed record BulkOperation(string? Op, string? Id, JsonElement? Data);
+
+    public sealed record BulkData(string? Email, string? DisplayName, string? Password, IReadOnlyList<string>? Roles, JsonElement? Fields, string? Status);
+
+    public sealed record BulkError(string Code, string Message, IReadOnlyDictionary<string, string[]>? Errors = null);
+
+    public sealed record BulkResult(int Index, int Status, string? Id = null, BulkError? Error = null);
+
+    public sealed record BulkResponse(IReadOnlyList<BulkResult> Results);
+
+    /// <summary>
+    /// Up to 1000 operations; each succeeds or fails on its own. Creates are validated first (passwords hashed in
+    /// parallel), then written 50 to an entity-group transaction; a transaction refused because one email is taken
+    /// is retried without that one, so 1000 creates take about 20 round trips and one bad row fails only itself.
+    /// </summary>
+    internal static async Task<Results<Ok<BulkResponse>, ProblemHttpResult>> Bulk(
+        BulkRequest request, ClaimsPrincipal principal, HttpContext http, CallerPermissions permissions, UserCommands commands,
+        UserDirectory users, UserProjections projections, EventPublisher events, CancellationToken cancellationToken)
+    {
+        var caller = Caller.From(principal)!;
+        if (request.Operations is not { Count: > 0 } operations || operations.Count > MaxBulkOperations)
+        {
+            return new Validation().Add("operations", $"must hold 1 to {MaxBulkOperations} operations").ToProblem();
+        }
+
+        var granted = await permissions.ForAsync(principal, cancellationToken);
+        var results = new BulkResult?[operations.Count];
+        var prepared = new ConcurrentDictionary<int, UserEntity>();
+        var published = new List<PlatformEvent>();
+
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, operations.Count).Where(i => operations[i]?.Op == "create"),
+            new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancellationToken },
+            async (i, ct) =>
+            {
+                if (Read(operations[i].Data, out var data) is { } unreadable)
+                {
+                    results[i] = new BulkResult(i, 400, Error: unreadable);
+                    return;
+                }
+
+                var (user, error) = await commands.PrepareCreateAsync(caller.Tenant, granted,
+                    new UserInput(data!.Email, data.DisplayName, data.Password, data.Roles, data.Fields, null), ct);
+                if (user is null)
+                {
+                    results[i] = Failed(i, error!);
+                }
+                else
+                {
+                    prepared[i] = user;
+                }
+            });
+
+        // Two creates with one email in the same request: the first one wins, as if they had come one by one.
+        foreach (var duplicate in prepared.OrderBy(p => p.Key).GroupBy(p => UserDirectory.NormalizeEmail(p.Value.Email)).SelectMany(g => g.Skip(1)))
+        {
+            prepared.TryRemove(duplicate.Key, out _);
+            results[duplicate.Key] = Failed(duplicate.Key, UserCommands.EmailTaken(duplicate.Value.Email));
+        }
+
+        foreach (var chunk in prepared.OrderBy(p => p.Key).Chunk(CreatesPerTransaction))
+        {
+            var pending = chunk.ToList();
+            while (pending.Count > 0)
+            {
+                try
+                {
+                    var actions = pending.SelectMany(p => new[]
+                    {
+                        new TableTransactionAction(TableTransactionActionType.Add, p.Value),
+                        new TableTransactionAction(TableTransactionActionType.Add,
+                            new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(UserDirectory.NormalizeEmail(p.Value.Email)!), UserId = p.Value.Id }),
+                    }).ToList();
+                    await users.Users(caller.Tenant).SubmitTransactionAsync(actions, cancellationToken);
+                    foreach (var (index, user) in pending)
+                    {
+                        results[index] = new BulkResult(index, 201, user.Id);
+                        projections.Apply(caller.Tenant, user);
+                        published.Add(Created(caller, http, user));
+                    }
+
+                    pending.Clear();
+                }
+                catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < pending.Count)
+                {
+                    var (index, user) = pending[failedAction / 2];
+                    results[index] = Failed(index, ex.Status == 409 ? UserCommands.EmailTaken(user.Email) : new CommandError(ex.Status, "write_failed", "The user could not be written."));
+                    pending.RemoveAt(failedAction / 2);
+                }
+            }
+        }
+
+        for (var i = 0; i < operations.Count; i++)
+        {
+            if (results[i] is not null)
+            {
+                continue;
+            }
+
+            results[i] = await RunOneAsync(i, operations[i], caller, http, granted, commands, projections, published, cancellationToken);
+        }
+
+        await events.PublishManyAsync(caller.Tenant, published, cancellationToken);
+        return TypedResults.Ok(new BulkResponse([.. results.Select(r => r!)]));
+    }
+
+    private static async Task<BulkResult> RunOneAsync(int index, BulkOperation? operation, Caller caller, HttpContext http, IReadOnlySet<string> granted,
+        UserCommands commands, UserProjections projections, List<PlatformEvent> published, CancellationToken cancellationToken)
+    {
+        if (operation?.Op is not ("update" or "delete" or "restore"))
+        {
+            return new BulkResult(index, 400, operation?.Id, new BulkError("invalid_operation", "op must be create, update, delete or restore."));
+        }
+
+        if (operation.Id is not { Length: > 0 and <= 64 } id)
+        {
+            return new BulkResult(index, 400, null, new BulkError("validation_failed", "id is required for " + operation.Op + "."));
+        }
+
+        if (operation.Op is "delete" or "restore" && !granted.Contains(Permissions.UsersDelete))
+        {
+            return new BulkResult(index, 403, id, new BulkError("forbidden", "This operation needs the users.delete permission."));
+        }
+
+        UserEntity? user;
+        CommandError? error;
+        string action;
+        Dictionary<string, object?>? changes = null;
+        switch (operation.Op)
+        {
+            case "update":
+                if (Read(operation.Data, out var data) is { } unreadable)
+                {
+                    return new BulkResult(index, 400, id, unreadable);
+                }
+
+                (user, error, changes) = await commands.UpdateAsync(caller.Tenant, granted, id,
+                    new UserInput(data!.Email, data.DisplayName, null, data.Roles, data.Fields, data.Status), null, cancellationToken);
+                action = "user.updated";
+                break;
+            case "delete":
+                (user, error) = await commands.DeleteAsync(caller.Tenant, id, null, cancellationToken);
+                action = "user.deleted";
+                break;
+            default:
+                (user, error) = await commands.RestoreAsync(caller.Tenant, id, cancellationToken);
+                action = "user.restored";
+                break;
+        }
+
+        if (user is null)
+        {
+            return Failed(index, error!) with { Id = id };
+        }
+
+        projections.Apply(caller.Tenant, user);
+        if (changes is not { Count: 0 })
+        {
+            published.Add(new PlatformEvent(action, Actor(caller, http), "user", id, changes));
+        }
+
+        return new BulkResult(index, 200, id);
+    }
+
+    private static BulkError? Read(JsonElement? data, out BulkData? parsed)
+    {
+        parsed = null;
+        if (data is not { ValueKind: JsonValueKind.Object } json)
+        {
+            return new BulkError("validation_failed", "data must be a JSON object.");
+        }
+
+        try
+        {
+            parsed = json.Deserialize<BulkData>(JsonSerializerOptions.Web);
+            return parsed is null ? new BulkError("validation_failed", "data must be a JSON object.") : null;
+        }
+        catch (JsonException)
+        {
+            return new BulkError("validation_failed", "data has a value of the wrong type.");
+        }
+    }
+
+    private static BulkResult Failed(int index, CommandError error) =>
+        new(index, error.Status, null, new BulkError(error.Code, error.Message, error.Fields is { IsValid: false } fields ? fields.Errors : null));
+}

@@ -1,0 +1,256 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Azure;
+using Azure.Data.Tables;
+using Microsoft.Extensions.Caching.Memory;
+using Platform.Functions.Http;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Users;
+
+/// <summary>One custom field of users, as declared by the tenant.</summary>
+public sealed record FieldDefinition(
+    string Name,
+    string Type,
+    bool Required = false,
+    string? Pattern = null,
+    double? Min = null,
+    double? Max = null,
+    int? MaxLength = null,
+    IReadOnlyList<string>? Values = null);
+
+public sealed record SchemaDocument(IReadOnlyList<FieldDefinition> Fields);
+
+/// <summary>
+/// The tenant's custom-field schema for users, stored as row <c>s:users</c> in the tenant's partition of the
+/// <c>users</c> table. Values are checked against it on every write. Changing it never rewrites users: a removed
+/// field stays readable on users that have it until they are written again; a field made required applies to
+/// writes from then on.
+/// </summary>
+public sealed partial class UserSchemas(StorageAccount storage, IMemoryCache cache)
+{
+    public const int MaxFields = 100;
+    public const int MaxPatternLength = 500;
+    public const int MaxValues = 100;
+    public const int MaxStringLength = 10_000;
+    public const int MaxFieldsJsonLength = 16 * 1024;
+    public static readonly TimeSpan PatternTimeout = TimeSpan.FromMilliseconds(50);
+    public static readonly IReadOnlySet<string> Types = new HashSet<string>(StringComparer.Ordinal) { "string", "number", "boolean", "date", "enum" };
+    private const string RowKey = "s:users";
+
+    [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,39}$")]
+    private static partial Regex FieldName();
+
+    public async Task<SchemaDocument> GetAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        if (cache.TryGetValue("schema:" + tenant.Value, out SchemaDocument? schema) && schema is not null)
+        {
+            return schema;
+        }
+
+        var row = await storage.TenantTable(UserDirectory.TableName).For(tenant).GetAsync<SchemaEntity>(RowKey, cancellationToken);
+        schema = row is null ? new SchemaDocument([]) : JsonSerializer.Deserialize<SchemaDocument>(row.Document, JsonSerializerOptions.Web)!;
+        cache.Set("schema:" + tenant.Value, schema, TimeSpan.FromSeconds(30));
+        return schema;
+    }
+
+    public async Task SaveAsync(TenantId tenant, SchemaDocument schema, CancellationToken cancellationToken)
+    {
+        await storage.TenantTable(UserDirectory.TableName).For(tenant)
+            .UpsertAsync(new SchemaEntity { RowKey = RowKey, Document = JsonSerializer.Serialize(schema, JsonSerializerOptions.Web) }, cancellationToken);
+        cache.Remove("schema:" + tenant.Value);
+    }
+
+    /// <summary>Checks a schema a tenant wants to store; patterns are compiled here so a broken one is a 400, not a later 500.</summary>
+    public static Validation Check(SchemaDocument? schema)
+    {
+        var validation = new Validation();
+        if (schema?.Fields is not { } fields)
+        {
+            return validation.Add("fields", "is required");
+        }
+
+        if (fields.Count > MaxFields)
+        {
+            validation.Add("fields", $"at most {MaxFields} fields");
+        }
+
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < fields.Count && i < MaxFields; i++)
+        {
+            var field = fields[i];
+            var at = $"fields[{i}]";
+            if (field?.Name is null || !FieldName().IsMatch(field.Name))
+            {
+                validation.Add($"{at}.name", "must be 1-40 letters, digits or _, starting with a letter");
+                continue;
+            }
+
+            if (!seen.Add(field.Name))
+            {
+                validation.Add($"{at}.name", $"'{field.Name}' is declared twice");
+            }
+
+            if (field.Type is null || !Types.Contains(field.Type))
+            {
+                validation.Add($"{at}.type", "must be string, number, boolean, date or enum");
+            }
+
+            if (field.Pattern is { } pattern)
+            {
+                if (field.Type != "string" || pattern.Length > MaxPatternLength)
+                {
+                    validation.Add($"{at}.pattern", $"only on string fields, at most {MaxPatternLength} characters");
+                }
+                else
+                {
+                    try
+                    {
+                        _ = new Regex(pattern, RegexOptions.CultureInvariant, PatternTimeout);
+                    }
+                    catch (ArgumentException)
+                    {
+                        validation.Add($"{at}.pattern", "is not a valid regular expression");
+                    }
+                }
+            }
+
+            if (field.MaxLength is { } maxLength && (maxLength < 1 || maxLength > MaxStringLength || field.Type != "string"))
+            {
+                validation.Add($"{at}.maxLength", $"only on string fields, 1-{MaxStringLength}");
+            }
+
+            if ((field.Min is not null || field.Max is not null) && field.Type != "number")
+            {
+                validation.Add($"{at}.min", "min and max apply to number fields");
+            }
+            else if (field.Min > field.Max || field.Min is double.NaN || field.Max is double.NaN)
+            {
+                validation.Add($"{at}.min", "must not exceed max");
+            }
+
+            if (field.Type == "enum" && (field.Values is not { Count: > 0 and <= MaxValues } values || values.Any(v => v is null || v.Length is 0 or > 100)))
+            {
+                validation.Add($"{at}.values", $"an enum needs 1-{MaxValues} values of 1-100 characters");
+            }
+        }
+
+        return validation;
+    }
+
+    /// <summary>
+    /// Validates the custom field values of a write and merges them into <paramref name="stored"/>: a value replaces,
+    /// <c>null</c> removes. Errors are named <c>fields.&lt;name&gt;</c>.
+    /// </summary>
+    public static string? Apply(SchemaDocument schema, string stored, JsonElement? changes, Validation validation)
+    {
+        var merged = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(stored) ?? [];
+        if (changes is { } given)
+        {
+            if (given.ValueKind != JsonValueKind.Object)
+            {
+                validation.Add("fields", "must be a JSON object");
+                return null;
+            }
+
+            foreach (var property in given.EnumerateObject())
+            {
+                var definition = schema.Fields.FirstOrDefault(f => f.Name == property.Name);
+                var name = $"fields.{(property.Name.Length > 40 ? property.Name[..40] : property.Name)}";
+                if (definition is null)
+                {
+                    validation.Add(name, "is not a field of the user schema");
+                }
+                else if (property.Value.ValueKind == JsonValueKind.Null)
+                {
+                    merged.Remove(property.Name);
+                }
+                else if (CheckValue(definition, property.Value) is { } problem)
+                {
+                    validation.Add(name, problem);
+                }
+                else
+                {
+                    merged[property.Name] = property.Value.Clone();
+                }
+            }
+        }
+
+        foreach (var required in schema.Fields.Where(f => f.Required && !merged.ContainsKey(f.Name)))
+        {
+            validation.Add($"fields.{required.Name}", "is required");
+        }
+
+        var json = JsonSerializer.Serialize(merged);
+        if (json.Length > MaxFieldsJsonLength)
+        {
+            validation.Add("fields", $"must be at most {MaxFieldsJsonLength} characters of JSON");
+        }
+
+        return validation.IsValid ? json : null;
+    }
+
+    private static string? CheckValue(FieldDefinition field, JsonElement value)
+    {
+        switch (field.Type)
+        {
+            case "string":
+                if (value.ValueKind != JsonValueKind.String)
+                {
+                    return "must be a string";
+                }
+
+                var text = value.GetString()!;
+                if (text.Length > (field.MaxLength ?? MaxStringLength))
+                {
+                    return $"must be at most {field.MaxLength ?? MaxStringLength} characters";
+                }
+
+                if (field.Pattern is { } pattern)
+                {
+                    try
+                    {
+                        if (!Regex.IsMatch(text, pattern, RegexOptions.CultureInvariant, PatternTimeout))
+                        {
+                            return "does not match the field's pattern";
+                        }
+                    }
+                    catch (RegexMatchTimeoutException)
+                    {
+                        // A hostile pattern (catastrophic backtracking) costs at most the timeout, then fails the value.
+                        return "could not be checked against the field's pattern in time";
+                    }
+                }
+
+                return null;
+            case "number":
+                if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || !double.IsFinite(number))
+                {
+                    return "must be a number";
+                }
+
+                return number < field.Min ? $"must be at least {field.Min}" : number > field.Max ? $"must be at most {field.Max}" : null;
+            case "boolean":
+                return value.ValueKind is JsonValueKind.True or JsonValueKind.False ? null : "must be true or false";
+            case "date":
+                return value.ValueKind == JsonValueKind.String &&
+                    DateTimeOffset.TryParse(value.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out _)
+                    ? null : "must be an ISO-8601 date";
+            case "enum":
+                return value.ValueKind == JsonValueKind.String && field.Values!.Contains(value.GetString()!) ? null : $"must be one of {string.Join(", ", field.Values!)}";
+            default:
+                return "has an unknown type";
+        }
+    }
+
+    private sealed class SchemaEntity : ITableEntity
+    {
+        public string PartitionKey { get; set; } = "";
+        public string RowKey { get; set; } = "";
+        public DateTimeOffset? Timestamp { get; set; }
+        public ETag ETag { get; set; }
+
+        public string Document { get; set; } = "{}";
+    }
+}
