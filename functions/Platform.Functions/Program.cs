@@ -35,6 +35,7 @@ builder.AddRoles();
 builder.AddAudit();
 builder.AddMe();
 builder.AddHousekeeping();
+builder.AddIdempotency();
 builder.AddJobs();
 
 var app = builder.Build();

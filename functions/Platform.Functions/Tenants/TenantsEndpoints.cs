@@ -19,6 +19,7 @@ public static class TenantsEndpoints
         group.MapPost("/", SignUp)
             .AllowAnonymous()
             .RequireRateLimiting(AuthExtensions.SignUpRateLimit)
+            .WithIdempotency()
             .WithName("SignUp")
             .WithSummary("Creates a tenant and its first admin user.");
         return group;

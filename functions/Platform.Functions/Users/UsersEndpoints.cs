@@ -19,14 +19,14 @@ public static partial class UsersEndpoints
     {
         var group = app.MapGroup("/api/v1/users").WithTags("Users");
         group.MapGet("/", ListUsers).RequirePermission(Permissions.UsersRead).WithName("ListUsers");
-        group.MapPost("/", CreateUser).RequirePermission(Permissions.UsersWrite).WithName("CreateUser");
+        group.MapPost("/", CreateUser).RequirePermission(Permissions.UsersWrite).WithIdempotency().WithName("CreateUser");
         group.MapGet("/{id}", GetUser).RequirePermission(Permissions.UsersRead).WithName("GetUser");
         group.MapPatch("/{id}", UpdateUser).RequirePermission(Permissions.UsersWrite).WithName("UpdateUser");
         group.MapDelete("/{id}", DeleteUser).RequirePermission(Permissions.UsersDelete).WithName("DeleteUser");
         group.MapPost("/{id}/restore", RestoreUser).RequirePermission(Permissions.UsersDelete).WithName("RestoreUser");
         group.MapGet("/{id}/export", ExportUser).RequirePermission(Permissions.UsersRead).WithName("ExportUser");
         group.MapPut("/{id}/roles", SetRoles).RequirePermission(Permissions.RolesManage).WithName("SetUserRoles");
-        group.MapPost("/bulk", Bulk).RequirePermission(Permissions.UsersWrite).WithName("BulkUsers")
+        group.MapPost("/bulk", Bulk).RequirePermission(Permissions.UsersWrite).WithIdempotency().WithName("BulkUsers")
             .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(8 * 1024 * 1024));
 
         var schema = app.MapGroup("/api/v1/schema/users").WithTags("Users");
