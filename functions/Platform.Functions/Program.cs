@@ -37,6 +37,7 @@ builder.AddMe();
 builder.AddHousekeeping();
 builder.AddIdempotency();
 builder.AddJobs();
+builder.AddInventory();
 
 var app = builder.Build();
 
@@ -61,6 +62,7 @@ app.MapRoles();
 app.MapAudit();
 app.MapEntra();
 app.MapApiKeys();
+app.MapInventory();
 app.MapFunctionInvocations();
 
 app.Run();

@@ -66,12 +66,11 @@ public static class AuditEndpoints
             return ContinuationTokens.Invalid();
         }
 
-        var low = UlidFloor(from ?? DateTimeOffset.UnixEpoch);
-        var high = UlidFloor((to ?? DateTimeOffset.MaxValue.AddYears(-1000)).AddMilliseconds(1));
-        FormattableString condition = (actorId, targetId, action) switch
-        {
-            _ => $"RowKey ge {low} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or {targetId is null}) and (Action eq {action ?? ""} or {action is null})",
-        };
+        var low = Ids.Floor(from ?? DateTimeOffset.UnixEpoch);
+        var high = Ids.Floor((to ?? DateTimeOffset.MaxValue.AddYears(-1000)).AddMilliseconds(1));
+        // Each optional filter is "(Prop eq value or true)" when absent: one escaped, parameterised condition.
+        FormattableString condition =
+            $"RowKey ge {low} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or {targetId is null}) and (Action eq {action ?? ""} or {action is null})";
 
         await foreach (var page in audit.Entries(caller.Tenant).QueryWhereAsync<AuditEntry>(condition, size, cancellationToken).AsPages(position?.StorageToken, size))
         {
@@ -81,21 +80,6 @@ public static class AuditEndpoints
 
         return TypedResults.Ok(new PagedList<AuditEntryView>([], null));
     }
-
-    /// <summary>The smallest ULID of a millisecond: its 10 time characters followed by the lowest random part.</summary>
-    internal static string UlidFloor(DateTimeOffset at)
-    {
-        const string alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-        var milliseconds = Math.Clamp(at.ToUnixTimeMilliseconds(), 0, (1L << 48) - 1);
-        var chars = new char[10];
-        for (var i = 9; i >= 0; i--)
-        {
-            chars[i] = alphabet[(int)(milliseconds & 31)];
-            milliseconds >>= 5;
-        }
-
-        return new string(chars) + new string('0', 16);
-    }
 }
 
 /// <summary>The <c>AuditRetention</c> timer: daily, deletes each tenant's audit entries older than the retention.</summary>
@@ -104,7 +88,7 @@ public sealed partial class AuditRetention(StorageAccount storage, AuditTrail au
 {
     public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken)
     {
-        var cutoff = AuditEndpoints.UlidFloor(time.GetUtcNow() - options.Value.Retention);
+        var cutoff = Ids.Floor(time.GetUtcNow() - options.Value.Retention);
         var deleted = 0;
         await foreach (var tenant in storage.Table(TenantDirectory.TableName).QueryAsync<TenantEntity>(t => t.PartitionKey == "tenants", cancellationToken: cancellationToken))
         {

@@ -211,6 +211,16 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         }
     }
 
+    /// <summary>Deletes every session row of a user, ended or not (purge: the rows hold user agents and addresses).</summary>
+    public async Task DeleteAllAsync(TenantId tenant, string userId, CancellationToken cancellationToken)
+    {
+        await foreach (var session in Rows(tenant).QueryAsync<SessionEntity>(userId + ":", cancellationToken: cancellationToken))
+        {
+            guard.Forget(tenant, userId, session.Id);
+            await Rows(tenant).DeleteAsync(session.RowKey, cancellationToken: cancellationToken);
+        }
+    }
+
     private static string Token(TenantId tenant, SessionEntity session, string secret) => $"{tenant.Value}.{session.UserId}.{session.Id}.{secret}";
 
     private static (string Secret, string Hash) NewSecret()

@@ -12,16 +12,11 @@ public static class Ids
 
     public static string New(TimeProvider? time = null)
     {
-        var milliseconds = (time ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds();
         Span<byte> random = stackalloc byte[10];
         RandomNumberGenerator.Fill(random);
 
         Span<char> id = stackalloc char[26];
-        for (var i = 9; i >= 0; i--)
-        {
-            id[i] = Alphabet[(int)(milliseconds & 31)];
-            milliseconds >>= 5;
-        }
+        WriteTime((time ?? TimeProvider.System).GetUtcNow(), id);
 
         // 80 random bits -> 16 characters of 5 bits each.
         UInt128 bits = 0;
@@ -37,5 +32,27 @@ public static class Ids
         }
 
         return new string(id);
+    }
+
+    /// <summary>
+    /// The smallest id of a millisecond (its 10 time characters, then zeros): row keys made by <see cref="New"/>
+    /// from that millisecond on sort at or after it, which turns a time range into a row-key range.
+    /// </summary>
+    public static string Floor(DateTimeOffset at)
+    {
+        Span<char> id = stackalloc char[26];
+        WriteTime(at, id);
+        id[10..].Fill('0');
+        return new string(id);
+    }
+
+    private static void WriteTime(DateTimeOffset at, Span<char> id)
+    {
+        var milliseconds = Math.Clamp(at.ToUnixTimeMilliseconds(), 0, (1L << 48) - 1);
+        for (var i = 9; i >= 0; i--)
+        {
+            id[i] = Alphabet[(int)(milliseconds & 31)];
+            milliseconds >>= 5;
+        }
     }
 }

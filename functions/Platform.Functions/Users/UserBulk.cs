@@ -161,11 +161,11 @@ public static partial class UsersEndpoints
                 action = "user.updated";
                 break;
             case "delete":
-                (user, error) = await commands.DeleteAsync(caller.Tenant, id, null, cancellationToken);
+                (user, error) = await commands.DeleteAsync(caller.Tenant, granted, id, null, cancellationToken);
                 action = "user.deleted";
                 break;
             default:
-                (user, error) = await commands.RestoreAsync(caller.Tenant, id, cancellationToken);
+                (user, error) = await commands.RestoreAsync(caller.Tenant, granted, id, cancellationToken);
                 action = "user.restored";
                 break;
         }

@@ -124,6 +124,19 @@ public sealed class UserCommands(
             return (null, CommandError.Stale, null);
         }
 
+        if (input.Roles is not null && !callerPermissions.Contains(Permissions.RolesManage))
+        {
+            return (null, new CommandError(403, "forbidden", "Changing roles needs the roles.manage permission."), null);
+        }
+
+        // Profile edits (name, custom fields) need only users.write; what could hand over or shut out the account
+        // (email, status, roles) needs the caller to hold everything the user holds.
+        if ((input.Email is not null || input.Status is not null || input.Roles is not null) &&
+            await OutranksAsync(tenant, callerPermissions, user, cancellationToken) is { } outranked)
+        {
+            return (null, outranked, null);
+        }
+
         var wasActiveAdmin = IsActiveAdmin(user);
         var validation = new Validation();
         var changes = new Dictionary<string, object?>();
@@ -178,11 +191,6 @@ public sealed class UserCommands(
 
         if (input.Roles is not null)
         {
-            if (!callerPermissions.Contains(Permissions.RolesManage))
-            {
-                return (null, new CommandError(403, "forbidden", "Changing roles needs the roles.manage permission."), null);
-            }
-
             if (await CheckRolesAsync(tenant, callerPermissions, input.Roles, validation, cancellationToken) is { } refused)
             {
                 return (null, refused, null);
@@ -220,7 +228,8 @@ public sealed class UserCommands(
         return error is null ? (user, null, changes) : (null, error, null);
     }
 
-    public async Task<(UserEntity? User, CommandError? Error)> DeleteAsync(TenantId tenant, string id, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
+    public async Task<(UserEntity? User, CommandError? Error)> DeleteAsync(
+        TenantId tenant, IReadOnlySet<string> callerPermissions, string id, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null || user.Status == UserStatus.Deleted)
@@ -231,6 +240,11 @@ public sealed class UserCommands(
         if (ifMatch?.Invoke(user.ETag) == false)
         {
             return (null, CommandError.Stale);
+        }
+
+        if (await OutranksAsync(tenant, callerPermissions, user, cancellationToken) is { } outranked)
+        {
+            return (null, outranked);
         }
 
         var wasAdmin = IsActiveAdmin(user);
@@ -252,12 +266,18 @@ public sealed class UserCommands(
         return (user, null);
     }
 
-    public async Task<(UserEntity? User, CommandError? Error)> RestoreAsync(TenantId tenant, string id, CancellationToken cancellationToken)
+    public async Task<(UserEntity? User, CommandError? Error)> RestoreAsync(
+        TenantId tenant, IReadOnlySet<string> callerPermissions, string id, CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null)
         {
             return (null, CommandError.NotFound);
+        }
+
+        if (await OutranksAsync(tenant, callerPermissions, user, cancellationToken) is { } outranked)
+        {
+            return (null, outranked);
         }
 
         if (user.Status != UserStatus.Deleted)
@@ -365,6 +385,19 @@ public sealed class UserCommands(
         return notHeld.Count == 0
             ? null
             : new CommandError(403, "permission_not_held", $"You cannot grant permissions you do not hold: {string.Join(", ", notHeld)}.");
+    }
+
+    /// <summary>
+    /// Nobody may change, lock, delete or restore a user who holds a permission they lack: otherwise a manager could
+    /// point an admin's email at their own mailbox and reset their way into the admin's account.
+    /// </summary>
+    private async Task<CommandError?> OutranksAsync(TenantId tenant, IReadOnlySet<string> callerPermissions, UserEntity target, CancellationToken cancellationToken)
+    {
+        var targetPermissions = await roles.PermissionsOfAsync(tenant, target.RoleList, cancellationToken);
+        var beyond = targetPermissions.Where(p => !callerPermissions.Contains(p)).Order(StringComparer.Ordinal).ToList();
+        return beyond.Count == 0
+            ? null
+            : new CommandError(403, "permission_not_held", $"This user holds permissions you do not hold ({string.Join(", ", beyond)}); only someone who holds them can change the user.");
     }
 
     private static bool IsActiveAdmin(UserEntity user) => user.IsActive && user.RoleList.Contains(BuiltInRoles.Admin);

@@ -38,6 +38,7 @@ public sealed partial class UserSchemas(StorageAccount storage, IMemoryCache cac
     public static readonly TimeSpan PatternTimeout = TimeSpan.FromMilliseconds(50);
     public static readonly IReadOnlySet<string> Types = new HashSet<string>(StringComparer.Ordinal) { "string", "number", "boolean", "date", "enum" };
     private const string RowKey = "s:users";
+    private static readonly string[] IsoDates = ["yyyy-MM-dd", "yyyy-MM-dd'T'HH:mm:ssK", "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK", "yyyy-MM-dd'T'HH:mmK"];
 
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,39}$")]
     private static partial Regex FieldName();
@@ -234,9 +235,10 @@ public sealed partial class UserSchemas(StorageAccount storage, IMemoryCache cac
             case "boolean":
                 return value.ValueKind is JsonValueKind.True or JsonValueKind.False ? null : "must be true or false";
             case "date":
+                // Strict ISO-8601 (a date, or a date-time with Z or an offset): what filters can compare later.
                 return value.ValueKind == JsonValueKind.String &&
-                    DateTimeOffset.TryParse(value.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out _)
-                    ? null : "must be an ISO-8601 date";
+                    DateTimeOffset.TryParseExact(value.GetString(), IsoDates, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out _)
+                    ? null : "must be an ISO-8601 date (2026-03-04 or 2026-03-04T10:00:00Z)";
             case "enum":
                 return value.ValueKind == JsonValueKind.String && field.Values!.Contains(value.GetString()!) ? null : $"must be one of {string.Join(", ", field.Values!)}";
             default:

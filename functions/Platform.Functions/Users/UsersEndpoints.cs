@@ -97,15 +97,16 @@ public static partial class UsersEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteUser(
-        string id, bool? purge, ClaimsPrincipal principal, HttpContext http, UserCommands commands, UserPurge purger,
+        string id, bool? purge, ClaimsPrincipal principal, HttpContext http, CallerPermissions permissions, UserCommands commands, UserPurge purger,
         UserProjections projections, EventPublisher events, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
+        var granted = await permissions.ForAsync(principal, cancellationToken);
         if (purge == true)
         {
-            if (!await purger.PurgeAsync(caller.Tenant, id, commands, cancellationToken))
+            if (await purger.PurgeAsync(caller.Tenant, granted, id, commands, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken) is { } refused)
             {
-                return CommandError.NotFound.ToProblem();
+                return refused.ToProblem();
             }
 
             projections.Remove(caller.Tenant, id);
@@ -113,7 +114,7 @@ public static partial class UsersEndpoints
             return TypedResults.NoContent();
         }
 
-        var (user, error) = await commands.DeleteAsync(caller.Tenant, id, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken);
+        var (user, error) = await commands.DeleteAsync(caller.Tenant, granted, id, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken);
         if (user is null)
         {
             return error!.ToProblem();
@@ -125,11 +126,11 @@ public static partial class UsersEndpoints
     }
 
     internal static async Task<Results<Ok<UserView>, ProblemHttpResult>> RestoreUser(
-        string id, ClaimsPrincipal principal, HttpContext http, UserCommands commands, UserProjections projections, EventPublisher events,
-        CancellationToken cancellationToken)
+        string id, ClaimsPrincipal principal, HttpContext http, CallerPermissions permissions, UserCommands commands, UserProjections projections,
+        EventPublisher events, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
-        var (user, error) = await commands.RestoreAsync(caller.Tenant, id, cancellationToken);
+        var (user, error) = await commands.RestoreAsync(caller.Tenant, await permissions.ForAsync(principal, cancellationToken), id, cancellationToken);
         if (user is null)
         {
             return error!.ToProblem();
@@ -143,7 +144,9 @@ public static partial class UsersEndpoints
     internal static Task<Results<Ok<UserView>, ProblemHttpResult>> SetRoles(
         string id, RolesRequest request, ClaimsPrincipal principal, HttpContext http, CallerPermissions permissions, UserCommands commands,
         UserProjections projections, EventPublisher events, CancellationToken cancellationToken) =>
-        UpdateUser(id, new UpdateUserRequest(null, null, request.Roles ?? [], null, null), principal, http, permissions, commands, projections, events, cancellationToken);
+        request.Roles is null
+            ? Task.FromResult<Results<Ok<UserView>, ProblemHttpResult>>(new Validation().Add("roles", "is required (an empty list removes every role)").ToProblem())
+            : UpdateUser(id, new UpdateUserRequest(null, null, request.Roles, null, null), principal, http, permissions, commands, projections, events, cancellationToken);
 
     public sealed record UserExport(UserView User, IReadOnlyList<string> Permissions, IReadOnlyList<AuthEndpoints.SessionView> Sessions, IReadOnlyList<AuditEntryView> AuditEntries);
 
@@ -208,25 +211,34 @@ public sealed record AuditEntryView(string Id, DateTimeOffset At, string? ActorI
 /// email index row, avatar, sessions and keys go, and so do the field values recorded in audit entries about them. The audit entries themselves stay, with ids only - the
 /// anonymised trace of what happened.
 /// </summary>
-public sealed class UserPurge(UserDirectory users, StorageAccount storage, AuditTrail audit)
+public sealed class UserPurge(UserDirectory users, StorageAccount storage, AuditTrail audit, Sessions sessions)
 {
-    public async Task<bool> PurgeAsync(TenantId tenant, string id, UserCommands commands, CancellationToken cancellationToken)
+    /// <summary>Null when the user is gone for good; otherwise why not (not found, stale ETag, last admin, outranked).</summary>
+    public async Task<CommandError?> PurgeAsync(
+        TenantId tenant, IReadOnlySet<string> callerPermissions, string id, UserCommands commands, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null)
         {
-            return false;
+            return CommandError.NotFound;
+        }
+
+        if (!ifMatch(user.ETag))
+        {
+            return CommandError.Stale;
         }
 
         if (user.Status != UserStatus.Deleted)
         {
             // Deleting first runs every rule and side effect of a delete (last admin, sessions, keys).
-            var (_, error) = await commands.DeleteAsync(tenant, id, null, cancellationToken);
+            var (_, error) = await commands.DeleteAsync(tenant, callerPermissions, id, null, cancellationToken);
             if (error is not null)
             {
-                return false;
+                return error;
             }
         }
+
+        await sessions.DeleteAllAsync(tenant, id, cancellationToken);
 
         await storage.Container(MeEndpoints.AvatarContainer).GetBlobClient($"{tenant.Value}/{id}").DeleteIfExistsAsync(cancellationToken: cancellationToken);
         var tombstone = new UserEntity { RowKey = UserEntity.KeyFor(id), Status = UserStatus.Purged, DeletedAt = user.DeletedAt, CreatedAt = user.CreatedAt, UpdatedAt = user.UpdatedAt };
@@ -248,6 +260,6 @@ public sealed class UserPurge(UserDirectory users, StorageAccount storage, Audit
             }
         }
 
-        return true;
+        return null;
     }
 }

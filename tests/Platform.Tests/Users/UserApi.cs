@@ -15,6 +15,9 @@ internal static class UserApi
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    /// <summary>A list of names (roles, permissions, emails) as an argument.</summary>
+    public static string[] Names(params string[] names) => names;
+
     public static Task<HttpResponseMessage> PostUserAsync(this HttpClient client, object body) =>
         client.PostAsJsonAsync(Users, body, Ct);
 

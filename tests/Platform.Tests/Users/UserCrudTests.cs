@@ -133,7 +133,7 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(["displayName"], await (await _admin.PostUserAsync(new { email = "long@example.com", displayName = longName })).ValidationErrorsAsync());
         Assert.Equal(["displayName"], await (await _admin.PostUserAsync(new { email = "blank@example.com", displayName = "   " })).ValidationErrorsAsync());
         Assert.Equal(["password"], await (await _admin.PostUserAsync(new { email = "weak@example.com", displayName = "Weak", password = "short" })).ValidationErrorsAsync());
-        Assert.Equal(["roles"], await (await _admin.PostUserAsync(new { email = "role@example.com", displayName = "R", roles = new[] { "wizard" } })).ValidationErrorsAsync());
+        Assert.Equal(["roles"], await (await _admin.PostUserAsync(new { email = "role@example.com", displayName = "R", roles = UserApi.Names("wizard") })).ValidationErrorsAsync());
         var both = await (await _admin.PostUserAsync(new { email = "nope", displayName = longName })).ValidationErrorsAsync();
         Assert.Equal(["displayName", "email"], both.Order());
 
@@ -215,9 +215,9 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(HttpStatusCode.OK, (await editor.PatchUserAsync(otherId, new { displayName = "Edited" })).StatusCode);
 
         // ... but not anyone's roles, their own included, by either route.
-        await (await editor.PatchUserAsync(otherId, new { roles = new[] { "editor" } })).ReadProblemAsync(403, "forbidden");
-        await (await editor.PatchUserAsync(editorId, new { roles = new[] { "editor", "admin" } })).ReadProblemAsync(403, "forbidden");
-        await (await editor.PatchUserAsync(editorId, new { displayName = "Sneaky", roles = new[] { "admin" } })).ReadProblemAsync(403, "forbidden");
+        await (await editor.PatchUserAsync(otherId, new { roles = UserApi.Names("editor") })).ReadProblemAsync(403, "forbidden");
+        await (await editor.PatchUserAsync(editorId, new { roles = UserApi.Names("editor", "admin") })).ReadProblemAsync(403, "forbidden");
+        await (await editor.PatchUserAsync(editorId, new { displayName = "Sneaky", roles = UserApi.Names("admin") })).ReadProblemAsync(403, "forbidden");
         await (await editor.PutRolesAsync(otherId, "editor")).ReadProblemAsync(403, "forbidden");
         await (await editor.PutRoleAsync("editor", "users.read", "users.write", "roles.manage")).ReadProblemAsync(403, "forbidden");
 

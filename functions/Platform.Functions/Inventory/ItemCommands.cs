@@ -1,0 +1,331 @@
+using System.Text.Json;
+using Azure;
+using Azure.Data.Tables;
+using Platform.Functions.Http;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Inventory;
+
+/// <summary>
+/// Creates, changes and archives items. Create and PATCH read their body the same way (<see cref="Apply"/>), so both
+/// enforce the same limits; a SKU change swaps the index rows in the item's own transaction, so two items can
+/// never end up with one SKU, however the requests interleave.
+/// </summary>
+public sealed class ItemCommands(InventoryStore store, LocationCommands locations, TimeProvider time)
+{
+    public const int MaxSkuLength = 64;
+    public const int MaxNameLength = 200;
+    public const int MaxTextLength = 100;
+    public const int MaxDescriptionLength = 2000;
+    public const int MaxTags = 20;
+    public const int MaxTagLength = 50;
+    public const int MaxFieldsBytes = 4096;
+
+    /// <summary>Largest quantity, cost or reorder figure accepted anywhere in inventory.</summary>
+    public const double MaxQuantity = 1_000_000_000;
+
+    public async Task<ItemEntity?> GetAsync(TenantId tenant, string id, CancellationToken cancellationToken) =>
+        InventoryStore.IsPlausibleId(id) ? await store.For(tenant).GetAsync<ItemEntity>(ItemEntity.KeyFor(id), cancellationToken) : null;
+
+    public async Task<List<ItemEntity>> AllAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var all = new List<ItemEntity>();
+        await foreach (var item in store.For(tenant).QueryAsync<ItemEntity>(ItemEntity.KeyPrefix, maxPerPage: 1000, cancellationToken))
+        {
+            all.Add(item);
+        }
+
+        return all;
+    }
+
+    public async Task<(ItemEntity? Item, InventoryError? Error)> CreateAsync(TenantId tenant, JsonElement body, CancellationToken cancellationToken)
+    {
+        var validation = new Validation();
+        var now = time.GetUtcNow();
+        var item = new ItemEntity { RowKey = ItemEntity.KeyFor(Ids.New(time)), CreatedAt = now, UpdatedAt = now };
+        Apply(item, new PatchBody(body, validation), validation, new Dictionary<string, object?>());
+        if (item.Sku.Length == 0 && !validation.Errors.ContainsKey("sku"))
+        {
+            validation.Add("sku", "is required");
+        }
+
+        if (item.Name.Length == 0 && !validation.Errors.ContainsKey("name"))
+        {
+            validation.Add("name", "is required");
+        }
+
+        if (!validation.IsValid)
+        {
+            return (null, InventoryError.Invalid(validation));
+        }
+
+        if (item.LocationId is not null && await locations.GetAsync(tenant, item.LocationId, cancellationToken) is null)
+        {
+            return (null, LocationNotFound(item.LocationId));
+        }
+
+        try
+        {
+            var responses = await store.For(tenant).SubmitTransactionAsync(
+                [
+                    new TableTransactionAction(TableTransactionActionType.Add, item),
+                    new TableTransactionAction(TableTransactionActionType.Add, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku), ItemId = item.Id }),
+                ],
+                cancellationToken);
+            item.ETag = responses.Value[0].Headers.ETag ?? default;
+            return (item, null);
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status == 409)
+        {
+            return (null, SkuTaken(item.Sku));
+        }
+    }
+
+    /// <summary>
+    /// Applies a PATCH. Movements rewrite the item row (its quantity), so a write that loses to one is read and
+    /// applied again - re-checking If-Match, which then fails only if the client named the old version.
+    /// </summary>
+    public async Task<(ItemEntity? Item, InventoryError? Error, Dictionary<string, object?>? Changes)> UpdateAsync(
+        TenantId tenant, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var result = await TryUpdateAsync(tenant, id, body, ifMatch, cancellationToken);
+            if (result.Error != Lost || attempt == MaxAttempts)
+            {
+                return result.Error == Lost ? (null, InventoryError.Stale("item"), null) : result;
+            }
+        }
+    }
+
+    public async Task<(ItemEntity? Item, InventoryError? Error)> ArchiveAsync(TenantId tenant, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var result = await TryArchiveAsync(tenant, id, ifMatch, cancellationToken);
+            if (result.Error != Lost || attempt == MaxAttempts)
+            {
+                return result.Error == Lost ? (null, InventoryError.Stale("item")) : result;
+            }
+        }
+    }
+
+    private const int MaxAttempts = 5;
+
+    /// <summary>A write that lost a race on the item row; the caller reads and tries again.</summary>
+    private static readonly InventoryError Lost = new(412, "precondition_failed", "The item changed meanwhile.");
+
+    private async Task<(ItemEntity? Item, InventoryError? Error, Dictionary<string, object?>? Changes)> TryUpdateAsync(
+        TenantId tenant, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    {
+        var item = await GetAsync(tenant, id, cancellationToken);
+        if (item is null || item.Status == ItemStatus.Archived)
+        {
+            return (null, InventoryError.NotFound("item"), null);
+        }
+
+        if (!ifMatch(item.ETag))
+        {
+            return (null, InventoryError.Stale("item"), null);
+        }
+
+        var validation = new Validation();
+        var oldSku = item.Sku;
+        var changes = new Dictionary<string, object?>();
+        Apply(item, new PatchBody(body, validation), validation, changes);
+        if (!validation.IsValid)
+        {
+            return (null, InventoryError.Invalid(validation), null);
+        }
+
+        if (changes.Count == 0)
+        {
+            return (item, null, changes);
+        }
+
+        if (changes.ContainsKey("locationId") && item.LocationId is not null && await locations.GetAsync(tenant, item.LocationId, cancellationToken) is null)
+        {
+            return (null, LocationNotFound(item.LocationId), null);
+        }
+
+        item.UpdatedAt = time.GetUtcNow();
+        var actions = new List<TableTransactionAction> { new(TableTransactionActionType.UpdateReplace, item, item.ETag) };
+        var skuChanged = !string.Equals(SkuIndexEntity.KeyFor(oldSku), SkuIndexEntity.KeyFor(item.Sku), StringComparison.Ordinal);
+        if (skuChanged)
+        {
+            actions.Add(new(TableTransactionActionType.Add, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku), ItemId = item.Id }));
+            actions.Add(new(TableTransactionActionType.Delete, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(oldSku) }, ETag.All));
+        }
+
+        try
+        {
+            var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
+            item.ETag = responses.Value[0].Headers.ETag ?? default;
+            return (item, null, changes);
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status == 409 && skuChanged && ex.FailedTransactionActionIndex == 1)
+        {
+            return (null, SkuTaken(item.Sku), null);
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)
+        {
+            return (null, Lost, null);
+        }
+    }
+
+    /// <summary>Archives (soft-deletes) the item and releases its SKU; its stock and movements stay on record.</summary>
+    private async Task<(ItemEntity? Item, InventoryError? Error)> TryArchiveAsync(TenantId tenant, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    {
+        var item = await GetAsync(tenant, id, cancellationToken);
+        if (item is null || item.Status == ItemStatus.Archived)
+        {
+            return (null, InventoryError.NotFound("item"));
+        }
+
+        if (!ifMatch(item.ETag))
+        {
+            return (null, InventoryError.Stale("item"));
+        }
+
+        item.Status = ItemStatus.Archived;
+        item.ArchivedAt = item.UpdatedAt = time.GetUtcNow();
+        try
+        {
+            var responses = await store.For(tenant).SubmitTransactionAsync(
+                [
+                    new TableTransactionAction(TableTransactionActionType.UpdateReplace, item, item.ETag),
+                    new TableTransactionAction(TableTransactionActionType.Delete, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku) }, ETag.All),
+                ],
+                cancellationToken);
+            item.ETag = responses.Value[0].Headers.ETag ?? default;
+            return (item, null);
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)
+        {
+            return (null, Lost);
+        }
+    }
+
+    /// <summary>Copies the members present in <paramref name="patch"/> onto the item, recording what changed.</summary>
+    private static void Apply(ItemEntity item, PatchBody patch, Validation validation, Dictionary<string, object?> changes)
+    {
+        if (patch.Has("quantity"))
+        {
+            validation.Add("quantity", "is read-only; record a movement to change it");
+        }
+
+        if (patch.OptionalText("sku", MaxSkuLength) is (true, var sku))
+        {
+            if (sku is null || !IsValidSku(sku))
+            {
+                validation.Add("sku", "must be 1-64 letters, digits, '.', '-' or '_', starting with a letter or digit");
+            }
+            else if (sku != item.Sku)
+            {
+                changes["sku"] = item.Sku = sku;
+            }
+        }
+
+        if (patch.OptionalText("name", MaxNameLength) is (true, var name))
+        {
+            if (name is null)
+            {
+                validation.Add("name", "is required");
+            }
+            else if (name != item.Name)
+            {
+                changes["name"] = item.Name = name;
+            }
+        }
+
+        SetText(patch, "description", MaxDescriptionLength, item.Description, v => item.Description = v, changes);
+        SetText(patch, "category", MaxTextLength, item.Category, v => item.Category = v, changes);
+        SetText(patch, "unit", MaxTextLength, item.Unit, v => item.Unit = v, changes);
+        SetText(patch, "supplier", MaxTextLength, item.Supplier, v => item.Supplier = v, changes);
+        if (patch.OptionalText("locationId", 64) is (true, var locationId) && locationId != item.LocationId)
+        {
+            if (locationId is not null && !InventoryStore.IsPlausibleId(locationId))
+            {
+                validation.Add("locationId", "must be the id of a location");
+            }
+
+            changes["locationId"] = item.LocationId = locationId;
+        }
+
+        SetNumber(patch, validation, "unitCost", item.UnitCost, v => item.UnitCost = v, changes);
+        SetNumber(patch, validation, "reorderPoint", item.ReorderPoint, v => item.ReorderPoint = v, changes);
+        SetNumber(patch, validation, "reorderQuantity", item.ReorderQuantity, v => item.ReorderQuantity = v, changes);
+        if (patch.OptionalTimestamp("expiresAt") is (true, var expiresAt) && expiresAt != item.ExpiresAt)
+        {
+            changes["expiresAt"] = item.ExpiresAt = expiresAt;
+        }
+
+        if (patch.Raw("tags") is (true, var tags))
+        {
+            var list = new List<string>();
+            if (tags.ValueKind == JsonValueKind.Array && tags.GetArrayLength() <= MaxTags &&
+                tags.EnumerateArray().All(t => t.ValueKind == JsonValueKind.String && t.GetString()!.Trim().Length is > 0 and <= MaxTagLength))
+            {
+                list.AddRange(tags.EnumerateArray().Select(t => t.GetString()!.Trim()).Distinct(StringComparer.Ordinal));
+            }
+            else if (tags.ValueKind != JsonValueKind.Null)
+            {
+                validation.Add("tags", $"must be an array of at most {MaxTags} non-blank strings of at most {MaxTagLength} characters");
+            }
+
+            if (!list.SequenceEqual(item.TagList, StringComparer.Ordinal))
+            {
+                changes["tags"] = list;
+                item.TagList = list;
+            }
+        }
+
+        if (patch.Raw("fields") is (true, var fields))
+        {
+            var text = fields.ValueKind == JsonValueKind.Null ? "{}" : fields.GetRawText();
+            if (fields.ValueKind is not (JsonValueKind.Object or JsonValueKind.Null) || text.Length > MaxFieldsBytes)
+            {
+                validation.Add("fields", $"must be a JSON object of at most {MaxFieldsBytes} bytes");
+            }
+            else if (text != item.Fields)
+            {
+                changes["fields"] = fields.ValueKind == JsonValueKind.Null ? null : fields.Clone();
+                item.Fields = text;
+            }
+        }
+    }
+
+    private static void SetText(PatchBody patch, string field, int maxLength, string? current, Action<string?> set, Dictionary<string, object?> changes)
+    {
+        if (patch.OptionalText(field, maxLength) is (true, var value) && value != current)
+        {
+            set(value);
+            changes[field] = value;
+        }
+    }
+
+    private static void SetNumber(PatchBody patch, Validation validation, string field, double? current, Action<double?> set, Dictionary<string, object?> changes)
+    {
+        if (patch.OptionalNumber(field) is not (true, var value))
+        {
+            return;
+        }
+
+        if (value is < 0 or > MaxQuantity)
+        {
+            validation.Add(field, "must be from 0 to 1000000000");
+        }
+        else if (value != current)
+        {
+            set(value);
+            changes[field] = value;
+        }
+    }
+
+    public static bool IsValidSku(string sku) =>
+        sku.Length is > 0 and <= MaxSkuLength && char.IsAsciiLetterOrDigit(sku[0]) && sku.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_');
+
+    public static InventoryError SkuTaken(string sku) => new(409, "sku_taken", $"Another item of this tenant has the SKU {sku}.");
+
+    public static InventoryError LocationNotFound(string id) => new(400, "location_not_found", $"There is no location {id} in this tenant.");
+}

@@ -1,0 +1,131 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Inventory;
+using Platform.Functions.Triggers;
+using Platform.Tests.Infrastructure;
+
+namespace Platform.Tests.Inventory;
+
+public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
+{
+    private HttpClient _admin = null!;
+
+    public override async ValueTask InitializeAsync()
+    {
+        await base.InitializeAsync();
+        _admin = await App.SignedInClientAsync(Tenant);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        _admin.Dispose();
+        await base.DisposeAsync();
+    }
+
+    private async Task<JsonElement> MoveAsync(string itemId, string type, double quantity) =>
+        await (await _admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", new { type, quantity })).ReadJsonAsync(HttpStatusCode.Created);
+
+    private Task<IReadOnlyList<JsonElement>> AlertsAsync(string query = "") => _admin.ListAsync($"/api/v1/inventory/alerts{query}");
+
+    [Fact]
+    public async Task LowStockRaisesOneAlertThatClosesItselfWhenRestocked()
+    {
+        var item = (await _admin.CreateItemAsync("LOW-1", extra: new { reorderPoint = 5 })).Id();
+        await MoveAsync(item, "in", 10);
+        Assert.Empty(await AlertsAsync());
+
+        await MoveAsync(item, "out", 6);
+        await MoveAsync(item, "out", 1);
+        var open = await AlertsAsync();
+        await MoveAsync(item, "in", 10);
+
+        var alert = Assert.Single(open);
+        Assert.Equal("low_stock", alert.Str("kind"));
+        Assert.Equal("open", alert.Str("status"));
+        Assert.Equal(item, alert.Str("itemId"));
+        Assert.Equal(4, alert.Num("quantity"));
+        Assert.Empty(await AlertsAsync());
+        var closed = Assert.Single(await AlertsAsync("?status=closed"));
+        Assert.Equal(alert.Id(), closed.Id());
+        Assert.Equal(["inventory.low_stock"], await _admin.AuditActionsAsync(alert.Id()));
+
+        // Falling low again is a new condition, so a new alert.
+        await MoveAsync(item, "out", 10);
+        Assert.NotEqual(alert.Id(), Assert.Single(await AlertsAsync()).Id());
+    }
+
+    [Fact]
+    public async Task ConcurrentMovementsIntoLowStockRaiseOneAlert()
+    {
+        var item = (await _admin.CreateItemAsync("LOW-2", extra: new { reorderPoint = 10 })).Id();
+        await MoveAsync(item, "in", 20);
+
+        await Task.WhenAll(Enumerable.Range(0, 15).Select(_ => MoveAsync(item, "out", 1)));
+
+        Assert.Equal(5, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
+        Assert.Single(await AlertsAsync("?status=all"));
+    }
+
+    [Fact]
+    public async Task AnItemExpiringWithinTheWindowRaisesAnExpiryAlertAndMovingTheDateAwayClosesIt()
+    {
+        var item = (await _admin.CreateItemAsync("EXP-1", extra: new { expiresAt = Clock.GetUtcNow().AddDays(10) })).Id();
+
+        var alert = Assert.Single(await AlertsAsync());
+        var patched = await _admin.SendAsync(HttpMethod.Patch, $"{InventoryApi.Items}/{item}", new { expiresAt = Clock.GetUtcNow().AddDays(90) });
+
+        Assert.Equal("expiring", alert.Str("kind"));
+        Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
+        Assert.Empty(await AlertsAsync());
+        Assert.Equal(["inventory.expiring"], await _admin.AuditActionsAsync(alert.Id()));
+    }
+
+    [Fact]
+    public async Task TheDailyScanRaisesExpiryAlertsForItemsThatTimeBroughtIntoTheWindow()
+    {
+        var item = (await _admin.CreateItemAsync("EXP-2", extra: new { expiresAt = Clock.GetUtcNow().AddDays(45) })).Id();
+        Assert.Empty(await AlertsAsync());
+
+        Clock.Advance(TimeSpan.FromDays(20));
+        await using (var scope = App.Services.CreateAsyncScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<InventoryExpiryScan>().RunAsync(new TimerInvocation(false, null, null), Ct);
+        }
+
+        var alert = Assert.Single(await AlertsAsync());
+        Assert.Equal("expiring", alert.Str("kind"));
+        Assert.Equal(item, alert.Str("itemId"));
+    }
+
+    [Fact]
+    public async Task AcknowledgingKeepsTheAlertUntilItsConditionClears()
+    {
+        var item = (await _admin.CreateItemAsync("ACK-1", extra: new { reorderPoint = 1 })).Id();
+        var alert = Assert.Single(await AlertsAsync()).Id();
+
+        var acknowledged = await _admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge");
+        await MoveAsync(item, "in", 1);
+
+        var body = await acknowledged.ReadJsonAsync(HttpStatusCode.OK);
+        Assert.Equal("acknowledged", body.Str("status"));
+        Assert.Equal(Tenant.AdminId, body.Str("acknowledgedBy"));
+        Assert.Equal("acknowledged", Assert.Single(await AlertsAsync()).Str("status"));
+        await MoveAsync(item, "in", 5);
+        Assert.Empty(await AlertsAsync());
+        await (await _admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge")).ReadProblemAsync(409, "alert_closed");
+    }
+
+    [Fact]
+    public async Task AnotherTenantsAlertAnswers404()
+    {
+        var theirs = await App.SignUpAsync();
+        using var them = await App.SignedInClientAsync(theirs);
+        await them.CreateItemAsync("THEIRS-1", extra: new { reorderPoint = 1 });
+        var alert = Assert.Single(await them.ListAsync("/api/v1/inventory/alerts")).Id();
+
+        await (await _admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge")).ReadProblemAsync(404, "not_found");
+        Assert.Empty(await AlertsAsync("?status=all"));
+        Assert.Equal("open", Assert.Single(await them.ListAsync("/api/v1/inventory/alerts")).Str("status"));
+    }
+}

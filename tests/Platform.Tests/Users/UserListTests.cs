@@ -1,0 +1,225 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Platform.Tests.Infrastructure;
+
+namespace Platform.Tests.Users;
+
+/// <summary>GET /api/v1/users: paging, continuation tokens, search, filter and sort.</summary>
+public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite)
+{
+    private HttpClient _admin = null!;
+
+    public override async ValueTask InitializeAsync()
+    {
+        await base.InitializeAsync();
+        _admin = await App.SignedInClientAsync(Tenant);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        _admin.Dispose();
+        await base.DisposeAsync();
+    }
+
+    private async Task<IReadOnlyList<string>> CreateManyAsync(int count, string prefix = "user")
+    {
+        var response = await _admin.BulkAsync(Enumerable.Range(0, count).Select(i => new
+        {
+            op = "create",
+            data = new { email = $"{prefix}{i:D3}@example.com", displayName = $"{prefix} {i:D3}" },
+        }));
+        var results = (await response.ReadJsonAsync(HttpStatusCode.OK)).GetProperty("results").EnumerateArray().ToList();
+        Assert.All(results, r => Assert.Equal(201, r.GetProperty("status").GetInt32()));
+        return [.. results.Select(r => r.Id())];
+    }
+
+    private static string Filter(string expression) => "filter=" + Uri.EscapeDataString(expression);
+
+    private Task<HttpResponseMessage> GetFiltered(string expression) => _admin.GetAsync("/api/v1/users?" + Filter(expression), Ct);
+
+    [Fact]
+    public async Task PageSizeDefaultsToFiftyAndIsAtMostAThousand()
+    {
+        await CreateManyAsync(60);
+
+        var first = await _admin.GetJsonAsync("/api/v1/users");
+        var all = await _admin.GetJsonAsync("/api/v1/users?pageSize=1000");
+
+        Assert.Equal(50, first.GetProperty("items").GetArrayLength());
+        Assert.Equal(JsonValueKind.String, first.GetProperty("continuationToken").ValueKind);
+        Assert.Equal(61, all.GetProperty("items").GetArrayLength());
+        Assert.Equal(JsonValueKind.Null, all.GetProperty("continuationToken").ValueKind);
+        foreach (var size in UserApi.Names("1001", "0", "-1", "ten", "1.5", "99999999999"))
+        {
+            Assert.Equal(["pageSize"], await (await _admin.GetAsync($"/api/v1/users?pageSize={size}", Ct)).ValidationErrorsAsync());
+        }
+    }
+
+    [Fact]
+    public async Task ContinuationTokensPageThroughEveryUserOnce()
+    {
+        var created = await CreateManyAsync(25);
+        var expected = created.Append(Tenant.AdminId).Order(StringComparer.Ordinal).ToList();
+
+        foreach (var query in new[] { "pageSize=10", "pageSize=10&sort=displayName", "pageSize=10&sort=-createdAt,-displayName", "pageSize=7&" + Filter("email ne 'nobody@example.com'") })
+        {
+            var pages = await _admin.PagesAsync("/api/v1/users?" + query);
+
+            var ids = pages.SelectMany(p => p).Select(u => u.Id()).ToList();
+            Assert.Equal(expected, ids.Order(StringComparer.Ordinal));
+            Assert.Equal(ids.Count, ids.Distinct().Count());
+            Assert.All(pages.SkipLast(1), p => Assert.Equal(query.StartsWith("pageSize=7", StringComparison.Ordinal) ? 7 : 10, p.Count));
+        }
+
+        var sorted = (await _admin.PagesAsync("/api/v1/users?pageSize=10&sort=displayName")).SelectMany(p => p).Select(u => u.Str("displayName")).ToList();
+        Assert.Equal(sorted.Order(StringComparer.Ordinal), sorted);
+    }
+
+    [Fact]
+    public async Task TamperedOrForeignContinuationTokensAreRefused()
+    {
+        await CreateManyAsync(5);
+        var token = (await _admin.GetJsonAsync("/api/v1/users?pageSize=2")).Str("continuationToken");
+        var dot = token.IndexOf('.', StringComparison.Ordinal);
+        var flipped = token[..(dot - 2)] + (token[dot - 2] == 'A' ? 'B' : 'A') + token[(dot - 1)..];
+        var resigned = token[..(dot + 1)] + new string('A', token.Length - dot - 1);
+
+        foreach (var bad in new[] { flipped, resigned, "garbage", ".", token + "x", new string('a', 5000) })
+        {
+            await (await _admin.GetAsync($"/api/v1/users?pageSize=2&continuationToken={Uri.EscapeDataString(bad)}", Ct))
+                .ReadProblemAsync(400, "invalid_continuation_token");
+        }
+
+        // A token belongs to its query: another filter, search or sort cannot use it.
+        foreach (var other in UserApi.Names("q=user", "sort=displayName", Filter("status eq 'active'"), "includeDeleted=true"))
+        {
+            await (await _admin.GetAsync($"/api/v1/users?pageSize=2&{other}&continuationToken={Uri.EscapeDataString(token)}", Ct))
+                .ReadProblemAsync(400, "invalid_continuation_token");
+        }
+
+        Assert.Equal(2, (await _admin.GetJsonAsync($"/api/v1/users?pageSize=2&continuationToken={Uri.EscapeDataString(token)}")).GetProperty("items").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task SearchIgnoresCaseOverEmailDisplayNameAndStringCustomFields()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(new { name = "nickname", type = "string" }, new { name = "team", type = "enum", values = UserApi.Names("Bletchley", "Navy") }, new { name = "level", type = "number" })).StatusCode);
+        await _admin.CreateUserAsync("grace@navy.example", "Grace Hopper", fields: new { nickname = "Amazing Grace", level = 31337 });
+        await _admin.CreateUserAsync("alan@cambridge.example", "Alan Turing", fields: new { nickname = "Prof", team = "Bletchley" });
+        await _admin.CreateUserAsync("kj@nasa.example", "Katherine Johnson");
+
+        async Task<IReadOnlyList<string>> Search(string q) => [.. (await _admin.EmailsAsync("q=" + Uri.EscapeDataString(q))).Order(StringComparer.Ordinal)];
+
+        Assert.Equal(["grace@navy.example"], await Search("HOPPER"));
+        Assert.Equal(["grace@navy.example"], await Search("  NaVy.Example "));
+        Assert.Equal(["grace@navy.example"], await Search("amazing"));
+        Assert.Equal(["alan@cambridge.example"], await Search("pROF"));
+        Assert.Equal(["alan@cambridge.example"], await Search("bletchley"));
+        Assert.Equal(["kj@nasa.example"], await Search("katherine j"));
+        Assert.Equal(["alan@cambridge.example", "grace@navy.example"], await Search("ING"));
+        Assert.Empty(await Search("31337"));
+        Assert.Empty(await Search("' or 1 eq 1"));
+        Assert.Equal(4, (await Search("")).Count);
+        Assert.Equal(["q"], await (await _admin.GetAsync("/api/v1/users?q=" + new string('x', 201), Ct)).ValidationErrorsAsync());
+    }
+
+    [Fact]
+    public async Task FiltersAndSortsOfTheContractWork()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(
+            new { name = "level", type = "number" },
+            new { name = "remote", type = "boolean" },
+            new { name = "joined", type = "date" },
+            new { name = "team", type = "enum", values = UserApi.Names("red", "blue", "green") },
+            new { name = "nickname", type = "string" })).StatusCode);
+        Clock.Advance(TimeSpan.FromSeconds(10));
+        await _admin.CreateUserAsync("old@example.com", "Old One", fields: new { level = 2, remote = false, joined = "2020-05-01", team = "red" });
+        Clock.Advance(TimeSpan.FromSeconds(10));
+        var cutoff = Clock.GetUtcNow();
+        Clock.Advance(TimeSpan.FromSeconds(10));
+        await _admin.CreateUserAsync("new1@example.com", "New Three", fields: new { level = 5, remote = true, joined = "2026-02-01T09:00:00Z", team = "blue", nickname = "It's me" });
+        Clock.Advance(TimeSpan.FromSeconds(10));
+        var locked = (await _admin.CreateUserAsync("new2@example.com", "New Two", fields: new { level = 7, team = "green" })).Id();
+        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(locked, new { status = "locked" })).StatusCode);
+        Clock.Advance(TimeSpan.FromSeconds(10));
+        await _admin.CreateUserAsync("new3@example.com", "New One", roles: ["admin"]);
+        var stamp = cutoff.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+
+        async Task<IReadOnlyList<string>> Emails(string expression) => [.. (await _admin.EmailsAsync(Filter(expression))).Order(StringComparer.Ordinal)];
+
+        // The contract's own example, verbatim, and with a cut-off between the users.
+        Assert.Equal([Tenant.AdminEmail, "new1@example.com", "new3@example.com", "old@example.com"], await Emails("status eq 'active' and (createdAt ge 2026-01-01T00:00:00Z or roles has 'admin')"));
+        Assert.Equal([Tenant.AdminEmail, "new1@example.com", "new3@example.com"], await Emails($"status eq 'active' and (createdAt ge {stamp} or roles has 'admin')"));
+        Assert.Equal(["new1@example.com", "new2@example.com", "new3@example.com"], await Emails($"createdAt ge '{stamp}'"));
+        Assert.Equal(["new2@example.com"], await Emails("status in ('locked', 'deleted')"));
+        Assert.Equal([Tenant.AdminEmail, "new1@example.com", "new3@example.com", "old@example.com"], await Emails("not (status eq 'locked')"));
+        Assert.Equal(["new1@example.com", "new2@example.com", "new3@example.com"], await Emails("email startswith 'new' AND displayName contains 'New'"));
+        Assert.Equal(["new1@example.com"], await Emails("fields.level ge 5 and fields.level lt 7"));
+        Assert.Equal(["new1@example.com"], await Emails("fields.remote eq true"));
+        Assert.Equal(["old@example.com"], await Emails("fields.joined lt 2026-01-01"));
+        Assert.Equal(["new1@example.com"], await Emails("fields.joined ge 2026-01-01T00:00:00Z"));
+        Assert.Equal(["new1@example.com", "new2@example.com"], await Emails("fields.team in ('blue', 'green')"));
+        Assert.Equal(["new1@example.com"], await Emails("fields.nickname eq 'It''s me'"));
+        Assert.Equal([Tenant.AdminEmail, "new3@example.com"], await Emails("fields.level eq null and roles has 'admin'"));
+        Assert.Equal([Tenant.AdminEmail, "new3@example.com"], await Emails("roles has 'admin'"));
+
+        var newestFirst = await _admin.EmailsAsync("sort=-createdAt");
+        Assert.Equal(["new3@example.com", "new1@example.com", "old@example.com", Tenant.AdminEmail], newestFirst.Where(e => e != "new2@example.com").ToList());
+        Assert.Equal(["new2@example.com", "new1@example.com"], newestFirst.Where(e => e.StartsWith("new", StringComparison.Ordinal)).Skip(1).ToList());
+        var byName = (await _admin.ListAsync("sort=displayName")).Select(u => u.Str("displayName")).ToList();
+        Assert.Equal(byName.Order(StringComparer.Ordinal), byName);
+        Assert.Equal(["New One", "New Three", "New Two"], byName.Where(n => n.StartsWith("New", StringComparison.Ordinal)));
+        Assert.Equal(["new2@example.com", "new1@example.com", "old@example.com"], (await _admin.EmailsAsync("sort=-fields.level&" + Filter("fields.level ne null"))).ToList());
+
+        foreach (var sort in UserApi.Names("password", "passwordHash", "roles", "-", "displayName,displayName", "a,b,c,d", "fields.nope", "createdAt desc"))
+        {
+            await (await _admin.GetAsync("/api/v1/users?sort=" + Uri.EscapeDataString(sort), Ct)).ReadProblemAsync(400, "invalid_sort");
+        }
+
+        foreach (var bad in UserApi.Names("passwordHash eq 'x'", "fields.level eq 'high'", "createdAt ge 'yesterday'", "roles eq 'admin'", "fields.nope eq 1", "status eq", "status eq 'active' and", "(status eq 'active'"))
+        {
+            var problem = await (await GetFiltered(bad)).ReadProblemAsync(400, "invalid_filter");
+            Assert.Matches("position [0-9]+", problem.Str("detail"));
+        }
+    }
+
+    [Fact]
+    public async Task HostileFiltersAreRefusedQuickly()
+    {
+        var longest = TimeSpan.Zero;
+        foreach (var expression in new[]
+        {
+            "' or true",
+            "status eq 'a' or 1 eq 1",
+            "status eq 'a' or true",
+            "status eq 'a'; DROP TABLE users",
+            "PartitionKey ne ''",
+            string.Join(" or ", Enumerable.Repeat("status eq 'active'", 10_000)),
+            string.Join(" or ", Enumerable.Repeat("id eq 'x'", 101)),
+            new string('(', 10_000) + "status eq 'active'" + new string(')', 10_000),
+            new string('(', 33) + "status eq 'active'" + new string(')', 33),
+            string.Concat(Enumerable.Repeat("not ", 1_000)) + "status eq 'active'",
+            string.Concat(Enumerable.Repeat("not ", 33)) + "status eq 'active'",
+            "status in (" + string.Join(",", Enumerable.Repeat("'a'", 101)) + ")",
+            "displayName eq '" + new string('x', 1_001) + "'",
+            "status eq 'active",
+        })
+        {
+            var watch = Stopwatch.StartNew();
+            var response = await GetFiltered(expression);
+            watch.Stop();
+
+            await response.ReadProblemAsync(400, "invalid_filter");
+            longest = watch.Elapsed > longest ? watch.Elapsed : longest;
+        }
+
+        Assert.True(longest < TimeSpan.FromSeconds(2), $"slowest refusal took {longest}");
+
+        // A quote inside a string literal is just text, never syntax.
+        var escaped = await _admin.GetJsonAsync("/api/v1/users?" + Filter("status eq 'a'' or ''1'' eq ''1'"));
+        Assert.Empty(escaped.GetProperty("items").EnumerateArray());
+        var nested = await _admin.GetJsonAsync("/api/v1/users?" + Filter(new string('(', 10) + "status eq 'active'" + new string(')', 10)));
+        Assert.Single(nested.GetProperty("items").EnumerateArray());
+    }
+}
