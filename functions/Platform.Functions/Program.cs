@@ -7,6 +7,7 @@ using Platform.Functions.Health;
 using Platform.Functions.Hosting;
 using Platform.Functions.Housekeeping;
 using Platform.Functions.Http;
+using Platform.Functions.Inventory;
 using Platform.Functions.Jobs;
 using Platform.Functions.Mail;
 using Platform.Functions.Roles;

@@ -91,27 +91,49 @@ public sealed record AlertView(
 /// <summary>
 /// Brings an item's alerts in line with its current state: raises the alert of a condition that holds and has
 /// none, closes the one of a condition that cleared. It re-reads the item rather than trusting the caller's copy,
-/// so that of several movements finishing together, the last to look sees the final quantity.
+/// so that of several movements finishing together, the last to look sees the final quantity. Each raise or close
+/// is also conditioned on the item's ETag as read: a decision taken on a quantity that changed meanwhile fails
+/// and is taken again on the new one, so a slow request cannot close an alert a newer state called for.
 /// </summary>
 public sealed class AlertMonitor(InventoryStore store, EventPublisher events, IOptions<InventoryOptions> options, TimeProvider time)
 {
-    public async Task SyncAsync(TenantId tenant, string itemId, CancellationToken cancellationToken)
+    private const int MaxAttempts = 10;
+
+    /// <summary>Returns the item's new storage ETag when syncing touched the item row, so responses carry the current one.</summary>
+    public async Task<ETag?> SyncAsync(TenantId tenant, string itemId, CancellationToken cancellationToken)
     {
         var partition = store.For(tenant);
-        var item = await partition.GetAsync<ItemEntity>(ItemEntity.KeyFor(itemId), cancellationToken);
-        if (item is null)
+        ETag? touched = null;
+        foreach (var kind in new[] { AlertKind.LowStock, AlertKind.Expiring })
         {
-            return;
+            for (var attempt = 1; attempt <= MaxAttempts; attempt++)
+            {
+                var item = await partition.GetAsync<ItemEntity>(ItemEntity.KeyFor(itemId), cancellationToken);
+                if (item is null)
+                {
+                    return touched;
+                }
+
+                var now = time.GetUtcNow();
+                var holds = item.Status == ItemStatus.Active && (kind == AlertKind.LowStock
+                    ? item.ReorderPoint is { } point && item.Quantity <= point
+                    : item.ExpiresAt is { } at && at <= now + options.Value.ExpiryWindow);
+                var (done, etag) = await TrySyncAsync(partition, tenant, item, kind, holds, now, cancellationToken);
+                touched = etag ?? touched;
+                if (done)
+                {
+                    break;
+                }
+            }
         }
 
-        var now = time.GetUtcNow();
-        var active = item.Status == ItemStatus.Active;
-        await SyncAsync(partition, tenant, item, AlertKind.LowStock, active && item.ReorderPoint is { } point && item.Quantity <= point, now, cancellationToken);
-        await SyncAsync(partition, tenant, item, AlertKind.Expiring, active && item.ExpiresAt is { } at && at <= now + options.Value.ExpiryWindow, now, cancellationToken);
+        return touched;
     }
 
-    private async Task SyncAsync(TenantPartition partition, TenantId tenant, ItemEntity item, string kind, bool holds, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>Done false when the item changed while deciding (the caller looks again); the item's new ETag when touched.</summary>
+    private async Task<(bool Done, ETag? ItemETag)> TrySyncAsync(TenantPartition partition, TenantId tenant, ItemEntity item, string kind, bool holds, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        ETag? touched = null;
         var marker = await partition.GetAsync<OpenAlertMarker>(OpenAlertMarker.KeyFor(item.Id, kind), cancellationToken);
         if (holds && marker is null)
         {
@@ -129,16 +151,22 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, IO
             };
             try
             {
-                await partition.SubmitTransactionAsync(
+                var responses = await partition.SubmitTransactionAsync(
                     [
                         new TableTransactionAction(TableTransactionActionType.Add, alert),
                         new TableTransactionAction(TableTransactionActionType.Add, new OpenAlertMarker { RowKey = OpenAlertMarker.KeyFor(item.Id, kind), AlertId = alert.Id }),
+                        LocationCommands.Touch(item),
                     ],
                     cancellationToken);
+                touched = responses.Value[2].Headers.ETag;
             }
-            catch (TableTransactionFailedException ex) when (ex.Status == 409)
+            catch (TableTransactionFailedException ex) when (ex.Status == 409 && ex.FailedTransactionActionIndex == 1)
             {
-                return; // Raised meanwhile by another request.
+                return (true, null); // Raised meanwhile by another request.
+            }
+            catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
+            {
+                return (false, null);
             }
 
             await events.PublishAsync(tenant, new PlatformEvent(kind == AlertKind.LowStock ? "inventory.low_stock" : "inventory.expiring", Actor.System, "alert", alert.Id,
@@ -154,7 +182,7 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, IO
         else if (!holds && marker is not null)
         {
             var alert = await partition.GetAsync<AlertEntity>(AlertEntity.KeyFor(marker.AlertId), cancellationToken);
-            var actions = new List<TableTransactionAction> { new(TableTransactionActionType.Delete, marker, marker.ETag) };
+            var actions = new List<TableTransactionAction> { new(TableTransactionActionType.Delete, marker, marker.ETag), LocationCommands.Touch(item) };
             if (alert is not null)
             {
                 alert.Status = AlertStatus.Closed;
@@ -164,13 +192,16 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, IO
 
             try
             {
-                await partition.SubmitTransactionAsync(actions, cancellationToken);
+                touched = (await partition.SubmitTransactionAsync(actions, cancellationToken)).Value[1].Headers.ETag;
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 404 or 412)
             {
-                // Closed (or acknowledged) meanwhile; the next look at this item settles it.
+                // The item, the marker or the alert (acknowledged) changed meanwhile: look again.
+                return (false, null);
             }
         }
+
+        return (true, touched);
     }
 }
 

@@ -149,6 +149,8 @@ public static class InventoryExtensions
         app.MapItems();
         app.MapMovements();
         app.MapAlerts();
+        app.MapReorderSuggestions();
+        app.MapInventoryAnalytics();
         return app;
     }
 }

@@ -37,6 +37,12 @@ public sealed class ItemEntity : ITableEntity
     public DateTimeOffset UpdatedAt { get; set; }
     public DateTimeOffset? ArchivedAt { get; set; }
 
+    /// <summary>Units taken out (<c>out</c> movements) since the item was created; kept by the movement's own write, for analytics.</summary>
+    public double OutTotal { get; set; }
+
+    /// <summary>When the last <c>out</c> movement happened; null for never (dead-stock analytics).</summary>
+    public DateTimeOffset? LastOutAt { get; set; }
+
     [IgnoreDataMember]
     public string Id => RowKey[KeyPrefix.Length..];
 

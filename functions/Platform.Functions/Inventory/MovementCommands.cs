@@ -128,6 +128,12 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
 
             item.Quantity = Math.Round(item.Quantity + delta, 6);
             item.UpdatedAt = now;
+            if (type == MovementType.Out)
+            {
+                item.OutTotal = Math.Round(item.OutTotal + quantity, 6);
+                item.LastOutAt = now;
+            }
+
             var id = Ids.New(time);
             var movement = new MovementEntity
             {

@@ -31,7 +31,9 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
     [Fact]
     public async Task LowStockRaisesOneAlertThatClosesItselfWhenRestocked()
     {
+        // A new item holds nothing, so with a reorder point it starts out low; the first delivery clears that.
         var item = (await _admin.CreateItemAsync("LOW-1", extra: new { reorderPoint = 5 })).Id();
+        var atCreation = Assert.Single(await AlertsAsync());
         await MoveAsync(item, "in", 10);
         Assert.Empty(await AlertsAsync());
 
@@ -46,8 +48,10 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(item, alert.Str("itemId"));
         Assert.Equal(4, alert.Num("quantity"));
         Assert.Empty(await AlertsAsync());
-        var closed = Assert.Single(await AlertsAsync("?status=closed"));
-        Assert.Equal(alert.Id(), closed.Id());
+        var closed = await AlertsAsync("?status=closed");
+        // Compared as a set: the fake clock stands still, so both ids share a millisecond and their order is random.
+        Assert.Equal(new[] { atCreation.Id(), alert.Id() }.Order(StringComparer.Ordinal), closed.Select(a => a.Id()).Order(StringComparer.Ordinal));
+        Assert.Equal(0, atCreation.Num("quantity"));
         Assert.Equal(["inventory.low_stock"], await _admin.AuditActionsAsync(alert.Id()));
 
         // Falling low again is a new condition, so a new alert.
@@ -64,7 +68,10 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
         await Task.WhenAll(Enumerable.Range(0, 15).Select(_ => MoveAsync(item, "out", 1)));
 
         Assert.Equal(5, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
-        Assert.Single(await AlertsAsync("?status=all"));
+        // Raised once, by whichever movement first found the item at or below 10 (the quantity it saw is recorded).
+        Assert.InRange(Assert.Single(await AlertsAsync()).Num("quantity"), 5, 10);
+        // The other one was raised at creation (nothing in stock yet) and closed by the delivery.
+        Assert.Equal(2, (await AlertsAsync("?status=all")).Count);
     }
 
     [Fact]
@@ -88,6 +95,8 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Empty(await AlertsAsync());
 
         Clock.Advance(TimeSpan.FromDays(20));
+        _admin.Dispose();
+        _admin = await App.SignedInClientAsync(Tenant); // The old access token expired meanwhile.
         await using (var scope = App.Services.CreateAsyncScope())
         {
             await scope.ServiceProvider.GetRequiredService<InventoryExpiryScan>().RunAsync(new TimerInvocation(false, null, null), Ct);
