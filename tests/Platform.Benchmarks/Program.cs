@@ -15,11 +15,17 @@ internal static class Program
               for the app and for the baseline, interleaved; prints median/min/max and the goal
           login <appExecutable> [logins=200]
               sign-in throughput and p50/p99 at 1 and 4 clients next to PasswordHasher.Verify in-process (1 and 4
-              threads); then GET /api/v1/me with a valid token next to GET /api/health/live, and a session's first
-              request (cache miss); needs AzureWebJobsStorage
+              threads), and sign-ins to an unknown tenant (same Argon2id, no session); then GET /api/v1/me with a
+              valid token next to GET /api/health/live, and a session's first request (cache miss);
+              needs AzureWebJobsStorage
           tokens
               in-process, per operation: decoding an access token (baseline), validating it with the app's
-              TokenValidationParameters, the session check on a cache hit, and the whole bearer authentication
+              TokenValidationParameters, the session check on a cache hit and on a miss, and the whole bearer
+              authentication; needs AzureWebJobsStorage
+          users <appExecutable> [users=100000] [scans=20]
+              one tenant of that many users: bulk create (users/s, 1 and 2 callers) next to SDK transactions, then
+              GET /api/v1/users?q= and a two-condition filter (p50/p99, warm; the first, cold list apart) next to an
+              SDK scan of the partition with the same search/filter in memory; needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -38,6 +44,8 @@ internal static class Program
                 return await LoginFigure.RunAsync(args[1..]);
             case "tokens":
                 return await TokenValidationFigure.RunAsync(args[1..]);
+            case "users":
+                return await UsersFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":
                 Console.WriteLine(Usage);
                 return 0;
