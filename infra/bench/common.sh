@@ -1,0 +1,86 @@
+# Sourced by the figure scripts (startup.sh, identity.sh, users.sh): the setup they share - tools, a throwaway
+# Azurite (in memory, free ports; installed with npm ci if missing; stopped on exit), the app published exactly as
+# deployed into a temporary folder (removed on exit) - so each script says only what it measures. Set
+# PLATFORM_BUILD_LOCK to a lock file to run only the builds under flock(1), not the measurement.
+# The caller sets `bench` (its name, for messages) before sourcing.
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+
+die() { echo "${bench}: $*" >&2; exit 1; }
+
+command -v dotnet >/dev/null || die "the .NET 10 SDK (dotnet) is needed"
+command -v node >/dev/null || die "Node.js is needed to run Azurite"
+command -v python3 >/dev/null || die "python3 is needed to pick free ports"
+locked=()
+if [[ -n "${PLATFORM_BUILD_LOCK:-}" ]]; then
+  command -v flock >/dev/null || die "PLATFORM_BUILD_LOCK is set but flock(1) is missing"
+  locked=(flock "$PLATFORM_BUILD_LOCK")
+fi
+
+export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+work="$(mktemp -d)"
+azurite_pid=""
+cleanup() {
+  if [[ -n "$azurite_pid" ]]; then
+    kill "$azurite_pid" 2>/dev/null || true
+    wait "$azurite_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Starts Azurite in the background; bench_wait_for_azurite waits for it (publish in between, while it starts).
+bench_start_azurite() {
+  if [[ ! -f infra/node_modules/azurite/dist/src/azurite.js ]]; then
+    echo "${bench}: installing Azurite (npm ci in infra/)" >&2
+    (cd infra && npm ci --no-audit --no-fund --loglevel=error) >&2
+  fi
+
+  read -r blob_port queue_port table_port < <(python3 - <<'PY'
+import socket
+sockets = []
+for _ in range(3):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    sockets.append(s)
+print(*(s.getsockname()[1] for s in sockets))
+for s in sockets:
+    s.close()
+PY
+)
+
+  node infra/node_modules/azurite/dist/src/azurite.js --silent --inMemoryPersistence --skipApiVersionCheck --disableTelemetry \
+    --blobHost 127.0.0.1 --blobPort "$blob_port" \
+    --queueHost 127.0.0.1 --queuePort "$queue_port" \
+    --tableHost 127.0.0.1 --tablePort "$table_port" >"$work/azurite.log" 2>&1 &
+  azurite_pid=$!
+}
+
+# The app exactly as deployed (its csproj makes every publish Release, self-contained linux-x64, ReadyToRun) into
+# $work/app, and the benchmark runner.
+bench_build() {
+  echo "${bench}: dotnet publish -c Release functions/Platform.Functions" >&2
+  "${locked[@]}" dotnet publish functions/Platform.Functions -c Release -o "$work/app" >&2 || die "publishing the app failed"
+  echo "${bench}: dotnet build -c Release tests/Platform.Benchmarks" >&2
+  "${locked[@]}" dotnet build tests/Platform.Benchmarks -c Release >&2 || die "building the benchmarks failed"
+}
+
+# Waits until Azurite answers and exports AzureWebJobsStorage for the runner (which hands it to the app).
+bench_wait_for_azurite() {
+  for _ in $(seq 1 150); do
+    if answers "$blob_port" && answers "$queue_port" && answers "$table_port"; then break; fi
+    kill -0 "$azurite_pid" 2>/dev/null || { cat "$work/azurite.log" >&2; die "Azurite exited"; }
+    sleep 0.2
+  done
+  answers "$table_port" || { cat "$work/azurite.log" >&2; die "Azurite did not start within 30 s"; }
+
+  local account="devstoreaccount1"
+  local key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+  export AzureWebJobsStorage="DefaultEndpointsProtocol=http;AccountName=$account;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$blob_port/$account;QueueEndpoint=http://127.0.0.1:$queue_port/$account;TableEndpoint=http://127.0.0.1:$table_port/$account;"
+}
