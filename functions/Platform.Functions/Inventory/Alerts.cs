@@ -253,7 +253,7 @@ public static class AlertsEndpoints
             }
         }
 
-        return InventoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, status ?? "open", caller.Tenant, tokens);
+        return InMemoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, status ?? "open", caller.Tenant, tokens);
     }
 
     internal static async Task<Results<Ok<AlertView>, ProblemHttpResult>> Acknowledge(

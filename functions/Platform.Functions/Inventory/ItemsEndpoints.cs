@@ -136,7 +136,7 @@ public static class ItemsEndpoints
         var rows = (await commands.AllAsync(caller.Tenant, cancellationToken))
             .Where(i => includeArchived == true || i.Status != ItemStatus.Archived)
             .Select(i => new ListedItem(ItemView.From(i)));
-        return InventoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, $"{includeArchived == true}", caller.Tenant, tokens);
+        return InMemoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, $"{includeArchived == true}", caller.Tenant, tokens);
     }
 
     private sealed record ListedItem(ItemView View) : IListed<ItemView>

@@ -112,7 +112,7 @@ public static class LocationsEndpoints
     {
         var caller = Caller.From(principal)!;
         var rows = (await commands.AllAsync(caller.Tenant, cancellationToken)).Select(l => new ListedLocation(LocationView.From(l)));
-        return InventoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, "", caller.Tenant, tokens);
+        return InMemoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, "", caller.Tenant, tokens);
     }
 
     internal static Events.Actor Actor(Caller caller, HttpContext http) => Events.Actor.User(caller.UserId, AuthEndpoints.ClientIp(http));

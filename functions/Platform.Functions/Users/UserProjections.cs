@@ -7,8 +7,10 @@ using Platform.Functions.Storage;
 namespace Platform.Functions.Users;
 
 /// <summary>A user as lists see it: the response item plus what filters, search and sort read.</summary>
-public sealed record UserListItem(UserView View, string SearchText)
+public sealed record UserListItem(UserView View, string SearchText) : IListed<UserView>
 {
+    public string Id => View.Id;
+
     public object? ValueOf(string field) => field switch
     {
         "id" => View.Id,

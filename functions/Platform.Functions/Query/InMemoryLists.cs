@@ -1,9 +1,8 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Platform.Functions.Http;
-using Platform.Functions.Query;
 using Platform.Functions.Storage;
 
-namespace Platform.Functions.Inventory;
+namespace Platform.Functions.Query;
 
 /// <summary>One row of a list as filters, search and sort read it.</summary>
 public interface IListed<out TView>
@@ -19,10 +18,10 @@ public interface IListed<out TView>
 }
 
 /// <summary>
-/// The list conventions (filter, q, sort, pageSize, continuationToken) over rows already in memory, shared by
-/// the inventory list routes so they answer the same way as the users list.
+/// The list conventions (filter, q, sort, pageSize, continuationToken) over rows already in memory: one
+/// implementation for every list route (users, inventory), so they all answer the same way.
 /// </summary>
-public static class InventoryLists
+public static class InMemoryLists
 {
     public const int MaxSearchLength = 200;
 
