@@ -18,8 +18,13 @@ public sealed class StorageAccount
     private readonly BlobServiceClient _blobs;
     private readonly QueueServiceClient _queues;
 
-    public StorageAccount(IOptions<StorageConnection> connection, IOptions<StorageOptions> options)
+    private readonly StorageLayout _layout;
+    private readonly TimeProvider _time;
+
+    public StorageAccount(IOptions<StorageConnection> connection, IOptions<StorageOptions> options, IOptions<StorageLayout> layout, TimeProvider time)
     {
+        _layout = layout.Value;
+        _time = time;
         Prefix = options.Value.Prefix;
         var settings = connection.Value;
 
@@ -72,5 +77,6 @@ public sealed class StorageAccount
     public QueueClient Queue(string name) => _queues.GetQueueClient(Prefix + name);
 
     /// <summary>A table whose every partition is one tenant: the only way to reach tenant rows.</summary>
-    public TenantTable TenantTable(string name) => new(Table(name));
+    public TenantTable TenantTable(string name) =>
+        new(Table(name), _layout.ChangeLogged.TryGetValue(name, out var prefixes) ? prefixes : [], _time);
 }

@@ -7,24 +7,29 @@ namespace Platform.Functions.Storage;
 /// A table whose partitions are tenants. Every operation goes through <see cref="For"/>, which pins the
 /// partition key to one tenant, so no code path can read or write another tenant's rows by mistake.
 /// ETags, batches and row-key ranges stay visible: this is the SDK with the tenant made mandatory, not a
-/// repository.
+/// repository. A table may log changes to some of its rows (<see cref="ChangeLog"/>): writes to those rows then
+/// carry their log entry in the same transaction.
 /// </summary>
-public sealed class TenantTable(TableClient table)
+public sealed class TenantTable(TableClient table, IReadOnlyList<string> loggedPrefixes, TimeProvider time)
 {
     public string Name => table.Name;
 
-    public TenantPartition For(TenantId tenant) => new(table, tenant.Value);
+    public TenantPartition For(TenantId tenant) => new(table, tenant.Value, loggedPrefixes, time);
 }
 
 public readonly struct TenantPartition
 {
     private readonly TableClient _table;
     private readonly string _partitionKey;
+    private readonly IReadOnlyList<string> _loggedPrefixes;
+    private readonly TimeProvider _time;
 
-    internal TenantPartition(TableClient table, string partitionKey)
+    internal TenantPartition(TableClient table, string partitionKey, IReadOnlyList<string> loggedPrefixes, TimeProvider time)
     {
         _table = table;
         _partitionKey = partitionKey;
+        _loggedPrefixes = loggedPrefixes;
+        _time = time;
     }
 
     public async Task<T?> GetAsync<T>(string rowKey, CancellationToken cancellationToken = default)
@@ -37,17 +42,33 @@ public readonly struct TenantPartition
     /// <summary>Inserts; a row with the same key is a <see cref="RequestFailedException"/> with status 409.</summary>
     /// <remarks>Writes leave the entity holding its new ETag, ready for the next conditional update.</remarks>
     public async Task AddAsync(ITableEntity entity, CancellationToken cancellationToken = default) =>
-        entity.ETag = (await _table.AddEntityAsync(Pin(entity), cancellationToken)).Headers.ETag ?? default;
+        entity.ETag = IsLogged(entity)
+            ? await WriteLoggedAsync(new(TableTransactionActionType.Add, entity), cancellationToken)
+            : (await _table.AddEntityAsync(Pin(entity), cancellationToken)).Headers.ETag ?? default;
 
     public async Task UpsertAsync(ITableEntity entity, CancellationToken cancellationToken = default) =>
-        entity.ETag = (await _table.UpsertEntityAsync(Pin(entity), TableUpdateMode.Replace, cancellationToken)).Headers.ETag ?? default;
+        entity.ETag = IsLogged(entity)
+            ? await WriteLoggedAsync(new(TableTransactionActionType.UpsertReplace, entity), cancellationToken)
+            : (await _table.UpsertEntityAsync(Pin(entity), TableUpdateMode.Replace, cancellationToken)).Headers.ETag ?? default;
 
     /// <summary>Replaces the row only if it still has <paramref name="ifMatch"/>; otherwise status 412.</summary>
     public async Task UpdateAsync(ITableEntity entity, ETag ifMatch, CancellationToken cancellationToken = default) =>
-        entity.ETag = (await _table.UpdateEntityAsync(Pin(entity), ifMatch, TableUpdateMode.Replace, cancellationToken)).Headers.ETag ?? default;
+        entity.ETag = IsLogged(entity)
+            ? await WriteLoggedAsync(new(TableTransactionActionType.UpdateReplace, entity, ifMatch), cancellationToken)
+            : (await _table.UpdateEntityAsync(Pin(entity), ifMatch, TableUpdateMode.Replace, cancellationToken)).Headers.ETag ?? default;
 
-    public Task<Response> DeleteAsync(string rowKey, ETag ifMatch = default, CancellationToken cancellationToken = default) =>
-        _table.DeleteEntityAsync(_partitionKey, rowKey, ifMatch == default ? ETag.All : ifMatch, cancellationToken);
+    public async Task DeleteAsync(string rowKey, ETag ifMatch = default, CancellationToken cancellationToken = default)
+    {
+        var etag = ifMatch == default ? ETag.All : ifMatch;
+        if (ChangeLog.IsLogged(rowKey, _loggedPrefixes))
+        {
+            await WriteLoggedAsync(new(TableTransactionActionType.Delete, new TableEntity(_partitionKey, rowKey), etag), cancellationToken);
+        }
+        else
+        {
+            await _table.DeleteEntityAsync(_partitionKey, rowKey, etag, cancellationToken);
+        }
+    }
 
     /// <summary>Rows of this tenant whose row key starts with <paramref name="rowKeyPrefix"/> (all rows when empty).</summary>
     public AsyncPageable<T> QueryAsync<T>(string rowKeyPrefix = "", int? maxPerPage = null, CancellationToken cancellationToken = default)
@@ -69,9 +90,10 @@ public readonly struct TenantPartition
         _table.QueryAsync<T>($"PartitionKey eq '{_partitionKey}' and ({TableClient.CreateQueryFilter(condition)})", maxPerPage, cancellationToken: cancellationToken);
 
     /// <summary>
-    /// One entity-group transaction (at most 100 actions, all in this tenant's partition): all succeed or none.
+    /// One entity-group transaction (all in this tenant's partition): all succeed or none. At most 100 actions, one
+    /// fewer when it writes a logged row (its change-log entry is the last action; responses keep the callers' order).
     /// </summary>
-    public Task<Response<IReadOnlyList<Response>>> SubmitTransactionAsync(
+    public async Task<Response<IReadOnlyList<Response>>> SubmitTransactionAsync(
         IReadOnlyCollection<TableTransactionAction> actions, CancellationToken cancellationToken = default)
     {
         foreach (var action in actions)
@@ -79,7 +101,38 @@ public readonly struct TenantPartition
             Pin(action.Entity);
         }
 
-        return _table.SubmitTransactionAsync(actions, cancellationToken);
+        if (ChangeLog.EntryFor(actions, _loggedPrefixes, _time) is not { } entry)
+        {
+            return await _table.SubmitTransactionAsync(actions, cancellationToken);
+        }
+
+        if (actions.Count >= 100)
+        {
+            throw new InvalidOperationException("A transaction that writes logged rows holds at most 99 actions: its change-log entry takes the 100th.");
+        }
+
+        Pin(entry.Entity);
+        var response = await _table.SubmitTransactionAsync([.. actions, entry], cancellationToken);
+        try
+        {
+            // After the write, with its own token: a trim that fails or is cut short must not fail a write that happened.
+            await ChangeLog.TrimIfDueAsync(_table, _partitionKey, _time, CancellationToken.None);
+        }
+        catch (RequestFailedException)
+        {
+            // Left for the next trim.
+        }
+
+        return response;
+    }
+
+    private bool IsLogged(ITableEntity entity) => ChangeLog.IsLogged(entity.RowKey, _loggedPrefixes);
+
+    /// <summary>One write of a logged row, as a transaction with its entry; a failure keeps the status a single write would have.</summary>
+    private async Task<ETag> WriteLoggedAsync(TableTransactionAction action, CancellationToken cancellationToken)
+    {
+        var responses = await SubmitTransactionAsync([action], cancellationToken);
+        return responses.Value[0].Headers.ETag ?? default;
     }
 
     private T Pin<T>(T entity) where T : ITableEntity

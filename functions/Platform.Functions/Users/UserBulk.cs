@@ -15,8 +15,11 @@ public static partial class UsersEndpoints
 {
     public const int MaxBulkOperations = 1000;
 
-    /// <summary>Creates per entity-group transaction: each takes two actions (user + email index) of the 100 allowed.</summary>
-    private const int CreatesPerTransaction = 50;
+    /// <summary>
+    /// Creates per entity-group transaction: each takes two actions (user + email index) of the 100 allowed, and the
+    /// change-log entry takes one.
+    /// </summary>
+    private const int CreatesPerTransaction = 49;
 
     public sealed record BulkRequest(IReadOnlyList<BulkOperation>? Operations);
 

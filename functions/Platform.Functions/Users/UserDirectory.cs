@@ -85,7 +85,7 @@ public static class UsersExtensions
 {
     public static IHostApplicationBuilder AddUsers(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddStorageTable(UserDirectory.TableName);
+        builder.Services.AddStorageTable(UserDirectory.TableName, changeLogged: UserEntity.KeyPrefix);
         builder.Services.AddSingleton<UserDirectory>();
         builder.Services.AddSingleton<UserSchemas>();
         builder.Services.AddSingleton<UserCommands>();

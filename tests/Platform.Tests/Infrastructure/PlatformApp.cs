@@ -57,8 +57,9 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
     public StorageAccount Storage => Services.GetRequiredService<StorageAccount>();
 
     /// <summary>The storage an app with this prefix uses, without starting an app (and its queue consumers).</summary>
-    public static StorageAccount StorageFor(Azurite azurite, string prefix) =>
-        new(Options.Create(new StorageConnection { ConnectionString = azurite.ConnectionString }), Options.Create(new StorageOptions { Prefix = prefix }));
+    public static StorageAccount StorageFor(Azurite azurite, string prefix, StorageLayout? layout = null, TimeProvider? time = null) =>
+        new(Options.Create(new StorageConnection { ConnectionString = azurite.ConnectionString }), Options.Create(new StorageOptions { Prefix = prefix }),
+            Options.Create(layout ?? new StorageLayout()), time ?? TimeProvider.System);
 
     public static string NewPrefix() => "t" + RandomNumberGenerator.GetString("abcdefghijklmnopqrstuvwxyz0123456789", 11);
 

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Query;
+using Platform.Functions.Users;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Users;
@@ -221,5 +224,26 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Empty(escaped.GetProperty("items").EnumerateArray());
         var nested = await _admin.GetJsonAsync("/api/v1/users?" + Filter(new string('(', 10) + "status eq 'active'" + new string(')', 10)));
         Assert.Single(nested.GetProperty("items").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task ListsOnAnotherInstanceCatchUpWithItsWritesThroughTheChangeLog()
+    {
+        var renamed = await _admin.CreateUserIdAsync("renamed@example.com");
+        var deleted = await _admin.CreateUserIdAsync("deleted@example.com");
+        await using var other = await new PlatformApp(Azurite, App.Prefix, services: s => s.AddSingleton<TimeProvider>(Clock)).ReadyAsync();
+        using var elsewhere = other.CreateClient((await App.LoginAsync(Tenant)).AccessToken);
+        Assert.Contains("deleted@example.com", await elsewhere.EmailsAsync());
+
+        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(renamed, new { displayName = "Now Renamed" })).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/users/{deleted}", Ct)).StatusCode);
+        await _admin.CreateUserIdAsync("added@example.com");
+        Clock.Advance(ListProjection<UserEntity, UserListItem>.RefreshEvery);
+
+        var users = await elsewhere.ListAsync("?pageSize=1000");
+
+        Assert.Equal("Now Renamed", users.Single(u => u.Id() == renamed).Str("displayName"));
+        Assert.DoesNotContain(users, u => u.Id() == deleted);
+        Assert.Contains(users, u => u.Str("email") == "added@example.com");
     }
 }

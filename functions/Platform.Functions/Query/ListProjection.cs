@@ -1,0 +1,174 @@
+using System.Collections.Concurrent;
+using Azure.Data.Tables;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Query;
+
+/// <summary>
+/// How lists stay fast for a tenant with 100,000 rows when Table storage has no secondary index or text search: each
+/// instance keeps the rows of one kind (one row-key prefix of one table) of a tenant in memory, turned into what lists
+/// read. It is loaded once with a scan of the tenant's rows, then kept current two ways - writes made on this instance
+/// are applied at once (a caller sees their own change), and before serving a list an instance reads the tenant's
+/// <see cref="ChangeLog"/> since its last look (at most every <see cref="RefreshEvery"/>) and re-reads only the rows
+/// named there, so other instances' writes show within seconds and a refresh costs what changed, not the partition.
+/// Filtering, search, sort and aggregates then run over memory, in milliseconds; the cost is memory and the first
+/// list after a cold start, which pays the scan. At most <see cref="MaxTenants"/> tenants are kept; the least
+/// recently used one is dropped first.
+/// </summary>
+/// <param name="project">The row as lists see it; null when the row should not be listed at all (a tombstone).</param>
+public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, string table, string keyPrefix, Func<TEntity, TItem?> project, TimeProvider time)
+    where TEntity : class, ITableEntity, new()
+    where TItem : class
+{
+    public static readonly TimeSpan RefreshEvery = TimeSpan.FromSeconds(2);
+    public const int MaxTenants = 50;
+
+    /// <summary>More changed rows than this since the last look: reloading is cheaper than reading them one by one.</summary>
+    public const int MaxPointReads = 2000;
+
+    private const int PointReadsAtOnce = 16;
+
+    private readonly ConcurrentDictionary<string, TenantRows> _tenants = new(StringComparer.Ordinal);
+
+    public async Task<IReadOnlyCollection<TItem>> SnapshotAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var rows = await CurrentAsync(tenant, cancellationToken);
+        return [.. rows.Items.Values];
+    }
+
+    /// <summary>One row by its key, as current as a list would show it.</summary>
+    public async Task<TItem?> FindAsync(TenantId tenant, string rowKey, CancellationToken cancellationToken) =>
+        (await CurrentAsync(tenant, cancellationToken)).Items.TryGetValue(rowKey, out var item) ? item : null;
+
+    /// <summary>Applies a write made on this instance, so the writer's next read shows it.</summary>
+    public void Apply(TenantId tenant, TEntity entity)
+    {
+        if (_tenants.TryGetValue(tenant.Value, out var rows) && rows.LoadedAt is not null)
+        {
+            Set(rows, entity);
+        }
+    }
+
+    public void Remove(TenantId tenant, string rowKey)
+    {
+        if (_tenants.TryGetValue(tenant.Value, out var rows))
+        {
+            rows.Items.TryRemove(rowKey, out _);
+        }
+    }
+
+    private async Task<TenantRows> CurrentAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var rows = _tenants.GetOrAdd(tenant.Value, _ => new TenantRows());
+        rows.LastUsed = time.GetUtcNow();
+        await rows.Gate.WaitAsync(cancellationToken);
+        try
+        {
+            var now = time.GetUtcNow();
+            if (rows.LoadedAt is null || now - rows.RefreshedAt >= RefreshEvery)
+            {
+                var partition = storage.TenantTable(table).For(tenant);
+                // A look older than the log's retention may have missed entries already trimmed: start over.
+                if (rows.LoadedAt is null || now - rows.RefreshedAt >= ChangeLog.Retention - ChangeLog.TrimEvery || !await CatchUpAsync(partition, rows, cancellationToken))
+                {
+                    await LoadAsync(partition, rows, now, cancellationToken);
+                }
+
+                rows.RefreshedAt = now;
+                Trim();
+            }
+
+            return rows;
+        }
+        finally
+        {
+            rows.Gate.Release();
+        }
+    }
+
+    private async Task LoadAsync(TenantPartition partition, TenantRows rows, DateTimeOffset startedAt, CancellationToken cancellationToken)
+    {
+        rows.Items.Clear();
+        rows.SeenChanges.Clear();
+        await foreach (var entity in partition.QueryAsync<TEntity>(keyPrefix, maxPerPage: 1000, cancellationToken))
+        {
+            Set(rows, entity);
+        }
+
+        rows.LoadedAt = startedAt;
+    }
+
+    /// <summary>Reads the log since the last look and re-reads the rows it names; false when there are too many to read one by one.</summary>
+    private async Task<bool> CatchUpAsync(TenantPartition partition, TenantRows rows, CancellationToken cancellationToken)
+    {
+        var since = rows.RefreshedAt - ChangeLog.Overlap;
+        var changed = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var entry in ChangeLog.ReadSinceAsync(partition, since, cancellationToken))
+        {
+            // Entries within the overlap were read last time too; their rows need no second read.
+            if (!rows.SeenChanges.Add(entry.RowKey))
+            {
+                continue;
+            }
+
+            foreach (var key in entry.ChangedKeys())
+            {
+                if (key.StartsWith(keyPrefix, StringComparison.Ordinal))
+                {
+                    changed.Add(key);
+                }
+            }
+
+            if (changed.Count > MaxPointReads)
+            {
+                return false;
+            }
+        }
+
+        rows.SeenChanges.RemoveWhere(key => string.CompareOrdinal(key, ChangeLog.KeyAt(since)) < 0);
+        await Parallel.ForEachAsync(changed, new ParallelOptions { MaxDegreeOfParallelism = PointReadsAtOnce, CancellationToken = cancellationToken },
+            async (key, ct) =>
+            {
+                if (await partition.GetAsync<TEntity>(key, ct) is { } entity)
+                {
+                    Set(rows, entity);
+                }
+                else
+                {
+                    rows.Items.TryRemove(key, out _);
+                }
+            });
+        return true;
+    }
+
+    private void Set(TenantRows rows, TEntity entity)
+    {
+        if (project(entity) is { } item)
+        {
+            rows.Items[entity.RowKey] = item;
+        }
+        else
+        {
+            rows.Items.TryRemove(entity.RowKey, out _);
+        }
+    }
+
+    private void Trim()
+    {
+        while (_tenants.Count > MaxTenants)
+        {
+            var oldest = _tenants.MinBy(t => t.Value.LastUsed);
+            _tenants.TryRemove(oldest.Key, out _);
+        }
+    }
+
+    private sealed class TenantRows
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+        public ConcurrentDictionary<string, TItem> Items { get; } = new(StringComparer.Ordinal);
+        public SortedSet<string> SeenChanges { get; } = new(StringComparer.Ordinal);
+        public DateTimeOffset? LoadedAt { get; set; }
+        public DateTimeOffset RefreshedAt { get; set; }
+        public DateTimeOffset LastUsed { get; set; }
+    }
+}
