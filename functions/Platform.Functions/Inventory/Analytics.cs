@@ -18,7 +18,7 @@ public sealed record InventoryAnalytics(
 /// <summary>
 /// <c>GET /api/v1/inventory/analytics?groupBy=category|location</c>. It reads only rows the movements keep current
 /// in their own transaction - item rows (quantity, units out, last out) and, by location, the stock rows - never the
-/// movement history. Value is quantity × unitCost (an item without a cost counts 0). Dead stock: items holding stock
+/// movement history, and reads them from the instance's <see cref="InventoryProjections"/>, not from storage. Value is quantity × unitCost (an item without a cost counts 0). Dead stock: items holding stock
 /// with no <c>out</c> for <see cref="DeadAfterDays"/> days. Turnover: units out since the item was created ÷ quantity
 /// on hand (null when nothing is on hand), highest first.
 /// </summary>
@@ -32,7 +32,7 @@ public static class AnalyticsEndpoints
         app.MapGet(Path, Get).RequirePermission(Permissions.InventoryRead).WithTags("Inventory").WithName("GetInventoryAnalytics");
 
     internal static async Task<Results<Ok<InventoryAnalytics>, ProblemHttpResult>> Get(
-        string? groupBy, ClaimsPrincipal principal, ItemCommands items, InventoryStore store, TimeProvider time, CancellationToken cancellationToken)
+        string? groupBy, ClaimsPrincipal principal, InventoryProjections projections, TimeProvider time, CancellationToken cancellationToken)
     {
         groupBy ??= "category";
         if (groupBy is not ("category" or "location"))
@@ -41,7 +41,8 @@ public static class AnalyticsEndpoints
         }
 
         var tenant = Caller.From(principal)!.Tenant;
-        var active = (await items.AllAsync(tenant, cancellationToken)).Where(i => i.Status == ItemStatus.Active).ToDictionary(i => i.Id, StringComparer.Ordinal);
+        var active = (await projections.Items.SnapshotAsync(tenant, cancellationToken))
+            .Where(i => i.Entity.Status == ItemStatus.Active).ToDictionary(i => i.Id, i => i.Entity, StringComparer.Ordinal);
         static double ValueOf(ItemEntity item, double quantity) => Math.Round(quantity * (item.UnitCost ?? 0), 2);
 
         List<AnalyticsGroup> groups;
@@ -53,7 +54,7 @@ public static class AnalyticsEndpoints
         else
         {
             var byLocation = new Dictionary<string, (HashSet<string> Items, double Quantity, double Value)>(StringComparer.Ordinal);
-            await foreach (var stock in store.For(tenant).QueryAsync<StockEntity>(StockEntity.KeyPrefix, maxPerPage: 1000, cancellationToken))
+            foreach (var stock in await projections.Stock.SnapshotAsync(tenant, cancellationToken))
             {
                 if (stock.Quantity <= 0 || !active.TryGetValue(stock.ItemId, out var item))
                 {

@@ -131,7 +131,8 @@ public static class InventoryExtensions
 {
     public static IHostApplicationBuilder AddInventory(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddStorageTable(InventoryStore.TableName);
+        builder.Services.AddStorageTable(InventoryStore.TableName, changeLogged: [ItemEntity.KeyPrefix, StockEntity.KeyPrefix]);
+        builder.Services.AddSingleton<InventoryProjections>();
         builder.Services.AddSingleton<InventoryStore>();
         builder.Services.AddSingleton<LocationCommands>();
         builder.Services.AddSingleton<ItemCommands>();

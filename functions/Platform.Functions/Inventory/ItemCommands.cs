@@ -11,7 +11,7 @@ namespace Platform.Functions.Inventory;
 /// enforce the same limits; a SKU change swaps the index rows in the item's own transaction, so two items can
 /// never end up with one SKU, however the requests interleave.
 /// </summary>
-public sealed class ItemCommands(InventoryStore store, LocationCommands locations, TimeProvider time)
+public sealed class ItemCommands(InventoryStore store, LocationCommands locations, InventoryProjections projections, TimeProvider time)
 {
     public const int MaxSkuLength = 64;
     public const int MaxNameLength = 200;
@@ -26,17 +26,6 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
 
     public async Task<ItemEntity?> GetAsync(TenantId tenant, string id, CancellationToken cancellationToken) =>
         InventoryStore.IsPlausibleId(id) ? await store.For(tenant).GetAsync<ItemEntity>(ItemEntity.KeyFor(id), cancellationToken) : null;
-
-    public async Task<List<ItemEntity>> AllAsync(TenantId tenant, CancellationToken cancellationToken)
-    {
-        var all = new List<ItemEntity>();
-        await foreach (var item in store.For(tenant).QueryAsync<ItemEntity>(ItemEntity.KeyPrefix, maxPerPage: 1000, cancellationToken))
-        {
-            all.Add(item);
-        }
-
-        return all;
-    }
 
     public async Task<(ItemEntity? Item, InventoryError? Error)> CreateAsync(TenantId tenant, JsonElement body, CancellationToken cancellationToken)
     {
@@ -73,6 +62,7 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
                 ],
                 cancellationToken);
             item.ETag = responses.Value[0].Headers.ETag ?? default;
+            projections.Apply(tenant, item);
             return (item, null);
         }
         catch (TableTransactionFailedException ex) when (ex.Status == 409)
@@ -161,6 +151,7 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
         {
             var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
             item.ETag = responses.Value[0].Headers.ETag ?? default;
+            projections.Apply(tenant, item);
             return (item, null, changes);
         }
         catch (TableTransactionFailedException ex) when (ex.Status == 409 && skuChanged && ex.FailedTransactionActionIndex == 1)
@@ -198,6 +189,7 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
                 ],
                 cancellationToken);
             item.ETag = responses.Value[0].Headers.ETag ?? default;
+            projections.Apply(tenant, item);
             return (item, null);
         }
         catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)

@@ -130,42 +130,11 @@ public static class ItemsEndpoints
 
     internal static async Task<Results<Ok<PagedList<ItemView>>, ProblemHttpResult>> ListItems(
         string? filter, string? q, string? sort, bool? includeArchived, string? pageSize, string? continuationToken,
-        ClaimsPrincipal principal, ItemCommands commands, ContinuationTokens tokens, CancellationToken cancellationToken)
+        ClaimsPrincipal principal, InventoryProjections projections, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
-        var rows = (await commands.AllAsync(caller.Tenant, cancellationToken))
-            .Where(i => includeArchived == true || i.Status != ItemStatus.Archived)
-            .Select(i => new ListedItem(ItemView.From(i)));
+        var rows = (await projections.Items.SnapshotAsync(caller.Tenant, cancellationToken))
+            .Where(i => includeArchived == true || i.Entity.Status != ItemStatus.Archived);
         return InMemoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, $"{includeArchived == true}", caller.Tenant, tokens);
-    }
-
-    private sealed record ListedItem(ItemView View) : IListed<ItemView>
-    {
-        public string Id => View.Id;
-
-        public string SearchText { get; } = string.Join('\n', View.Sku, View.Name, View.Description, View.Category, View.Supplier, string.Join('\n', View.Tags)).ToLowerInvariant();
-
-        public object? ValueOf(string field) => field switch
-        {
-            "id" => View.Id,
-            "sku" => View.Sku,
-            "name" => View.Name,
-            "category" => View.Category,
-            "locationId" => View.LocationId,
-            "quantity" => View.Quantity,
-            "unit" => View.Unit,
-            "unitCost" => View.UnitCost,
-            "reorderPoint" => View.ReorderPoint,
-            "reorderQuantity" => View.ReorderQuantity,
-            "tags" => View.Tags,
-            "supplier" => View.Supplier,
-            "status" => View.Status,
-            "createdAt" => View.CreatedAt,
-            "updatedAt" => View.UpdatedAt,
-            "expiresAt" => View.ExpiresAt,
-            _ when field.StartsWith(FilterSchema.CustomFieldPrefix, StringComparison.Ordinal) =>
-                View.Fields.ValueKind == JsonValueKind.Object && View.Fields.TryGetProperty(field[FilterSchema.CustomFieldPrefix.Length..], out var value) ? value : null,
-            _ => null,
-        };
     }
 }

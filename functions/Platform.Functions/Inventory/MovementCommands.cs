@@ -14,7 +14,7 @@ public sealed record MovementInput(
 /// and two concurrent movements can never both apply to the same stale quantity: the loser gets 412 from storage,
 /// reads again and re-checks (for instance, that enough stock is left), up to <see cref="MaxAttempts"/> times.
 /// </summary>
-public sealed class MovementCommands(InventoryStore store, ItemCommands items, LocationCommands locations, TimeProvider time)
+public sealed class MovementCommands(InventoryStore store, ItemCommands items, LocationCommands locations, InventoryProjections projections, TimeProvider time)
 {
     public const int MaxReasonLength = 500;
     public const int MaxTextLength = 100;
@@ -181,6 +181,7 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
             {
                 var responses = await partition.SubmitTransactionAsync(actions, cancellationToken);
                 item.ETag = responses.Value[0].Headers.ETag ?? default;
+                projections.Apply(tenant, item, sourceStock, targetStock);
                 return (movement, item, null);
             }
             catch (TableTransactionFailedException ex) when (ex.Status == 404 && ex.FailedTransactionActionIndex == touchAt)

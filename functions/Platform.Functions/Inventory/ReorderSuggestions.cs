@@ -28,14 +28,14 @@ public static class ReorderSuggestionsEndpoints
         app.MapGet(Path, List).RequirePermission(Permissions.InventoryRead).WithTags("Inventory").WithName("ListReorderSuggestions");
 
     internal static async Task<Ok<PagedList<ReorderSuggestion>>> List(
-        ClaimsPrincipal principal, ItemCommands items, InventoryStore store, TimeProvider time, CancellationToken cancellationToken)
+        ClaimsPrincipal principal, InventoryProjections projections, InventoryStore store, TimeProvider time, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var now = time.GetUtcNow();
         var since90 = now.AddDays(-90);
         var since30 = now.AddDays(-30);
         var suggestions = new List<ReorderSuggestion>();
-        foreach (var item in await items.AllAsync(caller.Tenant, cancellationToken))
+        foreach (var item in (await projections.Items.SnapshotAsync(caller.Tenant, cancellationToken)).Select(i => i.Entity))
         {
             if (item.Status != ItemStatus.Active || item.ReorderPoint is not { } point || item.Quantity > point)
             {
