@@ -26,6 +26,10 @@ internal static class Program
               one tenant of that many users: bulk create (users/s, 1 and 2 callers) next to SDK transactions, then
               GET /api/v1/users?q= and a two-condition filter (p50/p99, warm; the first, cold list apart) next to an
               SDK scan of the partition with the same search/filter in memory; needs AzureWebJobsStorage
+          movements <appExecutable> [items=100000] [movements=1000000] [perPass=2000]
+              movements/s with 16 clients on 1 hot item and over 1,000 items next to the SDK doing the same reads and
+              conditioned transaction; then GET /api/v1/inventory/analytics for a tenant of that many items and
+              movements next to an SDK scan of its item and stock rows; needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -46,6 +50,8 @@ internal static class Program
                 return await TokenValidationFigure.RunAsync(args[1..]);
             case "users":
                 return await UsersFigure.RunAsync(args[1..]);
+            case "movements":
+                return await MovementsFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":
                 Console.WriteLine(Usage);
                 return 0;

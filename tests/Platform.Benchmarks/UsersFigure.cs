@@ -51,9 +51,6 @@ internal static class UsersFigure
     /// <summary>Longer than the projection's refresh interval, so the next list fetches the changes first.</summary>
     private static readonly TimeSpan IdlePause = ListProjection<UserEntity, UserListItem>.RefreshEvery + TimeSpan.FromMilliseconds(500);
 
-    /// <summary>Access tokens live 15 minutes; the figure signs in again well before that, outside any timed call.</summary>
-    private static readonly TimeSpan TokenReuse = TimeSpan.FromMinutes(10);
-
     public static async Task<int> RunAsync(string[] args)
     {
         if (args.Length is < 1 or > 3)
@@ -130,7 +127,7 @@ internal static class UsersFigure
             await server.WaitForOkAsync(client, LivePath, StartTimeout);
             await server.WaitForOkAsync(client, ReadyPath, StartTimeout);
 
-            var admin = await Admin.SignUpAsync(client, server);
+            var admin = await BenchAdmin.SignUpAsync(client, server);
             await PutSchemaAsync(client, server, admin);
             var partition = tables.GetTableClient(prefix + UserDirectory.TableName);
             Console.WriteLine($"  tenant    {admin.Slug} (partition {admin.TenantId} of table {partition.Name})");
@@ -279,7 +276,7 @@ internal static class UsersFigure
 
     private static object Fields(int n) => new { department = Departments[n % Departments.Length], employeeNo = n };
 
-    private static async Task PutSchemaAsync(HttpClient client, ServerProcess server, Admin admin)
+    private static async Task PutSchemaAsync(HttpClient client, ServerProcess server, BenchAdmin admin)
     {
         using var request = new HttpRequestMessage(HttpMethod.Put, new Uri(server.BaseAddress, "/api/v1/schema/users"))
         {
@@ -320,7 +317,7 @@ internal static class UsersFigure
         return new Pass(latencies, batches.Sum(b => b.Count), wall.Elapsed);
     }
 
-    private static async Task<double> BulkCreateAsync(HttpClient client, ServerProcess server, Admin admin, (int First, int Count) batch)
+    private static async Task<double> BulkCreateAsync(HttpClient client, ServerProcess server, BenchAdmin admin, (int First, int Count) batch)
     {
         var body = JsonSerializer.SerializeToUtf8Bytes(new
         {
@@ -392,7 +389,7 @@ internal static class UsersFigure
         return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
     }
 
-    private static async Task<Page> ListAsync(HttpClient client, ServerProcess server, Admin admin, string path)
+    private static async Task<Page> ListAsync(HttpClient client, ServerProcess server, BenchAdmin admin, string path)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(server.BaseAddress, path));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await admin.TokenAsync(client, server));
@@ -416,7 +413,7 @@ internal static class UsersFigure
             elapsed);
     }
 
-    private static void ExpectSearchHit(Page page, int n, Admin admin)
+    private static void ExpectSearchHit(Page page, int n, BenchAdmin admin)
     {
         if (page.Ids.Length != 1 || page.Emails[0] != Email(n, admin.Slug))
         {
@@ -534,60 +531,6 @@ internal static class UsersFigure
     private static string Truncate(string text) => text.Length <= 2000 ? text : text[..2000] + " ...";
 
     /// <summary>The tenant's admin: signs up once, then signs in whenever the last token is about to expire.</summary>
-    private sealed class Admin(string slug, string email, string password, string tenantId)
-    {
-        private string? _token;
-        private DateTime _tokenAt;
-
-        public string Slug { get; } = slug;
-
-        public string TenantId { get; } = tenantId;
-
-        public static async Task<Admin> SignUpAsync(HttpClient client, ServerProcess server)
-        {
-            var slug = "bench-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
-            var email = $"admin@{slug}.example.com";
-            var password = "bench " + Convert.ToBase64String(RandomNumberGenerator.GetBytes(18));
-            using var response = await client.PostAsJsonAsync(new Uri(server.BaseAddress, "/api/v1/tenants"), new
-            {
-                name = "Benchmark",
-                slug,
-                admin = new { email, password, displayName = "Benchmark Admin" },
-            });
-            var body = await response.Content.ReadAsStringAsync();
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new InvalidOperationException($"sign-up answered {(int)response.StatusCode}: {body}");
-            }
-
-            using var json = JsonDocument.Parse(body);
-            return new Admin(slug, email, password, json.RootElement.GetProperty("tenant").GetProperty("id").GetString()!);
-        }
-
-        /// <summary>A valid access token; signs in (outside any timed call) when the last one is 10 minutes old.</summary>
-        public async Task<string> TokenAsync(HttpClient client, ServerProcess server)
-        {
-            if (_token is not null && DateTime.UtcNow - _tokenAt < TokenReuse)
-            {
-                return _token;
-            }
-
-            using var response = await client.PostAsJsonAsync(new Uri(server.BaseAddress, "/api/v1/auth/login"),
-                new { tenant = Slug, email, password });
-            var body = await response.Content.ReadAsStringAsync();
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new InvalidOperationException($"login answered {(int)response.StatusCode}: {body}");
-            }
-
-            using var json = JsonDocument.Parse(body);
-            _token = json.RootElement.GetProperty("accessToken").GetString()
-                ?? throw new InvalidOperationException($"login answered without an access token: {body}");
-            _tokenAt = DateTime.UtcNow;
-            return _token;
-        }
-    }
-
     private sealed record Page(string[] Ids, string[] Emails, string[] DisplayNames, string[] Statuses, bool More, double Milliseconds);
 
     private sealed record Pass(double[] Latencies, int Users, TimeSpan Wall)

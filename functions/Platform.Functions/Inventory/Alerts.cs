@@ -99,16 +99,22 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, IO
 {
     private const int MaxAttempts = 10;
 
-    /// <summary>Returns the item's new storage ETag when syncing touched the item row, so responses carry the current one.</summary>
-    public async Task<ETag?> SyncAsync(TenantId tenant, string itemId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Opens or closes the item's alerts for its state <paramref name="written"/> (as the caller just wrote or read it,
+    /// with its ETag; read again only when something changed it meanwhile). Returns the item's new storage ETag when
+    /// syncing touched the item row, so responses carry the current one.
+    /// </summary>
+    public async Task<ETag?> SyncAsync(TenantId tenant, ItemEntity written, CancellationToken cancellationToken)
     {
         var partition = store.For(tenant);
         ETag? touched = null;
+        ItemEntity? known = written;
         foreach (var kind in new[] { AlertKind.LowStock, AlertKind.Expiring })
         {
             for (var attempt = 1; attempt <= MaxAttempts; attempt++)
             {
-                var item = await partition.GetAsync<ItemEntity>(ItemEntity.KeyFor(itemId), cancellationToken);
+                var item = known ?? await partition.GetAsync<ItemEntity>(ItemEntity.KeyFor(written.Id), cancellationToken);
+                known = null;
                 if (item is null)
                 {
                     return touched;
@@ -122,6 +128,8 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, IO
                 touched = etag ?? touched;
                 if (done)
                 {
+                    // Untouched, the row read is still current for the next kind.
+                    known = etag is null ? item : null;
                     break;
                 }
             }
@@ -335,7 +343,7 @@ public sealed partial class InventoryExpiryScan(StorageAccount storage, Inventor
             await foreach (var item in store.For(tenantId).QueryWhereAsync<ItemEntity>(
                 $"RowKey ge {ItemEntity.KeyPrefix} and RowKey lt {"i;"} and Status eq {ItemStatus.Active} and ExpiresAt le {horizon}", 1000, cancellationToken))
             {
-                await monitor.SyncAsync(tenantId, item.Id, cancellationToken);
+                await monitor.SyncAsync(tenantId, item, cancellationToken);
                 checkedItems++;
             }
         }

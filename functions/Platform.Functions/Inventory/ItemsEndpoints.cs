@@ -69,7 +69,7 @@ public static class ItemsEndpoints
 
         await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.created", LocationsEndpoints.Actor(caller, http), "item", item.Id,
             new Dictionary<string, object?> { ["sku"] = item.Sku, ["name"] = item.Name }), cancellationToken);
-        item.ETag = await alerts.SyncAsync(caller.Tenant, item.Id, cancellationToken) ?? item.ETag;
+        item.ETag = await alerts.SyncAsync(caller.Tenant, item, cancellationToken) ?? item.ETag;
         http.Response.Headers.ETag = ETags.For(item.ETag);
         return TypedResults.Created($"{Path}/{item.Id}", ItemView.From(item));
     }
@@ -105,7 +105,7 @@ public static class ItemsEndpoints
         if (changes is { Count: > 0 })
         {
             await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.updated", LocationsEndpoints.Actor(caller, http), "item", item.Id, changes), cancellationToken);
-            item.ETag = await alerts.SyncAsync(caller.Tenant, item.Id, cancellationToken) ?? item.ETag;
+            item.ETag = await alerts.SyncAsync(caller.Tenant, item, cancellationToken) ?? item.ETag;
         }
 
         http.Response.Headers.ETag = ETags.For(item.ETag);
@@ -124,7 +124,7 @@ public static class ItemsEndpoints
 
         await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.deleted", LocationsEndpoints.Actor(caller, http), "item", id,
             new Dictionary<string, object?> { ["sku"] = item.Sku, ["quantity"] = item.Quantity }), cancellationToken);
-        item.ETag = await alerts.SyncAsync(caller.Tenant, item.Id, cancellationToken) ?? item.ETag;
+        item.ETag = await alerts.SyncAsync(caller.Tenant, item, cancellationToken) ?? item.ETag;
         return TypedResults.NoContent();
     }
 

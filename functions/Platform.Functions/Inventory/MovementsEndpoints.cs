@@ -57,7 +57,7 @@ public static class MovementsEndpoints
                 ["delta"] = movement.Delta,
                 ["quantityAfter"] = movement.QuantityAfter,
             }), cancellationToken);
-        item!.ETag = await alerts.SyncAsync(caller.Tenant, movement.ItemId, cancellationToken) ?? item.ETag;
+        item!.ETag = await alerts.SyncAsync(caller.Tenant, item, cancellationToken) ?? item.ETag;
         http.Response.Headers.ETag = ETags.For(item!.ETag);
         return TypedResults.Created($"{Path}/{movement.Id}", new MovementResult(MovementView.From(movement), item.Quantity));
     }
