@@ -1,5 +1,8 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Inventory;
+using Platform.Functions.Query;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Inventory;
@@ -76,5 +79,23 @@ public sealed class AnalyticsTests(Azurite azurite) : SignedUpTenantTests(azurit
         Assert.Equal(0, mine.Num("totalValue"));
         Assert.Empty(mine.GetProperty("groups").EnumerateArray());
         Assert.Equal(20, (await them.GetJsonAsync(Analytics)).Num("totalValue"));
+    }
+
+    [Fact]
+    public async Task AnotherInstanceCatchesUpWithMovementsAndItemsRecordedHere()
+    {
+        var hammer = (await _admin.CreateItemAsync("H-1", "Hammer", new { category = "tools", unitCost = 10.0 })).Id();
+        await using var other = await new PlatformApp(Azurite, App.Prefix, services: s => s.AddSingleton<TimeProvider>(Clock)).ReadyAsync();
+        using var elsewhere = other.CreateClient((await App.LoginAsync(Tenant)).AccessToken);
+        Assert.Equal(0, (await elsewhere.GetJsonAsync(Analytics)).Num("totalValue"));
+
+        await MoveAsync(hammer, new { type = "in", quantity = 3 });
+        var glue = (await _admin.CreateItemAsync("G-1", "Glue", new { category = "supplies", unitCost = 2.0 })).Id();
+        await MoveAsync(glue, new { type = "in", quantity = 5 });
+        Clock.Advance(ListProjection<ItemEntity, ItemListItem>.RefreshEvery);
+
+        Assert.Equal(40, (await elsewhere.GetJsonAsync(Analytics)).Num("totalValue"));
+        var listed = await elsewhere.ListAsync($"{InventoryApi.Items}?sort=sku");
+        Assert.Equal([(glue, 5.0), (hammer, 3.0)], listed.Select(i => (i.Id(), i.Num("quantity"))));
     }
 }
