@@ -77,18 +77,8 @@ internal static class MovementsFigure
             return 2;
         }
 
-        var prefix = "bench" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
         using var signingKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var environment = new Dictionary<string, string>
-        {
-            ["AzureWebJobsStorage"] = storage,
-            ["Platform__Storage__Prefix"] = prefix,
-            ["Platform__PublicBaseUrl"] = "http://127.0.0.1:{port}",
-            ["Platform__Auth__SigningKey"] = signingKey.ExportPkcs8PrivateKeyPem(),
-            ["Platform__Auth__DataEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
-            ["Platform__RateLimits__SignUpsPerHourPerIp"] = "100000",
-            ["Platform__RateLimits__LoginsPerHourPerIp"] = "100000",
-        };
+        var (prefix, environment) = ScaleFigureApp.Environment(storage, signingKey);
 
         using var client = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = Timeout.InfiniteTimeSpan, MaxConnectionsPerServer = Clients * 2 })
         {
@@ -494,7 +484,7 @@ internal static class MovementsFigure
         foreach (var (name, pass) in passes)
         {
             Console.WriteLine(string.Create(inv,
-                $"{name,-44} {pass.Succeeded,6} {pass.Refused,5} {pass.PerSecond,8:0.0} {Ms(P(pass.Latencies, 50)),9} {Ms(P(pass.Latencies, 99)),9}"));
+                $"{name,-44} {pass.Succeeded,6} {pass.Refused,5} {pass.PerSecond,8:0.0} {Statistics.Ms(Statistics.Percentile(pass.Latencies, 50)),9} {Statistics.Ms(Statistics.Percentile(pass.Latencies, 99)),9}"));
         }
 
         for (var i = 0; i + 1 < passes.Count; i += 2)
@@ -504,23 +494,16 @@ internal static class MovementsFigure
 
         Console.WriteLine();
         Console.WriteLine(string.Create(inv, $"analytics, {items:N0} items, {movements:N0} movements        {"n",5} {"p50",9} {"p99",9}"));
-        Console.WriteLine(string.Create(inv, $"{"GET /analytics, first (cold: loads projection)",-52} {1,5} {Ms(cold),9}"));
+        Console.WriteLine(string.Create(inv, $"{"GET /analytics, first (cold: loads projection)",-52} {1,5} {Statistics.Ms(cold),9}"));
         foreach (var (name, ms) in figures)
         {
-            Console.WriteLine(string.Create(inv, $"{name,-52} {ms.Count,5} {Ms(P(ms, 50)),9} {Ms(P(ms, 99)),9}"));
+            Console.WriteLine(string.Create(inv, $"{name,-52} {ms.Count,5} {Statistics.Ms(Statistics.Percentile(ms, 50)),9} {Statistics.Ms(Statistics.Percentile(ms, 99)),9}"));
         }
 
         var app = figures[0].Ms;
         var scan = figures.First(f => f.Name.Contains("category", StringComparison.Ordinal) && f.Name.StartsWith("baseline", StringComparison.Ordinal)).Ms;
-        Console.WriteLine(string.Create(inv, $"  by category: scan / app = {P(scan, 50) / P(app, 50):0}x at p50, {P(scan, 99) / P(app, 99):0}x at p99"));
+        Console.WriteLine(string.Create(inv, $"  by category: scan / app = {Statistics.Percentile(scan, 50) / Statistics.Percentile(app, 50):0}x at p50, {Statistics.Percentile(scan, 99) / Statistics.Percentile(app, 99):0}x at p99"));
     }
 
-    private static double P(IReadOnlyCollection<double> values, double percent) => LoginFigure.Percentile(values, percent);
 
-    private static string Ms(double milliseconds) => milliseconds switch
-    {
-        >= 10_000 => string.Create(CultureInfo.InvariantCulture, $"{milliseconds / 1000:0.0} s"),
-        >= 100 => string.Create(CultureInfo.InvariantCulture, $"{milliseconds:0} ms"),
-        _ => string.Create(CultureInfo.InvariantCulture, $"{milliseconds:0.0} ms"),
-    };
 }

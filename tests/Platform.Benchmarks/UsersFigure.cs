@@ -87,20 +87,8 @@ internal static class UsersFigure
             return 2;
         }
 
-        // A prefix of its own: a rerun against the same Azurite neither meets the last run's rows nor scans them.
-        var prefix = "bench" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
         using var signingKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var environment = new Dictionary<string, string>
-        {
-            ["AzureWebJobsStorage"] = storage,
-            ["Platform__Storage__Prefix"] = prefix,
-            ["Platform__PublicBaseUrl"] = "http://127.0.0.1:{port}",
-            ["Platform__Auth__SigningKey"] = signingKey.ExportPkcs8PrivateKeyPem(),
-            ["Platform__Auth__DataEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
-            // Every request comes from 127.0.0.1, and a long run signs in again every TokenReuse.
-            ["Platform__RateLimits__SignUpsPerHourPerIp"] = "100000",
-            ["Platform__RateLimits__LoginsPerHourPerIp"] = "100000",
-        };
+        var (prefix, environment) = ScaleFigureApp.Environment(storage, signingKey);
 
         // Kept-alive connections; a cold list on Azurite scans the whole partition, which takes a while.
         using var client = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
@@ -499,34 +487,27 @@ internal static class UsersFigure
         Console.WriteLine($"{"",-38} {"n",5} {"p50",9} {"p99",9} | {"n",5} {"p50",9} {"p99",9} | {"p50",6} {"p99",7}");
         Compare("GET /api/v1/users?q=", appSearch, scanSearch);
         Compare("GET /api/v1/users?filter= (2 cond.)", appFilter, scanFilter);
-        Console.WriteLine(string.Create(inv, $"{"first list, cold (loads projection)",-38} {1,5} {Ms(coldMs),9} {"",9} |"));
-        Console.WriteLine(string.Create(inv, $"{"?q= after 2.5 s idle (reads change log)",-38} {idle.Count,5} {Ms(P(idle, 50)),9} {Ms(P(idle, 99)),9} |"));
+        Console.WriteLine(string.Create(inv, $"{"first list, cold (loads projection)",-38} {1,5} {Statistics.Ms(coldMs),9} {"",9} |"));
+        Console.WriteLine(string.Create(inv, $"{"?q= after 2.5 s idle (reads change log)",-38} {idle.Count,5} {Statistics.Ms(Statistics.Percentile(idle, 50)),9} {Statistics.Ms(Statistics.Percentile(idle, 99)),9} |"));
         Console.WriteLine(string.Create(inv,
             $"app resident memory: {residentBefore / 1048576.0:0} MiB before the first list, {residentAfter / 1048576.0:0} MiB right after it (projection loaded)"));
 
-        var searchRatio = P(scanSearch, 99) / P(appSearch, 99);
-        var filterRatio = P(scanFilter, 99) / P(appFilter, 99);
+        var searchRatio = Statistics.Percentile(scanSearch, 99) / Statistics.Percentile(appSearch, 99);
+        var filterRatio = Statistics.Percentile(scanFilter, 99) / Statistics.Percentile(appFilter, 99);
         Console.WriteLine();
         Console.WriteLine(string.Create(inv,
             $"Goal: search p99 at least 10x faster than the scan - q: {searchRatio:0.#}x ({(searchRatio >= 10 ? "met" : "NOT met")}), "
             + $"filter: {filterRatio:0.#}x ({(filterRatio >= 10 ? "met" : "NOT met")})"));
 
         void Row(string name, Pass pass) => Console.WriteLine(string.Create(inv,
-            $"{name,-58} {pass.Users,8} {pass.PerSecond,9:0} {Ms(P(pass.Latencies, 50)),10} {Ms(P(pass.Latencies, 99)),10}"));
+            $"{name,-58} {pass.Users,8} {pass.PerSecond,9:0} {Statistics.Ms(Statistics.Percentile(pass.Latencies, 50)),10} {Statistics.Ms(Statistics.Percentile(pass.Latencies, 99)),10}"));
 
         void Compare(string name, List<double> app, List<double> scan) => Console.WriteLine(string.Create(inv,
-            $"{name,-38} {app.Count,5} {Ms(P(app, 50)),9} {Ms(P(app, 99)),9} | {scan.Count,5} {Ms(P(scan, 50)),9} {Ms(P(scan, 99)),9} | "
-            + $"{P(scan, 50) / P(app, 50),5:0}x {P(scan, 99) / P(app, 99),6:0}x"));
+            $"{name,-38} {app.Count,5} {Statistics.Ms(Statistics.Percentile(app, 50)),9} {Statistics.Ms(Statistics.Percentile(app, 99)),9} | {scan.Count,5} {Statistics.Ms(Statistics.Percentile(scan, 50)),9} {Statistics.Ms(Statistics.Percentile(scan, 99)),9} | "
+            + $"{Statistics.Percentile(scan, 50) / Statistics.Percentile(app, 50),5:0}x {Statistics.Percentile(scan, 99) / Statistics.Percentile(app, 99),6:0}x"));
     }
 
-    private static double P(IReadOnlyCollection<double> values, double percent) => LoginFigure.Percentile(values, percent);
 
-    private static string Ms(double milliseconds) => milliseconds switch
-    {
-        >= 10_000 => string.Create(CultureInfo.InvariantCulture, $"{milliseconds / 1000:0.0} s"),
-        >= 100 => string.Create(CultureInfo.InvariantCulture, $"{milliseconds:0} ms"),
-        _ => string.Create(CultureInfo.InvariantCulture, $"{milliseconds:0.0} ms"),
-    };
 
     private static string Truncate(string text) => text.Length <= 2000 ? text : text[..2000] + " ...";
 

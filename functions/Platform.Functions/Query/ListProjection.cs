@@ -125,7 +125,8 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
             }
         }
 
-        rows.SeenChanges.RemoveWhere(key => string.CompareOrdinal(key, ChangeLog.KeyAt(since)) < 0);
+        var forgetBefore = ChangeLog.KeyAt(since);
+        rows.SeenChanges.RemoveWhere(key => string.CompareOrdinal(key, forgetBefore) < 0);
         await Parallel.ForEachAsync(changed, new ParallelOptions { MaxDegreeOfParallelism = PointReadsAtOnce, CancellationToken = cancellationToken },
             async (key, ct) =>
             {
