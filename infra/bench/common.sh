@@ -24,16 +24,35 @@ answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 work="$(mktemp -d)"
 azurite_pid=""
+table_pid=""
 cleanup() {
-  if [[ -n "$azurite_pid" ]]; then
-    kill "$azurite_pid" 2>/dev/null || true
-    wait "$azurite_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "$azurite_pid" "$table_pid"; do
+    if [[ -n "$pid" ]]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Prints N free TCP ports of 127.0.0.1 on one line.
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+sockets = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    sockets.append(s)
+print(*(s.getsockname()[1] for s in sockets))
+for s in sockets:
+    s.close()
+PY
+}
 
 # Starts Azurite in the background; bench_wait_for_azurite waits for it (publish in between, while it starts).
 bench_start_azurite() {
@@ -42,24 +61,25 @@ bench_start_azurite() {
     (cd infra && npm ci --no-audit --no-fund --loglevel=error) >&2
   fi
 
-  read -r blob_port queue_port table_port < <(python3 - <<'PY'
-import socket
-sockets = []
-for _ in range(3):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    sockets.append(s)
-print(*(s.getsockname()[1] for s in sockets))
-for s in sockets:
-    s.close()
-PY
-)
+  read -r blob_port queue_port table_port < <(free_ports 3)
 
   node infra/node_modules/azurite/dist/src/azurite.js --silent --inMemoryPersistence --skipApiVersionCheck --disableTelemetry \
     --blobHost 127.0.0.1 --blobPort "$blob_port" \
     --queueHost 127.0.0.1 --queuePort "$queue_port" \
     --tableHost 127.0.0.1 --tablePort "$table_port" >"$work/azurite.log" 2>&1 &
   azurite_pid=$!
+}
+
+# After bench_start_azurite, for figures whose seed is too large for Azurite's REST insert: serves tables from
+# infra/bench/preloadable-table.js instead (the same Azurite table service, in this process of its own, plus a preload
+# endpoint), and exports PLATFORM_BENCH_TABLE_PRELOAD for the runner. Its heap may grow to 16 GB: millions of rows.
+bench_use_preloadable_table() {
+  local control_port
+  read -r table_port control_port < <(free_ports 2)
+  node --max-old-space-size=16384 infra/bench/preloadable-table.js --port "$table_port" --controlPort "$control_port" \
+    >"$work/table.log" 2>&1 &
+  table_pid=$!
+  export PLATFORM_BENCH_TABLE_PRELOAD="http://127.0.0.1:$control_port/"
 }
 
 # The app exactly as deployed (its csproj makes every publish Release, self-contained linux-x64, ReadyToRun) into
@@ -76,6 +96,7 @@ bench_wait_for_azurite() {
   for _ in $(seq 1 150); do
     if answers "$blob_port" && answers "$queue_port" && answers "$table_port"; then break; fi
     kill -0 "$azurite_pid" 2>/dev/null || { cat "$work/azurite.log" >&2; die "Azurite exited"; }
+    [[ -z "$table_pid" ]] || kill -0 "$table_pid" 2>/dev/null || { cat "$work/table.log" >&2; die "the preloadable table service exited"; }
     sleep 0.2
   done
   answers "$table_port" || { cat "$work/azurite.log" >&2; die "Azurite did not start within 30 s"; }

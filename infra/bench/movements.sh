@@ -4,8 +4,9 @@
 #              (POST /api/v1/inventory/items/{id}/movements, PER_PASS each), next to the SDK reading the item and
 #              stock rows and writing the ETag-conditioned transaction itself, retried on a lost race;
 #   analytics: GET /api/v1/inventory/analytics by category and by location for one tenant of ITEMS items and
-#              MOVEMENTS movements (rows written with the SDK, shaped as the app writes them), cold and warm,
-#              next to an SDK scan of the tenant's item and stock rows aggregated in memory.
+#              MOVEMENTS movements (rows shaped as the app writes them, preloaded into Azurite's store: see
+#              preloadable-table.js), cold and warm, next to an SDK scan of the tenant's item and stock rows
+#              aggregated in memory.
 #
 #   infra/bench/movements.sh [ITEMS] [MOVEMENTS] [PER_PASS]     (defaults 100000 1000000 2000)
 #
@@ -17,7 +18,7 @@ set -euo pipefail
 bench="movements.sh"
 case "${1:-}" in
   -h | --help)
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
@@ -33,6 +34,7 @@ per_pass="${3:-2000}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bench_start_azurite
+bench_use_preloadable_table
 bench_build
 bench_wait_for_azurite
 

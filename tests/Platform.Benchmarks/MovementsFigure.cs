@@ -25,10 +25,12 @@ namespace Platform.Benchmarks;
 /// analytics cost without the projection.
 /// </summary>
 /// <remarks>
-/// The analytics tenant's rows are written straight into the app's table with the SDK, shaped as the app writes them
-/// (items, SKU index, stock, locations, both rows of every movement; quantities agree with the movements), because
-/// creating a million movements through the API is not what this figure measures. The app has never read that tenant
-/// before, so its first request loads the projection: reported apart as cold.
+/// The analytics tenant's rows are written straight into the app's table, shaped as the app writes them (items, SKU
+/// index, stock, locations, both rows of every movement; quantities agree with the movements), because creating a
+/// million movements through the API is not what this figure measures. They go in with the SDK, or, when
+/// <see cref="TablePreload.Variable"/> names an <c>infra/bench/preloadable-table.js</c> service (movements.sh does),
+/// straight into that Azurite's store, since its REST insert slows with the partition's size. The app has never read
+/// that tenant before, so its first request loads the projection: reported apart as cold.
 /// </remarks>
 internal static class MovementsFigure
 {
@@ -87,11 +89,12 @@ internal static class MovementsFigure
         var tables = new TableServiceClient(storage);
         var inventory = tables.GetTableClient(prefix + InventoryStore.TableName);
         var scratch = tables.GetTableClient(prefix + "scratch");
+        var preload = TablePreload.FromEnvironment(client);
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"movements: {Clients} clients, {perPass:N0} movements a pass ('in' of 1, no location), on 1 hot item and spread over {SpreadItems:N0} items; "
             + $"baseline: the same reads and ETag-conditioned transaction with the SDK on a scratch table. Analytics: {items:N0} items, {movements:N0} "
-            + $"movements, {Locations} locations in one tenant; {AnalyticsRequests} requests per groupBy (after {WarmUpRequests}); baseline: SDK scan of "
+            + $"movements, {Locations} locations in one tenant ({(preload is null ? "written with the SDK" : "preloaded into Azurite's store, checked against the SDK's writes")}); {AnalyticsRequests} requests per groupBy (after {WarmUpRequests}); baseline: SDK scan of "
             + $"item + stock rows aggregated in memory, {BaselineScans} each; {Environment.ProcessorCount} cores"));
         Console.WriteLine($"  app       {executable}");
         Console.WriteLine($"  prefix    {prefix}");
@@ -123,10 +126,10 @@ internal static class MovementsFigure
             await scratch.DeleteAsync();
             await ExpectQuantityAsync(client, server, admin, appItems[0], passes[1].Pass.Succeeded);
 
-            // (2) Analytics on a tenant of its own, seeded with the SDK.
+            // (2) Analytics on a tenant of its own, seeded with the SDK or preloaded (infra/bench/movements.sh preloads).
             var owner = await BenchAdmin.SignUpAsync(client, server);
             var seeding = Stopwatch.StartNew();
-            var expectedTotal = await SeedAnalyticsTenantAsync(inventory, owner.TenantId, items, movements);
+            var expectedTotal = await SeedAnalyticsTenantAsync(inventory, preload, owner.TenantId, items, movements);
             await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"movements: seeded {items:N0} items and {movements:N0} movements in {seeding.Elapsed.TotalSeconds:0} s"));
 
             var figures = new List<(string Name, List<double> Ms)>();
@@ -332,20 +335,84 @@ internal static class MovementsFigure
     }
 
     /// <summary>
-    /// Writes the tenant's rows as the app would have: locations, then per item its row, SKU row and one stock row, and
-    /// both rows of each of its movements ('in' of 1 into its location, so quantities agree). Returns the total value.
+    /// Writes the tenant's rows as the app would have (<see cref="AnalyticsRows"/>): with the SDK, or through
+    /// <paramref name="preload"/> after proving on sample rows that preloaded rows read back as the SDK's own.
+    /// Returns the total value they hold.
     /// </summary>
-    private static async Task<double> SeedAnalyticsTenantAsync(TableClient table, string tenant, int items, int movements)
+    private static async Task<double> SeedAnalyticsTenantAsync(TableClient table, TablePreload? preload, string tenant, int items, int movements)
     {
         var now = DateTimeOffset.UtcNow;
         var locations = Enumerable.Range(0, Locations).Select(n => new LocationEntity
         {
             PartitionKey = tenant, RowKey = LocationEntity.KeyFor(Ids.New()), Name = $"Aisle {n + 1}", Code = $"A{n + 1:D2}", CreatedAt = now, UpdatedAt = now,
         }).ToList();
-        await table.SubmitTransactionAsync(locations.Select(l => new TableTransactionAction(TableTransactionActionType.Add, l)));
+        var locationIds = locations.Select(l => l.Id).ToArray();
+        var rows = locations.Concat(AnalyticsRows(tenant, items, movements, locationIds, now));
+        void Progress(long written) => Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"movements: seeded {written:N0} rows"));
+        if (preload is null)
+        {
+            await WriteWithSdkAsync(table, rows, Progress);
+        }
+        else
+        {
+            var sampleLocation = new LocationEntity
+            {
+                RowKey = LocationEntity.KeyFor(Ids.New()), Name = "Check", Code = "C1", ParentId = locationIds[0], Description = "sample", CreatedAt = now, UpdatedAt = now,
+            };
+            await preload.VerifyAsync(table, [sampleLocation, .. AnalyticsRows("check", 2, 3, locationIds, now)]);
+            await preload.LoadAsync(table.Name, rows, Progress);
+        }
 
         var total = 0.0;
-        var rows = new BlockingCollection<ITableEntity>(boundedCapacity: 20_000);
+        for (var n = 0; n < items; n++)
+        {
+            total += MovementsOf(n, items, movements) * UnitCostOf(n);
+        }
+
+        return Math.Round(total, 2);
+    }
+
+    private static int MovementsOf(int item, int items, int movements) => (movements / items) + (item < movements % items ? 1 : 0);
+
+    private static int UnitCostOf(int item) => 1 + (item % 50);
+
+    /// <summary>
+    /// Per item its row, SKU row and one stock row, and both rows of each of its movements ('in' of 1 into its
+    /// location, so quantities agree).
+    /// </summary>
+    private static IEnumerable<ITableEntity> AnalyticsRows(string tenant, int items, int movements, string[] locations, DateTimeOffset now)
+    {
+        for (var n = 0; n < items; n++)
+        {
+            var id = Ids.New();
+            var location = locations[n % locations.Length];
+            var count = MovementsOf(n, items, movements);
+            var created = now.AddDays(-(n % 200));
+            yield return new ItemEntity
+            {
+                PartitionKey = tenant, RowKey = ItemEntity.KeyFor(id), Sku = $"SKU-{n:D7}", Name = $"Item {n}", Category = Categories[n % Categories.Length],
+                LocationId = location, Quantity = count, UnitCost = UnitCostOf(n), CreatedAt = created, UpdatedAt = now,
+            };
+            yield return new SkuIndexEntity { PartitionKey = tenant, RowKey = SkuIndexEntity.KeyFor($"SKU-{n:D7}"), ItemId = id };
+            yield return new StockEntity { PartitionKey = tenant, RowKey = StockEntity.KeyFor(id, location), ItemId = id, LocationId = location, Quantity = count, UpdatedAt = now };
+            for (var m = 0; m < count; m++)
+            {
+                var movementId = Ids.New();
+                var movement = new MovementEntity
+                {
+                    PartitionKey = tenant, RowKey = MovementEntity.ItemPrefixFor(id) + movementId, Id = movementId, ItemId = id, Type = MovementType.In,
+                    Quantity = 1, Delta = 1, QuantityAfter = m + 1, ToLocationId = location, Reason = "seed", At = created,
+                };
+                yield return movement;
+                yield return movement.CopyAs(MovementEntity.TenantPrefix + movementId);
+            }
+        }
+    }
+
+    /// <summary><see cref="SeedWriters"/> writers, 100 rows an entity-group transaction (all rows share the tenant's partition).</summary>
+    private static async Task WriteWithSdkAsync(TableClient table, IEnumerable<ITableEntity> source, Action<long> progress)
+    {
+        using var rows = new BlockingCollection<ITableEntity>(boundedCapacity: 20_000);
         var written = 0L;
         var writers = Enumerable.Range(0, SeedWriters).Select(_ => Task.Run(async () =>
         {
@@ -358,7 +425,7 @@ internal static class MovementsFigure
                     await table.SubmitTransactionAsync(batch.Select(r => new TableTransactionAction(TableTransactionActionType.Add, r)));
                     if (Interlocked.Add(ref written, batch.Count) % 100_000 < 100)
                     {
-                        await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"movements: seeded {Interlocked.Read(ref written):N0} rows"));
+                        progress(Interlocked.Read(ref written));
                     }
 
                     batch.Clear();
@@ -373,32 +440,9 @@ internal static class MovementsFigure
 
         try
         {
-            for (var n = 0; n < items; n++)
+            foreach (var row in source)
             {
-                var id = Ids.New();
-                var location = locations[n % Locations].Id;
-                var count = (movements / items) + (n < movements % items ? 1 : 0);
-                var created = now.AddDays(-(n % 200));
-                var cost = 1 + (n % 50);
-                rows.Add(new ItemEntity
-                {
-                    PartitionKey = tenant, RowKey = ItemEntity.KeyFor(id), Sku = $"SKU-{n:D7}", Name = $"Item {n}", Category = Categories[n % Categories.Length],
-                    LocationId = location, Quantity = count, UnitCost = cost, CreatedAt = created, UpdatedAt = now,
-                });
-                rows.Add(new SkuIndexEntity { PartitionKey = tenant, RowKey = SkuIndexEntity.KeyFor($"SKU-{n:D7}"), ItemId = id });
-                rows.Add(new StockEntity { PartitionKey = tenant, RowKey = StockEntity.KeyFor(id, location), ItemId = id, LocationId = location, Quantity = count, UpdatedAt = now });
-                total += count * cost;
-                for (var m = 0; m < count; m++)
-                {
-                    var movementId = Ids.New();
-                    var movement = new MovementEntity
-                    {
-                        PartitionKey = tenant, RowKey = MovementEntity.ItemPrefixFor(id) + movementId, Id = movementId, ItemId = id, Type = MovementType.In,
-                        Quantity = 1, Delta = 1, QuantityAfter = m + 1, ToLocationId = location, Reason = "seed", At = created,
-                    };
-                    rows.Add(movement);
-                    rows.Add(movement.CopyAs(MovementEntity.TenantPrefix + movementId));
-                }
+                rows.Add(row);
             }
         }
         finally
@@ -407,7 +451,6 @@ internal static class MovementsFigure
         }
 
         await Task.WhenAll(writers);
-        return Math.Round(total, 2);
     }
 
     private static async Task<double> AnalyticsAsync(HttpClient client, ServerProcess server, BenchAdmin owner, string groupBy, double expectedTotal)
