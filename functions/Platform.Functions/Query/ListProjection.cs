@@ -86,10 +86,20 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
         }
     }
 
+    /// <summary>
+    /// Scans the rows. The change-log entries already written when the scan starts describe writes the scan will see,
+    /// so they count as seen: the first catch-up then reads only rows written since, where it would otherwise re-read
+    /// every row named in its overlap - thousands right after a bulk import.
+    /// </summary>
     private async Task LoadAsync(TenantPartition partition, TenantRows rows, DateTimeOffset startedAt, CancellationToken cancellationToken)
     {
         rows.Items.Clear();
         rows.SeenChanges.Clear();
+        await foreach (var entry in ChangeLog.ReadSinceAsync(partition, startedAt - ChangeLog.Overlap, cancellationToken))
+        {
+            rows.SeenChanges.Add(entry.RowKey);
+        }
+
         await foreach (var entity in partition.QueryAsync<TEntity>(keyPrefix, maxPerPage: 1000, cancellationToken))
         {
             Set(rows, entity);

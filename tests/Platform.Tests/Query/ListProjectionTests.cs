@@ -1,0 +1,83 @@
+using Azure.Data.Tables;
+using Microsoft.Extensions.Time.Testing;
+using Platform.Functions.Query;
+using Platform.Functions.Storage;
+using Platform.Tests.Infrastructure;
+
+namespace Platform.Tests.Query;
+
+/// <summary>A projection over real storage: what it reads to stay current, counted by the rows it projects.</summary>
+public sealed class ListProjectionTests(Azurite azurite) : IAsyncLifetime
+{
+    private const string Table = "projected";
+    private static readonly TenantId Tenant = new("01TENANTP");
+    private readonly FakeTimeProvider _clock = new(new DateTimeOffset(2026, 11, 23, 9, 0, 0, TimeSpan.Zero));
+    private StorageAccount _storage = null!;
+    private int _rowsRead;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        var layout = new StorageLayout();
+        layout.ChangeLogged[Table] = ["x:"];
+        _storage = PlatformApp.StorageFor(azurite, PlatformApp.NewPrefix(), layout, _clock);
+        await _storage.Table(Table).CreateIfNotExistsAsync(Ct);
+    }
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    private ListProjection<TableEntity, TableEntity> NewProjection() =>
+        new(_storage, Table, "x:", row =>
+        {
+            Interlocked.Increment(ref _rowsRead);
+            return row;
+        }, _clock);
+
+    [Fact]
+    public async Task TheFirstCatchUpAfterALoadReadsOnlyRowsWrittenSinceTheScan()
+    {
+        // Written just before the load, so their entries fall in the catch-up's overlap: the scan has read them already.
+        var partition = _storage.TenantTable(Table).For(Tenant);
+        await partition.SubmitTransactionAsync(
+            [.. Enumerable.Range(0, 60).Select(i => new TableTransactionAction(TableTransactionActionType.Add, new TableEntity { RowKey = $"x:{i:D3}", ["Name"] = "first" }))], Ct);
+        var projection = NewProjection();
+        Assert.Equal(60, (await projection.SnapshotAsync(Tenant, Ct)).Count);
+        Assert.Equal(60, _rowsRead);
+
+        // Another instance's writes: one row changed, one added.
+        var changed = (await partition.GetAsync<TableEntity>("x:000", Ct))!;
+        changed["Name"] = "changed";
+        await partition.UpdateAsync(changed, changed.ETag, Ct);
+        await partition.AddAsync(new TableEntity { RowKey = "x:new", ["Name"] = "added" }, Ct);
+        _clock.Advance(ListProjection<TableEntity, TableEntity>.RefreshEvery);
+
+        var rows = await projection.SnapshotAsync(Tenant, Ct);
+
+        Assert.Equal(61, rows.Count);
+        Assert.Equal("changed", rows.Single(r => r.RowKey == "x:000").GetString("Name"));
+        Assert.Equal(60 + 2, _rowsRead);
+    }
+
+    [Fact]
+    public async Task ARowWrittenOnThisInstanceIsReadOnceMoreWhenItsEntryArrives()
+    {
+        var partition = _storage.TenantTable(Table).For(Tenant);
+        await partition.AddAsync(new TableEntity { RowKey = "x:1", ["Name"] = "first" }, Ct);
+        var projection = NewProjection();
+        await projection.SnapshotAsync(Tenant, Ct);
+
+        // Applied locally at once; its entry, written after the load, makes the row read once more - and only once.
+        var row = (await partition.GetAsync<TableEntity>("x:1", Ct))!;
+        row["Name"] = "second";
+        await partition.UpdateAsync(row, row.ETag, Ct);
+        projection.Apply(Tenant, row);
+        _clock.Advance(ListProjection<TableEntity, TableEntity>.RefreshEvery);
+        await projection.SnapshotAsync(Tenant, Ct);
+        _clock.Advance(ListProjection<TableEntity, TableEntity>.RefreshEvery);
+        var rows = await projection.SnapshotAsync(Tenant, Ct);
+
+        Assert.Equal("second", Assert.Single(rows).GetString("Name"));
+        Assert.Equal(1 + 1 + 1, _rowsRead);
+    }
+}
