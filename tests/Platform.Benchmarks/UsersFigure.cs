@@ -26,13 +26,20 @@ namespace Platform.Benchmarks;
 /// The app runs as <see cref="StartupFigure"/> runs it (Production, throwaway keys, storage from
 /// <c>AzureWebJobsStorage</c>), with its own storage prefix so a rerun against the same Azurite starts empty. Bulk calls
 /// run in blocks of 1 caller and <see cref="Callers"/> callers in turn (A B B A ...), each block of the baseline right
-/// before the app's matching block, so both sides and both concurrencies meet the same table sizes on average. The first list request after the bulk load pays the scan
+/// before the app's matching block, so both sides and both concurrencies meet the same table sizes on average.
+/// With <see cref="TablePreload.Variable"/> set (users.sh sets it), all but the last <see cref="MeasuredTail"/> users
+/// are preloaded into the app's table and as many into the baseline's scratch partition, shaped as each side writes
+/// them, and only the tail is created by both sides, at the full size: Azurite's REST insert walks the whole partition,
+/// so creating 100,000 users one call after another takes hours there. The first list request after the bulk load pays the scan
 /// that loads the projection: it is reported apart as "cold", as are requests made after the projection's refresh
 /// interval has passed (each of those fetches the rows changed since the last look).
 /// </remarks>
 internal static class UsersFigure
 {
     private const int Callers = 2;
+
+    /// <summary>With a preload: users created through the route (and by the baseline) on top of the preloaded ones, 1 caller then 2.</summary>
+    private const int MeasuredTail = 4 * UsersEndpoints.MaxBulkOperations;
     private const int DefaultUsers = 100_000;
     private const int DefaultScans = 20;
     private const int ListRequests = 200;
@@ -98,12 +105,19 @@ internal static class UsersFigure
 
         var tables = new TableServiceClient(storage);
         var scratch = tables.GetTableClient(prefix + "scratch");
-        var calls = (users + UsersEndpoints.MaxBulkOperations - 1) / UsersEndpoints.MaxBulkOperations;
-        var blockCalls = Math.Clamp(calls / 10, 1, 5);
+        var preload = TablePreload.FromEnvironment(client);
+        var preloaded = preload is null ? 0 : Math.Max(0, users - MeasuredTail);
+        var calls = (users - preloaded + UsersEndpoints.MaxBulkOperations - 1) / UsersEndpoints.MaxBulkOperations;
+        var blockCalls = preloaded > 0 ? Math.Max(1, calls / 2) : Math.Clamp(calls / 10, 1, 5);
+        var preloadNote = preloaded > 0
+            ? string.Create(CultureInfo.InvariantCulture, $"the first {preloaded:N0} preloaded into Azurite's store (as the route writes them; checked against the SDK's writes), the last ")
+            : "";
+        var scratchNote = preloaded > 0 ? string.Create(CultureInfo.InvariantCulture, $" holding {preloaded:N0} users already") : "";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"users: one tenant, {users:N0} users created with POST /api/v1/users/bulk ({calls} calls of up to {UsersEndpoints.MaxBulkOperations}, no passwords), "
+            $"users: one tenant of {users:N0} users; {preloadNote}"
+            + $"{users - preloaded:N0} created with POST /api/v1/users/bulk ({calls} calls of up to {UsersEndpoints.MaxBulkOperations}, no passwords), "
             + $"in blocks of {blockCalls} calls, 1 caller and {Callers} callers in turn (ABBA); baseline: the same rows written with the SDK "
-            + $"({CreatesPerTransaction} users + {CreatesPerTransaction} email rows a transaction) into a scratch table, each block right before the app's. "
+            + $"({CreatesPerTransaction} users + {CreatesPerTransaction} email rows a transaction) into a scratch table{scratchNote}, each block right before the app's. "
             + $"Lists: {ListRequests} requests each (after {WarmUpRequests} uncounted), page size {PageSize}; baseline: SDK scan of the partition + "
             + $"the same search/filter in memory, {scans} each (after {WarmUpScans} uncounted); {Environment.ProcessorCount} cores"));
         Console.WriteLine($"  app       {executable}");
@@ -120,10 +134,33 @@ internal static class UsersFigure
             var partition = tables.GetTableClient(prefix + UserDirectory.TableName);
             Console.WriteLine($"  tenant    {admin.Slug} (partition {admin.TenantId} of table {partition.Name})");
 
-            // Bulk create: both sides, block by block.
+            // Bulk create: both sides, block by block (after the preload, if any).
             await scratch.CreateIfNotExistsAsync();
-            var bulk = new BulkFigures();
             var next = 0;
+            if (preloaded > 0)
+            {
+                var loading = Stopwatch.StartNew();
+                var now = DateTimeOffset.UtcNow;
+                var (sampleUser, sampleIndex) = UserRows("check", 0, "check", now);
+                sampleUser.PasswordHash = "sample";
+                sampleUser.LastLoginAt = now;
+                sampleUser.TotpLastStep = 1L << 40;
+                sampleUser.EmailVerified = true;
+                await preload!.VerifyAsync(scratch, [sampleUser, sampleIndex]);
+                await preload.LoadAsync(partition.Name, Enumerable.Range(0, preloaded).SelectMany(n => Rows(admin.TenantId, n, admin.Slug, now)));
+                await preload.LoadAsync(scratch.Name, Enumerable.Range(0, preloaded).SelectMany(n => Rows("scratch", n, "scratch", now)));
+                next = preloaded;
+                await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"users: preloaded {preloaded:N0} users into the tenant and into the scratch partition ({loading.Elapsed.TotalSeconds:0} s)"));
+            }
+
+            static IEnumerable<ITableEntity> Rows(string partition, int n, string slug, DateTimeOffset now)
+            {
+                var (user, index) = UserRows(partition, n, slug, now);
+                return [user, index];
+            }
+
+            var bulk = new BulkFigures();
             var block = 0;
             var progress = Stopwatch.StartNew();
             while (next < users)
@@ -227,7 +264,7 @@ internal static class UsersFigure
                 await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"users: scan with filter {scanFilter.Count}/{scans}: {ms:0} ms"));
             }
 
-            Print(users, bulk, coldMs, appSearch, scanSearch, appFilter, scanFilter, idle, memoryBefore.Resident, memoryAfter.Resident);
+            Print(users, preloaded, bulk, coldMs, appSearch, scanSearch, appFilter, scanFilter, idle, memoryBefore.Resident, memoryAfter.Resident);
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException or HttpRequestException or TaskCanceledException
             or Azure.RequestFailedException or JsonException)
@@ -353,18 +390,7 @@ internal static class UsersFigure
         var now = DateTimeOffset.UtcNow;
         var transactions = Enumerable.Range(batch.First, batch.Count).Chunk(CreatesPerTransaction).Select(chunk => chunk.SelectMany(n =>
         {
-            var user = new UserEntity
-            {
-                PartitionKey = "scratch",
-                RowKey = UserEntity.KeyFor(Ids.New()),
-                Email = Email(n, "scratch"),
-                DisplayName = DisplayName(n),
-                RoleList = ["user"],
-                Fields = JsonSerializer.Serialize(Fields(n)),
-                CreatedAt = now,
-                UpdatedAt = now,
-            };
-            var index = new EmailIndexEntity { PartitionKey = "scratch", RowKey = EmailIndexEntity.KeyFor(user.Email), UserId = user.Id };
+            var (user, index) = UserRows("scratch", n, "scratch", now);
             return new[] { new TableTransactionAction(TableTransactionActionType.Add, user), new TableTransactionAction(TableTransactionActionType.Add, index) };
         }).ToList()).ToList();
 
@@ -375,6 +401,23 @@ internal static class UsersFigure
         }
 
         return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+    }
+
+    /// <summary>User <paramref name="n"/> and its email index row as the bulk route writes them for a create without a password.</summary>
+    private static (UserEntity User, EmailIndexEntity Index) UserRows(string partition, int n, string slug, DateTimeOffset now)
+    {
+        var user = new UserEntity
+        {
+            PartitionKey = partition,
+            RowKey = UserEntity.KeyFor(Ids.New()),
+            Email = Email(n, slug),
+            DisplayName = DisplayName(n),
+            RoleList = ["user"],
+            Fields = JsonSerializer.Serialize(Fields(n)),
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        return (user, new EmailIndexEntity { PartitionKey = partition, RowKey = EmailIndexEntity.KeyFor(UserDirectory.NormalizeEmail(user.Email)!), UserId = user.Id });
     }
 
     private static async Task<Page> ListAsync(HttpClient client, ServerProcess server, BenchAdmin admin, string path)
@@ -458,12 +501,13 @@ internal static class UsersFigure
         return (page, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
-    private static void Print(int users, BulkFigures bulk, double coldMs, List<double> appSearch, List<double> scanSearch,
+    private static void Print(int users, int preloaded, BulkFigures bulk, double coldMs, List<double> appSearch, List<double> scanSearch,
         List<double> appFilter, List<double> scanFilter, List<double> idle, long residentBefore, long residentAfter)
     {
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine();
-        Console.WriteLine(string.Create(inv, $"{$"bulk create, {users:N0} users in one tenant",-58} {"users",8} {"users/s",9} {"call p50",10} {"call p99",10}"));
+        var created = preloaded > 0 ? $"bulk create, users {preloaded + 1:N0}-{users:N0} of one tenant" : $"bulk create, {users:N0} users in one tenant";
+        Console.WriteLine(string.Create(inv, $"{created,-58} {"users",8} {"users/s",9} {"call p50",10} {"call p99",10}"));
         foreach (var callers in new[] { 1, Callers })
         {
             if (bulk.Get(true, callers) is not { } baseline || bulk.Get(false, callers) is not { } app)
