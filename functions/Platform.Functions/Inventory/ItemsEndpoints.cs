@@ -133,7 +133,7 @@ public static class ItemsEndpoints
         ClaimsPrincipal principal, InventoryProjections projections, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
-        var rows = (await projections.Items.SnapshotAsync(caller.Tenant, cancellationToken))
+        var rows = (await projections.Items.RowsAsync(caller.Tenant, cancellationToken))
             .Where(i => includeArchived == true || i.Entity.Status != ItemStatus.Archived);
         return InMemoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, $"{includeArchived == true}", caller.Tenant, tokens);
     }

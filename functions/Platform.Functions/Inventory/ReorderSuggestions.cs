@@ -35,7 +35,7 @@ public static class ReorderSuggestionsEndpoints
         var since90 = now.AddDays(-90);
         var since30 = now.AddDays(-30);
         var suggestions = new List<ReorderSuggestion>();
-        foreach (var item in (await projections.Items.SnapshotAsync(caller.Tenant, cancellationToken)).Select(i => i.Entity))
+        foreach (var item in (await projections.Items.RowsAsync(caller.Tenant, cancellationToken)).Select(i => i.Entity))
         {
             if (item.Status != ItemStatus.Active || item.ReorderPoint is not { } point || item.Quantity > point)
             {

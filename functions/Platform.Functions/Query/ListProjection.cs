@@ -1,4 +1,6 @@
+using System.Collections;
 using System.Collections.Concurrent;
+using System.Diagnostics.CodeAnalysis;
 using Azure.Data.Tables;
 using Platform.Functions.Storage;
 
@@ -30,11 +32,9 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
 
     private readonly ConcurrentDictionary<string, TenantRows> _tenants = new(StringComparer.Ordinal);
 
-    public async Task<IReadOnlyCollection<TItem>> SnapshotAsync(TenantId tenant, CancellationToken cancellationToken)
-    {
-        var rows = await CurrentAsync(tenant, cancellationToken);
-        return [.. rows.Items.Values];
-    }
+    /// <summary>The tenant's rows, caught up first. Not a copy: a request reads them in place (see <see cref="HeldRows{TItem}"/>).</summary>
+    public async Task<HeldRows<TItem>> RowsAsync(TenantId tenant, CancellationToken cancellationToken) =>
+        new((await CurrentAsync(tenant, cancellationToken)).Items);
 
     /// <summary>One row by its key, as current as a list would show it.</summary>
     public async Task<TItem?> FindAsync(TenantId tenant, string rowKey, CancellationToken cancellationToken) =>
@@ -182,4 +182,26 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
         public DateTimeOffset RefreshedAt { get; set; }
         public DateTimeOffset LastUsed { get; set; }
     }
+}
+
+/// <summary>
+/// The rows a projection holds for one tenant, read in place: copying 100,000 references per request put each list in
+/// the large-object heap and made full collections frequent. Each row object is immutable; a write applied while a
+/// request enumerates replaces a row with another, so the request sees the old or the new one, never half of either.
+/// </summary>
+public sealed class HeldRows<TItem>(ConcurrentDictionary<string, TItem> items) : IEnumerable<TItem>
+{
+    /// <summary>One row by its row key.</summary>
+    public bool TryGet(string rowKey, [MaybeNullWhen(false)] out TItem item) => items.TryGetValue(rowKey, out item);
+
+    // Enumerating the dictionary itself takes no lock and copies nothing (its Values property would do both).
+    public IEnumerator<TItem> GetEnumerator()
+    {
+        foreach (var pair in items)
+        {
+            yield return pair.Value;
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 }

@@ -129,7 +129,7 @@ public static partial class RolesEndpoints
             return Problems.NotFound("This tenant has no role of this name.");
         }
 
-        var holders = (await users.SnapshotAsync(caller.Tenant, cancellationToken)).Count(u => u.View.Status != UserStatus.Deleted && u.View.Roles.Contains(name));
+        var holders = (await users.RowsAsync(caller.Tenant, cancellationToken)).Count(u => u.View.Status != UserStatus.Deleted && u.View.Roles.Contains(name));
         if (holders > 0)
         {
             return Problems.Create(409, "role_in_use", "Role in use", $"{holders} user(s) hold this role; take it from them first.");

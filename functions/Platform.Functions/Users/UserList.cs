@@ -41,7 +41,7 @@ public static partial class UsersEndpoints
     {
         var caller = Caller.From(principal)!;
         var filterSchema = FilterSchemaFor(await schemas.GetAsync(caller.Tenant, cancellationToken));
-        var users = (await projections.SnapshotAsync(caller.Tenant, cancellationToken))
+        var users = (await projections.RowsAsync(caller.Tenant, cancellationToken))
             .Where(u => includeDeleted == true || u.View.Status != UserStatus.Deleted);
         return InMemoryLists.Page(users, filterSchema, filter, q, sort, pageSize, continuationToken, (includeDeleted == true).ToString(), caller.Tenant, tokens);
     }

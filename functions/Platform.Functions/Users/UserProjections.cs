@@ -53,8 +53,8 @@ public sealed class UserProjections(StorageAccount storage, TimeProvider time)
     private readonly ListProjection<UserEntity, UserListItem> _users = new(
         storage, UserDirectory.TableName, UserEntity.KeyPrefix, user => user.Status == UserStatus.Purged ? null : UserListItem.From(user), time);
 
-    public Task<IReadOnlyCollection<UserListItem>> SnapshotAsync(TenantId tenant, CancellationToken cancellationToken) =>
-        _users.SnapshotAsync(tenant, cancellationToken);
+    public Task<HeldRows<UserListItem>> RowsAsync(TenantId tenant, CancellationToken cancellationToken) =>
+        _users.RowsAsync(tenant, cancellationToken);
 
     /// <summary>Applies a write made on this instance, so the writer's next list shows it.</summary>
     public void Apply(TenantId tenant, UserEntity user) => _users.Apply(tenant, user);

@@ -42,7 +42,7 @@ public sealed class ListProjectionTests(Azurite azurite) : IAsyncLifetime
         await partition.SubmitTransactionAsync(
             [.. Enumerable.Range(0, 60).Select(i => new TableTransactionAction(TableTransactionActionType.Add, new TableEntity { RowKey = $"x:{i:D3}", ["Name"] = "first" }))], Ct);
         var projection = NewProjection();
-        Assert.Equal(60, (await projection.SnapshotAsync(Tenant, Ct)).Count);
+        Assert.Equal(60, (await projection.RowsAsync(Tenant, Ct)).Count());
         Assert.Equal(60, _rowsRead);
 
         // Another instance's writes: one row changed, one added.
@@ -52,9 +52,9 @@ public sealed class ListProjectionTests(Azurite azurite) : IAsyncLifetime
         await partition.AddAsync(new TableEntity { RowKey = "x:new", ["Name"] = "added" }, Ct);
         _clock.Advance(ListProjection<TableEntity, TableEntity>.RefreshEvery);
 
-        var rows = await projection.SnapshotAsync(Tenant, Ct);
+        var rows = await projection.RowsAsync(Tenant, Ct);
 
-        Assert.Equal(61, rows.Count);
+        Assert.Equal(61, rows.Count());
         Assert.Equal("changed", rows.Single(r => r.RowKey == "x:000").GetString("Name"));
         Assert.Equal(60 + 2, _rowsRead);
     }
@@ -65,7 +65,7 @@ public sealed class ListProjectionTests(Azurite azurite) : IAsyncLifetime
         var partition = _storage.TenantTable(Table).For(Tenant);
         await partition.AddAsync(new TableEntity { RowKey = "x:1", ["Name"] = "first" }, Ct);
         var projection = NewProjection();
-        await projection.SnapshotAsync(Tenant, Ct);
+        await projection.RowsAsync(Tenant, Ct);
 
         // Applied locally at once; its entry, written after the load, makes the row read once more - and only once.
         var row = (await partition.GetAsync<TableEntity>("x:1", Ct))!;
@@ -73,9 +73,9 @@ public sealed class ListProjectionTests(Azurite azurite) : IAsyncLifetime
         await partition.UpdateAsync(row, row.ETag, Ct);
         projection.Apply(Tenant, row);
         _clock.Advance(ListProjection<TableEntity, TableEntity>.RefreshEvery);
-        await projection.SnapshotAsync(Tenant, Ct);
+        await projection.RowsAsync(Tenant, Ct);
         _clock.Advance(ListProjection<TableEntity, TableEntity>.RefreshEvery);
-        var rows = await projection.SnapshotAsync(Tenant, Ct);
+        var rows = await projection.RowsAsync(Tenant, Ct);
 
         Assert.Equal("second", Assert.Single(rows).GetString("Name"));
         Assert.Equal(1 + 1 + 1, _rowsRead);
