@@ -103,10 +103,17 @@ function preload(store, table, body) {
   // LokiJS keeps its binary indexes sorted on every insert (a splice each); rebuilding them once after the whole
   // request is far cheaper. They are whole and adaptive again before the next REST request runs (this is synchronous).
   collection.adaptiveBinaryIndices = false;
+  const inserted = [];
   try {
     for (const entity of entities) {
-      collection.insert(entity);
+      inserted.push(collection.insert(entity));
     }
+  } catch (e) {
+    // All or none, as for a batch: take back what this request added before the failure.
+    for (const entity of inserted) {
+      collection.remove(entity);
+    }
+    throw e;
   } finally {
     collection.adaptiveBinaryIndices = true;
     for (const property of Object.keys(collection.binaryIndices)) {
