@@ -54,7 +54,7 @@ public sealed class ApiKeyAuthenticationHandler(
                 new Claim(JwtRegisteredClaimNames.Sub, caller.UserId),
                 new Claim(AccessTokens.TenantClaim, caller.Tenant.Value),
                 new Claim(AccessTokens.SessionClaim, caller.SessionId),
-                new Claim(CallerPermissions.ScopesClaim, string.Join(' ', key.Permissions)),
+                new Claim(Caller.ScopesClaim, string.Join(' ', key.Permissions)),
             ],
             Scheme.Name,
             JwtRegisteredClaimNames.Sub,
@@ -101,16 +101,4 @@ public sealed class ApiKeyAuthenticationHandler(
 
         return text.Length is > 0 and <= MaxLength && (fromAuthorization is null || fromHeader is null || string.Equals(fromAuthorization, fromHeader, StringComparison.Ordinal));
     }
-}
-
-/// <summary>Helpers for code that acts on behalf of a caller who may be an API key.</summary>
-public static class ApiKeyCallers
-{
-    /// <summary>The key id when the caller authenticated with an API key, else null.</summary>
-    public static string? KeyIdOf(Caller caller) =>
-        caller.SessionId.StartsWith(SessionGuard.SessionlessPrefix, StringComparison.Ordinal) ? caller.SessionId[SessionGuard.SessionlessPrefix.Length..] : null;
-
-    /// <summary>The audit actor of a caller: the API key (<c>apikey</c>, its id) or the signed-in user.</summary>
-    public static Actor ActorOf(Caller caller, string? ip) =>
-        KeyIdOf(caller) is { } keyId ? new Actor("apikey", keyId, ip) : Actor.User(caller.UserId, ip);
 }

@@ -81,10 +81,9 @@ public static class ApiKeyEndpoints
     }
 
     internal static async Task<Results<Created<ApiKeySecretView>, ProblemHttpResult>> Create(
-        CreateApiKeyRequest request, ClaimsPrincipal principal, HttpContext http, ApiKeyStore keys, CallerPermissions callerPermissions,
+        CreateApiKeyRequest request, Caller caller, HttpContext http, ApiKeyStore keys, CallerPermissions callerPermissions,
         TimeProvider time, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var now = time.GetUtcNow();
         var validation = new Validation();
         var name = validation.Text("name", request.Name, ApiKeyStore.MaxNameLength);
@@ -130,14 +129,14 @@ public static class ApiKeyEndpoints
         }
 
         // A key made with a key must not outlive it, or an expiring key could mint itself a lasting successor.
-        if (ApiKeyCallers.KeyIdOf(caller) is { } parentId &&
+        if (caller.ApiKeyId is { } parentId &&
             await keys.GetAsync(caller.Tenant, parentId, cancellationToken) is { ExpiresAt: { } parentExpiry } &&
             (request.ExpiresAt is not { } wanted || wanted > parentExpiry))
         {
             return validation.Add("expiresAt", $"must be set, and at or before {parentExpiry.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}, when the API key making this request expires").ToProblem();
         }
 
-        var held = await callerPermissions.ForAsync(principal, cancellationToken);
+        var held = await callerPermissions.ForAsync(caller, cancellationToken);
         var missing = permissions.Where(p => !held.Contains(p)).ToArray();
         if (missing.Length > 0)
         {
@@ -148,7 +147,7 @@ public static class ApiKeyEndpoints
                 extensions: new Dictionary<string, object?> { ["code"] = "permission_not_held", ["permissions"] = missing });
         }
 
-        var issue = await keys.CreateAsync(caller.Tenant, caller.UserId, name, permissions, request.ExpiresAt, ApiKeyCallers.ActorOf(caller, AuthEndpoints.ClientIp(http)), cancellationToken);
+        var issue = await keys.CreateAsync(caller.Tenant, caller.UserId, name, permissions, request.ExpiresAt, caller.Actor, cancellationToken);
         if (issue.Outcome == ApiKeyOutcome.LimitReached)
         {
             return Problems.Create(StatusCodes.Status409Conflict, "api_key_limit_reached", "Too many API keys",
@@ -160,9 +159,8 @@ public static class ApiKeyEndpoints
     }
 
     internal static async Task<Results<Ok<ApiKeyPage>, ProblemHttpResult>> List(
-        string? pageSize, string? continuationToken, ClaimsPrincipal principal, ApiKeyStore keys, TimeProvider time, CancellationToken cancellationToken)
+        string? pageSize, string? continuationToken, Caller caller, ApiKeyStore keys, TimeProvider time, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var validation = new Validation();
         var size = ApiKeyOptions.MaxPageSize;
         if (pageSize is not null && (!int.TryParse(pageSize, NumberStyles.None, CultureInfo.InvariantCulture, out size) || size is < 1 or > ApiKeyOptions.MaxPageSize))
@@ -191,9 +189,8 @@ public static class ApiKeyEndpoints
     }
 
     internal static async Task<Results<Ok<ApiKeyView>, ProblemHttpResult>> Get(
-        string id, ClaimsPrincipal principal, HttpContext http, ApiKeyStore keys, TimeProvider time, CancellationToken cancellationToken)
+        string id, Caller caller, HttpContext http, ApiKeyStore keys, TimeProvider time, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (await keys.GetAsync(caller.Tenant, id, cancellationToken) is not { } key)
         {
             return Problems.NotFound();
@@ -204,17 +201,16 @@ public static class ApiKeyEndpoints
     }
 
     internal static async Task<Results<Ok<ApiKeySecretView>, ProblemHttpResult>> Rotate(
-        string id, RotateApiKeyRequest? request, ClaimsPrincipal principal, HttpContext http, ApiKeyStore keys, TimeProvider time,
+        string id, RotateApiKeyRequest? request, Caller caller, HttpContext http, ApiKeyStore keys, TimeProvider time,
         CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var graceSeconds = request?.GraceSeconds ?? DefaultGraceSeconds;
         if (graceSeconds < 0 || graceSeconds > ApiKeyStore.MaxGrace.TotalSeconds)
         {
             return new Validation().Add("graceSeconds", $"must be from 0 to {(int)ApiKeyStore.MaxGrace.TotalSeconds} (7 days)").ToProblem();
         }
 
-        var issue = await keys.RotateAsync(caller.Tenant, id, TimeSpan.FromSeconds(graceSeconds), ApiKeyCallers.ActorOf(caller, AuthEndpoints.ClientIp(http)), cancellationToken);
+        var issue = await keys.RotateAsync(caller.Tenant, id, TimeSpan.FromSeconds(graceSeconds), caller.Actor, cancellationToken);
         switch (issue.Outcome)
         {
             case ApiKeyOutcome.NotFound:
@@ -229,10 +225,9 @@ public static class ApiKeyEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> Revoke(
-        string id, ClaimsPrincipal principal, HttpContext http, ApiKeyStore keys, CancellationToken cancellationToken)
+        string id, Caller caller, HttpContext http, ApiKeyStore keys, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
-        var outcome = await keys.RevokeAsync(caller.Tenant, id, ApiKeyCallers.ActorOf(caller, AuthEndpoints.ClientIp(http)), cancellationToken,
+        var outcome = await keys.RevokeAsync(caller.Tenant, id, caller.Actor, cancellationToken,
             precondition: key => ETags.IfMatchAllows(http.Request, key.ETag));
         return outcome switch
         {

@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using System.ComponentModel.DataAnnotations;
 using Microsoft.AspNetCore.Authentication;
 using Platform.Functions.Auth;
@@ -28,7 +29,7 @@ public static class ApiKeysExtensions
     public static IHostApplicationBuilder AddApiKeys(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<ApiKeyOptions>().BindConfiguration(ApiKeyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddValidatedOptions<ApiKeyOptions>(ApiKeyOptions.Section);
         services.AddStorageTable(ApiKeyStore.TableName);
         services.AddStorageTable(ApiKeyStore.PrefixTableName);
         services.AddMemoryCache();

@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using System.Globalization;
 using System.Security.Claims;
 using Azure;
@@ -29,16 +30,19 @@ public sealed class AuditOptions
 /// </summary>
 public static class AuditEndpoints
 {
-    public static RouteHandlerBuilder MapAudit(this IEndpointRouteBuilder app) =>
-        app.MapGet("/api/v1/audit", ListAudit).RequirePermission(Permissions.AuditRead).WithTags("Audit").WithName("ListAudit");
+    internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/v1/audit").WithTags("Audit");
+        group.MapGet("/", ListAudit).RequirePermission(Permissions.AuditRead).WithName("ListAudit");
+        return group;
+    }
 
     public sealed record AuditPosition(string? StorageToken);
 
     internal static async Task<Results<Ok<PagedList<AuditEntryView>>, ProblemHttpResult>> ListAudit(
         DateTimeOffset? from, DateTimeOffset? to, string? actorId, string? targetId, string? action, string? pageSize, string? continuationToken,
-        ClaimsPrincipal principal, AuditTrail audit, ContinuationTokens tokens, CancellationToken cancellationToken)
+        Caller caller, AuditTrail audit, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var validation = new Validation();
         var size = Paging.Parse(pageSize, validation);
         foreach (var (name, value) in new[] { ("actorId", actorId), ("targetId", targetId), ("action", action) })
@@ -122,14 +126,4 @@ public sealed partial class AuditRetention(StorageAccount storage, AuditTrail au
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Audit retention deleted {Deleted} entries older than {Days} days")]
     private static partial void LogDeleted(ILogger logger, int deleted, double days);
-}
-
-public static class AuditExtensions
-{
-    public static IHostApplicationBuilder AddAudit(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddOptions<AuditOptions>().BindConfiguration(AuditOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddTimerFunction<AuditRetention>("AuditRetention", "0 30 3 * * *");
-        return builder;
-    }
 }

@@ -85,14 +85,3 @@ public sealed class AccessTokens(KeyMaterial keys, IOptions<AuthOptions> options
         };
     }
 }
-
-/// <summary>The authenticated principal of a request, as the tenant, user and session it names.</summary>
-public sealed record Caller(TenantId Tenant, string UserId, string SessionId)
-{
-    public static Caller? From(ClaimsPrincipal? principal) =>
-        principal?.FindFirst(AccessTokens.TenantClaim)?.Value is { } tid && TenantId.TryParse(tid, out var tenant) &&
-        principal.FindFirst(JwtRegisteredClaimNames.Sub)?.Value is { Length: > 0 } user &&
-        principal.FindFirst(AccessTokens.SessionClaim)?.Value is { Length: > 0 } session
-            ? new Caller(tenant, user, session)
-            : null;
-}

@@ -18,7 +18,7 @@ public static partial class AuthEndpoints
     /// <summary>Longer passwords are refused before hashing, so a megabyte "password" costs nothing.</summary>
     public const int MaxPasswordInputLength = 1024;
 
-    public static RouteGroupBuilder MapAuth(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         app.MapGet("/api/v1/.well-known/jwks.json", (KeyMaterial keys) => TypedResults.Ok(new { keys = new[] { keys.PublicJwk } }))
             .AllowAnonymous().WithTags("Auth").WithName("GetJwks").WithSummary("The public keys that sign access tokens.");
@@ -71,7 +71,7 @@ public static partial class AuthEndpoints
         Lockouts lockouts, Sessions sessions, AccessTokens tokens, Mfa mfa, EventPublisher events, TimeProvider time,
         CancellationToken cancellationToken)
     {
-        var ip = ClientIp(http);
+        var ip = Caller.ClientIp(http);
         var tenant = await tenants.FindBySlugAsync(request.Tenant?.Trim(), cancellationToken);
         var email = UserDirectory.NormalizeEmail(request.Email);
         var password = request.Password ?? "";
@@ -162,7 +162,7 @@ public static partial class AuthEndpoints
         switch (result.Outcome)
         {
             case RefreshOutcome.Reused:
-                await events.PublishAsync(presented.Tenant, new PlatformEvent("auth.refresh_token.reused", Actor.Anonymous(ClientIp(http)), "session", session.Id,
+                await events.PublishAsync(presented.Tenant, new PlatformEvent("auth.refresh_token.reused", Actor.Anonymous(Caller.ClientIp(http)), "session", session.Id,
                     new Dictionary<string, object?> { ["userId"] = presented.UserId, ["sessionRevoked"] = true }), cancellationToken);
                 return Problems.Create(401, "refresh_token_reused", "Refresh token reused",
                     "This refresh token was already used; the session has been revoked. Sign in again.");
@@ -174,21 +174,19 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> Logout(
-        ClaimsPrincipal principal, HttpContext http, Sessions sessions, EventPublisher events, CancellationToken cancellationToken)
+        Caller caller, HttpContext http, Sessions sessions, EventPublisher events, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (await sessions.GetAsync(caller.Tenant, caller.UserId, caller.SessionId, cancellationToken) is { } session)
         {
             await sessions.RevokeAsync(caller.Tenant, session, cancellationToken);
         }
 
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.logout", Actor.User(caller.UserId, ClientIp(http)), "session", caller.SessionId), cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.logout", caller.Actor, "session", caller.SessionId), cancellationToken);
         return TypedResults.NoContent();
     }
 
-    internal static async Task<Ok<PagedList<SessionView>>> ListSessions(ClaimsPrincipal principal, Sessions sessions, CancellationToken cancellationToken)
+    internal static async Task<Ok<PagedList<SessionView>>> ListSessions(Caller caller, Sessions sessions, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var items = (await sessions.ListAsync(caller.Tenant, caller.UserId, cancellationToken))
             .OrderByDescending(s => s.LastSeenAt)
             .Select(s => new SessionView(s.Id, s.CreatedAt, s.LastSeenAt, s.UserAgent, s.Ip, s.Id == caller.SessionId))
@@ -197,9 +195,8 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> RevokeSession(
-        string id, ClaimsPrincipal principal, HttpContext http, Sessions sessions, EventPublisher events, TimeProvider time, CancellationToken cancellationToken)
+        string id, Caller caller, HttpContext http, Sessions sessions, EventPublisher events, TimeProvider time, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var session = id.Length <= 64 && id.All(char.IsAsciiLetterOrDigit)
             ? await sessions.GetAsync(caller.Tenant, caller.UserId, id, cancellationToken)
             : null;
@@ -209,7 +206,7 @@ public static partial class AuthEndpoints
         }
 
         await sessions.RevokeAsync(caller.Tenant, session, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.session.revoked", Actor.User(caller.UserId, ClientIp(http)), "session", id), cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.session.revoked", caller.Actor, "session", id), cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -224,7 +221,7 @@ public static partial class AuthEndpoints
             if (await users.FindByEmailAsync(tenantId, email, cancellationToken) is { IsActive: true } user)
             {
                 await mail.SendPasswordResetAsync(tenantId, tenant.Name, user, cancellationToken);
-                await events.PublishAsync(tenantId, new PlatformEvent("auth.password_reset.requested", Actor.Anonymous(ClientIp(http)), "user", user.Id), cancellationToken);
+                await events.PublishAsync(tenantId, new PlatformEvent("auth.password_reset.requested", Actor.Anonymous(Caller.ClientIp(http)), "user", user.Id), cancellationToken);
             }
         }
 
@@ -247,7 +244,7 @@ public static partial class AuthEndpoints
             return InvalidToken();
         }
 
-        await security.SetPasswordAsync(owner.Tenant, user, request.NewPassword!, "auth.password.reset", keepSessionId: null, ClientIp(http), cancellationToken);
+        await security.SetPasswordAsync(owner.Tenant, user, request.NewPassword!, "auth.password.reset", keepSessionId: null, Caller.ClientIp(http), cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -266,16 +263,15 @@ public static partial class AuthEndpoints
             user.EmailVerified = true;
             user.UpdatedAt = time.GetUtcNow();
             await users.UpdateAsync(owner.Tenant, user, cancellationToken);
-            await events.PublishAsync(owner.Tenant, new PlatformEvent("user.email_verified", Actor.User(user.Id, ClientIp(http)), "user", user.Id), cancellationToken);
+            await events.PublishAsync(owner.Tenant, new PlatformEvent("user.email_verified", Actor.User(user.Id, Caller.ClientIp(http)), "user", user.Id), cancellationToken);
         }
 
         return TypedResults.NoContent();
     }
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> ResendVerification(
-        ClaimsPrincipal principal, UserDirectory users, TenantDirectory tenants, AccountMail mail, CancellationToken cancellationToken)
+        Caller caller, UserDirectory users, TenantDirectory tenants, AccountMail mail, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken);
         var tenant = await tenants.GetAsync(caller.Tenant, cancellationToken);
         if (user is { EmailVerified: false } && tenant is not null)
@@ -287,9 +283,8 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<Ok<TotpSetup>, ProblemHttpResult>> SetUpTotp(
-        ClaimsPrincipal principal, UserDirectory users, TenantDirectory tenants, Mfa mfa, CancellationToken cancellationToken)
+        Caller caller, UserDirectory users, TenantDirectory tenants, Mfa mfa, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         if (user.MfaEnabled)
         {
@@ -304,10 +299,9 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<Ok<BackupCodeList>, ProblemHttpResult>> EnableTotp(
-        CodeRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, Mfa mfa, AccountSecurity security,
+        CodeRequest request, Caller caller, HttpContext http, UserDirectory users, Mfa mfa, AccountSecurity security,
         TimeProvider time, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         if (user.MfaEnabled)
         {
@@ -337,15 +331,14 @@ public static partial class AuthEndpoints
         user.MfaEnabled = true;
         user.UpdatedAt = time.GetUtcNow();
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.enabled", MailKind.MfaEnabled, caller.SessionId, ClientIp(http), cancellationToken);
+        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.enabled", MailKind.MfaEnabled, caller.SessionId, Caller.ClientIp(http), cancellationToken);
         return TypedResults.Ok(new BackupCodeList(codes));
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DisableTotp(
-        PasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, AccountSecurity security,
+        PasswordRequest request, Caller caller, HttpContext http, UserDirectory users, AccountSecurity security,
         TimeProvider time, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         if (await security.CheckPasswordAsync(caller.Tenant, user, request.Password, http, cancellationToken) is { } refused)
         {
@@ -363,15 +356,14 @@ public static partial class AuthEndpoints
         user.BackupCodeHashes = "[]";
         user.UpdatedAt = time.GetUtcNow();
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.disabled", MailKind.MfaDisabled, caller.SessionId, ClientIp(http), cancellationToken);
+        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.disabled", MailKind.MfaDisabled, caller.SessionId, Caller.ClientIp(http), cancellationToken);
         return TypedResults.NoContent();
     }
 
     internal static async Task<Results<Ok<BackupCodeList>, ProblemHttpResult>> RegenerateBackupCodes(
         [Microsoft.AspNetCore.Mvc.FromBody(EmptyBodyBehavior = Microsoft.AspNetCore.Mvc.ModelBinding.EmptyBodyBehavior.Allow)] PasswordRequest? request,
-        ClaimsPrincipal principal, HttpContext http, UserDirectory users, AccountSecurity security, CancellationToken cancellationToken)
+        Caller caller, HttpContext http, UserDirectory users, AccountSecurity security, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         if (!user.MfaEnabled)
         {
@@ -386,7 +378,7 @@ public static partial class AuthEndpoints
         var (codes, hashes) = Mfa.NewBackupCodes();
         user.BackupCodeHashes = hashes;
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.backup_codes_regenerated", null, caller.SessionId, ClientIp(http), cancellationToken);
+        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.backup_codes_regenerated", null, caller.SessionId, Caller.ClientIp(http), cancellationToken);
         return TypedResults.Ok(new BackupCodeList(codes));
     }
 
@@ -424,7 +416,6 @@ public static partial class AuthEndpoints
     private static TokenResponse Tokens(AccessTokens tokens, TenantId tenant, string userId, string sessionId, string refreshToken) =>
         new(tokens.Issue(tenant, userId, sessionId), refreshToken, "Bearer", (int)tokens.Lifetime.TotalSeconds, sessionId);
 
-    internal static string? ClientIp(HttpContext http) => http.Connection.RemoteIpAddress?.ToString();
 
     private static ProblemHttpResult InvalidCredentials() =>
         Problems.Create(401, "invalid_credentials", "Invalid credentials", "The tenant, email or password is wrong.");

@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Threading.RateLimiting;
@@ -61,8 +62,8 @@ public static class AuthExtensions
     public static IHostApplicationBuilder AddPlatformAuth(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddValidatedOptions<AuthOptions>(AuthOptions.Section);
+        services.AddValidatedOptions<RateLimitOptions>(RateLimitOptions.Section);
         services.AddMemoryCache();
         services.AddPasswords();
         services.AddStorageTable(Sessions.TableName);
@@ -113,6 +114,15 @@ public static class AuthExtensions
         services.Configure<ForwardedHeadersOptions>(o => o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto);
         return builder;
     }
+
+    /// <summary>Sign-in with Microsoft Entra ID tokens, when <c>AzureAd:ClientId</c> is configured; the trust and link rows always.</summary>
+    public static IHostApplicationBuilder AddEntra(this IHostApplicationBuilder builder) => Entra.Add(builder);
+
+    /// <summary><c>/api/v1/auth</c>: sign-in, tokens, sessions, password reset, email verification, MFA.</summary>
+    public static RouteGroupBuilder MapAuth(this IEndpointRouteBuilder app) => AuthEndpoints.MapRoutes(app);
+
+    /// <summary><c>/api/v1/tenant/entra</c> and <c>/api/v1/users/{id}/entra</c>.</summary>
+    public static RouteGroupBuilder MapEntra(this IEndpointRouteBuilder app) => Entra.MapRoutes(app);
 
     public static WebApplication UsePlatformAuth(this WebApplication app)
     {

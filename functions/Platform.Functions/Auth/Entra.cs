@@ -30,7 +30,7 @@ public static class Entra
 
     public static bool IsConfigured(IConfiguration configuration) => !string.IsNullOrWhiteSpace(configuration[$"{Section}:ClientId"]);
 
-    public static IHostApplicationBuilder AddEntra(this IHostApplicationBuilder builder)
+    internal static IHostApplicationBuilder Add(IHostApplicationBuilder builder)
     {
         builder.Services.AddStorageTable(EntraDirectory.TableName);
         builder.Services.AddSingleton<EntraDirectory>();
@@ -73,7 +73,7 @@ public static class Entra
         return builder;
     }
 
-    public static RouteGroupBuilder MapEntra(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1").WithTags("Entra ID").RequirePermission(Permissions.TenantManage);
         group.MapGet("/tenant/entra", GetTrust).WithName("GetEntraTrust");
@@ -89,18 +89,16 @@ public static class Entra
 
     public sealed record LinkRequest(string? ObjectId);
 
-    internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> GetTrust(ClaimsPrincipal principal, EntraDirectory entra, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> GetTrust(Caller caller, EntraDirectory entra, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         return await entra.GetTrustAsync(caller.Tenant, cancellationToken) is { } trust
             ? TypedResults.Ok(new TrustView(trust.EntraTenantId, trust.AllowEmailLinking))
             : Problems.NotFound("This tenant trusts no Entra ID tenant.");
     }
 
     internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> PutTrust(
-        TrustRequest request, ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, EventPublisher events, CancellationToken cancellationToken)
+        TrustRequest request, Caller caller, HttpContext http, EntraDirectory entra, EventPublisher events, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (!Guid.TryParse(request.EntraTenantId, out var entraTenant))
         {
             return new Validation().Add("entraTenantId", "must be the Entra ID tenant's GUID").ToProblem();
@@ -111,28 +109,26 @@ public static class Entra
             return Problems.Create(409, "entra_tenant_taken", "Entra tenant already trusted", "Another Platform tenant trusts this Entra ID tenant.");
         }
 
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.trusted", Actor.User(caller.UserId, AuthEndpoints.ClientIp(http)), "tenant", caller.Tenant.Value,
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.trusted", caller.Actor, "tenant", caller.Tenant.Value,
             new Dictionary<string, object?> { ["entraTenantId"] = entraTenant.ToString(), ["allowEmailLinking"] = request.AllowEmailLinking }), cancellationToken);
         return TypedResults.Ok(new TrustView(entraTenant.ToString(), request.AllowEmailLinking));
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteTrust(
-        ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, EventPublisher events, CancellationToken cancellationToken)
+        Caller caller, HttpContext http, EntraDirectory entra, EventPublisher events, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (!await entra.RemoveTrustAsync(caller.Tenant, cancellationToken))
         {
             return Problems.NotFound("This tenant trusts no Entra ID tenant.");
         }
 
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.untrusted", Actor.User(caller.UserId, AuthEndpoints.ClientIp(http)), "tenant", caller.Tenant.Value), cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.untrusted", caller.Actor, "tenant", caller.Tenant.Value), cancellationToken);
         return TypedResults.NoContent();
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> LinkUser(
-        string id, LinkRequest request, ClaimsPrincipal principal, HttpContext http, EntraDirectory entra, UserDirectory users, EventPublisher events, CancellationToken cancellationToken)
+        string id, LinkRequest request, Caller caller, HttpContext http, EntraDirectory entra, UserDirectory users, EventPublisher events, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (await users.GetAsync(caller.Tenant, id, cancellationToken) is null)
         {
             return Problems.NotFound("No user of this tenant has this id.");
@@ -149,7 +145,7 @@ public static class Entra
         }
 
         await entra.LinkAsync(trust.EntraTenantId, objectId.ToString(), caller.Tenant, id, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.entra.linked", Actor.User(caller.UserId, AuthEndpoints.ClientIp(http)), "user", id,
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.entra.linked", caller.Actor, "user", id,
             new Dictionary<string, object?> { ["objectId"] = objectId.ToString() }), cancellationToken);
         return TypedResults.NoContent();
     }

@@ -67,6 +67,33 @@ public sealed class AuditTrail(StorageAccount storage, TimeProvider time) : IEve
 
     public TenantPartition Entries(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
+    /// <summary>The entries a user caused or that are about them, oldest first.</summary>
+    public async IAsyncEnumerable<AuditEntry> AboutAsync(TenantId tenant, string id, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var entry in Entries(tenant).QueryWhereAsync<AuditEntry>($"TargetId eq {id} or ActorId eq {id}", cancellationToken: cancellationToken))
+        {
+            yield return entry;
+        }
+    }
+
+    /// <summary>
+    /// Removes the personal data (recorded field values, addresses) from the entries about a purged user; the entries
+    /// stay, with ids only.
+    /// </summary>
+    public async Task ScrubAsync(TenantId tenant, string userId, CancellationToken cancellationToken)
+    {
+        var entries = Entries(tenant);
+        await foreach (var entry in AboutAsync(tenant, userId, cancellationToken))
+        {
+            if (entry.Changes is not null || entry.Ip is not null)
+            {
+                entry.Changes = null;
+                entry.Ip = null;
+                await entries.UpdateAsync(entry, ETag.All, cancellationToken);
+            }
+        }
+    }
+
     public async Task OnEventsAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, DateTimeOffset at, CancellationToken cancellationToken)
     {
         var entries = events.Select(e => new AuditEntry
@@ -110,16 +137,4 @@ public sealed class AuditEntry : ITableEntity
     public string? TargetType { get; set; }
     public string? TargetId { get; set; }
     public string? Changes { get; set; }
-}
-
-public static class EventsExtensions
-{
-    public static IHostApplicationBuilder AddEvents(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddStorageTable(AuditTrail.TableName);
-        builder.Services.AddSingleton<AuditTrail>();
-        builder.Services.AddSingleton<IEventSubscriber>(sp => sp.GetRequiredService<AuditTrail>());
-        builder.Services.AddSingleton<EventPublisher>();
-        return builder;
-    }
 }

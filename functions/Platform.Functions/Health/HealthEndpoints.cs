@@ -13,20 +13,11 @@ namespace Platform.Functions.Health;
 /// </summary>
 public static class HealthEndpoints
 {
-    private const string ReadyTag = "ready";
-    private static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(3);
+    internal const string ReadyTag = "ready";
+    internal static readonly TimeSpan CheckTimeout = TimeSpan.FromSeconds(3);
 
-    public static IHostApplicationBuilder AddHealth(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddHealthChecks()
-            .AddCheck<StorageReady>("storage", tags: [ReadyTag], timeout: CheckTimeout)
-            .AddCheck<TableStorageCheck>("tables", tags: [ReadyTag], timeout: CheckTimeout)
-            .AddCheck<BlobStorageCheck>("blobs", tags: [ReadyTag], timeout: CheckTimeout)
-            .AddCheck<QueueStorageCheck>("queues", tags: [ReadyTag], timeout: CheckTimeout);
-        return builder;
-    }
 
-    public static RouteGroupBuilder MapHealth(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/health").WithTags("Health");
         group.MapGet("/live", () => TypedResults.Ok(new LiveStatus("healthy")))
@@ -85,7 +76,7 @@ public static class HealthEndpoints
         }
     }
 
-    private sealed class StorageReady(StorageInitializer initializer) : IHealthCheck
+    internal sealed class StorageReady(StorageInitializer initializer) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
             Task.FromResult(initializer.IsComplete
@@ -93,7 +84,7 @@ public static class HealthEndpoints
                 : HealthCheckResult.Unhealthy("Tables, containers and queues are not created yet; retrying until storage answers."));
     }
 
-    private sealed class TableStorageCheck(StorageAccount storage) : IHealthCheck
+    internal sealed class TableStorageCheck(StorageAccount storage) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
             Probe("Table storage", async ct =>
@@ -105,7 +96,7 @@ public static class HealthEndpoints
             }, cancellationToken);
     }
 
-    private sealed class BlobStorageCheck(StorageAccount storage) : IHealthCheck
+    internal sealed class BlobStorageCheck(StorageAccount storage) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
             Probe("Blob storage", async ct =>
@@ -117,7 +108,7 @@ public static class HealthEndpoints
             }, cancellationToken);
     }
 
-    private sealed class QueueStorageCheck(StorageAccount storage) : IHealthCheck
+    internal sealed class QueueStorageCheck(StorageAccount storage) : IHealthCheck
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
             Probe("Queue storage", async ct =>

@@ -45,7 +45,7 @@ public static class HostingExtensions
         builder.Logging.Configure(o => o.ActivityTrackingOptions =
             ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
 
-        builder.Services.AddOptions<PlatformOptions>().BindConfiguration(PlatformOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddValidatedOptions<PlatformOptions>(PlatformOptions.Section);
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, FunctionsHostStorageRule>();
         builder.Services.AddSingleton(TimeProvider.System);
         return builder;

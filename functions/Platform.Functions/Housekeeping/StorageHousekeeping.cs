@@ -18,14 +18,3 @@ public sealed partial class StorageHousekeeping(Expirations expirations, ILogger
     [LoggerMessage(Level = LogLevel.Information, Message = "Housekeeping deleted {Deleted} expired rows (past due: {IsPastDue})")]
     private static partial void LogRun(ILogger logger, int deleted, bool isPastDue);
 }
-
-public static class HousekeepingExtensions
-{
-    public static IHostApplicationBuilder AddHousekeeping(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddStorageTable(Expirations.TableName);
-        builder.Services.AddSingleton<Expirations>();
-        builder.Services.AddTimerFunction<StorageHousekeeping>("StorageHousekeeping", "0 */5 * * * *");
-        return builder;
-    }
-}

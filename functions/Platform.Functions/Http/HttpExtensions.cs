@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics;
@@ -13,7 +14,7 @@ public static class HttpExtensions
     public static IHostApplicationBuilder AddPlatformHttp(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<HttpLimitsOptions>().BindConfiguration(HttpLimitsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddValidatedOptions<HttpLimitsOptions>(HttpLimitsOptions.Section);
 
         services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
         {

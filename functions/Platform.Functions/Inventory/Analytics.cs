@@ -33,7 +33,7 @@ public static class AnalyticsEndpoints
         app.MapGet(Path, Get).RequirePermission(Permissions.InventoryRead).WithTags("Inventory").WithName("GetInventoryAnalytics");
 
     internal static async Task<Results<Ok<InventoryAnalytics>, ProblemHttpResult>> Get(
-        string? groupBy, ClaimsPrincipal principal, InventoryProjections projections, TimeProvider time, CancellationToken cancellationToken)
+        string? groupBy, Caller caller, InventoryProjections projections, TimeProvider time, CancellationToken cancellationToken)
     {
         groupBy ??= "category";
         if (groupBy is not ("category" or "location"))
@@ -41,7 +41,7 @@ public static class AnalyticsEndpoints
             return new Validation().Add("groupBy", "must be category or location").ToProblem();
         }
 
-        var tenant = Caller.From(principal)!.Tenant;
+        var tenant = caller.Tenant;
         var items = await projections.Items.RowsAsync(tenant, cancellationToken);
         static double ValueOf(ItemEntity item, double quantity) => Math.Round(quantity * (item.UnitCost ?? 0), 2);
 

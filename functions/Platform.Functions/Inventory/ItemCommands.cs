@@ -1,6 +1,8 @@
 using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Storage;
 
@@ -11,7 +13,8 @@ namespace Platform.Functions.Inventory;
 /// enforce the same limits; a SKU change swaps the index rows in the item's own transaction, so two items can
 /// never end up with one SKU, however the requests interleave.
 /// </summary>
-public sealed class ItemCommands(InventoryStore store, LocationCommands locations, InventoryProjections projections, TimeProvider time)
+public sealed class ItemCommands(
+    InventoryStore store, LocationCommands locations, InventoryProjections projections, AlertMonitor alerts, EventPublisher events, TimeProvider time)
 {
     public const int MaxSkuLength = 64;
     public const int MaxNameLength = 200;
@@ -27,8 +30,13 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
     public async Task<ItemEntity?> GetAsync(TenantId tenant, string id, CancellationToken cancellationToken) =>
         InventoryStore.IsPlausibleId(id) ? await store.For(tenant).GetAsync<ItemEntity>(ItemEntity.KeyFor(id), cancellationToken) : null;
 
-    public async Task<(ItemEntity? Item, InventoryError? Error)> CreateAsync(TenantId tenant, JsonElement body, CancellationToken cancellationToken)
+    /// <summary>
+    /// Creates the item with its SKU index row, and does what follows from it: this instance's projection, the
+    /// <c>inventory.item.created</c> event and the item's alerts.
+    /// </summary>
+    public async Task<Outcome<ItemEntity>> CreateAsync(Caller caller, JsonElement body, CancellationToken cancellationToken)
     {
+        var tenant = caller.Tenant;
         var validation = new Validation();
         var now = time.GetUtcNow();
         var item = new ItemEntity { RowKey = ItemEntity.KeyFor(Ids.New(time)), CreatedAt = now, UpdatedAt = now };
@@ -45,12 +53,12 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
 
         if (!validation.IsValid)
         {
-            return (null, InventoryError.Invalid(validation));
+            return CommandError.Invalid(validation);
         }
 
         if (item.LocationId is not null && await locations.GetAsync(tenant, item.LocationId, cancellationToken) is null)
         {
-            return (null, LocationNotFound(item.LocationId));
+            return LocationNotFound(item.LocationId);
         }
 
         try
@@ -62,61 +70,95 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
                 ],
                 cancellationToken);
             item.ETag = responses.Value[0].Headers.ETag ?? default;
-            projections.Apply(tenant, item);
-            return (item, null);
         }
         catch (TableTransactionFailedException ex) when (ex.Status == 409)
         {
-            return (null, SkuTaken(item.Sku));
+            return SkuTaken(item.Sku);
         }
+
+        projections.Apply(tenant, item);
+        await events.PublishAsync(tenant, new PlatformEvent("inventory.item.created", caller.Actor, "item", item.Id,
+            new Dictionary<string, object?> { ["sku"] = item.Sku, ["name"] = item.Name }), cancellationToken);
+        return await SyncAlertsAsync(tenant, item, cancellationToken);
     }
 
     /// <summary>
     /// Applies a PATCH. Movements rewrite the item row (its quantity), so a write that loses to one is read and
     /// applied again - re-checking If-Match, which then fails only if the client named the old version.
     /// </summary>
-    public async Task<(ItemEntity? Item, InventoryError? Error, Dictionary<string, object?>? Changes)> UpdateAsync(
-        TenantId tenant, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    public async Task<Outcome<ItemEntity>> UpdateAsync(Caller caller, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var result = await TryUpdateAsync(tenant, id, body, ifMatch, cancellationToken);
-            if (result.Error != Lost || attempt == MaxAttempts)
+            var result = await TryUpdateAsync(caller.Tenant, id, body, ifMatch, cancellationToken);
+            if (result.Error == Lost && attempt < MaxAttempts)
             {
-                return result.Error == Lost ? (null, InventoryError.Stale("item"), null) : result;
+                continue;
             }
+
+            if (result.Failed(out var error, out var change))
+            {
+                return error == Lost ? CommandError.Stale("item") : error;
+            }
+
+            if (change.Changes.Count == 0)
+            {
+                return change.Item;
+            }
+
+            await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.updated", caller.Actor, "item", id, change.Changes), cancellationToken);
+            return await SyncAlertsAsync(caller.Tenant, change.Item, cancellationToken);
         }
     }
 
-    public async Task<(ItemEntity? Item, InventoryError? Error)> ArchiveAsync(TenantId tenant, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    /// <summary>Archives (soft-deletes) the item and releases its SKU; its stock and movements stay on record.</summary>
+    public async Task<Outcome<ItemEntity>> ArchiveAsync(Caller caller, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var result = await TryArchiveAsync(tenant, id, ifMatch, cancellationToken);
-            if (result.Error != Lost || attempt == MaxAttempts)
+            var result = await TryArchiveAsync(caller.Tenant, id, ifMatch, cancellationToken);
+            if (result.Error == Lost && attempt < MaxAttempts)
             {
-                return result.Error == Lost ? (null, InventoryError.Stale("item")) : result;
+                continue;
             }
+
+            if (result.Failed(out var error, out var item))
+            {
+                return error == Lost ? CommandError.Stale("item") : error;
+            }
+
+            await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.deleted", caller.Actor, "item", id,
+                new Dictionary<string, object?> { ["sku"] = item.Sku, ["quantity"] = item.Quantity }), cancellationToken);
+            return await SyncAlertsAsync(caller.Tenant, item, cancellationToken);
         }
     }
+
+    /// <summary>Opens or closes the item's alerts after a write; the item's ETag moves when its alert marker does.</summary>
+    private async Task<ItemEntity> SyncAlertsAsync(TenantId tenant, ItemEntity item, CancellationToken cancellationToken)
+    {
+        item.ETag = await alerts.SyncAsync(tenant, item, cancellationToken) ?? item.ETag;
+        return item;
+    }
+
+    private sealed record ItemChange(ItemEntity Item, Dictionary<string, object?> Changes);
 
     private const int MaxAttempts = 5;
 
     /// <summary>A write that lost a race on the item row; the caller reads and tries again.</summary>
-    private static readonly InventoryError Lost = new(412, "precondition_failed", "The item changed meanwhile.");
+    private static readonly CommandError Lost = new(412, "precondition_failed", "The item changed meanwhile.");
 
-    private async Task<(ItemEntity? Item, InventoryError? Error, Dictionary<string, object?>? Changes)> TryUpdateAsync(
+    private async Task<Outcome<ItemChange>> TryUpdateAsync(
         TenantId tenant, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
         var item = await GetAsync(tenant, id, cancellationToken);
         if (item is null || item.Status == ItemStatus.Archived)
         {
-            return (null, InventoryError.NotFound("item"), null);
+            return CommandError.NotFound("item");
         }
 
         if (!ifMatch(item.ETag))
         {
-            return (null, InventoryError.Stale("item"), null);
+            return CommandError.Stale("item");
         }
 
         var validation = new Validation();
@@ -125,17 +167,17 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
         Apply(item, new PatchBody(body, validation), validation, changes);
         if (!validation.IsValid)
         {
-            return (null, InventoryError.Invalid(validation), null);
+            return CommandError.Invalid(validation);
         }
 
         if (changes.Count == 0)
         {
-            return (item, null, changes);
+            return new ItemChange(item, changes);
         }
 
         if (changes.ContainsKey("locationId") && item.LocationId is not null && await locations.GetAsync(tenant, item.LocationId, cancellationToken) is null)
         {
-            return (null, LocationNotFound(item.LocationId), null);
+            return LocationNotFound(item.LocationId);
         }
 
         item.UpdatedAt = time.GetUtcNow();
@@ -152,30 +194,29 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
             var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
             item.ETag = responses.Value[0].Headers.ETag ?? default;
             projections.Apply(tenant, item);
-            return (item, null, changes);
+            return new ItemChange(item, changes);
         }
         catch (TableTransactionFailedException ex) when (ex.Status == 409 && skuChanged && ex.FailedTransactionActionIndex == 1)
         {
-            return (null, SkuTaken(item.Sku), null);
+            return SkuTaken(item.Sku);
         }
         catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)
         {
-            return (null, Lost, null);
+            return Lost;
         }
     }
 
-    /// <summary>Archives (soft-deletes) the item and releases its SKU; its stock and movements stay on record.</summary>
-    private async Task<(ItemEntity? Item, InventoryError? Error)> TryArchiveAsync(TenantId tenant, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    private async Task<Outcome<ItemEntity>> TryArchiveAsync(TenantId tenant, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
         var item = await GetAsync(tenant, id, cancellationToken);
         if (item is null || item.Status == ItemStatus.Archived)
         {
-            return (null, InventoryError.NotFound("item"));
+            return CommandError.NotFound("item");
         }
 
         if (!ifMatch(item.ETag))
         {
-            return (null, InventoryError.Stale("item"));
+            return CommandError.Stale("item");
         }
 
         item.Status = ItemStatus.Archived;
@@ -190,11 +231,11 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
                 cancellationToken);
             item.ETag = responses.Value[0].Headers.ETag ?? default;
             projections.Apply(tenant, item);
-            return (item, null);
+            return item;
         }
         catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)
         {
-            return (null, Lost);
+            return Lost;
         }
     }
 
@@ -317,7 +358,7 @@ public sealed class ItemCommands(InventoryStore store, LocationCommands location
     public static bool IsValidSku(string sku) =>
         sku.Length is > 0 and <= MaxSkuLength && char.IsAsciiLetterOrDigit(sku[0]) && sku.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_');
 
-    public static InventoryError SkuTaken(string sku) => new(409, "sku_taken", $"Another item of this tenant has the SKU {sku}.");
+    public static CommandError SkuTaken(string sku) => new(409, "sku_taken", $"Another item of this tenant has the SKU {sku}.");
 
-    public static InventoryError LocationNotFound(string id) => new(400, "location_not_found", $"There is no location {id} in this tenant.");
+    public static CommandError LocationNotFound(string id) => new(400, "location_not_found", $"There is no location {id} in this tenant.");
 }

@@ -58,81 +58,37 @@ public static class ItemsEndpoints
     }
 
     internal static async Task<Results<Created<ItemView>, ProblemHttpResult>> CreateItem(
-        CreateItemRequest request, ClaimsPrincipal principal, HttpContext http, ItemCommands commands, AlertMonitor alerts, EventPublisher events, CancellationToken cancellationToken)
-    {
-        var caller = Caller.From(principal)!;
-        var (item, error) = await commands.CreateAsync(caller.Tenant, JsonSerializer.SerializeToElement(request, Absent), cancellationToken);
-        if (item is null)
-        {
-            return error!.ToProblem();
-        }
-
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.created", LocationsEndpoints.Actor(caller, http), "item", item.Id,
-            new Dictionary<string, object?> { ["sku"] = item.Sku, ["name"] = item.Name }), cancellationToken);
-        item.ETag = await alerts.SyncAsync(caller.Tenant, item, cancellationToken) ?? item.ETag;
-        http.Response.Headers.ETag = ETags.For(item.ETag);
-        return TypedResults.Created($"{Path}/{item.Id}", ItemView.From(item));
-    }
+        CreateItemRequest request, Caller caller, HttpContext http, ItemCommands commands, CancellationToken cancellationToken) =>
+        (await commands.CreateAsync(caller, JsonSerializer.SerializeToElement(request, Absent), cancellationToken))
+            .ToResult(item => TypedResults.Created($"{Path}/{item.Id}", View(http, item)));
 
     internal static async Task<Results<Ok<ItemView>, ProblemHttpResult>> GetItem(
-        string id, ClaimsPrincipal principal, HttpContext http, ItemCommands commands, CancellationToken cancellationToken)
-    {
-        var item = await commands.GetAsync(Caller.From(principal)!.Tenant, id, cancellationToken);
-        if (item is null)
-        {
-            return InventoryError.NotFound("item").ToProblem();
-        }
-
-        http.Response.Headers.ETag = ETags.For(item.ETag);
-        return TypedResults.Ok(ItemView.From(item));
-    }
+        string id, Caller caller, HttpContext http, ItemCommands commands, CancellationToken cancellationToken) =>
+        await commands.GetAsync(caller.Tenant, id, cancellationToken) is { } item
+            ? TypedResults.Ok(View(http, item))
+            : CommandError.NotFound("item").ToProblem();
 
     internal static async Task<Results<Ok<ItemView>, ProblemHttpResult>> UpdateItem(
-        string id, JsonElement request, ClaimsPrincipal principal, HttpContext http, ItemCommands commands, AlertMonitor alerts, EventPublisher events, CancellationToken cancellationToken)
-    {
-        var caller = Caller.From(principal)!;
-        if (request.ValueKind != JsonValueKind.Object)
-        {
-            return new Validation().Add("body", "must be a JSON object").ToProblem();
-        }
-
-        var (item, error, changes) = await commands.UpdateAsync(caller.Tenant, id, request, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken);
-        if (item is null)
-        {
-            return error!.ToProblem();
-        }
-
-        if (changes is { Count: > 0 })
-        {
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.updated", LocationsEndpoints.Actor(caller, http), "item", item.Id, changes), cancellationToken);
-            item.ETag = await alerts.SyncAsync(caller.Tenant, item, cancellationToken) ?? item.ETag;
-        }
-
-        http.Response.Headers.ETag = ETags.For(item.ETag);
-        return TypedResults.Ok(ItemView.From(item));
-    }
+        string id, JsonElement request, Caller caller, HttpContext http, ItemCommands commands, CancellationToken cancellationToken) =>
+        request.ValueKind != JsonValueKind.Object
+            ? new Validation().Add("body", "must be a JSON object").ToProblem()
+            : (await commands.UpdateAsync(caller, id, request, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken))
+                .ToResult(item => TypedResults.Ok(View(http, item)));
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ArchiveItem(
-        string id, ClaimsPrincipal principal, HttpContext http, ItemCommands commands, AlertMonitor alerts, EventPublisher events, CancellationToken cancellationToken)
-    {
-        var caller = Caller.From(principal)!;
-        var (item, error) = await commands.ArchiveAsync(caller.Tenant, id, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken);
-        if (item is null)
-        {
-            return error!.ToProblem();
-        }
+        string id, Caller caller, HttpContext http, ItemCommands commands, CancellationToken cancellationToken) =>
+        (await commands.ArchiveAsync(caller, id, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken)).ToResult(_ => TypedResults.NoContent());
 
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.deleted", LocationsEndpoints.Actor(caller, http), "item", id,
-            new Dictionary<string, object?> { ["sku"] = item.Sku, ["quantity"] = item.Quantity }), cancellationToken);
-        item.ETag = await alerts.SyncAsync(caller.Tenant, item, cancellationToken) ?? item.ETag;
-        return TypedResults.NoContent();
+    private static ItemView View(HttpContext http, ItemEntity item)
+    {
+        http.Response.Headers.ETag = ETags.For(item.ETag);
+        return ItemView.From(item);
     }
 
     internal static async Task<Results<Ok<PagedList<ItemView>>, ProblemHttpResult>> ListItems(
         string? filter, string? q, string? sort, bool? includeArchived, string? pageSize, string? continuationToken,
-        ClaimsPrincipal principal, InventoryProjections projections, ContinuationTokens tokens, CancellationToken cancellationToken)
+        Caller caller, InventoryProjections projections, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var rows = (await projections.Items.RowsAsync(caller.Tenant, cancellationToken))
             .Where(i => includeArchived == true || i.Entity.Status != ItemStatus.Archived);
         return InMemoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, $"{includeArchived == true}", caller.Tenant, tokens);

@@ -1,5 +1,8 @@
+using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Storage;
 
@@ -13,7 +16,7 @@ public sealed record LocationInput(string? Name, string? Code, string? ParentId,
 /// relied on, conditioned on the ETags it read, in the same entity-group transaction - so a concurrent change to
 /// any of them makes one of the two writes fail and re-check, instead of both passing on stale reads.
 /// </summary>
-public sealed class LocationCommands(InventoryStore store, TimeProvider time)
+public sealed class LocationCommands(InventoryStore store, EventPublisher events, TimeProvider time)
 {
     public const int MaxNameLength = 100;
     public const int MaxCodeLength = 50;
@@ -38,8 +41,9 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
         return all;
     }
 
-    public async Task<(LocationEntity? Location, InventoryError? Error)> CreateAsync(TenantId tenant, LocationInput input, CancellationToken cancellationToken)
+    public async Task<Outcome<LocationEntity>> CreateAsync(Caller caller, LocationInput input, CancellationToken cancellationToken)
     {
+        var tenant = caller.Tenant;
         var validation = new Validation();
         var name = validation.Text("name", input.Name, MaxNameLength);
         var code = Optional(validation, "code", input.Code, MaxCodeLength);
@@ -47,7 +51,7 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
         var parentId = string.IsNullOrWhiteSpace(input.ParentId) ? null : input.ParentId.Trim();
         if (!validation.IsValid)
         {
-            return (null, InventoryError.Invalid(validation));
+            return CommandError.Invalid(validation);
         }
 
         var now = time.GetUtcNow();
@@ -70,7 +74,7 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
                 var (ancestors, error) = await AncestorsAsync(tenant, parentId, location.Id, cancellationToken);
                 if (error is not null)
                 {
-                    return (null, error);
+                    return error;
                 }
 
                 // Only the parent is relied on here: it must still exist when the child is added.
@@ -81,7 +85,9 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
             {
                 var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
                 location.ETag = responses.Value[0].Headers.ETag ?? default;
-                return (location, null);
+                await events.PublishAsync(tenant, new PlatformEvent("inventory.location.created", caller.Actor, "location", location.Id,
+                    new Dictionary<string, object?> { ["name"] = location.Name, ["parentId"] = location.ParentId }), cancellationToken);
+                return location;
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 404 or 412 && attempt < MaxAttempts)
             {
@@ -89,23 +95,30 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 404 or 412)
             {
-                return (null, ParentNotFound(parentId!));
+                return ParentNotFound(parentId!);
             }
         }
     }
 
-    public async Task<(LocationEntity? Location, InventoryError? Error, Dictionary<string, object?>? Changes)> UpdateAsync(
-        TenantId tenant, string id, PatchBody patch, Func<ETag, bool> ifMatch, Validation validation, CancellationToken cancellationToken)
+    public async Task<Outcome<LocationEntity>> UpdateAsync(Caller caller, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
+        var tenant = caller.Tenant;
+        var validation = new Validation();
+        if (body.ValueKind != JsonValueKind.Object)
+        {
+            return CommandError.Invalid(validation.Add("body", "must be a JSON object"));
+        }
+
+        var patch = new PatchBody(body, validation);
         var location = await GetAsync(tenant, id, cancellationToken);
         if (location is null)
         {
-            return (null, InventoryError.NotFound("location"), null);
+            return CommandError.NotFound("location");
         }
 
         if (!ifMatch(location.ETag))
         {
-            return (null, InventoryError.Stale("location"), null);
+            return CommandError.Stale("location");
         }
 
         var changes = new Dictionary<string, object?>();
@@ -141,12 +154,12 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
 
         if (!validation.IsValid)
         {
-            return (null, InventoryError.Invalid(validation), null);
+            return CommandError.Invalid(validation);
         }
 
         if (changes.Count == 0)
         {
-            return (location, null, changes);
+            return location;
         }
 
         location.UpdatedAt = time.GetUtcNow();
@@ -156,7 +169,7 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
             var (ancestors, error) = await AncestorsAsync(tenant, location.ParentId, location.Id, cancellationToken);
             if (error is not null)
             {
-                return (null, error, null);
+                return error;
             }
 
             // Every ancestor is relied on (none of them may become a descendant of this one meanwhile).
@@ -167,40 +180,43 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
         {
             var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
             location.ETag = responses.Value[0].Headers.ETag ?? default;
-            return (location, null, changes);
         }
         catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)
         {
-            return (null, InventoryError.Stale("location or one of its new ancestors"), null);
+            return CommandError.Stale("location or one of its new ancestors");
         }
+
+        await events.PublishAsync(tenant, new PlatformEvent("inventory.location.updated", caller.Actor, "location", location.Id, changes), cancellationToken);
+        return location;
     }
 
-    public async Task<InventoryError?> DeleteAsync(TenantId tenant, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    public async Task<Outcome<string>> DeleteAsync(Caller caller, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
+        var tenant = caller.Tenant;
         for (var attempt = 1; ; attempt++)
         {
             var location = await GetAsync(tenant, id, cancellationToken);
             if (location is null)
             {
-                return InventoryError.NotFound("location");
+                return CommandError.NotFound("location");
             }
 
             if (!ifMatch(location.ETag))
             {
-                return InventoryError.Stale("location");
+                return CommandError.Stale("location");
             }
 
             var partition = store.For(tenant);
             await foreach (var _ in partition.QueryWhereAsync<LocationEntity>(
                 $"RowKey ge {LocationEntity.KeyPrefix} and RowKey lt {"l;"} and ParentId eq {id}", maxPerPage: 1, cancellationToken))
             {
-                return new InventoryError(409, "location_has_children", "This location contains other locations; move or delete them first.");
+                return CommandError.Conflict("location_has_children", "This location contains other locations; move or delete them first.");
             }
 
             await foreach (var _ in partition.QueryWhereAsync<StockEntity>(
                 $"RowKey ge {StockEntity.KeyPrefix} and RowKey lt {"s;"} and LocationId eq {id} and Quantity gt {0.0}", maxPerPage: 1, cancellationToken))
             {
-                return new InventoryError(409, "location_not_empty", "This location holds stock; move it elsewhere (a transfer) first.");
+                return CommandError.Conflict("location_not_empty", "This location holds stock; move it elsewhere (a transfer) first.");
             }
 
             try
@@ -208,14 +224,15 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
                 // Conditioned on the ETag read before the checks: adding a child or moving stock in touches this
                 // row, so either of them happening meanwhile fails the delete and the checks run again.
                 await partition.DeleteAsync(location.RowKey, location.ETag, cancellationToken);
-                return null;
+                await events.PublishAsync(tenant, new PlatformEvent("inventory.location.deleted", caller.Actor, "location", id), cancellationToken);
+                return id;
             }
             catch (RequestFailedException ex) when (ex.Status == 412 && attempt < MaxAttempts)
             {
             }
             catch (RequestFailedException ex) when (ex.Status is 404 or 412)
             {
-                return ex.Status == 404 ? InventoryError.NotFound("location") : InventoryError.Stale("location");
+                return ex.Status == 404 ? CommandError.NotFound("location") : CommandError.Stale("location");
             }
         }
     }
@@ -224,7 +241,7 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
     /// The location <paramref name="parentId"/> and its ancestors, nearest first; an error when it does not exist,
     /// when <paramref name="childId"/> is among them (a cycle), or when the chain is too deep.
     /// </summary>
-    private async Task<(List<LocationEntity> Ancestors, InventoryError? Error)> AncestorsAsync(
+    private async Task<(List<LocationEntity> Ancestors, CommandError? Error)> AncestorsAsync(
         TenantId tenant, string parentId, string childId, CancellationToken cancellationToken)
     {
         var chain = new List<LocationEntity>();
@@ -233,12 +250,12 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
         {
             if (nextId == childId)
             {
-                return (chain, new InventoryError(409, "location_cycle", "A location cannot be placed inside itself or one of its own descendants."));
+                return (chain, CommandError.Conflict("location_cycle", "A location cannot be placed inside itself or one of its own descendants."));
             }
 
             if (chain.Count >= MaxDepth - 1)
             {
-                return (chain, new InventoryError(400, "location_too_deep", $"Locations nest at most {MaxDepth} levels deep."));
+                return (chain, new CommandError(400, "location_too_deep", $"Locations nest at most {MaxDepth} levels deep."));
             }
 
             var next = await GetAsync(tenant, nextId, cancellationToken);
@@ -246,7 +263,7 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
             {
                 return (chain, chain.Count == 0
                     ? ParentNotFound(parentId)
-                    : new InventoryError(409, "location_tree_changed", "The location tree changed meanwhile; try again."));
+                    : CommandError.Conflict("location_tree_changed", "The location tree changed meanwhile; try again."));
             }
 
             chain.Add(next);
@@ -260,7 +277,7 @@ public sealed class LocationCommands(InventoryStore store, TimeProvider time)
     internal static TableTransactionAction Touch(ITableEntity row) =>
         new(TableTransactionActionType.UpdateMerge, new TableEntity(row.PartitionKey, row.RowKey), row.ETag);
 
-    private static InventoryError ParentNotFound(string parentId) =>
+    private static CommandError ParentNotFound(string parentId) =>
         new(400, "parent_not_found", $"There is no location {parentId} in this tenant to be the parent.");
 
     private static string? Optional(Validation validation, string field, string? value, int maxLength)

@@ -38,84 +38,38 @@ public static class LocationsEndpoints
     }
 
     internal static async Task<Results<Created<LocationView>, ProblemHttpResult>> CreateLocation(
-        CreateLocationRequest request, ClaimsPrincipal principal, HttpContext http, LocationCommands commands, EventPublisher events, CancellationToken cancellationToken)
-    {
-        var caller = Caller.From(principal)!;
-        var (location, error) = await commands.CreateAsync(caller.Tenant, new LocationInput(request.Name, request.Code, request.ParentId, request.Description), cancellationToken);
-        if (location is null)
-        {
-            return error!.ToProblem();
-        }
-
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.location.created", Actor(caller, http), "location", location.Id,
-            new Dictionary<string, object?> { ["name"] = location.Name, ["parentId"] = location.ParentId }), cancellationToken);
-        http.Response.Headers.ETag = ETags.For(location.ETag);
-        return TypedResults.Created($"{Path}/{location.Id}", LocationView.From(location));
-    }
+        CreateLocationRequest request, Caller caller, HttpContext http, LocationCommands commands, CancellationToken cancellationToken) =>
+        (await commands.CreateAsync(caller, new LocationInput(request.Name, request.Code, request.ParentId, request.Description), cancellationToken))
+            .ToResult(location => TypedResults.Created($"{Path}/{location.Id}", View(http, location)));
 
     internal static async Task<Results<Ok<LocationView>, ProblemHttpResult>> GetLocation(
-        string id, ClaimsPrincipal principal, HttpContext http, LocationCommands commands, CancellationToken cancellationToken)
-    {
-        var location = await commands.GetAsync(Caller.From(principal)!.Tenant, id, cancellationToken);
-        if (location is null)
-        {
-            return InventoryError.NotFound("location").ToProblem();
-        }
-
-        http.Response.Headers.ETag = ETags.For(location.ETag);
-        return TypedResults.Ok(LocationView.From(location));
-    }
+        string id, Caller caller, HttpContext http, LocationCommands commands, CancellationToken cancellationToken) =>
+        await commands.GetAsync(caller.Tenant, id, cancellationToken) is { } location
+            ? TypedResults.Ok(View(http, location))
+            : CommandError.NotFound("location").ToProblem();
 
     internal static async Task<Results<Ok<LocationView>, ProblemHttpResult>> UpdateLocation(
-        string id, JsonElement request, ClaimsPrincipal principal, HttpContext http, LocationCommands commands, EventPublisher events, CancellationToken cancellationToken)
-    {
-        var caller = Caller.From(principal)!;
-        var validation = new Validation();
-        if (request.ValueKind != JsonValueKind.Object)
-        {
-            return validation.Add("body", "must be a JSON object").ToProblem();
-        }
-
-        var (location, error, changes) = await commands.UpdateAsync(caller.Tenant, id, new PatchBody(request, validation),
-            etag => ETags.IfMatchAllows(http.Request, etag), validation, cancellationToken);
-        if (location is null)
-        {
-            return error!.ToProblem();
-        }
-
-        if (changes is { Count: > 0 })
-        {
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.location.updated", Actor(caller, http), "location", location.Id, changes), cancellationToken);
-        }
-
-        http.Response.Headers.ETag = ETags.For(location.ETag);
-        return TypedResults.Ok(LocationView.From(location));
-    }
+        string id, JsonElement request, Caller caller, HttpContext http, LocationCommands commands, CancellationToken cancellationToken) =>
+        (await commands.UpdateAsync(caller, id, request, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken))
+            .ToResult(location => TypedResults.Ok(View(http, location)));
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteLocation(
-        string id, ClaimsPrincipal principal, HttpContext http, LocationCommands commands, EventPublisher events, CancellationToken cancellationToken)
-    {
-        var caller = Caller.From(principal)!;
-        var error = await commands.DeleteAsync(caller.Tenant, id, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken);
-        if (error is not null)
-        {
-            return error.ToProblem();
-        }
+        string id, Caller caller, HttpContext http, LocationCommands commands, CancellationToken cancellationToken) =>
+        (await commands.DeleteAsync(caller, id, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken)).ToResult(_ => TypedResults.NoContent());
 
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.location.deleted", Actor(caller, http), "location", id), cancellationToken);
-        return TypedResults.NoContent();
+    private static LocationView View(HttpContext http, LocationEntity location)
+    {
+        http.Response.Headers.ETag = ETags.For(location.ETag);
+        return LocationView.From(location);
     }
 
     internal static async Task<Results<Ok<PagedList<LocationView>>, ProblemHttpResult>> ListLocations(
         string? filter, string? q, string? sort, string? pageSize, string? continuationToken,
-        ClaimsPrincipal principal, LocationCommands commands, ContinuationTokens tokens, CancellationToken cancellationToken)
+        Caller caller, LocationCommands commands, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var rows = (await commands.AllAsync(caller.Tenant, cancellationToken)).Select(l => new ListedLocation(LocationView.From(l)));
         return InMemoryLists.Page(rows, Schema, filter, q, sort, pageSize, continuationToken, "", caller.Tenant, tokens);
     }
-
-    internal static Events.Actor Actor(Caller caller, HttpContext http) => Events.Actor.User(caller.UserId, AuthEndpoints.ClientIp(http));
 
     private sealed record ListedLocation(LocationView View) : IListed<LocationView>
     {

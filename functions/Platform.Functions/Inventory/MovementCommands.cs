@@ -1,5 +1,7 @@
 using Azure;
 using Azure.Data.Tables;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Storage;
 
@@ -14,7 +16,11 @@ public sealed record MovementInput(
 /// and two concurrent movements can never both apply to the same stale quantity: the loser gets 412 from storage,
 /// reads again and re-checks (for instance, that enough stock is left), up to <see cref="MaxAttempts"/> times.
 /// </summary>
-public sealed class MovementCommands(InventoryStore store, ItemCommands items, LocationCommands locations, InventoryProjections projections, TimeProvider time)
+/// <summary>A recorded movement and the item as it stands after it.</summary>
+public sealed record RecordedMovement(MovementEntity Movement, ItemEntity Item);
+
+public sealed class MovementCommands(
+    InventoryStore store, ItemCommands items, LocationCommands locations, InventoryProjections projections, AlertMonitor alerts, EventPublisher events, TimeProvider time)
 {
     public const int MaxReasonLength = 500;
     public const int MaxTextLength = 100;
@@ -23,9 +29,14 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
     /// <summary>Generous: each lost race means another movement of the same item succeeded meanwhile.</summary>
     public const int MaxAttempts = 100;
 
-    public async Task<(MovementEntity? Movement, ItemEntity? Item, InventoryError? Error)> RecordAsync(
-        TenantId tenant, string itemId, MovementInput input, string? actorId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Records the movement and does what follows from it: this instance's projection, the
+    /// <c>inventory.movement.created</c> event and the item's alerts.
+    /// </summary>
+    public async Task<Outcome<RecordedMovement>> RecordAsync(Caller caller, string itemId, MovementInput input, CancellationToken cancellationToken)
     {
+        var tenant = caller.Tenant;
+        var actorId = caller.UserId;
         var validation = new Validation();
         var type = input.Type?.Trim().ToLowerInvariant();
         if (type is null || !MovementType.All.Contains(type))
@@ -54,7 +65,7 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
 
         if (!validation.IsValid)
         {
-            return (null, null, InventoryError.Invalid(validation));
+            return CommandError.Invalid(validation);
         }
 
         quantity = Math.Round(quantity, 6);
@@ -63,12 +74,12 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
             var item = await items.GetAsync(tenant, itemId, cancellationToken);
             if (item is null)
             {
-                return (null, null, InventoryError.NotFound("item"));
+                return CommandError.NotFound("item");
             }
 
             if (item.Status == ItemStatus.Archived)
             {
-                return (null, null, new InventoryError(409, "item_archived", "This item is archived; movements cannot be recorded for it."));
+                return CommandError.Conflict("item_archived", "This item is archived; movements cannot be recorded for it.");
             }
 
             // Where the stock leaves from and arrives at; the item's own location stands in for one not given.
@@ -82,14 +93,14 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
 
             if (type == MovementType.Transfer && source == target)
             {
-                return (null, null, new InventoryError(400, "same_location", "A transfer needs two different locations."));
+                return new CommandError(400, "same_location", "A transfer needs two different locations.");
             }
 
             foreach (var locationId in new[] { source, target })
             {
                 if (locationId is not null && await locations.GetAsync(tenant, locationId, cancellationToken) is null)
                 {
-                    return (null, null, ItemCommands.LocationNotFound(locationId));
+                    return ItemCommands.LocationNotFound(locationId);
                 }
             }
 
@@ -102,8 +113,8 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
             {
                 if (sourceStock.Quantity < quantity)
                 {
-                    return (null, null, new InventoryError(409, "insufficient_stock",
-                        $"Only {sourceStock.Quantity} in stock at {(source is null ? "no location" : $"location {source}")}; cannot take {quantity}."));
+                    return CommandError.Conflict("insufficient_stock",
+                        $"Only {sourceStock.Quantity} in stock at {(source is null ? "no location" : $"location {source}")}; cannot take {quantity}.");
                 }
 
                 sourceStock.Quantity = Math.Round(sourceStock.Quantity - quantity, 6);
@@ -182,11 +193,21 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
                 var responses = await partition.SubmitTransactionAsync(actions, cancellationToken);
                 item.ETag = responses.Value[0].Headers.ETag ?? default;
                 projections.Apply(tenant, item, sourceStock, targetStock);
-                return (movement, item, null);
+                await events.PublishAsync(tenant, new PlatformEvent("inventory.movement.created", caller.Actor, "movement", movement.Id,
+                    new Dictionary<string, object?>
+                    {
+                        ["itemId"] = movement.ItemId,
+                        ["type"] = movement.Type,
+                        ["quantity"] = movement.Quantity,
+                        ["delta"] = movement.Delta,
+                        ["quantityAfter"] = movement.QuantityAfter,
+                    }), cancellationToken);
+                item.ETag = await alerts.SyncAsync(tenant, item, cancellationToken) ?? item.ETag;
+                return new RecordedMovement(movement, item);
             }
             catch (TableTransactionFailedException ex) when (ex.Status == 404 && ex.FailedTransactionActionIndex == touchAt)
             {
-                return (null, null, ItemCommands.LocationNotFound(target!));
+                return ItemCommands.LocationNotFound(target!);
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
             {
@@ -195,7 +216,7 @@ public sealed class MovementCommands(InventoryStore store, ItemCommands items, L
             }
         }
 
-        return (null, null, new InventoryError(409, "concurrent_update", "This item is changing too quickly right now; retry the movement."));
+        return CommandError.Conflict("concurrent_update", "This item is changing too quickly right now; retry the movement.");
     }
 
     public async Task<List<StockEntity>> StockOfAsync(TenantId tenant, string itemId, CancellationToken cancellationToken)

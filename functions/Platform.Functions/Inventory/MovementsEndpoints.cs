@@ -36,49 +36,32 @@ public static class MovementsEndpoints
     }
 
     internal static async Task<Results<Created<MovementResult>, ProblemHttpResult>> RecordMovement(
-        string id, CreateMovementRequest request, ClaimsPrincipal principal, HttpContext http, MovementCommands commands, AlertMonitor alerts, EventPublisher events,
-        CancellationToken cancellationToken)
-    {
-        var caller = Caller.From(principal)!;
-        var (movement, item, error) = await commands.RecordAsync(caller.Tenant, id,
+        string id, CreateMovementRequest request, Caller caller, HttpContext http, MovementCommands commands, CancellationToken cancellationToken) =>
+        (await commands.RecordAsync(caller, id,
             new MovementInput(request.Type, request.Quantity, request.Reason, request.FromLocationId, request.ToLocationId, request.Batch, request.Supplier, request.Reference),
-            caller.UserId, cancellationToken);
-        if (movement is null)
-        {
-            return error!.ToProblem();
-        }
-
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.movement.created", LocationsEndpoints.Actor(caller, http), "movement", movement.Id,
-            new Dictionary<string, object?>
+            cancellationToken))
+            .ToResult(recorded =>
             {
-                ["itemId"] = movement.ItemId,
-                ["type"] = movement.Type,
-                ["quantity"] = movement.Quantity,
-                ["delta"] = movement.Delta,
-                ["quantityAfter"] = movement.QuantityAfter,
-            }), cancellationToken);
-        item!.ETag = await alerts.SyncAsync(caller.Tenant, item, cancellationToken) ?? item.ETag;
-        http.Response.Headers.ETag = ETags.For(item!.ETag);
-        return TypedResults.Created($"{Path}/{movement.Id}", new MovementResult(MovementView.From(movement), item.Quantity));
-    }
+                http.Response.Headers.ETag = ETags.For(recorded.Item.ETag);
+                return TypedResults.Created($"{Path}/{recorded.Movement.Id}", new MovementResult(MovementView.From(recorded.Movement), recorded.Item.Quantity));
+            });
 
     internal static async Task<Results<Ok<MovementView>, ProblemHttpResult>> GetMovement(
-        string id, ClaimsPrincipal principal, InventoryStore store, CancellationToken cancellationToken)
+        string id, Caller caller, InventoryStore store, CancellationToken cancellationToken)
     {
         var movement = InventoryStore.IsPlausibleId(id)
-            ? await store.For(Caller.From(principal)!.Tenant).GetAsync<MovementEntity>(MovementEntity.TenantPrefix + id, cancellationToken)
+            ? await store.For(caller.Tenant).GetAsync<MovementEntity>(MovementEntity.TenantPrefix + id, cancellationToken)
             : null;
-        return movement is null ? InventoryError.NotFound("movement").ToProblem() : TypedResults.Ok(MovementView.From(movement));
+        return movement is null ? CommandError.NotFound("movement").ToProblem() : TypedResults.Ok(MovementView.From(movement));
     }
 
     internal static async Task<Results<Ok<ItemStockView>, ProblemHttpResult>> GetStock(
-        string id, ClaimsPrincipal principal, ItemCommands items, MovementCommands commands, CancellationToken cancellationToken)
+        string id, Caller caller, ItemCommands items, MovementCommands commands, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var item = await items.GetAsync(caller.Tenant, id, cancellationToken);
         if (item is null)
         {
-            return InventoryError.NotFound("item").ToProblem();
+            return CommandError.NotFound("item").ToProblem();
         }
 
         var rows = await commands.StockOfAsync(caller.Tenant, item.Id, cancellationToken);
@@ -88,12 +71,11 @@ public static class MovementsEndpoints
 
     internal static async Task<Results<Ok<PagedList<MovementView>>, ProblemHttpResult>> ListItemMovements(
         string id, string? type, string? batch, string? supplier, DateTimeOffset? from, DateTimeOffset? to, string? pageSize, string? continuationToken,
-        ClaimsPrincipal principal, ItemCommands items, InventoryStore store, ContinuationTokens tokens, CancellationToken cancellationToken)
+        Caller caller, ItemCommands items, InventoryStore store, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (await items.GetAsync(caller.Tenant, id, cancellationToken) is null)
         {
-            return InventoryError.NotFound("item").ToProblem();
+            return CommandError.NotFound("item").ToProblem();
         }
 
         return await PageAsync(caller.Tenant, MovementEntity.ItemPrefixFor(id), type, batch, supplier, from, to, pageSize, continuationToken, store, tokens, cancellationToken);
@@ -101,9 +83,8 @@ public static class MovementsEndpoints
 
     internal static async Task<Results<Ok<PagedList<MovementView>>, ProblemHttpResult>> ListMovements(
         string? type, string? itemId, string? batch, string? supplier, DateTimeOffset? from, DateTimeOffset? to, string? pageSize, string? continuationToken,
-        ClaimsPrincipal principal, InventoryStore store, ContinuationTokens tokens, CancellationToken cancellationToken)
+        Caller caller, InventoryStore store, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (itemId is not null && !InventoryStore.IsPlausibleId(itemId))
         {
             return new Validation().Add("itemId", "must be an item id").ToProblem();

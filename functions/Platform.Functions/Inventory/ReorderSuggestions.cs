@@ -28,9 +28,8 @@ public static class ReorderSuggestionsEndpoints
         app.MapGet(Path, List).RequirePermission(Permissions.InventoryRead).WithTags("Inventory").WithName("ListReorderSuggestions");
 
     internal static async Task<Ok<PagedList<ReorderSuggestion>>> List(
-        ClaimsPrincipal principal, InventoryProjections projections, InventoryStore store, TimeProvider time, CancellationToken cancellationToken)
+        Caller caller, InventoryProjections projections, InventoryStore store, TimeProvider time, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var now = time.GetUtcNow();
         var since90 = now.AddDays(-90);
         var since30 = now.AddDays(-30);

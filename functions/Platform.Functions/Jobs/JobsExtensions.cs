@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using System.ComponentModel.DataAnnotations;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
@@ -22,7 +23,7 @@ public static class JobsExtensions
     public static IHostApplicationBuilder AddJobs(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<JobOptions>().BindConfiguration(JobOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddValidatedOptions<JobOptions>(JobOptions.Section);
         services.AddOptions<JobTypeRegistry>();
         services.AddStorageTable(JobQueue.TableName);
         services.AddSingleton<JobQueue>();

@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -9,7 +10,7 @@ public static class MailExtensions
     public static IHostApplicationBuilder AddMail(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<MailOptions>().BindConfiguration(MailOptions.Section).ValidateOnStart();
+        services.AddValidatedOptions<MailOptions>(MailOptions.Section);
         services.AddSingleton<IValidateOptions<MailOptions>, MailOptionsValidator>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<MailTemplates>();

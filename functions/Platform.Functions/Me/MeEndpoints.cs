@@ -23,7 +23,7 @@ public static class MeEndpoints
     public const long MaxAvatarBytes = 2 * 1024 * 1024;
     public const string AvatarContainer = "avatars";
 
-    public static RouteGroupBuilder MapMe(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/me").WithTags("Me").RequireAuthorization();
         group.MapGet("/", GetMe).WithName("GetMe");
@@ -41,9 +41,8 @@ public static class MeEndpoints
     public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword);
 
     internal static async Task<Results<Ok<UserView>, ProblemHttpResult>> GetMe(
-        ClaimsPrincipal principal, HttpContext http, UserDirectory users, CancellationToken cancellationToken)
+        Caller caller, HttpContext http, UserDirectory users, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken);
         if (user is null)
         {
@@ -55,10 +54,9 @@ public static class MeEndpoints
     }
 
     internal static async Task<Results<Ok<UserView>, ProblemHttpResult>> UpdateMe(
-        UpdateMeRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users, EventPublisher events, TimeProvider time,
+        UpdateMeRequest request, Caller caller, HttpContext http, UserDirectory users, EventPublisher events, TimeProvider time,
         CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         if (!ETags.IfMatchAllows(http.Request, user.ETag))
         {
@@ -116,7 +114,7 @@ public static class MeEndpoints
                 return Problems.Create(412, "precondition_failed", "Precondition failed", "The account changed while you updated it; read it again.");
             }
 
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.updated", Actor.User(user.Id, AuthEndpoints.ClientIp(http)), "user", user.Id, changes), cancellationToken);
+            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.updated", caller.Actor, "user", user.Id, changes), cancellationToken);
         }
 
         http.Response.Headers.ETag = ETags.For(user.ETag);
@@ -124,10 +122,9 @@ public static class MeEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ChangePassword(
-        ChangePasswordRequest request, ClaimsPrincipal principal, HttpContext http, UserDirectory users,
+        ChangePasswordRequest request, Caller caller, HttpContext http, UserDirectory users,
         AccountSecurity security, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         if (await security.CheckPasswordAsync(caller.Tenant, user, request.CurrentPassword, http, cancellationToken) is { } refused)
         {
@@ -140,15 +137,14 @@ public static class MeEndpoints
             return validation.ToProblem();
         }
 
-        await security.SetPasswordAsync(caller.Tenant, user, request.NewPassword!, "auth.password.changed", caller.SessionId, AuthEndpoints.ClientIp(http), cancellationToken);
+        await security.SetPasswordAsync(caller.Tenant, user, request.NewPassword!, "auth.password.changed", caller.SessionId, Caller.ClientIp(http), cancellationToken);
         return TypedResults.NoContent();
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> PutAvatar(
-        ClaimsPrincipal principal, HttpContext http, UserDirectory users, StorageAccount storage, EventPublisher events, TimeProvider time,
+        Caller caller, HttpContext http, UserDirectory users, StorageAccount storage, EventPublisher events, TimeProvider time,
         CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         if (!ETags.IfMatchAllows(http.Request, user.ETag))
         {
@@ -187,14 +183,13 @@ public static class MeEndpoints
         user.AvatarContentType = actual;
         user.UpdatedAt = time.GetUtcNow();
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.avatar.updated", Actor.User(user.Id, AuthEndpoints.ClientIp(http)), "user", user.Id), cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.avatar.updated", caller.Actor, "user", user.Id), cancellationToken);
         return TypedResults.NoContent();
     }
 
     internal static async Task<Results<FileStreamHttpResult, ProblemHttpResult>> GetAvatar(
-        string id, ClaimsPrincipal principal, UserDirectory users, StorageAccount storage, CancellationToken cancellationToken)
+        string id, Caller caller, UserDirectory users, StorageAccount storage, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var user = await users.GetAsync(caller.Tenant, id, cancellationToken);
         if (user?.AvatarContentType is null)
         {
@@ -217,13 +212,4 @@ public static class MeEndpoints
         JsonValueKind.Array => 1 + element.EnumerateArray().Select(Depth).DefaultIfEmpty(0).Max(),
         _ => 0,
     };
-}
-
-public static class MeExtensions
-{
-    public static IHostApplicationBuilder AddMe(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddStorageContainer(MeEndpoints.AvatarContainer);
-        return builder;
-    }
 }

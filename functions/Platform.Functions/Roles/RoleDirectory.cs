@@ -90,16 +90,11 @@ public sealed class RoleDirectory(StorageAccount storage, IMemoryCache cache)
 /// </summary>
 public sealed class CallerPermissions(SessionGuard guard, RoleDirectory roles)
 {
-    /// <summary>Claim carrying an API key's scopes, space-separated.</summary>
-    public const string ScopesClaim = "scopes";
+    public Task<IReadOnlySet<string>> ForAsync(ClaimsPrincipal principal, CancellationToken cancellationToken) =>
+        Caller.From(principal) is { } caller ? ForAsync(caller, cancellationToken) : Task.FromResult<IReadOnlySet<string>>(new HashSet<string>());
 
-    public async Task<IReadOnlySet<string>> ForAsync(ClaimsPrincipal principal, CancellationToken cancellationToken)
+    public async Task<IReadOnlySet<string>> ForAsync(Caller caller, CancellationToken cancellationToken)
     {
-        if (Caller.From(principal) is not { } caller)
-        {
-            return new HashSet<string>();
-        }
-
         var standing = await guard.GetStandingAsync(caller, cancellationToken);
         if (!standing.IsValid)
         {
@@ -107,9 +102,9 @@ public sealed class CallerPermissions(SessionGuard guard, RoleDirectory roles)
         }
 
         var granted = await roles.PermissionsOfAsync(caller.Tenant, standing.Roles, cancellationToken);
-        if (principal.FindFirst(ScopesClaim)?.Value is { } scopes)
+        if (caller.Scopes is { } scopes)
         {
-            var scoped = scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+            var scoped = scopes.ToHashSet(StringComparer.Ordinal);
             scoped.IntersectWith(granted);
             return scoped;
         }
@@ -134,27 +129,11 @@ internal sealed class PermissionHandler(CallerPermissions permissions) : Authori
 
 public static class PermissionExtensions
 {
-    private const string PolicyPrefix = "permission:";
+    internal const string PolicyPrefix = "permission:";
 
     /// <summary>The route needs an authenticated caller holding <paramref name="permission"/>; otherwise 401 or 403.</summary>
     public static TBuilder RequirePermission<TBuilder>(this TBuilder builder, string permission) where TBuilder : IEndpointConventionBuilder =>
         Permissions.All.Contains(permission)
             ? builder.RequireAuthorization(PolicyPrefix + permission)
             : throw new ArgumentException($"'{permission}' is not a permission.", nameof(permission));
-
-    public static IHostApplicationBuilder AddRoles(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddStorageTable(RoleDirectory.TableName);
-        builder.Services.AddSingleton<RoleDirectory>();
-        builder.Services.AddSingleton<CallerPermissions>();
-        builder.Services.AddSingleton<IAuthorizationHandler, PermissionHandler>();
-        builder.Services.AddAuthorizationBuilder().Services.Configure<AuthorizationOptions>(options =>
-        {
-            foreach (var permission in Permissions.All)
-            {
-                options.AddPolicy(PolicyPrefix + permission, policy => policy.RequireAuthenticatedUser().AddRequirements(new PermissionRequirement(permission)));
-            }
-        });
-        return builder;
-    }
 }

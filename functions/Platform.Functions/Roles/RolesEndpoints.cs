@@ -16,7 +16,7 @@ public static partial class RolesEndpoints
     [GeneratedRegex("^[a-z][a-z0-9-]{1,39}$")]
     private static partial Regex RoleName();
 
-    public static RouteGroupBuilder MapRoles(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         app.MapGet("/api/v1/permissions", () => TypedResults.Ok(new PagedList<PermissionView>(
                 [.. Permissions.Descriptions.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new PermissionView(p.Key, p.Value))], null)))
@@ -35,9 +35,9 @@ public static partial class RolesEndpoints
 
     public sealed record RoleRequest(IReadOnlyList<string>? Permissions);
 
-    internal static async Task<Ok<PagedList<RoleView>>> ListRoles(ClaimsPrincipal principal, RoleDirectory roles, CancellationToken cancellationToken)
+    internal static async Task<Ok<PagedList<RoleView>>> ListRoles(Caller caller, RoleDirectory roles, CancellationToken cancellationToken)
     {
-        var all = await roles.AllAsync(Caller.From(principal)!.Tenant, cancellationToken);
+        var all = await roles.AllAsync(caller.Tenant, cancellationToken);
         return TypedResults.Ok(new PagedList<RoleView>(
             [.. all.OrderBy(r => BuiltInRoles.IsBuiltIn(r.Key) ? 0 : 1).ThenBy(r => r.Key, StringComparer.Ordinal)
                 .Select(r => new RoleView(r.Key, [.. r.Value.Order(StringComparer.Ordinal)], BuiltInRoles.IsBuiltIn(r.Key)))],
@@ -45,10 +45,9 @@ public static partial class RolesEndpoints
     }
 
     internal static async Task<Results<Ok<RoleView>, Created<RoleView>, ProblemHttpResult>> PutRole(
-        string name, RoleRequest request, ClaimsPrincipal principal, HttpContext http, RoleDirectory roles, CallerPermissions permissions,
+        string name, RoleRequest request, Caller caller, HttpContext http, RoleDirectory roles, CallerPermissions permissions,
         EventPublisher events, TimeProvider time, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (BuiltInRoles.IsBuiltIn(name))
         {
             return BuiltIn(name);
@@ -72,7 +71,7 @@ public static partial class RolesEndpoints
             return validation.ToProblem();
         }
 
-        var held = await permissions.ForAsync(principal, cancellationToken);
+        var held = await permissions.ForAsync(caller, cancellationToken);
         var notHeld = requested.Where(p => !held.Contains(p)).Distinct().Order(StringComparer.Ordinal).ToList();
         if (notHeld.Count > 0)
         {
@@ -108,16 +107,15 @@ public static partial class RolesEndpoints
 
         roles.Forget(caller.Tenant);
         await events.PublishAsync(caller.Tenant, new PlatformEvent(existing is null ? "role.created" : "role.updated",
-            Actor.User(caller.UserId, AuthEndpoints.ClientIp(http)), "role", name, new Dictionary<string, object?> { ["permissions"] = role.PermissionList }), cancellationToken);
+            caller.Actor, "role", name, new Dictionary<string, object?> { ["permissions"] = role.PermissionList }), cancellationToken);
         var view = new RoleView(name, role.PermissionList, false);
         return existing is null ? TypedResults.Created($"/api/v1/roles/{name}", view) : TypedResults.Ok(view);
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteRole(
-        string name, ClaimsPrincipal principal, HttpContext http, RoleDirectory roles, UserProjections users, EventPublisher events,
+        string name, Caller caller, HttpContext http, RoleDirectory roles, UserProjections users, EventPublisher events,
         CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (BuiltInRoles.IsBuiltIn(name))
         {
             return BuiltIn(name);
@@ -137,7 +135,7 @@ public static partial class RolesEndpoints
 
         await rows.DeleteAsync(name, cancellationToken: cancellationToken);
         roles.Forget(caller.Tenant);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("role.deleted", Actor.User(caller.UserId, AuthEndpoints.ClientIp(http)), "role", name), cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("role.deleted", caller.Actor, "role", name), cancellationToken);
         return TypedResults.NoContent();
     }
 

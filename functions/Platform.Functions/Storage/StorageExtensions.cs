@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Platform.Functions.Storage;
@@ -7,7 +8,7 @@ public static class StorageExtensions
     public static IHostApplicationBuilder AddPlatformStorage(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddValidatedOptions<StorageOptions>(StorageOptions.Section);
         services.AddOptions<StorageConnection>()
             .Configure<IConfiguration>(StorageConnection.Bind)
             .ValidateOnStart();

@@ -54,15 +54,3 @@ public sealed partial class DemoTenant(
     [LoggerMessage(Level = LogLevel.Information, Message = "Demo tenant '{Slug}' exists; its admin is {Email} (password printed when it was created; delete .azurite/ to start over)")]
     private static partial void LogExists(ILogger logger, string slug, string email);
 }
-
-public static class TenantsExtensions
-{
-    public static IHostApplicationBuilder AddTenants(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddStorageTable(TenantDirectory.TableName);
-        builder.Services.AddSingleton<TenantDirectory>();
-        builder.Services.AddSingleton<TenantSignUp>();
-        builder.Services.AddHostedService<DemoTenant>();
-        return builder;
-    }
-}

@@ -83,6 +83,16 @@ public sealed partial class TenantDirectory(StorageAccount storage, IMemoryCache
         return row.HasValue ? row.Value : null;
     }
 
+    /// <summary>Every tenant's id, for work that runs across tenants (timers, housekeeping).</summary>
+    public async IAsyncEnumerable<TenantId> AllIdsAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var tenant in Table.QueryAsync<TenantEntity>(
+            t => t.PartitionKey == Partition && t.RowKey.CompareTo("id:") >= 0 && t.RowKey.CompareTo("id;") < 0, cancellationToken: cancellationToken))
+        {
+            yield return new TenantId(tenant.Id);
+        }
+    }
+
     private static string SlugCacheKey(string slug) => "tenant-slug:" + slug;
 }
 

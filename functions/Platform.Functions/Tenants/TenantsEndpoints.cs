@@ -13,7 +13,7 @@ public static class TenantsEndpoints
 {
     public const int MaxNameLength = 100;
 
-    public static RouteGroupBuilder MapTenants(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/tenants").WithTags("Tenants");
         group.MapPost("/", SignUp)
@@ -66,7 +66,7 @@ public static class TenantsEndpoints
         }
 
         var created = await signUp.CreateAsync(name, slug, request.Admin!.Email!.Trim(), request.Admin.Password!, displayName,
-            AuthEndpoints.ClientIp(http), cancellationToken);
+            Caller.ClientIp(http), cancellationToken);
         if (created is not var (tenant, admin))
         {
             return Problems.Create(StatusCodes.Status409Conflict, "slug_taken", "Slug taken", $"The slug '{slug}' belongs to another tenant.");

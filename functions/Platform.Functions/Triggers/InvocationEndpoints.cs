@@ -22,7 +22,7 @@ public static class InvocationEndpoints
     /// One literal route per declared function, so that <c>/{FunctionName}</c> does not swallow other single-segment
     /// paths: an unknown name is an unknown route (404), not a 405 for some other method.
     /// </summary>
-    public static RouteGroupBuilder MapFunctionInvocations(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("").ExcludeFromDescription().WithMetadata(new RequestSizeLimitAttribute(MaxPayloadBytes));
         foreach (var function in app.ServiceProvider.GetRequiredService<FunctionCatalog>().All)

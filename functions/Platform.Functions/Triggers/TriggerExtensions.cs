@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Storage;
@@ -15,9 +16,8 @@ public static class TriggerExtensions
     public static IHostApplicationBuilder AddPlatformTriggers(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<TriggerOptions>().BindConfiguration(TriggerOptions.Section)
-            .PostConfigure<IConfiguration>((o, configuration) => o.Standalone ??= string.IsNullOrEmpty(configuration[FunctionsHost.PortVariable]))
-            .ValidateDataAnnotations().ValidateOnStart();
+        services.AddValidatedOptions<TriggerOptions>(TriggerOptions.Section)
+            .PostConfigure<IConfiguration>((o, configuration) => o.Standalone ??= string.IsNullOrEmpty(configuration[FunctionsHost.PortVariable]));
         services.AddSingleton<FunctionCatalog>();
         services.AddSingleton<FunctionInvoker>();
         services.TryAddSingleton(TimeProvider.System);
@@ -30,4 +30,7 @@ public static class TriggerExtensions
 
         return builder;
     }
+
+    /// <summary><c>POST /{FunctionName}</c> for each declared timer and queue function (the Functions host's calls).</summary>
+    public static RouteGroupBuilder MapFunctionInvocations(this IEndpointRouteBuilder app) => InvocationEndpoints.MapRoutes(app);
 }

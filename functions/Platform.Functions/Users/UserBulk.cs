@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Claims;
 using System.Text.Json;
 using Azure.Data.Tables;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -39,19 +38,17 @@ public static partial class UsersEndpoints
     /// is retried without that one, so 1000 creates take about 20 round trips and one bad row fails only itself.
     /// </summary>
     internal static async Task<Results<Ok<BulkResponse>, ProblemHttpResult>> Bulk(
-        BulkRequest request, ClaimsPrincipal principal, HttpContext http, CallerPermissions permissions, UserCommands commands,
+        BulkRequest request, Caller caller, CallerPermissions permissions, UserCommands commands,
         UserDirectory users, UserProjections projections, EventPublisher events, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         if (request.Operations is not { Count: > 0 } operations || operations.Count > MaxBulkOperations)
         {
             return new Validation().Add("operations", $"must hold 1 to {MaxBulkOperations} operations").ToProblem();
         }
 
-        var granted = await permissions.ForAsync(principal, cancellationToken);
+        var granted = await permissions.ForAsync(caller, cancellationToken);
         var results = new BulkResult?[operations.Count];
         var prepared = new ConcurrentDictionary<int, UserEntity>();
-        var published = new List<PlatformEvent>();
 
         await Parallel.ForEachAsync(
             Enumerable.Range(0, operations.Count).Where(i => operations[i]?.Op == "create"),
@@ -64,11 +61,11 @@ public static partial class UsersEndpoints
                     return;
                 }
 
-                var (user, error) = await commands.PrepareCreateAsync(caller.Tenant, granted,
+                var outcome = await commands.PrepareCreateAsync(caller.Tenant, granted,
                     new UserInput(data!.Email, data.DisplayName, data.Password, data.Roles, data.Fields, null), ct);
-                if (user is null)
+                if (outcome.Failed(out var error, out var user))
                 {
-                    results[i] = Failed(i, error!);
+                    results[i] = Failed(i, error);
                 }
                 else
                 {
@@ -101,9 +98,10 @@ public static partial class UsersEndpoints
                     {
                         results[index] = new BulkResult(index, 201, user.Id);
                         projections.Apply(caller.Tenant, user);
-                        published.Add(Created(caller, http, user));
                     }
 
+                    // Recorded with its chunk: a failure in a later chunk cannot lose the events of this one.
+                    await events.PublishManyAsync(caller.Tenant, [.. pending.Select(p => UserCommands.Created(caller, p.Value))], cancellationToken);
                     pending.Clear();
                 }
                 catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < pending.Count)
@@ -115,22 +113,28 @@ public static partial class UsersEndpoints
             }
         }
 
+        // The other operations run one by one, each recorded as soon as it is applied, so a failure midway loses no
+        // event of an applied change.
+        var published = new List<PlatformEvent>();
         for (var i = 0; i < operations.Count; i++)
         {
-            if (results[i] is not null)
+            if (results[i] is null)
             {
-                continue;
+                results[i] = await RunOneAsync(i, operations[i], caller, granted, commands, published, cancellationToken);
             }
 
-            results[i] = await RunOneAsync(i, operations[i], caller, http, granted, commands, projections, published, cancellationToken);
+            if (published.Count > 0)
+            {
+                await events.PublishManyAsync(caller.Tenant, [.. published], cancellationToken);
+                published.Clear();
+            }
         }
 
-        await events.PublishManyAsync(caller.Tenant, published, cancellationToken);
         return TypedResults.Ok(new BulkResponse([.. results.Select(r => r!)]));
     }
 
-    private static async Task<BulkResult> RunOneAsync(int index, BulkOperation? operation, Caller caller, HttpContext http, IReadOnlySet<string> granted,
-        UserCommands commands, UserProjections projections, List<PlatformEvent> published, CancellationToken cancellationToken)
+    private static async Task<BulkResult> RunOneAsync(int index, BulkOperation? operation, Caller caller, IReadOnlySet<string> granted,
+        UserCommands commands, List<PlatformEvent> published, CancellationToken cancellationToken)
     {
         if (operation?.Op is not ("update" or "delete" or "restore"))
         {
@@ -147,44 +151,19 @@ public static partial class UsersEndpoints
             return new BulkResult(index, 403, id, new BulkError("forbidden", "This operation needs the users.delete permission."));
         }
 
-        UserEntity? user;
-        CommandError? error;
-        string action;
-        Dictionary<string, object?>? changes = null;
-        switch (operation.Op)
+        UserInput? input = null;
+        if (operation.Op == "update")
         {
-            case "update":
-                if (Read(operation.Data, out var data) is { } unreadable)
-                {
-                    return new BulkResult(index, 400, id, unreadable);
-                }
+            if (Read(operation.Data, out var data) is { } unreadable)
+            {
+                return new BulkResult(index, 400, id, unreadable);
+            }
 
-                (user, error, changes) = await commands.UpdateAsync(caller.Tenant, granted, id,
-                    new UserInput(data!.Email, data.DisplayName, null, data.Roles, data.Fields, data.Status), null, cancellationToken);
-                action = "user.updated";
-                break;
-            case "delete":
-                (user, error) = await commands.DeleteAsync(caller.Tenant, granted, id, null, cancellationToken);
-                action = "user.deleted";
-                break;
-            default:
-                (user, error) = await commands.RestoreAsync(caller.Tenant, granted, id, cancellationToken);
-                action = "user.restored";
-                break;
+            input = new UserInput(data!.Email, data.DisplayName, null, data.Roles, data.Fields, data.Status);
         }
 
-        if (user is null)
-        {
-            return Failed(index, error!) with { Id = id };
-        }
-
-        projections.Apply(caller.Tenant, user);
-        if (changes is not { Count: 0 })
-        {
-            published.Add(new PlatformEvent(action, Actor(caller, http), "user", id, changes));
-        }
-
-        return new BulkResult(index, 200, id);
+        var outcome = await commands.RunBulkAsync(caller, granted, operation.Op, id, input, published, cancellationToken);
+        return outcome.Failed(out var error, out _) ? Failed(index, error) with { Id = id } : new BulkResult(index, 200, id);
     }
 
     private static BulkError? Read(JsonElement? data, out BulkData? parsed)

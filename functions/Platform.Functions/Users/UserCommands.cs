@@ -14,46 +14,31 @@ namespace Platform.Functions.Users;
 /// <summary>What a create or update may set. Anything else in a body (tenantId, passwordHash ...) is ignored.</summary>
 public sealed record UserInput(string? Email, string? DisplayName, string? Password, IReadOnlyList<string>? Roles, JsonElement? Fields, string? Status);
 
-/// <summary>Why a command did not happen, as a status, a problem code and a message (and field errors for 400).</summary>
-public sealed record CommandError(int Status, string Code, string Message, Validation? Fields = null)
-{
-    public ProblemHttpResult ToProblem() =>
-        Fields is { IsValid: false } fields ? fields.ToProblem() : Problems.Create(Status, Code, Title(Status), Message);
-
-    private static string Title(int status) => status switch
-    {
-        403 => "Forbidden",
-        404 => "Not found",
-        409 => "Conflict",
-        412 => "Precondition failed",
-        _ => "Invalid request",
-    };
-
-    public static CommandError NotFound { get; } = new(404, "not_found", "No user of this tenant has this id.");
-
-    public static CommandError Stale { get; } = new(412, "precondition_failed", "The user changed since you read it; read it again.");
-}
-
 /// <summary>
 /// Every change to users, shared by the single-user routes and the bulk route so both enforce the same rules:
 /// the custom-field schema, unique email (index row in the same transaction), no granting of permissions the
-/// caller does not hold, and never leaving a tenant without an active admin.
+/// caller does not hold, and never leaving a tenant without an active admin. A command does the whole change: the
+/// write, this instance's list projection and the event it causes; handlers only translate HTTP.
 /// </summary>
 public sealed class UserCommands(
     UserDirectory users,
     UserSchemas schemas,
     RoleDirectory roles,
+    CallerPermissions permissions,
+    UserProjections projections,
+    EventPublisher events,
     PasswordHasher hasher,
     PasswordPolicy policy,
     Sessions sessions,
     SessionGuard guard,
+    UserPurge purge,
     IEnumerable<IUserDeletionHook> deletionHooks,
     TimeProvider time)
 {
     public const int MaxRoles = 20;
 
     /// <summary>Checks a create and builds the rows to write; the caller writes them (alone or in a batch).</summary>
-    public async Task<(UserEntity? User, CommandError? Error)> PrepareCreateAsync(
+    public async Task<Outcome<UserEntity>> PrepareCreateAsync(
         TenantId tenant, IReadOnlySet<string> callerPermissions, UserInput input, CancellationToken cancellationToken)
     {
         var validation = new Validation();
@@ -76,16 +61,16 @@ public sealed class UserCommands(
         var requestedRoles = input.Roles ?? [BuiltInRoles.User];
         if (await CheckRolesAsync(tenant, callerPermissions, requestedRoles, validation, cancellationToken) is { } refused)
         {
-            return (null, refused);
+            return refused;
         }
 
         if (!validation.IsValid)
         {
-            return (null, new CommandError(400, "validation_failed", "One or more fields are invalid.", validation));
+            return CommandError.Invalid(validation);
         }
 
         var now = time.GetUtcNow();
-        return (new UserEntity
+        return new UserEntity
         {
             RowKey = UserEntity.KeyFor(Ids.New(time)),
             Email = input.Email!.Trim(),
@@ -95,38 +80,68 @@ public sealed class UserCommands(
             Fields = fields!,
             CreatedAt = now,
             UpdatedAt = now,
-        }, null);
+        };
     }
 
-    public async Task<(UserEntity? User, CommandError? Error)> CreateAsync(
-        TenantId tenant, IReadOnlySet<string> callerPermissions, UserInput input, CancellationToken cancellationToken)
+    public async Task<Outcome<UserEntity>> CreateAsync(Caller caller, UserInput input, CancellationToken cancellationToken)
     {
-        var (user, error) = await PrepareCreateAsync(tenant, callerPermissions, input, cancellationToken);
-        if (user is null)
+        var prepared = await PrepareCreateAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), input, cancellationToken);
+        if (prepared.Failed(out var error, out var user))
         {
-            return (null, error);
+            return error;
         }
 
-        return await users.TryCreateAsync(tenant, user, cancellationToken) ? (user, null) : (null, EmailTaken(user.Email));
+        if (!await users.TryCreateAsync(caller.Tenant, user, cancellationToken))
+        {
+            return EmailTaken(user.Email);
+        }
+
+        projections.Apply(caller.Tenant, user);
+        await events.PublishAsync(caller.Tenant, Created(caller, user), cancellationToken);
+        return user;
     }
 
-    public async Task<(UserEntity? User, CommandError? Error, Dictionary<string, object?>? Changes)> UpdateAsync(
+    /// <summary>The event of a created user (the bulk route writes creates in its own transactions).</summary>
+    public static PlatformEvent Created(Caller caller, UserEntity user) =>
+        new("user.created", caller.Actor, "user", user.Id, new Dictionary<string, object?> { ["email"] = user.Email, ["roles"] = user.RoleList });
+
+    /// <summary>Changes what <paramref name="input"/> sets; an update that changes nothing writes and publishes nothing.</summary>
+    public async Task<Outcome<UserEntity>> UpdateAsync(Caller caller, string id, UserInput input, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
+    {
+        var updated = await UpdateCoreAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), id, input, ifMatch, cancellationToken);
+        if (updated.Failed(out var error, out var change))
+        {
+            return error;
+        }
+
+        if (change.Changes.Count > 0)
+        {
+            projections.Apply(caller.Tenant, change.User);
+            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.updated", caller.Actor, "user", change.User.Id, change.Changes), cancellationToken);
+        }
+
+        return change.User;
+    }
+
+    private sealed record UserChange(UserEntity User, Dictionary<string, object?> Changes);
+
+    private async Task<Outcome<UserChange>> UpdateCoreAsync(
         TenantId tenant, IReadOnlySet<string> callerPermissions, string id, UserInput input, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null || user.Status == UserStatus.Deleted)
         {
-            return (null, CommandError.NotFound, null);
+            return UserNotFound;
         }
 
         if (ifMatch?.Invoke(user.ETag) == false)
         {
-            return (null, CommandError.Stale, null);
+            return UserStale;
         }
 
         if (input.Roles is not null && !callerPermissions.Contains(Permissions.RolesManage))
         {
-            return (null, new CommandError(403, "forbidden", "Changing roles needs the roles.manage permission."), null);
+            return CommandError.Forbidden("Changing roles needs the roles.manage permission.");
         }
 
         // Profile edits (name, custom fields) need only users.write; what could hand over or shut out the account
@@ -134,7 +149,7 @@ public sealed class UserCommands(
         if ((input.Email is not null || input.Status is not null || input.Roles is not null) &&
             await OutranksAsync(tenant, callerPermissions, user, cancellationToken) is { } outranked)
         {
-            return (null, outranked, null);
+            return outranked;
         }
 
         var wasActiveAdmin = IsActiveAdmin(user);
@@ -193,7 +208,7 @@ public sealed class UserCommands(
         {
             if (await CheckRolesAsync(tenant, callerPermissions, input.Roles, validation, cancellationToken) is { } refused)
             {
-                return (null, refused, null);
+                return refused;
             }
 
             var newRoles = input.Roles.Distinct(StringComparer.Ordinal).ToList();
@@ -206,12 +221,12 @@ public sealed class UserCommands(
 
         if (!validation.IsValid)
         {
-            return (null, new CommandError(400, "validation_failed", "One or more fields are invalid.", validation), null);
+            return CommandError.Invalid(validation);
         }
 
         if (changes.Count == 0)
         {
-            return (user, null, changes);
+            return new UserChange(user, changes);
         }
 
         user.UpdatedAt = time.GetUtcNow();
@@ -225,35 +240,47 @@ public sealed class UserCommands(
             }
         }
 
-        return error is null ? (user, null, changes) : (null, error, null);
+        return error is null ? new UserChange(user, changes) : error;
     }
 
-    public async Task<(UserEntity? User, CommandError? Error)> DeleteAsync(
+    /// <summary>Soft-deletes the user: sessions revoked, what other capabilities hold for them released (API keys ...).</summary>
+    public async Task<Outcome<UserEntity>> DeleteAsync(Caller caller, string id, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
+    {
+        var deleted = await DeleteCoreAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), id, ifMatch, cancellationToken);
+        if (deleted.Succeeded)
+        {
+            projections.Apply(caller.Tenant, deleted.Value);
+            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.deleted", caller.Actor, "user", id), cancellationToken);
+        }
+
+        return deleted;
+    }
+
+    private async Task<Outcome<UserEntity>> DeleteCoreAsync(
         TenantId tenant, IReadOnlySet<string> callerPermissions, string id, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null || user.Status == UserStatus.Deleted)
         {
-            return (null, CommandError.NotFound);
+            return UserNotFound;
         }
 
         if (ifMatch?.Invoke(user.ETag) == false)
         {
-            return (null, CommandError.Stale);
+            return UserStale;
         }
 
         if (await OutranksAsync(tenant, callerPermissions, user, cancellationToken) is { } outranked)
         {
-            return (null, outranked);
+            return outranked;
         }
 
         var wasAdmin = IsActiveAdmin(user);
         user.Status = UserStatus.Deleted;
         user.DeletedAt = user.UpdatedAt = time.GetUtcNow();
-        var error = await WriteAsync(tenant, user, null, wasAdmin, cancellationToken);
-        if (error is not null)
+        if (await WriteAsync(tenant, user, null, wasAdmin, cancellationToken) is { } error)
         {
-            return (null, error);
+            return error;
         }
 
         guard.ForgetUser(tenant, user.Id);
@@ -263,26 +290,37 @@ public sealed class UserCommands(
             await hook.OnUserDeletedAsync(tenant, user.Id, cancellationToken);
         }
 
-        return (user, null);
+        return user;
     }
 
-    public async Task<(UserEntity? User, CommandError? Error)> RestoreAsync(
-        TenantId tenant, IReadOnlySet<string> callerPermissions, string id, CancellationToken cancellationToken)
+    public async Task<Outcome<UserEntity>> RestoreAsync(Caller caller, string id, CancellationToken cancellationToken)
+    {
+        var restored = await RestoreCoreAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), id, cancellationToken);
+        if (restored.Succeeded)
+        {
+            projections.Apply(caller.Tenant, restored.Value);
+            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.restored", caller.Actor, "user", id), cancellationToken);
+        }
+
+        return restored;
+    }
+
+    private async Task<Outcome<UserEntity>> RestoreCoreAsync(TenantId tenant, IReadOnlySet<string> callerPermissions, string id, CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null)
         {
-            return (null, CommandError.NotFound);
+            return UserNotFound;
         }
 
         if (await OutranksAsync(tenant, callerPermissions, user, cancellationToken) is { } outranked)
         {
-            return (null, outranked);
+            return outranked;
         }
 
         if (user.Status != UserStatus.Deleted)
         {
-            return (user, null);
+            return user;
         }
 
         user.Status = UserStatus.Active;
@@ -294,11 +332,106 @@ public sealed class UserCommands(
         }
         catch (RequestFailedException ex) when (ex.Status == 412)
         {
-            return (null, CommandError.Stale);
+            return UserStale;
         }
 
         guard.ForgetUser(tenant, user.Id);
-        return (user, null);
+        return user;
+    }
+
+    /// <summary>
+    /// Erases the user for good (see <see cref="UserPurge"/>): deleted first if they are not, with every rule of a
+    /// delete, then their personal data removed.
+    /// </summary>
+    public async Task<Outcome<string>> PurgeAsync(Caller caller, string id, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
+    {
+        var user = await users.GetAsync(caller.Tenant, id, cancellationToken);
+        if (user is null)
+        {
+            return UserNotFound;
+        }
+
+        if (ifMatch?.Invoke(user.ETag) == false)
+        {
+            return UserStale;
+        }
+
+        if (user.Status != UserStatus.Deleted &&
+            (await DeleteCoreAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), id, null, cancellationToken)).Failed(out var refused, out _))
+        {
+            return refused;
+        }
+
+        await purge.EraseAsync(caller.Tenant, user, cancellationToken);
+        projections.Remove(caller.Tenant, id);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.purged", caller.Actor, "user", id), cancellationToken);
+        return id;
+    }
+
+    /// <summary>
+    /// Runs one bulk operation with the permissions the bulk request resolved once; the event is added to
+    /// <paramref name="published"/> for the bulk route to record with its chunk.
+    /// </summary>
+    internal async Task<Outcome<UserEntity>> RunBulkAsync(
+        Caller caller, IReadOnlySet<string> granted, string op, string id, UserInput? input, ICollection<PlatformEvent> published, CancellationToken cancellationToken)
+    {
+        var tenant = caller.Tenant;
+        Outcome<UserEntity> outcome;
+        switch (op)
+        {
+            case "update":
+                var updated = await UpdateCoreAsync(tenant, granted, id, input!, null, cancellationToken);
+                if (updated.Failed(out var error, out var change))
+                {
+                    return error;
+                }
+
+                if (change.Changes.Count > 0)
+                {
+                    published.Add(new PlatformEvent("user.updated", caller.Actor, "user", id, change.Changes));
+                }
+
+                outcome = change.User;
+                break;
+            case "delete":
+                outcome = await DeleteCoreAsync(tenant, granted, id, null, cancellationToken);
+                if (outcome.Succeeded)
+                {
+                    published.Add(new PlatformEvent("user.deleted", caller.Actor, "user", id));
+                }
+
+                break;
+            default:
+                outcome = await RestoreCoreAsync(tenant, granted, id, cancellationToken);
+                if (outcome.Succeeded)
+                {
+                    published.Add(new PlatformEvent("user.restored", caller.Actor, "user", id));
+                }
+
+                break;
+        }
+
+        if (outcome.Succeeded)
+        {
+            projections.Apply(tenant, outcome.Value);
+        }
+
+        return outcome;
+    }
+
+    /// <summary>Replaces the tenant's custom-field schema; a schema that does not check out is refused whole.</summary>
+    public async Task<Outcome<SchemaDocument>> SaveSchemaAsync(Caller caller, SchemaDocument schema, CancellationToken cancellationToken)
+    {
+        var validation = UserSchemas.Check(schema);
+        if (!validation.IsValid)
+        {
+            return CommandError.Invalid(validation);
+        }
+
+        await schemas.SaveAsync(caller.Tenant, schema, cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("schema.users.updated", caller.Actor, "schema", "users",
+            new Dictionary<string, object?> { ["fields"] = schema.Fields.Select(f => f.Name).ToList() }), cancellationToken);
+        return schema;
     }
 
     /// <summary>
@@ -320,7 +453,7 @@ public sealed class UserCommands(
             var (others, guardRow) = await OtherActiveAdminsAsync(tenant, user.Id, cancellationToken);
             if (others == 0)
             {
-                return new CommandError(409, "last_admin", "This is the tenant's last active admin; make someone else admin first.");
+                return CommandError.Conflict("last_admin", "This is the tenant's last active admin; make someone else admin first.");
             }
 
             actions.Add(guardRow.ETag == default
@@ -340,7 +473,7 @@ public sealed class UserCommands(
         }
         catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
         {
-            return CommandError.Stale;
+            return UserStale;
         }
     }
 
@@ -401,6 +534,10 @@ public sealed class UserCommands(
     }
 
     private static bool IsActiveAdmin(UserEntity user) => user.IsActive && user.RoleList.Contains(BuiltInRoles.Admin);
+
+    public static CommandError UserNotFound { get; } = CommandError.NotFound("user");
+
+    public static CommandError UserStale { get; } = CommandError.Stale("user");
 
     public static CommandError EmailTaken(string email) => new(409, "email_taken", $"Another user of this tenant has the email {email}.");
 

@@ -80,18 +80,3 @@ public sealed class UserDirectory(StorageAccount storage)
 
     private static bool IsPlausibleId(string id) => id.Length is > 0 and <= 64 && id.All(char.IsAsciiLetterOrDigit);
 }
-
-public static class UsersExtensions
-{
-    public static IHostApplicationBuilder AddUsers(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddStorageTable(UserDirectory.TableName, changeLogged: UserEntity.KeyPrefix);
-        builder.Services.AddSingleton<UserDirectory>();
-        builder.Services.AddSingleton<UserSchemas>();
-        builder.Services.AddSingleton<UserCommands>();
-        builder.Services.AddSingleton<UserPurge>();
-        builder.Services.AddSingleton<UserProjections>();
-        builder.Services.AddSingleton<Http.ContinuationTokens>();
-        return builder;
-    }
-}

@@ -37,9 +37,8 @@ public static partial class UsersEndpoints
 
     internal static async Task<Results<Ok<PagedList<UserView>>, ProblemHttpResult>> ListUsers(
         string? filter, string? q, string? sort, bool? includeDeleted, string? pageSize, string? continuationToken,
-        ClaimsPrincipal principal, UserProjections projections, UserSchemas schemas, ContinuationTokens tokens, CancellationToken cancellationToken)
+        Caller caller, UserProjections projections, UserSchemas schemas, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
-        var caller = Caller.From(principal)!;
         var filterSchema = FilterSchemaFor(await schemas.GetAsync(caller.Tenant, cancellationToken));
         var users = (await projections.RowsAsync(caller.Tenant, cancellationToken))
             .Where(u => includeDeleted == true || u.View.Status != UserStatus.Deleted);

@@ -1,0 +1,83 @@
+using System.Diagnostics.CodeAnalysis;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Platform.Functions.Http;
+
+/// <summary>
+/// Why a command did not happen: a status, the contract's problem <c>code</c>, a message, and field errors for 400.
+/// Every capability's commands answer with this one type, so every refusal becomes the same problem shape.
+/// </summary>
+public sealed record CommandError(int Status, string Code, string Message, Validation? Fields = null)
+{
+    public ProblemHttpResult ToProblem() =>
+        Fields is { IsValid: false } fields ? fields.ToProblem() : Problems.Create(Status, Code, Title(Status), Message);
+
+    private static string Title(int status) => status switch
+    {
+        403 => "Forbidden",
+        404 => "Not found",
+        409 => "Conflict",
+        412 => "Precondition failed",
+        429 => "Too many requests",
+        _ => "Invalid request",
+    };
+
+    public static CommandError Invalid(Validation validation) => new(400, "validation_failed", "One or more fields are invalid.", validation);
+
+    public static CommandError NotFound(string what) => new(404, "not_found", $"No {what} of this tenant has this id.");
+
+    public static CommandError Stale(string what) => new(412, "precondition_failed", $"The {what} changed since you read it; read it again.");
+
+    public static CommandError Forbidden(string message) => new(403, "forbidden", message);
+
+    public static CommandError Conflict(string code, string message) => new(409, code, message);
+}
+
+/// <summary>
+/// What a command gives back: its value, or the <see cref="CommandError"/> that stopped it. Commands return a value
+/// or an error directly (both convert implicitly); handlers turn the outcome into an HTTP result in one line with
+/// <see cref="ToResult{TResult}"/>.
+/// </summary>
+public readonly struct Outcome<T>
+{
+    private readonly T? _value;
+
+    private Outcome(T? value, CommandError? error)
+    {
+        _value = value;
+        Error = error;
+    }
+
+    public CommandError? Error { get; }
+
+    [MemberNotNullWhen(false, nameof(Error))]
+    public bool Succeeded => Error is null;
+
+    /// <summary>The value of a successful outcome; reading it from a failed one is a bug.</summary>
+    public T Value => Error is null ? _value! : throw new InvalidOperationException($"The command failed ({Error.Code}); it has no value.");
+
+    public static implicit operator Outcome<T>(T value) => new(value, null);
+
+    public static implicit operator Outcome<T>(CommandError error) => new(default, error ?? throw new ArgumentNullException(nameof(error)));
+
+    public bool Failed([NotNullWhen(true)] out CommandError? error, [MaybeNullWhen(true)] out T value)
+    {
+        error = Error;
+        value = _value!;
+        return error is not null;
+    }
+
+    /// <summary>The success result built from the value, or the error's problem.</summary>
+    public Results<TResult, ProblemHttpResult> ToResult<TResult>(Func<T, TResult> onSuccess) where TResult : IResult =>
+        Error is null ? onSuccess(_value!) : Error.ToProblem();
+
+    public Outcome<TOther> Then<TOther>(Func<T, TOther> map) => Error is null ? map(_value!) : Error;
+}
+
+public static class OutcomeExtensions
+{
+    /// <summary>Awaits a command and builds its HTTP result: <c>await commands.GetAsync(...).ToResultAsync(TypedResults.Ok)</c>.</summary>
+    public static async Task<Results<TResult, ProblemHttpResult>> ToResultAsync<T, TResult>(this Task<Outcome<T>> outcome, Func<T, TResult> onSuccess)
+        where TResult : IResult =>
+        (await outcome).ToResult(onSuccess);
+}

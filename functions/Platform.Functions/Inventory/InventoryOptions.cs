@@ -1,0 +1,12 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Platform.Functions.Inventory;
+
+public sealed class InventoryOptions
+{
+    public const string Section = "Platform:Inventory";
+
+    /// <summary>An item whose <c>expiresAt</c> falls within this span from now raises an expiry alert.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
+    public TimeSpan ExpiryWindow { get; set; } = TimeSpan.FromDays(30);
+}

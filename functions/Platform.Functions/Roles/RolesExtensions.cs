@@ -1,0 +1,27 @@
+using Microsoft.AspNetCore.Authorization;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Roles;
+
+public static class RolesExtensions
+{
+    /// <summary>The roles table, the caller's permissions and one authorization policy per permission.</summary>
+    public static IHostApplicationBuilder AddRoles(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddStorageTable(RoleDirectory.TableName);
+        builder.Services.AddSingleton<RoleDirectory>();
+        builder.Services.AddSingleton<CallerPermissions>();
+        builder.Services.AddSingleton<IAuthorizationHandler, PermissionHandler>();
+        builder.Services.AddAuthorizationBuilder().Services.Configure<AuthorizationOptions>(options =>
+        {
+            foreach (var permission in Permissions.All)
+            {
+                options.AddPolicy(PermissionExtensions.PolicyPrefix + permission, policy => policy.RequireAuthenticatedUser().AddRequirements(new PermissionRequirement(permission)));
+            }
+        });
+        return builder;
+    }
+
+    /// <summary><c>/api/v1/roles</c> and <c>/api/v1/permissions</c>.</summary>
+    public static RouteGroupBuilder MapRoles(this IEndpointRouteBuilder app) => RolesEndpoints.MapRoutes(app);
+}

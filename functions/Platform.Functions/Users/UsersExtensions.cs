@@ -1,0 +1,24 @@
+using System.Net.Mail;
+using Azure;
+using Azure.Data.Tables;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Users;
+
+public static class UsersExtensions
+{
+    public static IHostApplicationBuilder AddUsers(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddStorageTable(UserDirectory.TableName, changeLogged: UserEntity.KeyPrefix);
+        builder.Services.AddSingleton<UserDirectory>();
+        builder.Services.AddSingleton<UserSchemas>();
+        builder.Services.AddSingleton<UserCommands>();
+        builder.Services.AddSingleton<UserPurge>();
+        builder.Services.AddSingleton<UserProjections>();
+        builder.Services.AddSingleton<Http.ContinuationTokens>();
+        return builder;
+    }
+
+    /// <summary><c>/api/v1/users</c> and <c>/api/v1/schema/users</c>.</summary>
+    public static RouteGroupBuilder MapUsers(this IEndpointRouteBuilder app) => UsersEndpoints.MapRoutes(app);
+}
