@@ -78,28 +78,41 @@ public sealed class Mfa(SecretBox secrets, TimeProvider time)
 }
 
 /// <summary>
-/// AES-256-GCM for secrets at rest (TOTP seeds). The ciphertext is bound to its owner through associated data,
-/// so a seed copied into another user's row does not decrypt.
+/// AES-256-GCM for secrets at rest (TOTP seeds, kept idempotent answers). The ciphertext is bound to its owner
+/// through associated data, so a sealed value copied into another row does not decrypt.
 /// </summary>
 public sealed class SecretBox(KeyMaterial keys)
 {
     private const int NonceSize = 12;
     private const int TagSize = 16;
 
-    public string Seal(byte[] plaintext, string binding)
+    /// <summary>How many bytes sealing adds to the plaintext.</summary>
+    public const int Overhead = NonceSize + TagSize;
+
+    public string Seal(byte[] plaintext, string binding) => Convert.ToBase64String(SealBytes(plaintext, binding));
+
+    public byte[] Open(string sealedText, string binding) => Open(Convert.FromBase64String(sealedText), binding);
+
+    /// <summary>Nonce, ciphertext and tag as raw bytes, for a binary table property.</summary>
+    public byte[] SealBytes(ReadOnlySpan<byte> plaintext, string binding)
     {
-        var output = new byte[NonceSize + plaintext.Length + TagSize];
+        var output = new byte[Overhead + plaintext.Length];
         var nonce = output.AsSpan(0, NonceSize);
         RandomNumberGenerator.Fill(nonce);
         using var aes = new AesGcm(keys.EncryptionKey, TagSize);
         aes.Encrypt(nonce, plaintext, output.AsSpan(NonceSize, plaintext.Length), output.AsSpan(NonceSize + plaintext.Length), Encoding.UTF8.GetBytes(binding));
-        return Convert.ToBase64String(output);
+        return output;
     }
 
-    public byte[] Open(string sealedText, string binding)
+    /// <exception cref="CryptographicException">The value was not sealed with this key and binding, or was altered.</exception>
+    public byte[] Open(byte[] input, string binding)
     {
-        var input = Convert.FromBase64String(sealedText);
-        var plaintext = new byte[input.Length - NonceSize - TagSize];
+        if (input.Length < Overhead)
+        {
+            throw new CryptographicException("The sealed value is too short.");
+        }
+
+        var plaintext = new byte[input.Length - Overhead];
         using var aes = new AesGcm(keys.EncryptionKey, TagSize);
         aes.Decrypt(input.AsSpan(0, NonceSize), input.AsSpan(NonceSize, plaintext.Length), input.AsSpan(NonceSize + plaintext.Length), plaintext, Encoding.UTF8.GetBytes(binding));
         return plaintext;

@@ -16,8 +16,7 @@ public static class ItemsEndpoints
     public const string Path = "/api/v1/inventory/items";
 
     /// <summary>
-    /// A create body. <see cref="Quantity"/> is only here to be refused: stock changes through movements. Bound as a
-    /// record (not raw JSON) so that <c>Idempotency-Key</c> can tell one body from another.
+    /// A create body. <see cref="Quantity"/> is only here to be refused: stock changes through movements.
     /// </summary>
     public sealed record CreateItemRequest(
         string? Sku, string? Name, string? Description, string? Category, string? LocationId, JsonElement? Quantity, string? Unit,
