@@ -87,21 +87,16 @@ public static class AuditEndpoints
 }
 
 /// <summary>The <c>AuditRetention</c> timer: daily, deletes each tenant's audit entries older than the retention.</summary>
-public sealed partial class AuditRetention(StorageAccount storage, AuditTrail audit, IOptions<AuditOptions> options, TimeProvider time, ILogger<AuditRetention> logger)
+public sealed partial class AuditRetention(TenantDirectory tenants, AuditTrail audit, IOptions<AuditOptions> options, TimeProvider time, ILogger<AuditRetention> logger)
     : ITimerHandler
 {
     public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken)
     {
         var cutoff = Ids.Floor(time.GetUtcNow() - options.Value.Retention);
         var deleted = 0;
-        await foreach (var tenant in storage.Table(TenantDirectory.TableName).QueryAsync<TenantEntity>(t => t.PartitionKey == "tenants", cancellationToken: cancellationToken))
+        await foreach (var tenant in tenants.AllIdsAsync(cancellationToken))
         {
-            if (!tenant.RowKey.StartsWith("id:", StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            var entries = audit.Entries(new TenantId(tenant.Id));
+            var entries = audit.Entries(tenant);
             var expired = new List<TableTransactionAction>();
             await foreach (var entry in entries.QueryWhereAsync<AuditEntry>($"RowKey lt {cutoff}", 1000, cancellationToken))
             {

@@ -241,7 +241,7 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
 /// a request costs no storage read in the common case and a revocation elsewhere takes effect within that time;
 /// the instance that revokes forgets its entry at once.
 /// </summary>
-public sealed class SessionGuard(StorageAccount storage, IMemoryCache cache, IOptions<AuthOptions> options, TimeProvider time)
+public sealed class SessionGuard(StorageAccount storage, UserDirectory users, IMemoryCache cache, IOptions<AuthOptions> options, TimeProvider time)
 {
     /// <summary>What a request needs to know about its caller: whether the session and user stand, and the user's roles.</summary>
     public sealed record Standing(bool SessionActive, bool UserActive, IReadOnlyList<string> Roles)
@@ -277,8 +277,7 @@ public sealed class SessionGuard(StorageAccount storage, IMemoryCache cache, IOp
             caller.SessionId.StartsWith(SessionlessPrefix, StringComparison.Ordinal);
         var sessionRow = sessionless ? null : await storage.TenantTable(Sessions.TableName).For(caller.Tenant)
             .GetAsync<SessionEntity>(SessionEntity.KeyFor(caller.UserId, caller.SessionId), cancellationToken);
-        var userRow = await storage.TenantTable(UserDirectory.TableName).For(caller.Tenant)
-            .GetAsync<UserEntity>(UserEntity.KeyFor(caller.UserId), cancellationToken);
+        var userRow = await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken);
         standing = new Standing(
             sessionless || sessionRow?.IsActive(time.GetUtcNow(), options.Value.SessionIdleTimeout) == true,
             userRow?.IsActive == true,

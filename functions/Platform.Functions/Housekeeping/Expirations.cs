@@ -49,7 +49,8 @@ public sealed class Expirations(StorageAccount storage, TimeProvider time)
 
             try
             {
-                await storage.Table(entry.Table).DeleteEntityAsync(entry.TargetPartition, entry.TargetRow, ETag.All, cancellationToken);
+                // Through the tenant table, so a row whose changes are logged leaves with its change-log entry.
+                await storage.TenantTable(entry.Table).For(new TenantId(entry.TargetPartition)).DeleteAsync(entry.TargetRow, ETag.All, cancellationToken);
             }
             catch (RequestFailedException ex) when (ex.Status == 404)
             {

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Triggers;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Deployment;
@@ -48,7 +50,7 @@ public sealed class CompiledBicepTemplate : IAsyncLifetime
     }
 }
 
-public sealed class BicepTemplateTests(CompiledBicepTemplate template) : IClassFixture<CompiledBicepTemplate>
+public sealed class BicepTemplateTests(CompiledBicepTemplate template, Azurite azurite) : IClassFixture<CompiledBicepTemplate>
 {
     private const string StorageBlobDataOwner = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
     private const string StorageQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
@@ -161,6 +163,19 @@ public sealed class BicepTemplateTests(CompiledBicepTemplate template) : IClassF
         Assert.Equal("managedidentity", settings["AzureWebJobsStorage__credential"]);
         Assert.All(StorageIdentitySettings, name => Assert.False(string.IsNullOrWhiteSpace(settings[name]), name));
         Assert.Equal(settings["AzureWebJobsStorage__clientId"], settings["AZURE_CLIENT_ID"]);
+    }
+
+    [Fact]
+    public void TemplateDeclaresExactlyTheQueuesTheAppsQueueFunctionsConsume()
+    {
+        using var app = new PlatformApp(azurite, settings: new Dictionary<string, string?> { ["Platform:Triggers:Standalone"] = "false" });
+        var declared = app.Services.GetRequiredService<FunctionCatalog>().All.OfType<QueueFunction>()
+            .SelectMany(f => new[] { f.QueueName, f.PoisonQueueName }).Order(StringComparer.Ordinal);
+
+        var inTemplate = template.Root.GetProperty("variables").GetProperty("queueNames").EnumerateArray()
+            .Select(q => q.GetString()!).Order(StringComparer.Ordinal);
+
+        Assert.Equal(declared, inTemplate);
     }
 
     [Fact]
