@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using Platform.Tests.Users;
 
 namespace Platform.Tests.Infrastructure;
 
@@ -22,6 +23,14 @@ public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime
 
     protected virtual bool UsesFakeClock => true;
 
+    /// <summary>Signs the tenant's admin in before each test, as <see cref="Admin"/>.</summary>
+    protected virtual bool SignsInAdmin => false;
+
+    /// <summary>A client signed in as the tenant's admin (classes that set <see cref="SignsInAdmin"/>).</summary>
+    protected HttpClient Admin => _admin ?? throw new InvalidOperationException("Set SignsInAdmin to sign the admin in.");
+
+    private HttpClient? _admin;
+
     protected virtual IDictionary<string, string?>? Settings => null;
 
     protected virtual void ConfigureServices(IServiceCollection services)
@@ -40,10 +49,29 @@ public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime
             ConfigureServices(services);
         }).ReadyAsync();
         Tenant = await App.SignUpAsync();
+        if (SignsInAdmin)
+        {
+            _admin = await App.SignedInClientAsync(Tenant);
+        }
+    }
+
+    /// <summary>Signs the admin in afresh (after the fake clock outran the access token).</summary>
+    protected async Task SignInAdminAgainAsync()
+    {
+        _admin?.Dispose();
+        _admin = await App.SignedInClientAsync(Tenant);
+    }
+
+    /// <summary>A user of the tenant with these roles (none: the default role), created by the admin and signed in.</summary>
+    protected async Task<HttpClient> SignedInAsync(string email, params string[] roles)
+    {
+        await Admin.CreateUserIdAsync(email, Accounts.Password, roles.Length == 0 ? null : roles);
+        return await App.SignInAsAsync(Tenant, email);
     }
 
     public virtual async ValueTask DisposeAsync()
     {
+        _admin?.Dispose();
         await App.DisposeAsync();
         GC.SuppressFinalize(this);
     }

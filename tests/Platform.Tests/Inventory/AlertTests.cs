@@ -9,30 +9,18 @@ namespace Platform.Tests.Inventory;
 
 public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private async Task<JsonElement> MoveAsync(string itemId, string type, double quantity) =>
-        await (await _admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", new { type, quantity })).ReadJsonAsync(HttpStatusCode.Created);
+        await (await Admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", new { type, quantity })).ReadJsonAsync(HttpStatusCode.Created);
 
-    private Task<IReadOnlyList<JsonElement>> AlertsAsync(string query = "") => _admin.ListAsync($"/api/v1/inventory/alerts{query}");
+    private Task<IReadOnlyList<JsonElement>> AlertsAsync(string query = "") => Admin.ListAsync($"/api/v1/inventory/alerts{query}");
 
     [Fact]
     public async Task LowStockRaisesOneAlertThatClosesItselfWhenRestocked()
     {
         // A new item holds nothing, so with a reorder point it starts out low; the first delivery clears that.
-        var item = (await _admin.CreateItemAsync("LOW-1", extra: new { reorderPoint = 5 })).Id();
+        var item = (await Admin.CreateItemAsync("LOW-1", extra: new { reorderPoint = 5 })).Id();
         var atCreation = Assert.Single(await AlertsAsync());
         await MoveAsync(item, "in", 10);
         Assert.Empty(await AlertsAsync());
@@ -52,7 +40,7 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
         // Compared as a set: the fake clock stands still, so both ids share a millisecond and their order is random.
         Assert.Equal(new[] { atCreation.Id(), alert.Id() }.Order(StringComparer.Ordinal), closed.Select(a => a.Id()).Order(StringComparer.Ordinal));
         Assert.Equal(0, atCreation.Num("quantity"));
-        Assert.Equal(["inventory.low_stock"], await _admin.AuditActionsAsync(alert.Id()));
+        Assert.Equal(["inventory.low_stock"], await Admin.AuditActionsAsync(alert.Id()));
 
         // Falling low again is a new condition, so a new alert.
         await MoveAsync(item, "out", 10);
@@ -62,12 +50,12 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
     [Fact]
     public async Task ConcurrentMovementsIntoLowStockRaiseOneAlert()
     {
-        var item = (await _admin.CreateItemAsync("LOW-2", extra: new { reorderPoint = 10 })).Id();
+        var item = (await Admin.CreateItemAsync("LOW-2", extra: new { reorderPoint = 10 })).Id();
         await MoveAsync(item, "in", 20);
 
         await Task.WhenAll(Enumerable.Range(0, 15).Select(_ => MoveAsync(item, "out", 1)));
 
-        Assert.Equal(5, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
+        Assert.Equal(5, (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
         // Raised once, by whichever movement first found the item at or below 10 (the quantity it saw is recorded).
         Assert.InRange(Assert.Single(await AlertsAsync()).Num("quantity"), 5, 10);
         // The other one was raised at creation (nothing in stock yet) and closed by the delivery.
@@ -77,26 +65,25 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
     [Fact]
     public async Task AnItemExpiringWithinTheWindowRaisesAnExpiryAlertAndMovingTheDateAwayClosesIt()
     {
-        var item = (await _admin.CreateItemAsync("EXP-1", extra: new { expiresAt = Clock.GetUtcNow().AddDays(10) })).Id();
+        var item = (await Admin.CreateItemAsync("EXP-1", extra: new { expiresAt = Clock.GetUtcNow().AddDays(10) })).Id();
 
         var alert = Assert.Single(await AlertsAsync());
-        var patched = await _admin.SendAsync(HttpMethod.Patch, $"{InventoryApi.Items}/{item}", new { expiresAt = Clock.GetUtcNow().AddDays(90) });
+        var patched = await Admin.SendAsync(HttpMethod.Patch, $"{InventoryApi.Items}/{item}", new { expiresAt = Clock.GetUtcNow().AddDays(90) });
 
         Assert.Equal("expiring", alert.Str("kind"));
         Assert.Equal(HttpStatusCode.OK, patched.StatusCode);
         Assert.Empty(await AlertsAsync());
-        Assert.Equal(["inventory.expiring"], await _admin.AuditActionsAsync(alert.Id()));
+        Assert.Equal(["inventory.expiring"], await Admin.AuditActionsAsync(alert.Id()));
     }
 
     [Fact]
     public async Task TheDailyScanRaisesExpiryAlertsForItemsThatTimeBroughtIntoTheWindow()
     {
-        var item = (await _admin.CreateItemAsync("EXP-2", extra: new { expiresAt = Clock.GetUtcNow().AddDays(45) })).Id();
+        var item = (await Admin.CreateItemAsync("EXP-2", extra: new { expiresAt = Clock.GetUtcNow().AddDays(45) })).Id();
         Assert.Empty(await AlertsAsync());
 
         Clock.Advance(TimeSpan.FromDays(20));
-        _admin.Dispose();
-        _admin = await App.SignedInClientAsync(Tenant); // The old access token expired meanwhile.
+        await SignInAdminAgainAsync(); // The old access token expired meanwhile.
         await using (var scope = App.Services.CreateAsyncScope())
         {
             await scope.ServiceProvider.GetRequiredService<InventoryExpiryScan>().RunAsync(new TimerInvocation(false, null, null), Ct);
@@ -110,10 +97,10 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
     [Fact]
     public async Task AcknowledgingKeepsTheAlertUntilItsConditionClears()
     {
-        var item = (await _admin.CreateItemAsync("ACK-1", extra: new { reorderPoint = 1 })).Id();
+        var item = (await Admin.CreateItemAsync("ACK-1", extra: new { reorderPoint = 1 })).Id();
         var alert = Assert.Single(await AlertsAsync()).Id();
 
-        var acknowledged = await _admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge");
+        var acknowledged = await Admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge");
         await MoveAsync(item, "in", 1);
 
         var body = await acknowledged.ReadJsonAsync(HttpStatusCode.OK);
@@ -122,7 +109,7 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal("acknowledged", Assert.Single(await AlertsAsync()).Str("status"));
         await MoveAsync(item, "in", 5);
         Assert.Empty(await AlertsAsync());
-        await (await _admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge")).ReadProblemAsync(409, "alert_closed");
+        await (await Admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge")).ReadProblemAsync(409, "alert_closed");
     }
 
     [Fact]
@@ -133,7 +120,7 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
         await them.CreateItemAsync("THEIRS-1", extra: new { reorderPoint = 1 });
         var alert = Assert.Single(await them.ListAsync("/api/v1/inventory/alerts")).Id();
 
-        await (await _admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge")).ReadProblemAsync(404, "not_found");
+        await (await Admin.SendAsync(HttpMethod.Post, $"/api/v1/inventory/alerts/{alert}/acknowledge")).ReadProblemAsync(404, "not_found");
         Assert.Empty(await AlertsAsync("?status=all"));
         Assert.Equal("open", Assert.Single(await them.ListAsync("/api/v1/inventory/alerts")).Str("status"));
     }

@@ -10,22 +10,10 @@ namespace Platform.Tests.Inventory;
 public sealed class AnalyticsTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
     private const string Analytics = "/api/v1/inventory/analytics";
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private async Task MoveAsync(string itemId, object body) =>
-        await (await _admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", body)).ReadJsonAsync(HttpStatusCode.Created);
+        await (await Admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", body)).ReadJsonAsync(HttpStatusCode.Created);
 
     private static Dictionary<string, JsonElement> Groups(JsonElement analytics) =>
         analytics.GetProperty("groups").EnumerateArray().ToDictionary(g => g.Str("key") ?? "(none)");
@@ -33,23 +21,22 @@ public sealed class AnalyticsTests(Azurite azurite) : SignedUpTenantTests(azurit
     [Fact]
     public async Task GroupsByCategoryAndLocationWithValuesDeadStockAndTurnover()
     {
-        var a = await _admin.CreateLocationIdAsync("A");
-        var b = await _admin.CreateLocationIdAsync("B");
-        var hammer = (await _admin.CreateItemAsync("H-1", "Hammer", new { category = "tools", unitCost = 10.0, locationId = a })).Id();
-        var saw = (await _admin.CreateItemAsync("S-1", "Saw", new { category = "tools", unitCost = 20.0, locationId = a })).Id();
-        var glue = (await _admin.CreateItemAsync("G-1", "Glue", new { category = "supplies", unitCost = 1.5, locationId = b })).Id();
+        var a = await Admin.CreateLocationIdAsync("A");
+        var b = await Admin.CreateLocationIdAsync("B");
+        var hammer = (await Admin.CreateItemAsync("H-1", "Hammer", new { category = "tools", unitCost = 10.0, locationId = a })).Id();
+        var saw = (await Admin.CreateItemAsync("S-1", "Saw", new { category = "tools", unitCost = 20.0, locationId = a })).Id();
+        var glue = (await Admin.CreateItemAsync("G-1", "Glue", new { category = "supplies", unitCost = 1.5, locationId = b })).Id();
         await MoveAsync(hammer, new { type = "in", quantity = 10 });
         await MoveAsync(saw, new { type = "in", quantity = 2 });
         await MoveAsync(glue, new { type = "in", quantity = 100 });
         await MoveAsync(saw, new { type = "transfer", quantity = 1, toLocationId = b });
 
         Clock.Advance(TimeSpan.FromDays(100));
-        _admin.Dispose();
-        _admin = await App.SignedInClientAsync(Tenant); // The first access token expired meanwhile.
+        await SignInAdminAgainAsync(); // The first access token expired meanwhile.
         await MoveAsync(hammer, new { type = "out", quantity = 5 });
 
-        var byCategory = await _admin.GetJsonAsync($"{Analytics}?groupBy=category");
-        var byLocation = await _admin.GetJsonAsync($"{Analytics}?groupBy=location");
+        var byCategory = await Admin.GetJsonAsync($"{Analytics}?groupBy=category");
+        var byLocation = await Admin.GetJsonAsync($"{Analytics}?groupBy=location");
 
         Assert.Equal(240, byCategory.Num("totalValue"));
         var categories = Groups(byCategory);
@@ -63,7 +50,7 @@ public sealed class AnalyticsTests(Azurite azurite) : SignedUpTenantTests(azurit
         Assert.Equal([glue, saw], byCategory.GetProperty("deadStock").EnumerateArray().Select(d => d.Str("itemId")));
         var turnover = Assert.Single(byCategory.GetProperty("turnover").EnumerateArray());
         Assert.Equal((hammer, 5.0, 1.0), (turnover.Str("itemId"), turnover.Num("unitsOut"), turnover.Num("turnover")));
-        await (await _admin.GetAsync($"{Analytics}?groupBy=colour", Ct)).ReadProblemAsync(400, "validation_failed");
+        await (await Admin.GetAsync($"{Analytics}?groupBy=colour", Ct)).ReadProblemAsync(400, "validation_failed");
     }
 
     [Fact]
@@ -74,7 +61,7 @@ public sealed class AnalyticsTests(Azurite azurite) : SignedUpTenantTests(azurit
         var item = (await them.CreateItemAsync("THEIRS-1", extra: new { unitCost = 5.0, category = "x" })).Id();
         await (await them.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{item}/movements", new { type = "in", quantity = 4 })).ReadJsonAsync(HttpStatusCode.Created);
 
-        var mine = await _admin.GetJsonAsync($"{Analytics}?groupBy=location");
+        var mine = await Admin.GetJsonAsync($"{Analytics}?groupBy=location");
 
         Assert.Equal(0, mine.Num("totalValue"));
         Assert.Empty(mine.GetProperty("groups").EnumerateArray());
@@ -84,13 +71,13 @@ public sealed class AnalyticsTests(Azurite azurite) : SignedUpTenantTests(azurit
     [Fact]
     public async Task AnotherInstanceCatchesUpWithMovementsAndItemsRecordedHere()
     {
-        var hammer = (await _admin.CreateItemAsync("H-1", "Hammer", new { category = "tools", unitCost = 10.0 })).Id();
+        var hammer = (await Admin.CreateItemAsync("H-1", "Hammer", new { category = "tools", unitCost = 10.0 })).Id();
         await using var other = await new PlatformApp(Azurite, App.Prefix, services: s => s.AddSingleton<TimeProvider>(Clock)).ReadyAsync();
         using var elsewhere = other.CreateClient((await App.LoginAsync(Tenant)).AccessToken);
         Assert.Equal(0, (await elsewhere.GetJsonAsync(Analytics)).Num("totalValue"));
 
         await MoveAsync(hammer, new { type = "in", quantity = 3 });
-        var glue = (await _admin.CreateItemAsync("G-1", "Glue", new { category = "supplies", unitCost = 2.0 })).Id();
+        var glue = (await Admin.CreateItemAsync("G-1", "Glue", new { category = "supplies", unitCost = 2.0 })).Id();
         await MoveAsync(glue, new { type = "in", quantity = 5 });
         Clock.Advance(ListProjection<ItemEntity, ItemListItem>.RefreshEvery);
 

@@ -9,22 +9,10 @@ namespace Platform.Tests.Inventory;
 
 public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private Task<HttpResponseMessage> MoveAsync(string itemId, object body, string? idempotencyKey = null) =>
-        _admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", body, idempotencyKey: idempotencyKey);
+        Admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", body, idempotencyKey: idempotencyKey);
 
     private async Task<JsonElement> MovedAsync(string itemId, object body) => await (await MoveAsync(itemId, body)).ReadJsonAsync(HttpStatusCode.Created);
 
@@ -43,8 +31,8 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task AnInMovementAnswers201WithTheMovementAndTheNewQuantity()
     {
-        var bin = await _admin.CreateLocationIdAsync("Bin");
-        var item = (await _admin.CreateItemAsync("IN-1", extra: new { locationId = bin })).Id();
+        var bin = await Admin.CreateLocationIdAsync("Bin");
+        var item = (await Admin.CreateItemAsync("IN-1", extra: new { locationId = bin })).Id();
 
         var response = await MoveAsync(item, new { type = "in", quantity = 12.5, reason = "delivery", batch = "B-7", supplier = "Acme", reference = "PO-1" });
 
@@ -57,20 +45,20 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(bin, movement.Str("toLocationId"));
         Assert.Equal("B-7", movement.Str("batch"));
         Assert.Equal($"{InventoryApi.Movements}/{movement.Id()}", response.Headers.Location?.OriginalString);
-        Assert.Equal("in", (await _admin.GetJsonAsync($"{InventoryApi.Movements}/{movement.Id()}")).Str("type"));
-        Assert.Equal(12.5, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
-        var stock = await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}/stock");
+        Assert.Equal("in", (await Admin.GetJsonAsync($"{InventoryApi.Movements}/{movement.Id()}")).Str("type"));
+        Assert.Equal(12.5, (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
+        var stock = await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}/stock");
         Assert.Equal(12.5, stock.Num("quantity"));
         Assert.Equal([(bin, 12.5)], stock.GetProperty("locations").EnumerateArray().Select(s => (s.Str("locationId"), s.Num("quantity"))));
-        Assert.Contains("inventory.movement.created", await _admin.AuditActionsAsync(movement.Id()));
+        Assert.Contains("inventory.movement.created", await Admin.AuditActionsAsync(movement.Id()));
     }
 
     [Fact]
     public async Task OutTransferAndAdjustKeepStockRowsAndTheItemQuantityInStep()
     {
-        var a = await _admin.CreateLocationIdAsync("A");
-        var b = await _admin.CreateLocationIdAsync("B");
-        var item = (await _admin.CreateItemAsync("MIX-1", extra: new { locationId = a })).Id();
+        var a = await Admin.CreateLocationIdAsync("A");
+        var b = await Admin.CreateLocationIdAsync("B");
+        var item = (await Admin.CreateItemAsync("MIX-1", extra: new { locationId = a })).Id();
 
         await MovedAsync(item, new { type = "in", quantity = 10 });
         var transfer = await MovedAsync(item, new { type = "transfer", quantity = 4, toLocationId = b });
@@ -82,37 +70,37 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(9, taken.Num("quantity"));
         Assert.Equal(8, counted.Num("quantity"));
         Assert.Equal(-1, counted.GetProperty("movement").Num("delta"));
-        var stock = (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}/stock")).GetProperty("locations").EnumerateArray()
+        var stock = (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}/stock")).GetProperty("locations").EnumerateArray()
             .ToDictionary(s => s.Str("locationId")!, s => s.Num("quantity"));
         Assert.Equal(5, stock[a]);
         Assert.Equal(3, stock[b]);
-        Assert.Equal(8, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
+        Assert.Equal(8, (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
         Assert.Equal(4, (await MovementRowsAsync(item)).Count);
     }
 
     [Fact]
     public async Task TakingMoreThanIsInStockIs409InsufficientStockAndChangesNothing()
     {
-        var item = (await _admin.CreateItemAsync("LOW-1")).Id();
+        var item = (await Admin.CreateItemAsync("LOW-1")).Id();
         await MovedAsync(item, new { type = "in", quantity = 2 });
-        var a = await _admin.CreateLocationIdAsync("A");
+        var a = await Admin.CreateLocationIdAsync("A");
 
         var tooMany = await MoveAsync(item, new { type = "out", quantity = 3 });
         var fromEmpty = await MoveAsync(item, new { type = "transfer", quantity = 1, fromLocationId = a, toLocationId = (string?)null });
-        var transferEmpty = await MoveAsync(item, new { type = "transfer", quantity = 1, fromLocationId = a, toLocationId = await _admin.CreateLocationIdAsync("B") });
+        var transferEmpty = await MoveAsync(item, new { type = "transfer", quantity = 1, fromLocationId = a, toLocationId = await Admin.CreateLocationIdAsync("B") });
 
         await tooMany.ReadProblemAsync(409, "insufficient_stock");
         await fromEmpty.ReadProblemAsync(400, "validation_failed");
         await transferEmpty.ReadProblemAsync(409, "insufficient_stock");
-        Assert.Equal(2, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
+        Assert.Equal(2, (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
         Assert.Single(await MovementRowsAsync(item));
     }
 
     [Fact]
     public async Task ATransferToTheSameOrAMissingLocationIsRefusedWithACode()
     {
-        var a = await _admin.CreateLocationIdAsync("A");
-        var item = (await _admin.CreateItemAsync("TR-1", extra: new { locationId = a })).Id();
+        var a = await Admin.CreateLocationIdAsync("A");
+        var item = (await Admin.CreateItemAsync("TR-1", extra: new { locationId = a })).Id();
         await MovedAsync(item, new { type = "in", quantity = 5 });
 
         var same = await MoveAsync(item, new { type = "transfer", quantity = 1, toLocationId = a });
@@ -132,9 +120,9 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
     [InlineData("{\"type\":\"steal\",\"quantity\":1}")]
     public async Task AQuantityThatIsNotPositiveFiniteAndWithinTheMaximumIs400ValidationFailed(string body)
     {
-        var item = (await _admin.CreateItemAsync("Q-1")).Id();
+        var item = (await Admin.CreateItemAsync("Q-1")).Id();
 
-        var response = await _admin.PostAsync($"{InventoryApi.Items}/{item}/movements", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
+        var response = await Admin.PostAsync($"{InventoryApi.Items}/{item}/movements", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
 
         await response.ReadProblemAsync(400, "validation_failed");
         Assert.Empty(await MovementRowsAsync(item));
@@ -143,9 +131,9 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task NaNSentAsTextIsRefusedAs400ValidationFailedOnQuantity()
     {
-        var item = (await _admin.CreateItemAsync("Q-2")).Id();
+        var item = (await Admin.CreateItemAsync("Q-2")).Id();
 
-        var response = await _admin.PostAsync($"{InventoryApi.Items}/{item}/movements",
+        var response = await Admin.PostAsync($"{InventoryApi.Items}/{item}/movements",
             new StringContent("{\"type\":\"in\",\"quantity\":\"NaN\"}", System.Text.Encoding.UTF8, "application/json"), Ct);
 
         // The web JSON defaults read numbers from strings, so "NaN" binds; the finite check refuses it.
@@ -157,7 +145,7 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task FiftyConcurrentOutsOfOneOnAnItemHoldingTwentyLetExactlyTwentyThrough()
     {
-        var item = (await _admin.CreateItemAsync("RUSH-1")).Id();
+        var item = (await Admin.CreateItemAsync("RUSH-1")).Id();
         await MovedAsync(item, new { type = "in", quantity = 20 });
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => MoveAsync(item, new { type = "out", quantity = 1 })));
@@ -170,15 +158,15 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
             await response.ReadProblemAsync(409, "insufficient_stock");
         }
 
-        Assert.Equal(0, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
+        Assert.Equal(0, (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
         Assert.Equal(20, (await MovementRowsAsync(item)).Count(m => m.Type == "out"));
-        Assert.Equal(0, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}/stock")).GetProperty("locations")[0].Num("quantity"));
+        Assert.Equal(0, (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}/stock")).GetProperty("locations")[0].Num("quantity"));
     }
 
     [Fact]
     public async Task TheSameIdempotencyKeyRecordsOneMovementAndAnotherBodyIs422()
     {
-        var item = (await _admin.CreateItemAsync("IDEM-1")).Id();
+        var item = (await Admin.CreateItemAsync("IDEM-1")).Id();
 
         var first = await MoveAsync(item, new { type = "in", quantity = 3 }, "key-1");
         var again = await MoveAsync(item, new { type = "in", quantity = 3 }, "key-1");
@@ -189,57 +177,57 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(firstBody.GetProperty("movement").Id(), againBody.GetProperty("movement").Id());
         await other.ReadProblemAsync(422, "idempotency_key_reused");
         Assert.Single(await MovementRowsAsync(item));
-        Assert.Equal(3, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
+        Assert.Equal(3, (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
     }
 
     [Fact]
     public async Task AnArchivedItemTakesNoMovements()
     {
-        var item = (await _admin.CreateItemAsync("ARCH-1")).Id();
+        var item = (await Admin.CreateItemAsync("ARCH-1")).Id();
         await MovedAsync(item, new { type = "in", quantity = 3 });
-        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"{InventoryApi.Items}/{item}", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"{InventoryApi.Items}/{item}", Ct)).StatusCode);
 
         await (await MoveAsync(item, new { type = "out", quantity = 1 })).ReadProblemAsync(409, "item_archived");
 
-        Assert.Equal(3, (await _admin.GetJsonAsync($"{InventoryApi.Items}/{item}/stock")).Num("quantity"));
+        Assert.Equal(3, (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}/stock")).Num("quantity"));
     }
 
     [Fact]
     public async Task ALocationHoldingStockCannotBeDeletedUntilItIsEmptied()
     {
-        var a = await _admin.CreateLocationIdAsync("A");
-        var b = await _admin.CreateLocationIdAsync("B");
-        var item = (await _admin.CreateItemAsync("LOC-1", extra: new { locationId = a })).Id();
+        var a = await Admin.CreateLocationIdAsync("A");
+        var b = await Admin.CreateLocationIdAsync("B");
+        var item = (await Admin.CreateItemAsync("LOC-1", extra: new { locationId = a })).Id();
         await MovedAsync(item, new { type = "in", quantity = 2 });
 
-        var refused = await _admin.DeleteAsync($"{InventoryApi.Locations}/{a}", Ct);
+        var refused = await Admin.DeleteAsync($"{InventoryApi.Locations}/{a}", Ct);
         await MovedAsync(item, new { type = "transfer", quantity = 2, toLocationId = b });
-        var deleted = await _admin.DeleteAsync($"{InventoryApi.Locations}/{a}", Ct);
+        var deleted = await Admin.DeleteAsync($"{InventoryApi.Locations}/{a}", Ct);
 
         await refused.ReadProblemAsync(409, "location_not_empty");
         Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
-        await (await _admin.DeleteAsync($"{InventoryApi.Locations}/{b}", Ct)).ReadProblemAsync(409, "location_not_empty");
+        await (await Admin.DeleteAsync($"{InventoryApi.Locations}/{b}", Ct)).ReadProblemAsync(409, "location_not_empty");
     }
 
     [Fact]
     public async Task MovementListsFilterByTypeItemBatchSupplierAndDateAndPage()
     {
-        var hammer = (await _admin.CreateItemAsync("H-1")).Id();
-        var saw = (await _admin.CreateItemAsync("S-1")).Id();
+        var hammer = (await Admin.CreateItemAsync("H-1")).Id();
+        var saw = (await Admin.CreateItemAsync("S-1")).Id();
         await MovedAsync(hammer, new { type = "in", quantity = 5, batch = "B1", supplier = "Acme" });
         var before = Clock.GetUtcNow();
         Clock.Advance(TimeSpan.FromMinutes(1));
         await MovedAsync(hammer, new { type = "out", quantity = 1 });
         await MovedAsync(saw, new { type = "in", quantity = 2, batch = "B2" });
 
-        var all = await _admin.ListAsync(InventoryApi.Movements);
-        var outs = await _admin.ListAsync($"{InventoryApi.Movements}?type=out");
-        var ofSaw = await _admin.ListAsync($"{InventoryApi.Movements}?itemId={saw}");
-        var ofHammer = await _admin.ListAsync($"{InventoryApi.Items}/{hammer}/movements");
-        var batch = await _admin.ListAsync($"{InventoryApi.Movements}?batch=B1&supplier=Acme");
-        var later = await _admin.ListAsync($"{InventoryApi.Movements}?from={Uri.EscapeDataString(before.AddSeconds(1).ToString("O"))}");
-        var first = await _admin.GetJsonAsync($"{InventoryApi.Movements}?pageSize=2");
-        var second = await _admin.GetJsonAsync($"{InventoryApi.Movements}?pageSize=2&continuationToken={Uri.EscapeDataString(first.Str("continuationToken")!)}");
+        var all = await Admin.ListAsync(InventoryApi.Movements);
+        var outs = await Admin.ListAsync($"{InventoryApi.Movements}?type=out");
+        var ofSaw = await Admin.ListAsync($"{InventoryApi.Movements}?itemId={saw}");
+        var ofHammer = await Admin.ListAsync($"{InventoryApi.Items}/{hammer}/movements");
+        var batch = await Admin.ListAsync($"{InventoryApi.Movements}?batch=B1&supplier=Acme");
+        var later = await Admin.ListAsync($"{InventoryApi.Movements}?from={Uri.EscapeDataString(before.AddSeconds(1).ToString("O"))}");
+        var first = await Admin.GetJsonAsync($"{InventoryApi.Movements}?pageSize=2");
+        var second = await Admin.GetJsonAsync($"{InventoryApi.Movements}?pageSize=2&continuationToken={Uri.EscapeDataString(first.Str("continuationToken")!)}");
 
         Assert.Equal(3, all.Count);
         Assert.Equal(["out"], outs.Select(m => m.Str("type")));
@@ -250,8 +238,8 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(2, first.GetProperty("items").GetArrayLength());
         Assert.Single(second.GetProperty("items").EnumerateArray());
         Assert.Equal(JsonValueKind.Null, second.GetProperty("continuationToken").ValueKind);
-        await (await _admin.GetAsync($"{InventoryApi.Movements}?type=steal", Ct)).ReadProblemAsync(400, "validation_failed");
-        await (await _admin.GetAsync($"{InventoryApi.Movements}?pageSize=1&type=in&continuationToken={Uri.EscapeDataString(first.Str("continuationToken")!)}", Ct))
+        await (await Admin.GetAsync($"{InventoryApi.Movements}?type=steal", Ct)).ReadProblemAsync(400, "validation_failed");
+        await (await Admin.GetAsync($"{InventoryApi.Movements}?pageSize=1&type=in&continuationToken={Uri.EscapeDataString(first.Str("continuationToken")!)}", Ct))
             .ReadProblemAsync(400, "invalid_continuation_token");
     }
 
@@ -265,11 +253,11 @@ public sealed class MovementTests(Azurite azurite) : SignedUpTenantTests(azurite
             .ReadJsonAsync(HttpStatusCode.Created)).GetProperty("movement").Id();
 
         await (await MoveAsync(item, new { type = "out", quantity = 5 })).ReadProblemAsync(404, "not_found");
-        await (await _admin.GetAsync($"{InventoryApi.Items}/{item}/movements", Ct)).ReadProblemAsync(404, "not_found");
-        await (await _admin.GetAsync($"{InventoryApi.Items}/{item}/stock", Ct)).ReadProblemAsync(404, "not_found");
-        await (await _admin.GetAsync($"{InventoryApi.Movements}/{movement}", Ct)).ReadProblemAsync(404, "not_found");
-        Assert.Empty(await _admin.ListAsync(InventoryApi.Movements));
-        Assert.Empty(await _admin.ListAsync($"{InventoryApi.Movements}?itemId={item}"));
+        await (await Admin.GetAsync($"{InventoryApi.Items}/{item}/movements", Ct)).ReadProblemAsync(404, "not_found");
+        await (await Admin.GetAsync($"{InventoryApi.Items}/{item}/stock", Ct)).ReadProblemAsync(404, "not_found");
+        await (await Admin.GetAsync($"{InventoryApi.Movements}/{movement}", Ct)).ReadProblemAsync(404, "not_found");
+        Assert.Empty(await Admin.ListAsync(InventoryApi.Movements));
+        Assert.Empty(await Admin.ListAsync($"{InventoryApi.Movements}?itemId={item}"));
         Assert.Equal(5, (await them.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
     }
 }

@@ -7,41 +7,28 @@ namespace Platform.Tests.Inventory;
 public sealed class ReorderSuggestionTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
     private const string Suggestions = "/api/v1/inventory/reorder-suggestions";
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private async Task MoveAsync(string itemId, string type, double quantity) =>
-        await (await _admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", new { type, quantity })).ReadJsonAsync(HttpStatusCode.Created);
+        await (await Admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{itemId}/movements", new { type, quantity })).ReadJsonAsync(HttpStatusCode.Created);
 
     [Fact]
     public async Task ItemsAtOrBelowTheReorderPointAreSuggestedFromRecentUsage()
     {
-        var busy = (await _admin.CreateItemAsync("BUSY-1", extra: new { reorderPoint = 10, reorderQuantity = 20, unitCost = 2.0 })).Id();
-        var idle = (await _admin.CreateItemAsync("IDLE-1", extra: new { reorderPoint = 5, reorderQuantity = 50 })).Id();
-        var stocked = (await _admin.CreateItemAsync("FULL-1", extra: new { reorderPoint = 5 })).Id();
-        await (await _admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{busy}/movements", new { type = "in", quantity = 100 })).ReadJsonAsync(HttpStatusCode.Created);
+        var busy = (await Admin.CreateItemAsync("BUSY-1", extra: new { reorderPoint = 10, reorderQuantity = 20, unitCost = 2.0 })).Id();
+        var idle = (await Admin.CreateItemAsync("IDLE-1", extra: new { reorderPoint = 5, reorderQuantity = 50 })).Id();
+        var stocked = (await Admin.CreateItemAsync("FULL-1", extra: new { reorderPoint = 5 })).Id();
+        await (await Admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{busy}/movements", new { type = "in", quantity = 100 })).ReadJsonAsync(HttpStatusCode.Created);
         await MoveAsync(stocked, "in", 100);
         // 90 out over ten days: 3 a day averaged over 30 days, 1 a day over 90.
         for (var day = 0; day < 10; day++)
         {
             Clock.Advance(TimeSpan.FromDays(1));
-            _admin.Dispose();
-            _admin = await App.SignedInClientAsync(Tenant); // Access tokens do not outlive a day.
+            await SignInAdminAgainAsync(); // Access tokens do not outlive a day.
             await MoveAsync(busy, "out", 9);
         }
 
-        var page = await _admin.GetJsonAsync(Suggestions);
+        var page = await Admin.GetJsonAsync(Suggestions);
 
         var items = page.GetProperty("items").EnumerateArray().ToList();
         Assert.Equal([busy, idle], items.Select(s => s.Str("itemId")));
@@ -64,7 +51,7 @@ public sealed class ReorderSuggestionTests(Azurite azurite) : SignedUpTenantTest
         using var them = await App.SignedInClientAsync(theirs);
         await them.CreateItemAsync("THEIRS-1", extra: new { reorderPoint = 5 });
 
-        Assert.Empty((await _admin.GetJsonAsync(Suggestions)).GetProperty("items").EnumerateArray());
+        Assert.Empty((await Admin.GetJsonAsync(Suggestions)).GetProperty("items").EnumerateArray());
         Assert.Single((await them.GetJsonAsync(Suggestions)).GetProperty("items").EnumerateArray());
     }
 }

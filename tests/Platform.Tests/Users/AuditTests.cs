@@ -8,25 +8,13 @@ namespace Platform.Tests.Users;
 /// <summary>GET /api/v1/audit: what happened, filtered by actor, target, action and time, in pages.</summary>
 public sealed class AuditTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private static string Iso(DateTimeOffset at) => Uri.EscapeDataString(at.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture));
 
     private async Task<IReadOnlyList<JsonElement>> EntriesAsync(string query)
     {
-        var page = await _admin.GetJsonAsync($"/api/v1/audit?pageSize=1000&{query}");
+        var page = await Admin.GetJsonAsync($"/api/v1/audit?pageSize=1000&{query}");
         Assert.Equal(JsonValueKind.Null, page.GetProperty("continuationToken").ValueKind);
         return [.. page.GetProperty("items").EnumerateArray()];
     }
@@ -38,10 +26,10 @@ public sealed class AuditTests(Azurite azurite) : SignedUpTenantTests(azurite)
     {
         Clock.Advance(TimeSpan.FromSeconds(1));
         var created = Clock.GetUtcNow();
-        var ada = await _admin.CreateUserIdAsync("ada@example.com", Accounts.Password);
+        var ada = await Admin.CreateUserIdAsync("ada@example.com", Accounts.Password);
         Clock.Advance(TimeSpan.FromSeconds(1));
         var updated = Clock.GetUtcNow();
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(ada, new { displayName = "Ada L." })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PatchUserAsync(ada, new { displayName = "Ada L." })).StatusCode);
         Clock.Advance(TimeSpan.FromSeconds(1));
         using var anonymous = App.CreateClient();
         Assert.Equal(HttpStatusCode.OK, (await anonymous.PostLoginAsync(Tenant.Slug, "ada@example.com", Accounts.Password)).StatusCode);
@@ -75,9 +63,9 @@ public sealed class AuditTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Empty(await EntriesAsync("targetId=01ARZ3NDEKTSV4RRFFQ69G5FAV"));
         Assert.Empty(await EntriesAsync("targetId=" + Uri.EscapeDataString("x' or TargetId ne '")));
 
-        Assert.Equal(["from"], await (await _admin.GetAsync($"/api/v1/audit?from={Iso(updated)}&to={Iso(created)}", Ct)).ValidationErrorsAsync());
-        Assert.Equal(["actorId"], await (await _admin.GetAsync($"/api/v1/audit?actorId={new string('a', 101)}", Ct)).ValidationErrorsAsync());
-        Assert.Equal(["pageSize"], await (await _admin.GetAsync("/api/v1/audit?pageSize=1001", Ct)).ValidationErrorsAsync());
+        Assert.Equal(["from"], await (await Admin.GetAsync($"/api/v1/audit?from={Iso(updated)}&to={Iso(created)}", Ct)).ValidationErrorsAsync());
+        Assert.Equal(["actorId"], await (await Admin.GetAsync($"/api/v1/audit?actorId={new string('a', 101)}", Ct)).ValidationErrorsAsync());
+        Assert.Equal(["pageSize"], await (await Admin.GetAsync("/api/v1/audit?pageSize=1001", Ct)).ValidationErrorsAsync());
     }
 
     [Fact]
@@ -86,11 +74,11 @@ public sealed class AuditTests(Azurite azurite) : SignedUpTenantTests(azurite)
         for (var i = 0; i < 5; i++)
         {
             Clock.Advance(TimeSpan.FromMilliseconds(10));
-            await _admin.CreateUserIdAsync($"user{i}@example.com");
+            await Admin.CreateUserIdAsync($"user{i}@example.com");
         }
 
         var all = await EntriesAsync("");
-        var pages = await _admin.PagesAsync("/api/v1/audit?pageSize=2");
+        var pages = await Admin.PagesAsync("/api/v1/audit?pageSize=2");
 
         Assert.True(all.Count >= 8, $"only {all.Count} entries");
         Assert.True(pages.Count >= all.Count / 2, $"{pages.Count} pages for {all.Count} entries");
@@ -99,22 +87,22 @@ public sealed class AuditTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(all.Select(e => e.Str("id")), paged);
         Assert.Equal(paged.Order(StringComparer.Ordinal), paged);
 
-        var filtered = await _admin.PagesAsync("/api/v1/audit?pageSize=2&action=user.created");
+        var filtered = await Admin.PagesAsync("/api/v1/audit?pageSize=2&action=user.created");
         Assert.Equal(6, filtered.Sum(p => p.Count));
 
-        var token = (await _admin.GetJsonAsync("/api/v1/audit?pageSize=2")).Str("continuationToken");
-        await (await _admin.GetAsync($"/api/v1/audit?pageSize=3&continuationToken={Uri.EscapeDataString(token)}", Ct)).ReadProblemAsync(400, "invalid_continuation_token");
-        await (await _admin.GetAsync($"/api/v1/audit?pageSize=2&action=user.created&continuationToken={Uri.EscapeDataString(token)}", Ct)).ReadProblemAsync(400, "invalid_continuation_token");
-        await (await _admin.GetAsync($"/api/v1/audit?pageSize=2&continuationToken={Uri.EscapeDataString(token[..^3] + "AAA")}", Ct)).ReadProblemAsync(400, "invalid_continuation_token");
+        var token = (await Admin.GetJsonAsync("/api/v1/audit?pageSize=2")).Str("continuationToken");
+        await (await Admin.GetAsync($"/api/v1/audit?pageSize=3&continuationToken={Uri.EscapeDataString(token)}", Ct)).ReadProblemAsync(400, "invalid_continuation_token");
+        await (await Admin.GetAsync($"/api/v1/audit?pageSize=2&action=user.created&continuationToken={Uri.EscapeDataString(token)}", Ct)).ReadProblemAsync(400, "invalid_continuation_token");
+        await (await Admin.GetAsync($"/api/v1/audit?pageSize=2&continuationToken={Uri.EscapeDataString(token[..^3] + "AAA")}", Ct)).ReadProblemAsync(400, "invalid_continuation_token");
     }
 
     [Fact]
     public async Task ReadingTheTrailNeedsAuditRead()
     {
-        await _admin.CreateUserIdAsync("manager@example.com", Accounts.Password, ["manager"]);
-        Assert.Equal(HttpStatusCode.Created, (await _admin.PutRoleAsync("people", "users.read", "users.write", "users.delete", "roles.manage")).StatusCode);
-        await _admin.CreateUserIdAsync("people@example.com", Accounts.Password, ["people"]);
-        await _admin.CreateUserIdAsync("plain@example.com", Accounts.Password);
+        await Admin.CreateUserIdAsync("manager@example.com", Accounts.Password, ["manager"]);
+        Assert.Equal(HttpStatusCode.Created, (await Admin.PutRoleAsync("people", "users.read", "users.write", "users.delete", "roles.manage")).StatusCode);
+        await Admin.CreateUserIdAsync("people@example.com", Accounts.Password, ["people"]);
+        await Admin.CreateUserIdAsync("plain@example.com", Accounts.Password);
         using var manager = await App.SignInAsAsync(Tenant, "manager@example.com");
         using var people = await App.SignInAsAsync(Tenant, "people@example.com");
         using var plain = await App.SignInAsAsync(Tenant, "plain@example.com");

@@ -12,28 +12,16 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
         "reports.read", "roles.manage", "tenant.manage", "users.delete", "users.read", "users.write", "webhooks.manage",
     ];
 
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private async Task<Dictionary<string, (IReadOnlyList<string> Permissions, bool BuiltIn)>> RolesAsync() =>
-        (await _admin.GetJsonAsync("/api/v1/roles")).GetProperty("items").EnumerateArray()
+        (await Admin.GetJsonAsync("/api/v1/roles")).GetProperty("items").EnumerateArray()
             .ToDictionary(r => r.Str("name"), r => (r.GetProperty("permissions").Strings(), r.GetProperty("builtIn").GetBoolean()));
 
     [Fact]
     public async Task RolesListTheBuiltInOnesAndTheTenantsOwn()
     {
-        var created = await _admin.PutRoleAsync("auditor", "users.read", "audit.read", "audit.read");
+        var created = await Admin.PutRoleAsync("auditor", "users.read", "audit.read", "audit.read");
 
         var body = await created.ReadJsonAsync(HttpStatusCode.Created);
         Assert.Equal("/api/v1/roles/auditor", created.Headers.Location?.OriginalString);
@@ -41,7 +29,7 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(["audit.read", "users.read"], body.GetProperty("permissions").Strings());
         Assert.False(body.GetProperty("builtIn").GetBoolean());
 
-        var list = await _admin.GetJsonAsync("/api/v1/roles");
+        var list = await Admin.GetJsonAsync("/api/v1/roles");
         Assert.Equal(["admin", "manager", "user", "auditor"], list.GetProperty("items").EnumerateArray().Select(r => r.Str("name")));
         var roles = await RolesAsync();
         Assert.Equal(AllPermissions, roles["admin"].Permissions);
@@ -52,10 +40,9 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.False(roles["auditor"].BuiltIn);
 
         // PUT again replaces the permissions, and the holders get exactly them.
-        await _admin.CreateUserIdAsync("auditor@example.com", Accounts.Password, ["auditor"]);
-        using var auditor = await App.SignInAsAsync(Tenant, "auditor@example.com");
+        using var auditor = await SignedInAsync("auditor@example.com", "auditor");
         Assert.Equal(HttpStatusCode.OK, (await auditor.GetAsync("/api/v1/audit", Ct)).StatusCode);
-        var replaced = await (await _admin.PutRoleAsync("auditor", "users.read")).ReadJsonAsync(HttpStatusCode.OK);
+        var replaced = await (await Admin.PutRoleAsync("auditor", "users.read")).ReadJsonAsync(HttpStatusCode.OK);
         Assert.Equal(["users.read"], replaced.GetProperty("permissions").Strings());
         Assert.Equal(["users.read"], (await RolesAsync())["auditor"].Permissions);
         await (await auditor.GetAsync("/api/v1/audit", Ct)).ReadProblemAsync(403, "forbidden");
@@ -67,8 +54,8 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
     {
         foreach (var name in UserApi.Names("admin", "manager", "user"))
         {
-            await (await _admin.PutRoleAsync(name, "users.read")).ReadProblemAsync(409, "built_in_role");
-            await (await _admin.DeleteAsync($"/api/v1/roles/{name}", Ct)).ReadProblemAsync(409, "built_in_role");
+            await (await Admin.PutRoleAsync(name, "users.read")).ReadProblemAsync(409, "built_in_role");
+            await (await Admin.DeleteAsync($"/api/v1/roles/{name}", Ct)).ReadProblemAsync(409, "built_in_role");
         }
 
         var roles = await RolesAsync();
@@ -79,52 +66,52 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
     [Fact]
     public async Task RoleInUseCannotBeDeletedUntilNobodyHoldsIt()
     {
-        Assert.Equal(HttpStatusCode.Created, (await _admin.PutRoleAsync("support", "users.read")).StatusCode);
-        var holder = await _admin.CreateUserIdAsync("holder@example.com", roles: ["support", "user"]);
+        Assert.Equal(HttpStatusCode.Created, (await Admin.PutRoleAsync("support", "users.read")).StatusCode);
+        var holder = await Admin.CreateUserIdAsync("holder@example.com", roles: ["support", "user"]);
 
-        var problem = await (await _admin.DeleteAsync("/api/v1/roles/support", Ct)).ReadProblemAsync(409, "role_in_use");
+        var problem = await (await Admin.DeleteAsync("/api/v1/roles/support", Ct)).ReadProblemAsync(409, "role_in_use");
         Assert.Contains("1", problem.Str("detail"), StringComparison.Ordinal);
         Assert.True((await RolesAsync()).ContainsKey("support"));
 
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutRolesAsync(holder, "user")).StatusCode);
-        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync("/api/v1/roles/support", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutRolesAsync(holder, "user")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync("/api/v1/roles/support", Ct)).StatusCode);
 
         Assert.False((await RolesAsync()).ContainsKey("support"));
-        await (await _admin.DeleteAsync("/api/v1/roles/support", Ct)).ReadProblemAsync(404, "not_found");
-        Assert.Equal(["roles"], await (await _admin.PutRolesAsync(holder, "support")).ValidationErrorsAsync());
-        Assert.Equal(["roles"], await (await _admin.PostUserAsync(new { email = "x@example.com", displayName = "X", roles = UserApi.Names("support") })).ValidationErrorsAsync());
+        await (await Admin.DeleteAsync("/api/v1/roles/support", Ct)).ReadProblemAsync(404, "not_found");
+        Assert.Equal(["roles"], await (await Admin.PutRolesAsync(holder, "support")).ValidationErrorsAsync());
+        Assert.Equal(["roles"], await (await Admin.PostUserAsync(new { email = "x@example.com", displayName = "X", roles = UserApi.Names("support") })).ValidationErrorsAsync());
     }
 
     [Fact]
     public async Task InvalidRoleDefinitionsAreRefusedNamingTheField()
     {
-        Assert.Equal(["permissions"], await (await _admin.PutRoleAsync("ops", "users.read", "users.fly")).ValidationErrorsAsync());
-        Assert.Equal(["permissions"], await (await _admin.PutAsync("/api/v1/roles/ops", System.Net.Http.Json.JsonContent.Create(new { }), Ct)).ValidationErrorsAsync());
-        Assert.Equal(["name"], await (await _admin.PutRoleAsync("Ops", "users.read")).ValidationErrorsAsync());
-        Assert.Equal(["name"], await (await _admin.PutRoleAsync("o", "users.read")).ValidationErrorsAsync());
-        Assert.Equal(["name"], await (await _admin.PutRoleAsync(new string('o', 41), "users.read")).ValidationErrorsAsync());
-        Assert.Equal(["name"], await (await _admin.PutRoleAsync("ops%21", "users.read")).ValidationErrorsAsync());
+        Assert.Equal(["permissions"], await (await Admin.PutRoleAsync("ops", "users.read", "users.fly")).ValidationErrorsAsync());
+        Assert.Equal(["permissions"], await (await Admin.PutAsync("/api/v1/roles/ops", System.Net.Http.Json.JsonContent.Create(new { }), Ct)).ValidationErrorsAsync());
+        Assert.Equal(["name"], await (await Admin.PutRoleAsync("Ops", "users.read")).ValidationErrorsAsync());
+        Assert.Equal(["name"], await (await Admin.PutRoleAsync("o", "users.read")).ValidationErrorsAsync());
+        Assert.Equal(["name"], await (await Admin.PutRoleAsync(new string('o', 41), "users.read")).ValidationErrorsAsync());
+        Assert.Equal(["name"], await (await Admin.PutRoleAsync("ops%21", "users.read")).ValidationErrorsAsync());
         Assert.Equal(["admin", "manager", "user"], (await RolesAsync()).Keys);
-        await (await _admin.DeleteAsync("/api/v1/roles/never-made", Ct)).ReadProblemAsync(404, "not_found");
+        await (await Admin.DeleteAsync("/api/v1/roles/never-made", Ct)).ReadProblemAsync(404, "not_found");
     }
 
     [Fact]
     public async Task SettingRolesWithoutARolesListIsRefusedRatherThanWipingThem()
     {
-        var id = await _admin.CreateUserIdAsync("kept@example.com", roles: ["manager"]);
+        var id = await Admin.CreateUserIdAsync("kept@example.com", roles: ["manager"]);
 
-        var missing = await _admin.PutAsync($"/api/v1/users/{id}/roles", System.Net.Http.Json.JsonContent.Create(new { role = "user" }), Ct);
+        var missing = await Admin.PutAsync($"/api/v1/users/{id}/roles", System.Net.Http.Json.JsonContent.Create(new { role = "user" }), Ct);
 
         Assert.Equal(["roles"], await missing.ValidationErrorsAsync());
-        Assert.Equal(["manager"], (await _admin.GetUserAsync(id)).Roles());
+        Assert.Equal(["manager"], (await Admin.GetUserAsync(id)).Roles());
         // An explicit empty list is a deliberate choice, and allowed.
-        Assert.Empty((await (await _admin.PutRolesAsync(id)).ReadJsonAsync(HttpStatusCode.OK)).Roles());
+        Assert.Empty((await (await Admin.PutRolesAsync(id)).ReadJsonAsync(HttpStatusCode.OK)).Roles());
     }
 
     [Fact]
     public async Task PermissionsListsAllFourteenWithDescriptions()
     {
-        var items = (await _admin.GetJsonAsync("/api/v1/permissions")).GetProperty("items").EnumerateArray().ToList();
+        var items = (await Admin.GetJsonAsync("/api/v1/permissions")).GetProperty("items").EnumerateArray().ToList();
 
         Assert.Equal(AllPermissions, items.Select(p => p.Str("name")));
         Assert.All(items, p => Assert.False(string.IsNullOrWhiteSpace(p.Str("description"))));

@@ -7,19 +7,7 @@ namespace Platform.Tests.Users;
 /// <summary>POST /api/v1/users/bulk: up to 1000 operations, each succeeding or failing on its own.</summary>
 public sealed class UserBulkTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private static object Create(string email, string? displayName = null, object? fields = null) =>
         new { op = "create", data = new { email, displayName = displayName ?? "Bulk " + email, fields } };
@@ -42,20 +30,20 @@ public sealed class UserBulkTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task MoreThanAThousandOperationsOrNoneAreRefused()
     {
-        var tooMany = await _admin.BulkAsync(Enumerable.Range(0, 1001).Select(i => Create($"many{i}@example.com")));
-        var none = await _admin.BulkAsync([]);
-        var missing = await _admin.PostAsync("/api/v1/users/bulk", System.Net.Http.Json.JsonContent.Create(new { }), Ct);
+        var tooMany = await Admin.BulkAsync(Enumerable.Range(0, 1001).Select(i => Create($"many{i}@example.com")));
+        var none = await Admin.BulkAsync([]);
+        var missing = await Admin.PostAsync("/api/v1/users/bulk", System.Net.Http.Json.JsonContent.Create(new { }), Ct);
 
         Assert.Equal(["operations"], await tooMany.ValidationErrorsAsync());
         Assert.Equal(["operations"], await none.ValidationErrorsAsync());
         Assert.Equal(["operations"], await missing.ValidationErrorsAsync());
-        Assert.Equal([Tenant.AdminEmail], await _admin.EmailsAsync());
+        Assert.Equal([Tenant.AdminEmail], await Admin.EmailsAsync());
     }
 
     [Fact]
     public async Task ThreeHundredCreatesWithAFewBadRowsSucceedPerRow()
     {
-        await _admin.CreateUserAsync("taken@example.com");
+        await Admin.CreateUserAsync("taken@example.com");
         var operations = Enumerable.Range(0, 300).Select(i => Create($"row{i:D3}@example.com")).ToList();
         operations[17] = Create("not an email");
         operations[42] = Create("ROW005@Example.com");
@@ -65,7 +53,7 @@ public sealed class UserBulkTests(Azurite azurite) : SignedUpTenantTests(azurite
         operations[250] = new { op = "create", data = "not an object" };
         operations[299] = Create("TAKEN@example.com");
 
-        var results = await ResultsAsync(await _admin.BulkAsync(operations));
+        var results = await ResultsAsync(await Admin.BulkAsync(operations));
 
         Assert.Equal(300, results.Count);
         var failed = new Dictionary<int, (int Status, string Code)>
@@ -93,25 +81,25 @@ public sealed class UserBulkTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(293, succeeded.Select(r => r.Id()).Distinct().Count());
 
         // The good rows exist - the first of two rows with one address among them - and nothing else was added.
-        var emails = await _admin.EmailsAsync();
+        var emails = await Admin.EmailsAsync();
         Assert.Equal(1 + 1 + 293, emails.Count);
         Assert.Contains("row005@example.com", emails);
         Assert.DoesNotContain("ROW005@Example.com", emails);
-        Assert.Equal("row123@example.com", (await _admin.GetUserAsync(results[123].Id())).Str("email"));
-        Assert.Equal(["user"], (await _admin.GetUserAsync(results[123].Id())).Roles());
-        var created = (await _admin.GetJsonAsync($"/api/v1/audit?action=user.created&pageSize=1000")).GetProperty("items").GetArrayLength();
+        Assert.Equal("row123@example.com", (await Admin.GetUserAsync(results[123].Id())).Str("email"));
+        Assert.Equal(["user"], (await Admin.GetUserAsync(results[123].Id())).Roles());
+        var created = (await Admin.GetJsonAsync($"/api/v1/audit?action=user.created&pageSize=1000")).GetProperty("items").GetArrayLength();
         Assert.Equal(1 + 1 + 293, created);
     }
 
     [Fact]
     public async Task UpdateDeleteAndRestoreOperationsEachStandAlone()
     {
-        var ann = await _admin.CreateUserIdAsync("ann@example.com");
-        var ben = await _admin.CreateUserIdAsync("ben@example.com");
-        var cat = await _admin.CreateUserIdAsync("cat@example.com");
-        var dan = await _admin.CreateUserIdAsync("dan@example.com");
+        var ann = await Admin.CreateUserIdAsync("ann@example.com");
+        var ben = await Admin.CreateUserIdAsync("ben@example.com");
+        var cat = await Admin.CreateUserIdAsync("cat@example.com");
+        var dan = await Admin.CreateUserIdAsync("dan@example.com");
 
-        var results = await ResultsAsync(await _admin.BulkAsync(
+        var results = await ResultsAsync(await Admin.BulkAsync(
         [
             new { op = "update", id = ann, data = new { displayName = "Ann Updated", status = "locked" } },
             new { op = "update", id = ben, data = new { email = "ann@example.com" } },
@@ -135,18 +123,18 @@ public sealed class UserBulkTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal("last_admin", Code(results[9]));
         Assert.Equal(ann, results[0].Id());
 
-        var annRead = await _admin.GetUserAsync(ann);
+        var annRead = await Admin.GetUserAsync(ann);
         Assert.Equal("Ann Updated", annRead.Str("displayName"));
         Assert.Equal("locked", annRead.Str("status"));
-        var benRead = await _admin.GetUserAsync(ben);
+        var benRead = await Admin.GetUserAsync(ben);
         Assert.Equal("ben@example.com", benRead.Str("email"));
         Assert.Equal(["manager"], benRead.Roles());
-        Assert.Equal("active", (await _admin.GetUserAsync(cat)).Str("status"));
-        Assert.Equal("deleted", (await _admin.GetUserAsync(dan)).Str("status"));
-        Assert.Equal(["admin"], (await _admin.GetUserAsync(Tenant.AdminId)).Roles());
-        Assert.DoesNotContain("dan@example.com", await _admin.EmailsAsync());
+        Assert.Equal("active", (await Admin.GetUserAsync(cat)).Str("status"));
+        Assert.Equal("deleted", (await Admin.GetUserAsync(dan)).Str("status"));
+        Assert.Equal(["admin"], (await Admin.GetUserAsync(Tenant.AdminId)).Roles());
+        Assert.DoesNotContain("dan@example.com", await Admin.EmailsAsync());
 
-        var audit = (await _admin.GetJsonAsync($"/api/v1/audit?targetId={cat}&pageSize=100")).GetProperty("items").EnumerateArray().Select(e => e.Str("action")).ToList();
+        var audit = (await Admin.GetJsonAsync($"/api/v1/audit?targetId={cat}&pageSize=100")).GetProperty("items").EnumerateArray().Select(e => e.Str("action")).ToList();
         Assert.Contains("user.deleted", audit);
         Assert.Contains("user.restored", audit);
     }
@@ -154,9 +142,8 @@ public sealed class UserBulkTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task OperationsTheCallerMayNotRunFailOnlyThemselves()
     {
-        var target = await _admin.CreateUserIdAsync("target@example.com");
-        await _admin.CreateUserIdAsync("manager@example.com", Accounts.Password, ["manager"]);
-        using var manager = await App.SignInAsAsync(Tenant, "manager@example.com");
+        var target = await Admin.CreateUserIdAsync("target@example.com");
+        using var manager = await SignedInAsync("manager@example.com", "manager");
 
         var results = await ResultsAsync(await manager.BulkAsync(
         [
@@ -173,11 +160,11 @@ public sealed class UserBulkTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal("forbidden", Code(results[3]));
         Assert.Equal("forbidden", Code(results[4]));
         Assert.Equal("permission_not_held", Code(results[5]));
-        var read = await _admin.GetUserAsync(target);
+        var read = await Admin.GetUserAsync(target);
         Assert.Equal("active", read.Str("status"));
         Assert.Equal("Renamed by manager", read.Str("displayName"));
         Assert.Equal(["user"], read.Roles());
-        var emails = await _admin.EmailsAsync();
+        var emails = await Admin.EmailsAsync();
         Assert.Contains("fresh@example.com", emails);
         Assert.DoesNotContain("boss@example.com", emails);
     }

@@ -7,24 +7,12 @@ namespace Platform.Tests.Users;
 
 public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     [Fact]
     public async Task CreateAnswers201WithLocationETagAndTheUserRoleByDefault()
     {
-        var response = await _admin.PostUserAsync(new { email = " Ada@Example.com ", displayName = "  Ada Lovelace ", password = Accounts.Password });
+        var response = await Admin.PostUserAsync(new { email = " Ada@Example.com ", displayName = "  Ada Lovelace ", password = Accounts.Password });
 
         var created = await response.ReadJsonAsync(HttpStatusCode.Created);
         var id = created.Id();
@@ -44,7 +32,7 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.DoesNotContain("password", text, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("argon2", text, StringComparison.OrdinalIgnoreCase);
 
-        var read = await _admin.GetAsync($"/api/v1/users/{id}", Ct);
+        var read = await Admin.GetAsync($"/api/v1/users/{id}", Ct);
         var body = await read.ReadJsonAsync(HttpStatusCode.OK);
         Assert.Equal(response.Headers.ETag!.Tag, read.Headers.ETag?.Tag);
         Assert.Equal(id, body.Id());
@@ -58,42 +46,42 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task PatchWithTheCurrentETagChangesTheUserAndAStaleOneIsRefused()
     {
-        var id = await _admin.CreateUserIdAsync("grace@example.com");
-        var etag = (await _admin.GetAsync($"/api/v1/users/{id}", Ct)).Headers.ETag!.Tag;
+        var id = await Admin.CreateUserIdAsync("grace@example.com");
+        var etag = (await Admin.GetAsync($"/api/v1/users/{id}", Ct)).Headers.ETag!.Tag;
 
-        var patched = await _admin.PatchUserAsync(id, new { displayName = "Grace Hopper" }, etag);
-        var stale = await _admin.PatchUserAsync(id, new { displayName = "Rear Admiral Hopper" }, etag);
+        var patched = await Admin.PatchUserAsync(id, new { displayName = "Grace Hopper" }, etag);
+        var stale = await Admin.PatchUserAsync(id, new { displayName = "Rear Admiral Hopper" }, etag);
 
         var body = await patched.ReadJsonAsync(HttpStatusCode.OK);
         Assert.Equal("Grace Hopper", body.Str("displayName"));
         Assert.NotNull(patched.Headers.ETag);
         Assert.NotEqual(etag, patched.Headers.ETag!.Tag);
         await stale.ReadProblemAsync(412, "precondition_failed");
-        var read = await _admin.GetAsync($"/api/v1/users/{id}", Ct);
+        var read = await Admin.GetAsync($"/api/v1/users/{id}", Ct);
         Assert.Equal("Grace Hopper", (await read.ReadJsonAsync(HttpStatusCode.OK)).Str("displayName"));
         Assert.Equal(patched.Headers.ETag.Tag, read.Headers.ETag?.Tag);
 
         // The new tag works; '*' always does.
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(id, new { displayName = "G. Hopper" }, read.Headers.ETag!.Tag)).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(id, new { displayName = "Grace" }, "*")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PatchUserAsync(id, new { displayName = "G. Hopper" }, read.Headers.ETag!.Tag)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PatchUserAsync(id, new { displayName = "Grace" }, "*")).StatusCode);
     }
 
     [Fact]
     public async Task TwoConcurrentPatchesWithOneETagLetExactlyOneThrough()
     {
-        var id = await _admin.CreateUserIdAsync("race@example.com");
+        var id = await Admin.CreateUserIdAsync("race@example.com");
         for (var round = 0; round < 3; round++)
         {
-            var etag = (await _admin.GetAsync($"/api/v1/users/{id}", Ct)).Headers.ETag!.Tag;
+            var etag = (await Admin.GetAsync($"/api/v1/users/{id}", Ct)).Headers.ETag!.Tag;
 
-            var first = _admin.PatchUserAsync(id, new { displayName = $"first {round}" }, etag);
-            var second = _admin.PatchUserAsync(id, new { displayName = $"second {round}" }, etag);
+            var first = Admin.PatchUserAsync(id, new { displayName = $"first {round}" }, etag);
+            var second = Admin.PatchUserAsync(id, new { displayName = $"second {round}" }, etag);
             var responses = await Task.WhenAll(first, second);
 
             Assert.Equal([200, 412], responses.Select(r => (int)r.StatusCode).Order());
             var winner = responses.Single(r => r.StatusCode == HttpStatusCode.OK);
             await responses.Single(r => r.StatusCode != HttpStatusCode.OK).ReadProblemAsync(412, "precondition_failed");
-            var stored = await _admin.GetUserAsync(id);
+            var stored = await Admin.GetUserAsync(id);
             Assert.Equal((await winner.ReadJsonAsync(HttpStatusCode.OK)).Str("displayName"), stored.Str("displayName"));
         }
     }
@@ -101,49 +89,49 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task EmailIsUniqueWithinTheTenantAndFreedWhenChanged()
     {
-        var ada = await _admin.CreateUserIdAsync("ada@example.com");
-        var bob = await _admin.CreateUserIdAsync("bob@example.com");
+        var ada = await Admin.CreateUserIdAsync("ada@example.com");
+        var bob = await Admin.CreateUserIdAsync("bob@example.com");
 
-        await (await _admin.PostUserAsync(new { email = "ADA@example.COM", displayName = "Other Ada" })).ReadProblemAsync(409, "email_taken");
-        await (await _admin.PostUserAsync(new { email = Tenant.AdminEmail, displayName = "Not the admin" })).ReadProblemAsync(409, "email_taken");
-        await (await _admin.PatchUserAsync(bob, new { email = "Ada@Example.com" })).ReadProblemAsync(409, "email_taken");
-        Assert.Equal("bob@example.com", (await _admin.GetUserAsync(bob)).Str("email"));
+        await (await Admin.PostUserAsync(new { email = "ADA@example.COM", displayName = "Other Ada" })).ReadProblemAsync(409, "email_taken");
+        await (await Admin.PostUserAsync(new { email = Tenant.AdminEmail, displayName = "Not the admin" })).ReadProblemAsync(409, "email_taken");
+        await (await Admin.PatchUserAsync(bob, new { email = "Ada@Example.com" })).ReadProblemAsync(409, "email_taken");
+        Assert.Equal("bob@example.com", (await Admin.GetUserAsync(bob)).Str("email"));
 
         // Ada moves to a new address: the old one is free again, the new one is hers.
-        var moved = await (await _admin.PatchUserAsync(ada, new { email = "ada.lovelace@example.com" })).ReadJsonAsync(HttpStatusCode.OK);
+        var moved = await (await Admin.PatchUserAsync(ada, new { email = "ada.lovelace@example.com" })).ReadJsonAsync(HttpStatusCode.OK);
         Assert.Equal("ada.lovelace@example.com", moved.Str("email"));
-        var bobMoved = await (await _admin.PatchUserAsync(bob, new { email = "ada@example.com" })).ReadJsonAsync(HttpStatusCode.OK);
+        var bobMoved = await (await Admin.PatchUserAsync(bob, new { email = "ada@example.com" })).ReadJsonAsync(HttpStatusCode.OK);
         Assert.Equal("ada@example.com", bobMoved.Str("email"));
-        await (await _admin.PostUserAsync(new { email = "ada.lovelace@example.com", displayName = "Copycat" })).ReadProblemAsync(409, "email_taken");
-        Assert.Equal(HttpStatusCode.Created, (await _admin.PostUserAsync(new { email = "bob@example.com", displayName = "New Bob" })).StatusCode);
+        await (await Admin.PostUserAsync(new { email = "ada.lovelace@example.com", displayName = "Copycat" })).ReadProblemAsync(409, "email_taken");
+        Assert.Equal(HttpStatusCode.Created, (await Admin.PostUserAsync(new { email = "bob@example.com", displayName = "New Bob" })).StatusCode);
 
         // Changing only the case of one's own address is no conflict.
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(ada, new { email = "ADA.LOVELACE@example.com" })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PatchUserAsync(ada, new { email = "ADA.LOVELACE@example.com" })).StatusCode);
     }
 
     [Fact]
     public async Task InvalidWritesAreRefusedNamingTheField()
     {
-        var id = await _admin.CreateUserIdAsync("valid@example.com");
+        var id = await Admin.CreateUserIdAsync("valid@example.com");
         var longName = new string('x', 101);
 
-        Assert.Equal(["email"], await (await _admin.PostUserAsync(new { email = "not-an-email", displayName = "X" })).ValidationErrorsAsync());
-        Assert.Equal(["email"], await (await _admin.PostUserAsync(new { email = "a@b@example.com", displayName = "X" })).ValidationErrorsAsync());
-        Assert.Equal(["email"], await (await _admin.PostUserAsync(new { displayName = "No Email" })).ValidationErrorsAsync());
-        Assert.Equal(["displayName"], await (await _admin.PostUserAsync(new { email = "long@example.com", displayName = longName })).ValidationErrorsAsync());
-        Assert.Equal(["displayName"], await (await _admin.PostUserAsync(new { email = "blank@example.com", displayName = "   " })).ValidationErrorsAsync());
-        Assert.Equal(["password"], await (await _admin.PostUserAsync(new { email = "weak@example.com", displayName = "Weak", password = "short" })).ValidationErrorsAsync());
-        Assert.Equal(["roles"], await (await _admin.PostUserAsync(new { email = "role@example.com", displayName = "R", roles = UserApi.Names("wizard") })).ValidationErrorsAsync());
-        var both = await (await _admin.PostUserAsync(new { email = "nope", displayName = longName })).ValidationErrorsAsync();
+        Assert.Equal(["email"], await (await Admin.PostUserAsync(new { email = "not-an-email", displayName = "X" })).ValidationErrorsAsync());
+        Assert.Equal(["email"], await (await Admin.PostUserAsync(new { email = "a@b@example.com", displayName = "X" })).ValidationErrorsAsync());
+        Assert.Equal(["email"], await (await Admin.PostUserAsync(new { displayName = "No Email" })).ValidationErrorsAsync());
+        Assert.Equal(["displayName"], await (await Admin.PostUserAsync(new { email = "long@example.com", displayName = longName })).ValidationErrorsAsync());
+        Assert.Equal(["displayName"], await (await Admin.PostUserAsync(new { email = "blank@example.com", displayName = "   " })).ValidationErrorsAsync());
+        Assert.Equal(["password"], await (await Admin.PostUserAsync(new { email = "weak@example.com", displayName = "Weak", password = "short" })).ValidationErrorsAsync());
+        Assert.Equal(["roles"], await (await Admin.PostUserAsync(new { email = "role@example.com", displayName = "R", roles = UserApi.Names("wizard") })).ValidationErrorsAsync());
+        var both = await (await Admin.PostUserAsync(new { email = "nope", displayName = longName })).ValidationErrorsAsync();
         Assert.Equal(["displayName", "email"], both.Order());
 
-        Assert.Equal(["email"], await (await _admin.PatchUserAsync(id, new { email = "nope" })).ValidationErrorsAsync());
-        Assert.Equal(["displayName"], await (await _admin.PatchUserAsync(id, new { displayName = longName })).ValidationErrorsAsync());
-        Assert.Equal(["status"], await (await _admin.PatchUserAsync(id, new { status = "deleted" })).ValidationErrorsAsync());
+        Assert.Equal(["email"], await (await Admin.PatchUserAsync(id, new { email = "nope" })).ValidationErrorsAsync());
+        Assert.Equal(["displayName"], await (await Admin.PatchUserAsync(id, new { displayName = longName })).ValidationErrorsAsync());
+        Assert.Equal(["status"], await (await Admin.PatchUserAsync(id, new { status = "deleted" })).ValidationErrorsAsync());
 
         // Nothing was written.
-        Assert.Equal(["valid@example.com"], (await _admin.EmailsAsync()).Where(e => e != Tenant.AdminEmail));
-        var stored = await _admin.GetUserAsync(id);
+        Assert.Equal(["valid@example.com"], (await Admin.EmailsAsync()).Where(e => e != Tenant.AdminEmail));
+        var stored = await Admin.GetUserAsync(id);
         Assert.Equal("valid@example.com", stored.Str("email"));
         Assert.Equal("active", stored.Str("status"));
     }
@@ -151,7 +139,7 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task FieldsTheCallerMayNotSetAreIgnored()
     {
-        var created = await (await _admin.PostUserAsync(new
+        var created = await (await Admin.PostUserAsync(new
         {
             email = "mallory@example.com",
             displayName = "Mallory",
@@ -172,7 +160,7 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.NotEqual(2000, created.GetProperty("createdAt").GetDateTimeOffset().Year);
         var before = (await App.StoredUserAsync(Tenant, id))!;
 
-        var patched = await (await _admin.PatchUserAsync(id, new
+        var patched = await (await Admin.PatchUserAsync(id, new
         {
             displayName = "Mallory M.",
             tenantId = "some-other-tenant",
@@ -206,9 +194,9 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task ChangingRolesNeedsRolesManage()
     {
-        Assert.Equal(HttpStatusCode.Created, (await _admin.PutRoleAsync("editor", "users.read", "users.write")).StatusCode);
-        var editorId = await _admin.CreateUserIdAsync("editor@example.com", Accounts.Password, ["editor"]);
-        var otherId = await _admin.CreateUserIdAsync("other@example.com");
+        Assert.Equal(HttpStatusCode.Created, (await Admin.PutRoleAsync("editor", "users.read", "users.write")).StatusCode);
+        var editorId = await Admin.CreateUserIdAsync("editor@example.com", Accounts.Password, ["editor"]);
+        var otherId = await Admin.CreateUserIdAsync("other@example.com");
         using var editor = await App.SignInAsAsync(Tenant, "editor@example.com");
 
         // users.write lets the editor change a user's profile ...
@@ -221,9 +209,9 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
         await (await editor.PutRolesAsync(otherId, "editor")).ReadProblemAsync(403, "forbidden");
         await (await editor.PutRoleAsync("editor", "users.read", "users.write", "roles.manage")).ReadProblemAsync(403, "forbidden");
 
-        Assert.Equal(["editor"], (await _admin.GetUserAsync(editorId)).Roles());
-        Assert.Equal("editor", (await _admin.GetUserAsync(editorId)).Str("displayName"));
-        Assert.Equal(["user"], (await _admin.GetUserAsync(otherId)).Roles());
+        Assert.Equal(["editor"], (await Admin.GetUserAsync(editorId)).Roles());
+        Assert.Equal("editor", (await Admin.GetUserAsync(editorId)).Str("displayName"));
+        Assert.Equal(["user"], (await Admin.GetUserAsync(otherId)).Roles());
     }
 
     [Fact]
@@ -231,8 +219,8 @@ public sealed class UserCrudTests(Azurite azurite) : SignedUpTenantTests(azurite
     {
         foreach (var id in new[] { "01ARZ3NDEKTSV4RRFFQ69G5FAV", "x", "..%2F..%2Fu%3Aadmin", new string('A', 65) })
         {
-            await (await _admin.GetAsync($"/api/v1/users/{id}", Ct)).ReadProblemAsync(404, "not_found");
-            await (await _admin.PatchUserAsync(id, new { displayName = "X" })).ReadProblemAsync(404, "not_found");
+            await (await Admin.GetAsync($"/api/v1/users/{id}", Ct)).ReadProblemAsync(404, "not_found");
+            await (await Admin.PatchUserAsync(id, new { displayName = "X" })).ReadProblemAsync(404, "not_found");
         }
     }
 }

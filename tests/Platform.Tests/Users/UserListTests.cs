@@ -11,23 +11,11 @@ namespace Platform.Tests.Users;
 /// <summary>GET /api/v1/users: paging, continuation tokens, search, filter and sort.</summary>
 public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private async Task<IReadOnlyList<string>> CreateManyAsync(int count, string prefix = "user")
     {
-        var response = await _admin.BulkAsync(Enumerable.Range(0, count).Select(i => new
+        var response = await Admin.BulkAsync(Enumerable.Range(0, count).Select(i => new
         {
             op = "create",
             data = new { email = $"{prefix}{i:D3}@example.com", displayName = $"{prefix} {i:D3}" },
@@ -39,15 +27,15 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
 
     private static string Filter(string expression) => "filter=" + Uri.EscapeDataString(expression);
 
-    private Task<HttpResponseMessage> GetFiltered(string expression) => _admin.GetAsync("/api/v1/users?" + Filter(expression), Ct);
+    private Task<HttpResponseMessage> GetFiltered(string expression) => Admin.GetAsync("/api/v1/users?" + Filter(expression), Ct);
 
     [Fact]
     public async Task PageSizeDefaultsToFiftyAndIsAtMostAThousand()
     {
         await CreateManyAsync(60);
 
-        var first = await _admin.GetJsonAsync("/api/v1/users");
-        var all = await _admin.GetJsonAsync("/api/v1/users?pageSize=1000");
+        var first = await Admin.GetJsonAsync("/api/v1/users");
+        var all = await Admin.GetJsonAsync("/api/v1/users?pageSize=1000");
 
         Assert.Equal(50, first.GetProperty("items").GetArrayLength());
         Assert.Equal(JsonValueKind.String, first.GetProperty("continuationToken").ValueKind);
@@ -55,7 +43,7 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(JsonValueKind.Null, all.GetProperty("continuationToken").ValueKind);
         foreach (var size in UserApi.Names("1001", "0", "-1", "ten", "1.5", "99999999999"))
         {
-            Assert.Equal(["pageSize"], await (await _admin.GetAsync($"/api/v1/users?pageSize={size}", Ct)).ValidationErrorsAsync());
+            Assert.Equal(["pageSize"], await (await Admin.GetAsync($"/api/v1/users?pageSize={size}", Ct)).ValidationErrorsAsync());
         }
     }
 
@@ -67,7 +55,7 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
 
         foreach (var query in new[] { "pageSize=10", "pageSize=10&sort=displayName", "pageSize=10&sort=-createdAt,-displayName", "pageSize=7&" + Filter("email ne 'nobody@example.com'") })
         {
-            var pages = await _admin.PagesAsync("/api/v1/users?" + query);
+            var pages = await Admin.PagesAsync("/api/v1/users?" + query);
 
             var ids = pages.SelectMany(p => p).Select(u => u.Id()).ToList();
             Assert.Equal(expected, ids.Order(StringComparer.Ordinal));
@@ -75,7 +63,7 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
             Assert.All(pages.SkipLast(1), p => Assert.Equal(query.StartsWith("pageSize=7", StringComparison.Ordinal) ? 7 : 10, p.Count));
         }
 
-        var sorted = (await _admin.PagesAsync("/api/v1/users?pageSize=10&sort=displayName")).SelectMany(p => p).Select(u => u.Str("displayName")).ToList();
+        var sorted = (await Admin.PagesAsync("/api/v1/users?pageSize=10&sort=displayName")).SelectMany(p => p).Select(u => u.Str("displayName")).ToList();
         Assert.Equal(sorted.Order(StringComparer.Ordinal), sorted);
     }
 
@@ -83,36 +71,36 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
     public async Task TamperedOrForeignContinuationTokensAreRefused()
     {
         await CreateManyAsync(5);
-        var token = (await _admin.GetJsonAsync("/api/v1/users?pageSize=2")).Str("continuationToken");
+        var token = (await Admin.GetJsonAsync("/api/v1/users?pageSize=2")).Str("continuationToken");
         var dot = token.IndexOf('.', StringComparison.Ordinal);
         var flipped = token[..(dot - 2)] + (token[dot - 2] == 'A' ? 'B' : 'A') + token[(dot - 1)..];
         var resigned = token[..(dot + 1)] + new string('A', token.Length - dot - 1);
 
         foreach (var bad in new[] { flipped, resigned, "garbage", ".", token + "x", new string('a', 5000) })
         {
-            await (await _admin.GetAsync($"/api/v1/users?pageSize=2&continuationToken={Uri.EscapeDataString(bad)}", Ct))
+            await (await Admin.GetAsync($"/api/v1/users?pageSize=2&continuationToken={Uri.EscapeDataString(bad)}", Ct))
                 .ReadProblemAsync(400, "invalid_continuation_token");
         }
 
         // A token belongs to its query: another filter, search or sort cannot use it.
         foreach (var other in UserApi.Names("q=user", "sort=displayName", Filter("status eq 'active'"), "includeDeleted=true"))
         {
-            await (await _admin.GetAsync($"/api/v1/users?pageSize=2&{other}&continuationToken={Uri.EscapeDataString(token)}", Ct))
+            await (await Admin.GetAsync($"/api/v1/users?pageSize=2&{other}&continuationToken={Uri.EscapeDataString(token)}", Ct))
                 .ReadProblemAsync(400, "invalid_continuation_token");
         }
 
-        Assert.Equal(2, (await _admin.GetJsonAsync($"/api/v1/users?pageSize=2&continuationToken={Uri.EscapeDataString(token)}")).GetProperty("items").GetArrayLength());
+        Assert.Equal(2, (await Admin.GetJsonAsync($"/api/v1/users?pageSize=2&continuationToken={Uri.EscapeDataString(token)}")).GetProperty("items").GetArrayLength());
     }
 
     [Fact]
     public async Task SearchIgnoresCaseOverEmailDisplayNameAndStringCustomFields()
     {
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(new { name = "nickname", type = "string" }, new { name = "team", type = "enum", values = UserApi.Names("Bletchley", "Navy") }, new { name = "level", type = "number" })).StatusCode);
-        await _admin.CreateUserAsync("grace@navy.example", "Grace Hopper", fields: new { nickname = "Amazing Grace", level = 31337 });
-        await _admin.CreateUserAsync("alan@cambridge.example", "Alan Turing", fields: new { nickname = "Prof", team = "Bletchley" });
-        await _admin.CreateUserAsync("kj@nasa.example", "Katherine Johnson");
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(new { name = "nickname", type = "string" }, new { name = "team", type = "enum", values = UserApi.Names("Bletchley", "Navy") }, new { name = "level", type = "number" })).StatusCode);
+        await Admin.CreateUserAsync("grace@navy.example", "Grace Hopper", fields: new { nickname = "Amazing Grace", level = 31337 });
+        await Admin.CreateUserAsync("alan@cambridge.example", "Alan Turing", fields: new { nickname = "Prof", team = "Bletchley" });
+        await Admin.CreateUserAsync("kj@nasa.example", "Katherine Johnson");
 
-        async Task<IReadOnlyList<string>> Search(string q) => [.. (await _admin.EmailsAsync("q=" + Uri.EscapeDataString(q))).Order(StringComparer.Ordinal)];
+        async Task<IReadOnlyList<string>> Search(string q) => [.. (await Admin.EmailsAsync("q=" + Uri.EscapeDataString(q))).Order(StringComparer.Ordinal)];
 
         Assert.Equal(["grace@navy.example"], await Search("HOPPER"));
         Assert.Equal(["grace@navy.example"], await Search("  NaVy.Example "));
@@ -124,32 +112,32 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Empty(await Search("31337"));
         Assert.Empty(await Search("' or 1 eq 1"));
         Assert.Equal(4, (await Search("")).Count);
-        Assert.Equal(["q"], await (await _admin.GetAsync("/api/v1/users?q=" + new string('x', 201), Ct)).ValidationErrorsAsync());
+        Assert.Equal(["q"], await (await Admin.GetAsync("/api/v1/users?q=" + new string('x', 201), Ct)).ValidationErrorsAsync());
     }
 
     [Fact]
     public async Task FiltersAndSortsOfTheContractWork()
     {
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(
             new { name = "level", type = "number" },
             new { name = "remote", type = "boolean" },
             new { name = "joined", type = "date" },
             new { name = "team", type = "enum", values = UserApi.Names("red", "blue", "green") },
             new { name = "nickname", type = "string" })).StatusCode);
         Clock.Advance(TimeSpan.FromSeconds(10));
-        await _admin.CreateUserAsync("old@example.com", "Old One", fields: new { level = 2, remote = false, joined = "2020-05-01", team = "red" });
+        await Admin.CreateUserAsync("old@example.com", "Old One", fields: new { level = 2, remote = false, joined = "2020-05-01", team = "red" });
         Clock.Advance(TimeSpan.FromSeconds(10));
         var cutoff = Clock.GetUtcNow();
         Clock.Advance(TimeSpan.FromSeconds(10));
-        await _admin.CreateUserAsync("new1@example.com", "New Three", fields: new { level = 5, remote = true, joined = "2026-02-01T09:00:00Z", team = "blue", nickname = "It's me" });
+        await Admin.CreateUserAsync("new1@example.com", "New Three", fields: new { level = 5, remote = true, joined = "2026-02-01T09:00:00Z", team = "blue", nickname = "It's me" });
         Clock.Advance(TimeSpan.FromSeconds(10));
-        var locked = (await _admin.CreateUserAsync("new2@example.com", "New Two", fields: new { level = 7, team = "green" })).Id();
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(locked, new { status = "locked" })).StatusCode);
+        var locked = (await Admin.CreateUserAsync("new2@example.com", "New Two", fields: new { level = 7, team = "green" })).Id();
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PatchUserAsync(locked, new { status = "locked" })).StatusCode);
         Clock.Advance(TimeSpan.FromSeconds(10));
-        await _admin.CreateUserAsync("new3@example.com", "New One", roles: ["admin"]);
+        await Admin.CreateUserAsync("new3@example.com", "New One", roles: ["admin"]);
         var stamp = cutoff.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
 
-        async Task<IReadOnlyList<string>> Emails(string expression) => [.. (await _admin.EmailsAsync(Filter(expression))).Order(StringComparer.Ordinal)];
+        async Task<IReadOnlyList<string>> Emails(string expression) => [.. (await Admin.EmailsAsync(Filter(expression))).Order(StringComparer.Ordinal)];
 
         // The contract's own example, verbatim, and with a cut-off between the users.
         Assert.Equal([Tenant.AdminEmail, "new1@example.com", "new3@example.com", "old@example.com"], await Emails("status eq 'active' and (createdAt ge 2026-01-01T00:00:00Z or roles has 'admin')"));
@@ -167,17 +155,17 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal([Tenant.AdminEmail, "new3@example.com"], await Emails("fields.level eq null and roles has 'admin'"));
         Assert.Equal([Tenant.AdminEmail, "new3@example.com"], await Emails("roles has 'admin'"));
 
-        var newestFirst = await _admin.EmailsAsync("sort=-createdAt");
+        var newestFirst = await Admin.EmailsAsync("sort=-createdAt");
         Assert.Equal(["new3@example.com", "new1@example.com", "old@example.com", Tenant.AdminEmail], newestFirst.Where(e => e != "new2@example.com").ToList());
         Assert.Equal(["new2@example.com", "new1@example.com"], newestFirst.Where(e => e.StartsWith("new", StringComparison.Ordinal)).Skip(1).ToList());
-        var byName = (await _admin.ListAsync("sort=displayName")).Select(u => u.Str("displayName")).ToList();
+        var byName = (await Admin.ListAsync("sort=displayName")).Select(u => u.Str("displayName")).ToList();
         Assert.Equal(byName.Order(StringComparer.Ordinal), byName);
         Assert.Equal(["New One", "New Three", "New Two"], byName.Where(n => n.StartsWith("New", StringComparison.Ordinal)));
-        Assert.Equal(["new2@example.com", "new1@example.com", "old@example.com"], (await _admin.EmailsAsync("sort=-fields.level&" + Filter("fields.level ne null"))).ToList());
+        Assert.Equal(["new2@example.com", "new1@example.com", "old@example.com"], (await Admin.EmailsAsync("sort=-fields.level&" + Filter("fields.level ne null"))).ToList());
 
         foreach (var sort in UserApi.Names("password", "passwordHash", "roles", "-", "displayName,displayName", "a,b,c,d", "fields.nope", "createdAt desc"))
         {
-            await (await _admin.GetAsync("/api/v1/users?sort=" + Uri.EscapeDataString(sort), Ct)).ReadProblemAsync(400, "invalid_sort");
+            await (await Admin.GetAsync("/api/v1/users?sort=" + Uri.EscapeDataString(sort), Ct)).ReadProblemAsync(400, "invalid_sort");
         }
 
         foreach (var bad in UserApi.Names("passwordHash eq 'x'", "fields.level eq 'high'", "createdAt ge 'yesterday'", "roles eq 'admin'", "fields.nope eq 1", "status eq", "status eq 'active' and", "(status eq 'active'"))
@@ -220,24 +208,24 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.True(longest < TimeSpan.FromSeconds(2), $"slowest refusal took {longest}");
 
         // A quote inside a string literal is just text, never syntax.
-        var escaped = await _admin.GetJsonAsync("/api/v1/users?" + Filter("status eq 'a'' or ''1'' eq ''1'"));
+        var escaped = await Admin.GetJsonAsync("/api/v1/users?" + Filter("status eq 'a'' or ''1'' eq ''1'"));
         Assert.Empty(escaped.GetProperty("items").EnumerateArray());
-        var nested = await _admin.GetJsonAsync("/api/v1/users?" + Filter(new string('(', 10) + "status eq 'active'" + new string(')', 10)));
+        var nested = await Admin.GetJsonAsync("/api/v1/users?" + Filter(new string('(', 10) + "status eq 'active'" + new string(')', 10)));
         Assert.Single(nested.GetProperty("items").EnumerateArray());
     }
 
     [Fact]
     public async Task ListsOnAnotherInstanceCatchUpWithItsWritesThroughTheChangeLog()
     {
-        var renamed = await _admin.CreateUserIdAsync("renamed@example.com");
-        var deleted = await _admin.CreateUserIdAsync("deleted@example.com");
+        var renamed = await Admin.CreateUserIdAsync("renamed@example.com");
+        var deleted = await Admin.CreateUserIdAsync("deleted@example.com");
         await using var other = await new PlatformApp(Azurite, App.Prefix, services: s => s.AddSingleton<TimeProvider>(Clock)).ReadyAsync();
         using var elsewhere = other.CreateClient((await App.LoginAsync(Tenant)).AccessToken);
         Assert.Contains("deleted@example.com", await elsewhere.EmailsAsync());
 
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(renamed, new { displayName = "Now Renamed" })).StatusCode);
-        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/users/{deleted}", Ct)).StatusCode);
-        await _admin.CreateUserIdAsync("added@example.com");
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PatchUserAsync(renamed, new { displayName = "Now Renamed" })).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/users/{deleted}", Ct)).StatusCode);
+        await Admin.CreateUserIdAsync("added@example.com");
         Clock.Advance(ListProjection<UserEntity, UserListItem>.RefreshEvery);
 
         var users = await elsewhere.ListAsync("?pageSize=1000");

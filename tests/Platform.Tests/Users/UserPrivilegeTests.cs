@@ -7,27 +7,15 @@ namespace Platform.Tests.Users;
 /// <summary>Who may do what to users and roles: no way to more permissions than one holds, and never a tenant without an admin.</summary>
 public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     [Fact]
     public async Task RoleManagerCannotGrantPermissionsTheyDoNotHold()
     {
-        Assert.Equal(HttpStatusCode.Created, (await _admin.PutRoleAsync("people-ops", "users.read", "users.write", "roles.manage")).StatusCode);
-        Assert.Equal(HttpStatusCode.Created, (await _admin.PutRoleAsync("settings", "users.read", "tenant.manage")).StatusCode);
-        var opsId = await _admin.CreateUserIdAsync("ops@example.com", Accounts.Password, ["people-ops"]);
-        var victim = await _admin.CreateUserIdAsync("victim@example.com");
+        Assert.Equal(HttpStatusCode.Created, (await Admin.PutRoleAsync("people-ops", "users.read", "users.write", "roles.manage")).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await Admin.PutRoleAsync("settings", "users.read", "tenant.manage")).StatusCode);
+        var opsId = await Admin.CreateUserIdAsync("ops@example.com", Accounts.Password, ["people-ops"]);
+        var victim = await Admin.CreateUserIdAsync("victim@example.com");
         using var ops = await App.SignInAsAsync(Tenant, "ops@example.com");
 
         // No role that carries tenant.manage (or anything else ops lacks), to others or to themselves, by any route.
@@ -49,60 +37,60 @@ public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(az
         await (await ops.PutRoleAsync("people-ops", "users.read", "users.write", "roles.manage", "users.delete")).ReadProblemAsync(403, "permission_not_held");
         await (await ops.PutRoleAsync("settings", "users.read", "tenant.manage", "roles.manage")).ReadProblemAsync(403, "permission_not_held");
 
-        Assert.Equal(["user"], (await _admin.GetUserAsync(victim)).Roles());
-        Assert.Equal(["people-ops"], (await _admin.GetUserAsync(opsId)).Roles());
-        Assert.DoesNotContain("sock@example.com", await _admin.EmailsAsync());
-        var roles = (await _admin.GetJsonAsync("/api/v1/roles")).GetProperty("items").EnumerateArray().ToDictionary(r => r.Str("name"), r => r.GetProperty("permissions").Strings());
+        Assert.Equal(["user"], (await Admin.GetUserAsync(victim)).Roles());
+        Assert.Equal(["people-ops"], (await Admin.GetUserAsync(opsId)).Roles());
+        Assert.DoesNotContain("sock@example.com", await Admin.EmailsAsync());
+        var roles = (await Admin.GetJsonAsync("/api/v1/roles")).GetProperty("items").EnumerateArray().ToDictionary(r => r.Str("name"), r => r.GetProperty("permissions").Strings());
         Assert.False(roles.ContainsKey("escalate"));
         Assert.Equal(["roles.manage", "users.read", "users.write"], roles["people-ops"]);
 
         // Within what they hold, they may - for a user who holds nothing beyond it either.
         Assert.Equal(HttpStatusCode.Created, (await ops.PutRoleAsync("reader", "users.read")).StatusCode);
-        var plain = await _admin.CreateUserIdAsync("plain@example.com", roles: []);
+        var plain = await Admin.CreateUserIdAsync("plain@example.com", roles: []);
         Assert.Equal(["reader"], (await (await ops.PutRolesAsync(plain, "reader")).ReadJsonAsync(HttpStatusCode.OK)).Roles());
     }
 
     [Fact]
     public async Task TheOnlyAdminCannotBeDemotedDeletedOrLocked()
     {
-        await (await _admin.PutRolesAsync(Tenant.AdminId, "user")).ReadProblemAsync(409, "last_admin");
-        await (await _admin.PutRolesAsync(Tenant.AdminId, "manager")).ReadProblemAsync(409, "last_admin");
-        await (await _admin.PatchUserAsync(Tenant.AdminId, new { roles = Array.Empty<string>() })).ReadProblemAsync(409, "last_admin");
-        await (await _admin.PatchUserAsync(Tenant.AdminId, new { status = "locked" })).ReadProblemAsync(409, "last_admin");
-        await (await _admin.DeleteAsync($"/api/v1/users/{Tenant.AdminId}", Ct)).ReadProblemAsync(409, "last_admin");
-        var bulk = await (await _admin.BulkAsync([new { op = "delete", id = Tenant.AdminId }])).ReadJsonAsync(HttpStatusCode.OK);
+        await (await Admin.PutRolesAsync(Tenant.AdminId, "user")).ReadProblemAsync(409, "last_admin");
+        await (await Admin.PutRolesAsync(Tenant.AdminId, "manager")).ReadProblemAsync(409, "last_admin");
+        await (await Admin.PatchUserAsync(Tenant.AdminId, new { roles = Array.Empty<string>() })).ReadProblemAsync(409, "last_admin");
+        await (await Admin.PatchUserAsync(Tenant.AdminId, new { status = "locked" })).ReadProblemAsync(409, "last_admin");
+        await (await Admin.DeleteAsync($"/api/v1/users/{Tenant.AdminId}", Ct)).ReadProblemAsync(409, "last_admin");
+        var bulk = await (await Admin.BulkAsync([new { op = "delete", id = Tenant.AdminId }])).ReadJsonAsync(HttpStatusCode.OK);
         Assert.Equal(409, bulk.GetProperty("results")[0].GetProperty("status").GetInt32());
 
         // A second admin who is locked does not count.
-        var lockedAdmin = await _admin.CreateUserIdAsync("locked-admin@example.com", roles: ["admin"]);
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(lockedAdmin, new { status = "locked" })).StatusCode);
-        await (await _admin.PutRolesAsync(Tenant.AdminId, "user")).ReadProblemAsync(409, "last_admin");
+        var lockedAdmin = await Admin.CreateUserIdAsync("locked-admin@example.com", roles: ["admin"]);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PatchUserAsync(lockedAdmin, new { status = "locked" })).StatusCode);
+        await (await Admin.PutRolesAsync(Tenant.AdminId, "user")).ReadProblemAsync(409, "last_admin");
 
-        var me = await _admin.GetUserAsync(Tenant.AdminId);
+        var me = await Admin.GetUserAsync(Tenant.AdminId);
         Assert.Equal(["admin"], me.Roles());
         Assert.Equal("active", me.Str("status"));
-        Assert.Equal(HttpStatusCode.OK, (await _admin.GetAsync("/api/v1/users", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.GetAsync("/api/v1/users", Ct)).StatusCode);
     }
 
     [Fact]
     public async Task PurgingTheOnlyAdminIsRefusedAsLastAdmin()
     {
-        var purge = await _admin.DeleteAsync($"/api/v1/users/{Tenant.AdminId}?purge=true", Ct);
+        var purge = await Admin.DeleteAsync($"/api/v1/users/{Tenant.AdminId}?purge=true", Ct);
 
         await purge.ReadProblemAsync(409, "last_admin");
-        Assert.Equal("active", (await _admin.GetUserAsync(Tenant.AdminId)).Str("status"));
+        Assert.Equal("active", (await Admin.GetUserAsync(Tenant.AdminId)).Str("status"));
     }
 
     [Fact]
     public async Task WithASecondAdminTheFirstCanStepDown()
     {
-        var second = await _admin.CreateUserIdAsync("second@example.com", Accounts.Password, ["admin"]);
+        var second = await Admin.CreateUserIdAsync("second@example.com", Accounts.Password, ["admin"]);
 
-        var demoted = await (await _admin.PutRolesAsync(Tenant.AdminId, "user")).ReadJsonAsync(HttpStatusCode.OK);
+        var demoted = await (await Admin.PutRolesAsync(Tenant.AdminId, "user")).ReadJsonAsync(HttpStatusCode.OK);
 
         Assert.Equal(["user"], demoted.Roles());
         // The change takes effect on the next request of the demoted admin.
-        await (await _admin.GetAsync("/api/v1/users", Ct)).ReadProblemAsync(403, "forbidden");
+        await (await Admin.GetAsync("/api/v1/users", Ct)).ReadProblemAsync(403, "forbidden");
         using var secondAdmin = await App.SignInAsAsync(Tenant, "second@example.com");
         await (await secondAdmin.PutRolesAsync(second, "user")).ReadProblemAsync(409, "last_admin");
         await (await secondAdmin.DeleteAsync($"/api/v1/users/{second}", Ct)).ReadProblemAsync(409, "last_admin");
@@ -113,9 +101,9 @@ public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(az
     [Fact]
     public async Task TwoAdminsDemotedAtOnceLeaveOneAdmin()
     {
-        var second = await _admin.CreateUserIdAsync("second@example.com", roles: ["admin"]);
+        var second = await Admin.CreateUserIdAsync("second@example.com", roles: ["admin"]);
 
-        var responses = await Task.WhenAll(_admin.PutRolesAsync(Tenant.AdminId, "user"), _admin.PutRolesAsync(second, "user"));
+        var responses = await Task.WhenAll(Admin.PutRolesAsync(Tenant.AdminId, "user"), Admin.PutRolesAsync(second, "user"));
 
         Assert.Single(responses, r => r.StatusCode == HttpStatusCode.OK);
         var refused = responses.Single(r => r.StatusCode != HttpStatusCode.OK);
@@ -131,7 +119,7 @@ public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(az
     [Fact]
     public async Task ACallerWithTheUserRoleIsForbiddenAndAnAnonymousOneUnauthorized()
     {
-        var id = await _admin.CreateUserIdAsync("plain@example.com", Accounts.Password);
+        var id = await Admin.CreateUserIdAsync("plain@example.com", Accounts.Password);
         using var plain = await App.SignInAsAsync(Tenant, "plain@example.com");
         using var anonymous = App.CreateClient();
 
@@ -156,10 +144,10 @@ public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(az
 
         await (await anonymous.GetAsync("/api/v1/permissions", Ct)).ReadProblemAsync(401, "unauthorized");
         Assert.Equal(HttpStatusCode.OK, (await plain.GetAsync("/api/v1/permissions", Ct)).StatusCode);
-        var stored = await _admin.GetUserAsync(id);
+        var stored = await Admin.GetUserAsync(id);
         Assert.Equal("plain", stored.Str("displayName"));
         Assert.Equal(["user"], stored.Roles());
-        Assert.Equal(2, (await _admin.ListAsync()).Count);
+        Assert.Equal(2, (await Admin.ListAsync()).Count);
     }
 
     [Fact]
@@ -167,13 +155,12 @@ public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(az
     {
         // A manager holds users.write but not the admin's other permissions. Were they allowed to point the admin's
         // account at a mailbox of theirs, a password reset would hand them the admin's account.
-        await _admin.CreateUserIdAsync("manager@example.com", Accounts.Password, ["manager"]);
-        using var manager = await App.SignInAsAsync(Tenant, "manager@example.com");
+        using var manager = await SignedInAsync("manager@example.com", "manager");
 
         var takeover = await manager.PatchUserAsync(Tenant.AdminId, new { email = "manager+admin@example.com" });
 
         Assert.Equal(HttpStatusCode.Forbidden, takeover.StatusCode);
-        Assert.Equal(Tenant.AdminEmail, (await _admin.GetUserAsync(Tenant.AdminId)).Str("email"));
+        Assert.Equal(Tenant.AdminEmail, (await Admin.GetUserAsync(Tenant.AdminId)).Str("email"));
         using var anonymous = App.CreateClient();
         await anonymous.PostAsJsonAsync("/api/v1/auth/forgot-password", new { tenant = Tenant.Slug, email = "manager+admin@example.com" }, Ct);
         Assert.Empty(App.MailTo("manager+admin@example.com"));

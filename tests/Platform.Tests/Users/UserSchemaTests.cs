@@ -19,31 +19,19 @@ public sealed class UserSchemaTests(Azurite azurite) : SignedUpTenantTests(azuri
 
     private static readonly int[] NotAnObject = [1, 2];
 
-    private HttpClient _admin = null!;
-
-    public override async ValueTask InitializeAsync()
-    {
-        await base.InitializeAsync();
-        _admin = await App.SignedInClientAsync(Tenant);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _admin.Dispose();
-        await base.DisposeAsync();
-    }
+    protected override bool SignsInAdmin => true;
 
     private Task<HttpResponseMessage> CreateWithFields(string email, object fields) =>
-        _admin.PostUserAsync(new { email, displayName = email.Split('@')[0], fields });
+        Admin.PostUserAsync(new { email, displayName = email.Split('@')[0], fields });
 
     [Fact]
     public async Task SchemaIsStoredAndReadBack()
     {
-        Assert.Empty((await _admin.GetJsonAsync("/api/v1/schema/users")).GetProperty("fields").EnumerateArray());
+        Assert.Empty((await Admin.GetJsonAsync("/api/v1/schema/users")).GetProperty("fields").EnumerateArray());
 
-        var put = await (await _admin.PutSchemaAsync(Fields)).ReadJsonAsync(HttpStatusCode.OK);
+        var put = await (await Admin.PutSchemaAsync(Fields)).ReadJsonAsync(HttpStatusCode.OK);
 
-        var read = await _admin.GetJsonAsync("/api/v1/schema/users");
+        var read = await Admin.GetJsonAsync("/api/v1/schema/users");
         Assert.Equal(["employeeId", "level", "remote", "joined", "team"], read.GetProperty("fields").EnumerateArray().Select(f => f.Str("name")));
         var level = read.GetProperty("fields")[1];
         Assert.Equal("number", level.Str("type"));
@@ -58,7 +46,7 @@ public sealed class UserSchemaTests(Azurite azurite) : SignedUpTenantTests(azuri
     [Fact]
     public async Task ValuesAreCheckedAgainstTheSchemaNamingTheField()
     {
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(Fields)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(Fields)).StatusCode);
 
         var created = await (await CreateWithFields("ok@example.com", new { employeeId = "E1234", level = 3, remote = true, joined = "2026-03-04", team = "red" }))
             .ReadJsonAsync(HttpStatusCode.Created);
@@ -82,21 +70,21 @@ public sealed class UserSchemaTests(Azurite azurite) : SignedUpTenantTests(azuri
 
         // Updates are checked the same way, merge into what is stored, and null removes a value.
         var id = created.Id();
-        Assert.Equal(["fields.level"], await (await _admin.PatchUserAsync(id, new { fields = new { level = 10.5 } })).ValidationErrorsAsync());
-        Assert.Equal(["fields.unknown"], await (await _admin.PatchUserAsync(id, new { fields = new { unknown = "x" } })).ValidationErrorsAsync());
-        var patched = await (await _admin.PatchUserAsync(id, new { fields = new { level = 10, team = (string?)null } })).ReadJsonAsync(HttpStatusCode.OK);
+        Assert.Equal(["fields.level"], await (await Admin.PatchUserAsync(id, new { fields = new { level = 10.5 } })).ValidationErrorsAsync());
+        Assert.Equal(["fields.unknown"], await (await Admin.PatchUserAsync(id, new { fields = new { unknown = "x" } })).ValidationErrorsAsync());
+        var patched = await (await Admin.PatchUserAsync(id, new { fields = new { level = 10, team = (string?)null } })).ReadJsonAsync(HttpStatusCode.OK);
         Assert.Equal(10, patched.GetProperty("fields").GetProperty("level").GetDouble());
         Assert.Equal("E1234", patched.GetProperty("fields").Str("employeeId"));
         Assert.False(patched.GetProperty("fields").TryGetProperty("team", out _));
 
         // Nothing invalid was stored.
-        Assert.Equal(["ok@example.com"], (await _admin.EmailsAsync()).Where(e => e != Tenant.AdminEmail));
+        Assert.Equal(["ok@example.com"], (await Admin.EmailsAsync()).Where(e => e != Tenant.AdminEmail));
     }
 
     [Fact]
     public async Task DateFieldsTakeOnlyIsoDates()
     {
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(new { name = "joined", type = "date" })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(new { name = "joined", type = "date" })).StatusCode);
 
         Assert.Equal(HttpStatusCode.Created, (await CreateWithFields("day@example.com", new { joined = "2026-03-04" })).StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await CreateWithFields("time@example.com", new { joined = "2026-03-04T10:00:00Z" })).StatusCode);
@@ -109,12 +97,12 @@ public sealed class UserSchemaTests(Azurite azurite) : SignedUpTenantTests(azuri
     [Fact]
     public async Task HostilePatternFailsTheValueInBoundedTime()
     {
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(new { name = "code", type = "string", pattern = "^(a+)+$" })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(new { name = "code", type = "string", pattern = "^(a+)+$" })).StatusCode);
         Assert.Equal(HttpStatusCode.Created, (await CreateWithFields("fine@example.com", new { code = "aaaa" })).StatusCode);
 
         var watch = Stopwatch.StartNew();
         var create = await CreateWithFields("evil@example.com", new { code = new string('a', 30) + "!" });
-        var bulk = await _admin.BulkAsync(Enumerable.Range(0, 20).Select(i => new { op = "create", data = new { email = $"evil{i}@example.com", displayName = "Evil", fields = new { code = new string('a', 30) + "!" } } }));
+        var bulk = await Admin.BulkAsync(Enumerable.Range(0, 20).Select(i => new { op = "create", data = new { email = $"evil{i}@example.com", displayName = "Evil", fields = new { code = new string('a', 30) + "!" } } }));
         watch.Stop();
 
         Assert.Equal(["fields.code"], await create.ValidationErrorsAsync());
@@ -126,7 +114,7 @@ public sealed class UserSchemaTests(Azurite azurite) : SignedUpTenantTests(azuri
     [Fact]
     public async Task InvalidSchemasAreRefusedNamingTheField()
     {
-        var response = await _admin.PutSchemaAsync(
+        var response = await Admin.PutSchemaAsync(
             new { name = "broken", type = "string", pattern = "([a-z" },
             new { name = "kind", type = "colour" },
             new { name = "1st", type = "string" },
@@ -142,30 +130,30 @@ public sealed class UserSchemaTests(Azurite azurite) : SignedUpTenantTests(azuri
         Assert.Equal(
             ["fields[0].pattern", "fields[1].type", "fields[2].name", "fields[4].name", "fields[5].values", "fields[6].min", "fields[7].pattern", "fields[8].maxLength", "fields[9].min"],
             errors.Order(StringComparer.Ordinal));
-        Assert.Equal(["fields"], await (await _admin.PutSchemaAsync(Enumerable.Range(0, 101).Select(i => (object)new { name = $"f{i}", type = "string" }).ToArray())).ValidationErrorsAsync());
-        Assert.Empty((await _admin.GetJsonAsync("/api/v1/schema/users")).GetProperty("fields").EnumerateArray());
+        Assert.Equal(["fields"], await (await Admin.PutSchemaAsync(Enumerable.Range(0, 101).Select(i => (object)new { name = $"f{i}", type = "string" }).ToArray())).ValidationErrorsAsync());
+        Assert.Empty((await Admin.GetJsonAsync("/api/v1/schema/users")).GetProperty("fields").EnumerateArray());
     }
 
     [Fact]
     public async Task RequiredFieldsApplyToNewWritesAndRemovedFieldsStayReadable()
     {
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(new { name = "dept", type = "string" })).StatusCode);
-        var early = (await _admin.CreateUserAsync("early@example.com", fields: new { dept = "R&D" })).Id();
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(new { name = "dept", type = "string" })).StatusCode);
+        var early = (await Admin.CreateUserAsync("early@example.com", fields: new { dept = "R&D" })).Id();
 
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(new { name = "dept", type = "string" }, new { name = "badge", type = "string", required = true })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(new { name = "dept", type = "string" }, new { name = "badge", type = "string", required = true })).StatusCode);
 
-        Assert.Equal(["fields.badge"], await (await _admin.PostUserAsync(new { email = "late@example.com", displayName = "Late" })).ValidationErrorsAsync());
+        Assert.Equal(["fields.badge"], await (await Admin.PostUserAsync(new { email = "late@example.com", displayName = "Late" })).ValidationErrorsAsync());
         Assert.Equal(HttpStatusCode.Created, (await CreateWithFields("late@example.com", new { badge = "B-7" })).StatusCode);
         // The existing user is not invalidated: a change that leaves fields alone still works.
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PatchUserAsync(early, new { displayName = "Early Bird" })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PatchUserAsync(early, new { displayName = "Early Bird" })).StatusCode);
 
         // dept leaves the schema: stored values stay readable but can no longer be filtered on or written.
-        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(new { name = "badge", type = "string", required = true })).StatusCode);
-        var read = await _admin.GetUserAsync(early);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(new { name = "badge", type = "string", required = true })).StatusCode);
+        var read = await Admin.GetUserAsync(early);
         Assert.Equal("R&D", read.GetProperty("fields").Str("dept"));
         Assert.Equal("Early Bird", read.Str("displayName"));
-        Assert.Equal(JsonValueKind.String, Assert.Single(await _admin.ListAsync("q=early")).GetProperty("fields").GetProperty("dept").ValueKind);
-        await (await _admin.GetAsync("/api/v1/users?filter=" + Uri.EscapeDataString("fields.dept eq 'R&D'"), Ct)).ReadProblemAsync(400, "invalid_filter");
+        Assert.Equal(JsonValueKind.String, Assert.Single(await Admin.ListAsync("q=early")).GetProperty("fields").GetProperty("dept").ValueKind);
+        await (await Admin.GetAsync("/api/v1/users?filter=" + Uri.EscapeDataString("fields.dept eq 'R&D'"), Ct)).ReadProblemAsync(400, "invalid_filter");
         Assert.Equal(["fields.dept"], await (await CreateWithFields("later@example.com", new { dept = "Ops", badge = "B-8" })).ValidationErrorsAsync());
     }
 }
