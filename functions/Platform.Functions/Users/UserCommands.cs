@@ -553,6 +553,12 @@ public sealed class UserCommands(
     }
 }
 
+/// <summary>What else must be erased when a user is purged (their avatar ...), registered by the capability that holds it.</summary>
+public interface IUserPurgeHook
+{
+    Task OnUserPurgedAsync(TenantId tenant, string userId, CancellationToken cancellationToken);
+}
+
 /// <summary>What else must happen when a user is deleted (API keys revoked ...), registered by the capability that owns it.</summary>
 public interface IUserDeletionHook
 {

@@ -129,13 +129,17 @@ public sealed record AuditEntryView(string Id, DateTimeOffset At, string? ActorI
 /// email index row, avatar, sessions and keys go, and so do the field values recorded in audit entries about them.
 /// The audit entries themselves stay, with ids only - the anonymised trace of what happened.
 /// </summary>
-public sealed class UserPurge(UserDirectory users, StorageAccount storage, AuditTrail audit, Sessions sessions)
+public sealed class UserPurge(UserDirectory users, AuditTrail audit, Sessions sessions, IEnumerable<IUserPurgeHook> purgeHooks)
 {
     /// <summary>Erases a user who is already deleted (<see cref="UserCommands.PurgeAsync"/> runs the rules first).</summary>
     public async Task EraseAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken)
     {
         await sessions.DeleteAllAsync(tenant, user.Id, cancellationToken);
-        await storage.Container(MeEndpoints.AvatarContainer).GetBlobClient($"{tenant.Value}/{user.Id}").DeleteIfExistsAsync(cancellationToken: cancellationToken);
+        foreach (var hook in purgeHooks)
+        {
+            await hook.OnUserPurgedAsync(tenant, user.Id, cancellationToken);
+        }
+
         var tombstone = new UserEntity { RowKey = UserEntity.KeyFor(user.Id), Status = UserStatus.Purged, DeletedAt = user.DeletedAt, CreatedAt = user.CreatedAt, UpdatedAt = user.UpdatedAt };
         await users.Users(tenant).SubmitTransactionAsync(
             [

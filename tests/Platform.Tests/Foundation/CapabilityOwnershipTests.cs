@@ -4,7 +4,7 @@ using Platform.Tests.Infrastructure;
 namespace Platform.Tests.Foundation;
 
 /// <summary>
-/// A capability owns its tables: only code in the folder that declares a table's name opens that table. Others call
+/// A capability owns its tables and containers: only code in the folder that declares a name opens it. Others call
 /// the owner's commands and queries, so partition keys, change logs and invariants stay in one place.
 /// </summary>
 public sealed partial class CapabilityOwnershipTests
@@ -59,6 +59,7 @@ public sealed partial class CapabilityOwnershipTests
         Assert.Matches(TableOpened(), "storage.TenantTable(UserDirectory.TableName).For(tenant)");
         Assert.Matches(TableOpened(), "storage.Table(TenantDirectory.TableName).QueryAsync");
         Assert.Matches(TableOpened(), "services.AddStorageTable(Sessions.TableName)");
+        Assert.Matches(TableOpened(), "storage.Container(MeEndpoints.AvatarContainer).GetBlobClient(name)");
     }
 
     private static string CapabilityOf(string file) =>
@@ -67,6 +68,6 @@ public sealed partial class CapabilityOwnershipTests
     [GeneratedRegex(@"\b(?:class|record|struct|interface)\s+(?<name>[A-Z]\w*)")]
     private static partial Regex TypeDeclaration();
 
-    [GeneratedRegex(@"\b(?:TenantTable|Table|AddStorageTable)\(\s*(?<type>[A-Z]\w*)\.(?<constant>\w*TableName)\b")]
+    [GeneratedRegex(@"\b(?:TenantTable|Table|AddStorageTable|Container|AddStorageContainer)\(\s*(?<type>[A-Z]\w*)\.(?<constant>\w*(?:TableName|Container))\b")]
     private static partial Regex TableOpened();
 }
