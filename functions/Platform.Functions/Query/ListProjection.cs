@@ -11,8 +11,8 @@ namespace Platform.Functions.Query;
 /// instance keeps the rows of one kind (one row-key prefix of one table) of a tenant in memory, turned into what lists
 /// read. It is loaded once with a scan of the tenant's rows, then kept current two ways - writes made on this instance
 /// are applied at once (a caller sees their own change), and before serving a list an instance reads the tenant's
-/// <see cref="ChangeLog"/> since its last look (at most every <see cref="RefreshEvery"/>) and re-reads only the rows
-/// named there, so other instances' writes show within seconds and a refresh costs what changed, not the partition.
+/// <see cref="ChangeLog"/> after the last entry it saw (at most every <see cref="RefreshEvery"/>) and re-reads only the
+/// rows named there, so other instances' writes show within seconds and a refresh costs what changed, not the partition.
 /// Filtering, search, sort and aggregates then run over memory, in milliseconds; the cost is memory and the first
 /// list after a cold start, which pays the scan. At most <see cref="MaxTenants"/> tenants are kept; the least
 /// recently used one is dropped first.
@@ -87,19 +87,14 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
     }
 
     /// <summary>
-    /// Scans the rows. The change-log entries already written when the scan starts describe writes the scan will see,
-    /// so they count as seen: the first catch-up then reads only rows written since, where it would otherwise re-read
-    /// every row named in its overlap - thousands right after a bulk import.
+    /// Scans the rows. The change-log entries numbered up to the log's last number when the scan starts describe
+    /// writes committed before it, which the scan sees: the first catch-up reads only entries after that number, where
+    /// it would otherwise re-read every row of a bulk import that just ended.
     /// </summary>
     private async Task LoadAsync(TenantPartition partition, TenantRows rows, DateTimeOffset startedAt, CancellationToken cancellationToken)
     {
         rows.Items.Clear();
-        rows.SeenChanges.Clear();
-        await foreach (var entry in ChangeLog.ReadSinceAsync(partition, startedAt - ChangeLog.Overlap, cancellationToken))
-        {
-            rows.SeenChanges.Add(entry.RowKey);
-        }
-
+        rows.Position = await ChangeLog.LastSequenceAsync(partition, cancellationToken);
         await foreach (var entity in partition.QueryAsync<TEntity>(keyPrefix, maxPerPage: 1000, cancellationToken))
         {
             Set(rows, entity);
@@ -108,35 +103,19 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
         rows.LoadedAt = startedAt;
     }
 
-    /// <summary>Reads the log since the last look and re-reads the rows it names; false when there are too many to read one by one.</summary>
+    /// <summary>
+    /// Reads the entries after the last one seen and re-reads the rows they name. False when there are too many to
+    /// read one by one, or when entries were trimmed before this instance read them: both mean reload.
+    /// </summary>
     private async Task<bool> CatchUpAsync(TenantPartition partition, TenantRows rows, CancellationToken cancellationToken)
     {
-        var since = rows.RefreshedAt - ChangeLog.Overlap;
-        var changed = new HashSet<string>(StringComparer.Ordinal);
-        await foreach (var entry in ChangeLog.ReadSinceAsync(partition, since, cancellationToken))
+        if (await ChangeLog.Read(partition, rows.Position, keyPrefix, MaxPointReads, cancellationToken) is not { } read)
         {
-            // Entries within the overlap were read last time too; their rows need no second read.
-            if (!rows.SeenChanges.Add(entry.RowKey))
-            {
-                continue;
-            }
-
-            foreach (var key in entry.ChangedKeys())
-            {
-                if (key.StartsWith(keyPrefix, StringComparison.Ordinal))
-                {
-                    changed.Add(key);
-                }
-            }
-
-            if (changed.Count > MaxPointReads)
-            {
-                return false;
-            }
+            return false;
         }
 
-        var forgetBefore = ChangeLog.KeyAt(since);
-        rows.SeenChanges.RemoveWhere(key => string.CompareOrdinal(key, forgetBefore) < 0);
+        var (changed, last) = read;
+
         await Parallel.ForEachAsync(changed, new ParallelOptions { MaxDegreeOfParallelism = PointReadsAtOnce, CancellationToken = cancellationToken },
             async (key, ct) =>
             {
@@ -149,6 +128,9 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
                     rows.Items.TryRemove(key, out _);
                 }
             });
+
+        // Only once every named row is read: a refresh cut short reads the same entries again.
+        rows.Position = last;
         return true;
     }
 
@@ -177,7 +159,9 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
     {
         public SemaphoreSlim Gate { get; } = new(1, 1);
         public ConcurrentDictionary<string, TItem> Items { get; } = new(StringComparer.Ordinal);
-        public SortedSet<string> SeenChanges { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The number of the last change-log entry whose rows are reflected here.</summary>
+        public long Position { get; set; }
         public DateTimeOffset? LoadedAt { get; set; }
         public DateTimeOffset RefreshedAt { get; set; }
         public DateTimeOffset LastUsed { get; set; }

@@ -19,12 +19,12 @@ public sealed class StorageAccount
     private readonly QueueServiceClient _queues;
 
     private readonly StorageLayout _layout;
-    private readonly TimeProvider _time;
+    private readonly ChangeLogWriter _changeLog;
 
     public StorageAccount(IOptions<StorageConnection> connection, IOptions<StorageOptions> options, IOptions<StorageLayout> layout, TimeProvider time)
     {
         _layout = layout.Value;
-        _time = time;
+        _changeLog = new ChangeLogWriter(time);
         Prefix = options.Value.Prefix;
         var settings = connection.Value;
 
@@ -78,5 +78,5 @@ public sealed class StorageAccount
 
     /// <summary>A table whose every partition is one tenant: the only way to reach tenant rows.</summary>
     public TenantTable TenantTable(string name) =>
-        new(Table(name), _layout.ChangeLogged.TryGetValue(name, out var prefixes) ? prefixes : [], _time);
+        new(Table(name), _layout.ChangeLogged.TryGetValue(name, out var prefixes) ? prefixes : [], _changeLog);
 }

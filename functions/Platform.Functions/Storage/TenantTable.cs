@@ -10,11 +10,11 @@ namespace Platform.Functions.Storage;
 /// repository. A table may log changes to some of its rows (<see cref="ChangeLog"/>): writes to those rows then
 /// carry their log entry in the same transaction.
 /// </summary>
-public sealed class TenantTable(TableClient table, IReadOnlyList<string> loggedPrefixes, TimeProvider time)
+public sealed class TenantTable(TableClient table, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog)
 {
     public string Name => table.Name;
 
-    public TenantPartition For(TenantId tenant) => new(table, tenant.Value, loggedPrefixes, time);
+    public TenantPartition For(TenantId tenant) => new(table, tenant.Value, loggedPrefixes, changeLog);
 }
 
 public readonly struct TenantPartition
@@ -22,14 +22,14 @@ public readonly struct TenantPartition
     private readonly TableClient _table;
     private readonly string _partitionKey;
     private readonly IReadOnlyList<string> _loggedPrefixes;
-    private readonly TimeProvider _time;
+    private readonly ChangeLogWriter _changeLog;
 
-    internal TenantPartition(TableClient table, string partitionKey, IReadOnlyList<string> loggedPrefixes, TimeProvider time)
+    internal TenantPartition(TableClient table, string partitionKey, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog)
     {
         _table = table;
         _partitionKey = partitionKey;
         _loggedPrefixes = loggedPrefixes;
-        _time = time;
+        _changeLog = changeLog;
     }
 
     public async Task<T?> GetAsync<T>(string rowKey, CancellationToken cancellationToken = default)
@@ -90,8 +90,9 @@ public readonly struct TenantPartition
         _table.QueryAsync<T>($"PartitionKey eq '{_partitionKey}' and ({TableClient.CreateQueryFilter(condition)})", maxPerPage, cancellationToken: cancellationToken);
 
     /// <summary>
-    /// One entity-group transaction (all in this tenant's partition): all succeed or none. At most 100 actions, one
-    /// fewer when it writes a logged row (its change-log entry is the last action; responses keep the callers' order).
+    /// One entity-group transaction (all in this tenant's partition): all succeed or none. At most 100 actions, two
+    /// fewer when it writes a logged row (its change-log entry and the move of the log's sequence row are the last two
+    /// actions; responses and failed-action indexes keep the callers' order).
     /// </summary>
     public async Task<Response<IReadOnlyList<Response>>> SubmitTransactionAsync(
         IReadOnlyCollection<TableTransactionAction> actions, CancellationToken cancellationToken = default)
@@ -101,29 +102,17 @@ public readonly struct TenantPartition
             Pin(action.Entity);
         }
 
-        if (ChangeLog.EntryFor(actions, _loggedPrefixes, _time) is not { } entry)
+        if (ChangeLog.KeysOf(actions, _loggedPrefixes) is not { } keys)
         {
             return await _table.SubmitTransactionAsync(actions, cancellationToken);
         }
 
-        if (actions.Count >= 100)
+        if (actions.Count > 98)
         {
-            throw new InvalidOperationException("A transaction that writes logged rows holds at most 99 actions: its change-log entry takes the 100th.");
+            throw new InvalidOperationException("A transaction that writes logged rows holds at most 98 actions: its change-log entry and sequence row take the last two.");
         }
 
-        Pin(entry.Entity);
-        var response = await _table.SubmitTransactionAsync([.. actions, entry], cancellationToken);
-        try
-        {
-            // After the write, with its own token: a trim that fails or is cut short must not fail a write that happened.
-            await ChangeLog.TrimIfDueAsync(_table, _partitionKey, _time, CancellationToken.None);
-        }
-        catch (RequestFailedException)
-        {
-            // Left for the next trim.
-        }
-
-        return response;
+        return await _changeLog.SubmitAsync(_table, _partitionKey, actions, keys, cancellationToken);
     }
 
     private bool IsLogged(ITableEntity entity) => ChangeLog.IsLogged(entity.RowKey, _loggedPrefixes);

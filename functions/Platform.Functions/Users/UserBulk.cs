@@ -16,7 +16,7 @@ public static partial class UsersEndpoints
 
     /// <summary>
     /// Creates per entity-group transaction: each takes two actions (user + email index) of the 100 allowed, and the
-    /// change-log entry takes one.
+    /// change-log entry and its sequence row take two.
     /// </summary>
     private const int CreatesPerTransaction = 49;
 

@@ -20,17 +20,22 @@ public sealed class ChangeLogTests(Azurite azurite) : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var layout = new StorageLayout();
-        layout.ChangeLogged[Table] = ["x:"];
-        var storage = PlatformApp.StorageFor(azurite, _prefix, layout, _clock);
+        var storage = PlatformApp.StorageFor(azurite, _prefix, Layout(), _clock);
         await storage.Table(Table).CreateIfNotExistsAsync(Ct);
         _table = storage.TenantTable(Table);
     }
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
+    private static StorageLayout Layout()
+    {
+        var layout = new StorageLayout();
+        layout.ChangeLogged[Table] = ["x:"];
+        return layout;
+    }
+
     private async Task<List<ChangeEntity>> EntriesAsync(TenantId tenant) =>
-        await ChangeLog.ReadSinceAsync(_table.For(tenant), DateTimeOffset.UnixEpoch, Ct).ToListAsync(Ct);
+        await ChangeLog.ReadAfterAsync(_table.For(tenant), 0, Ct).ToListAsync(Ct);
 
     [Fact]
     public async Task EveryWriteOfALoggedRowIsLoggedAndOthersAreNot()
@@ -50,6 +55,7 @@ public sealed class ChangeLogTests(Azurite azurite) : IAsyncLifetime
 
         // Entries of one millisecond come in any order; readers only need the set.
         Assert.Equal(["x:1", "x:1", "x:2", "x:2", "x:3"], entries.SelectMany(e => e.ChangedKeys()).Order(StringComparer.Ordinal));
+        Assert.Equal([1L, 2, 3, 4, 5], entries.Select(e => e.Sequence));
         Assert.Empty(await EntriesAsync(TenantB));
     }
 
@@ -71,14 +77,14 @@ public sealed class ChangeLogTests(Azurite azurite) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ATransactionOfLoggedRowsLeavesRoomForItsEntry()
+    public async Task ATransactionOfLoggedRowsLeavesRoomForItsEntryAndTheSequenceRow()
     {
-        var full = Enumerable.Range(0, 100).Select(i => new TableTransactionAction(TableTransactionActionType.Add, new TableEntity { RowKey = $"x:{i:D3}" })).ToList();
+        var full = Enumerable.Range(0, 99).Select(i => new TableTransactionAction(TableTransactionActionType.Add, new TableEntity { RowKey = $"x:{i:D3}" })).ToList();
 
         await Assert.ThrowsAsync<InvalidOperationException>(() => _table.For(TenantA).SubmitTransactionAsync(full, Ct));
-        await _table.For(TenantA).SubmitTransactionAsync(full[..99], Ct);
+        await _table.For(TenantA).SubmitTransactionAsync(full[..98], Ct);
 
-        Assert.Equal(99, Assert.Single(await EntriesAsync(TenantA)).ChangedKeys().Length);
+        Assert.Equal(98, Assert.Single(await EntriesAsync(TenantA)).ChangedKeys().Length);
     }
 
     [Fact]
@@ -94,16 +100,78 @@ public sealed class ChangeLogTests(Azurite azurite) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task EntriesAreReadFromAMomentOn()
+    public async Task EntriesAreReadAfterANumber()
     {
         var partition = _table.For(TenantA);
         await partition.AddAsync(new TableEntity { RowKey = "x:before" }, Ct);
-        _clock.Advance(TimeSpan.FromMinutes(1));
-        var since = _clock.GetUtcNow();
+        var seen = await ChangeLog.LastSequenceAsync(partition, Ct);
         await partition.AddAsync(new TableEntity { RowKey = "x:after" }, Ct);
 
-        var entries = await ChangeLog.ReadSinceAsync(partition, since, Ct).ToListAsync(Ct);
+        var entries = await ChangeLog.ReadAfterAsync(partition, seen, Ct).ToListAsync(Ct);
 
+        Assert.Equal(1, seen);
         Assert.Equal(["x:after"], entries.SelectMany(e => e.ChangedKeys()));
+    }
+
+    [Fact]
+    public async Task InstancesWritingInTurnNumberEveryWriteOnceWithoutHoles()
+    {
+        // Each instance remembers the sequence row it last wrote; the other's writes make that stale, and the stale
+        // write must be renumbered, not refused or given a number already taken.
+        var other = PlatformApp.StorageFor(azurite, _prefix, Layout(), _clock).TenantTable(Table).For(TenantA);
+        var partition = _table.For(TenantA);
+        for (var i = 0; i < 6; i++)
+        {
+            await (i % 2 == 0 ? partition : other).AddAsync(new TableEntity { RowKey = $"x:{i}" }, Ct);
+        }
+
+        await Task.WhenAll(Enumerable.Range(6, 20).Select(i => (i % 2 == 0 ? partition : other).AddAsync(new TableEntity { RowKey = $"x:{i}" }, Ct)));
+
+        var entries = await EntriesAsync(TenantA);
+        Assert.Equal(Enumerable.Range(1, 26).Select(n => (long)n), entries.Select(e => e.Sequence));
+        Assert.Equal(26, entries.SelectMany(e => e.ChangedKeys()).Distinct().Count());
+        Assert.Equal(26, await ChangeLog.LastSequenceAsync(partition, Ct));
+    }
+
+    [Fact]
+    public async Task MoreThanAThousandExpiredEntriesAreAllTrimmed()
+    {
+        // A trim used to stop after 1,000 entries per 10 minutes: sustained writes outgrew it and the log grew forever.
+        var partition = _table.For(TenantA);
+        for (var i = 0; i < 1250; i++)
+        {
+            await partition.UpsertAsync(new TableEntity { RowKey = "x:busy", ["N"] = i }, Ct);
+        }
+
+        _clock.Advance(ChangeLog.Retention + ChangeLog.TrimEvery);
+        await partition.AddAsync(new TableEntity { RowKey = "x:later" }, Ct);
+
+        var left = await EntriesAsync(TenantA);
+        Assert.Equal(["x:later"], left.SelectMany(e => e.ChangedKeys()));
+        Assert.Equal(1251, Assert.Single(left).Sequence);
+    }
+
+    [Fact]
+    public async Task TrimmingKeepsPaceWithWritesWithoutWaitingForItsTimer()
+    {
+        var partition = _table.For(TenantA);
+        for (var i = 0; i < 150; i++)
+        {
+            await partition.UpsertAsync(new TableEntity { RowKey = "x:busy", ["N"] = i }, Ct);
+        }
+
+        // The timer's trim runs a minute before those entries expire; the next is ten minutes away, so whatever
+        // expires in between must go with the writes themselves.
+        _clock.Advance(ChangeLog.Retention - TimeSpan.FromMinutes(1));
+        await partition.AddAsync(new TableEntity { RowKey = "x:trigger" }, Ct);
+        _clock.Advance(TimeSpan.FromMinutes(2));
+        for (var i = 0; i < 250; i++)
+        {
+            await partition.UpsertAsync(new TableEntity { RowKey = "x:busy", ["N"] = i }, Ct);
+        }
+
+        // Number 200 and 300 each trimmed the expired entries; the 251 written since stay.
+        var left = await EntriesAsync(TenantA);
+        Assert.Equal(Enumerable.Range(151, 251).Select(n => (long)n), left.Select(e => e.Sequence));
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using Platform.Tests.Infrastructure;
@@ -167,5 +168,34 @@ public sealed class UserBulkTests(Azurite azurite) : SignedUpTenantTests(azurite
         var emails = await Admin.EmailsAsync();
         Assert.Contains("fresh@example.com", emails);
         Assert.DoesNotContain("boss@example.com", emails);
+    }
+
+    [Fact]
+    public async Task ACatastrophicPatternOnAThousandCreatesCostsLessThanASecondOfCpu()
+    {
+        // ^(a+)+$ against a run of a's ending in '!' backtracks 2^28 ways: on the backtracking engine each value took its
+        // whole 50 ms timeout, so this request alone cost 50 s of CPU (and 100 such fields 80 minutes).
+        Assert.Equal(HttpStatusCode.OK, (await _admin.PutSchemaAsync(new { name = "code", type = "string", pattern = "^(a+)+$" })).StatusCode);
+        var evil = new string('a', 28) + "!";
+        Assert.Equal(400, Status(Assert.Single(await ResultsAsync(await _admin.BulkAsync([Create("warm@example.com", fields: new { code = evil })])))));
+        var operations = Enumerable.Range(0, 1000).Select(i => Create($"evil{i:D4}@example.com", fields: new { code = evil })).ToList();
+
+        using var process = Process.GetCurrentProcess();
+        var before = process.TotalProcessorTime;
+        var response = await _admin.BulkAsync(operations);
+        process.Refresh();
+        var spent = process.TotalProcessorTime - before;
+        TestContext.Current.TestOutputHelper?.WriteLine($"1000 creates against ^(a+)+$ cost {spent.TotalMilliseconds:F0} ms of CPU");
+
+        var results = await ResultsAsync(response);
+        Assert.Equal(1000, results.Count);
+        Assert.All(results, r =>
+        {
+            Assert.Equal(400, Status(r));
+            Assert.Equal("validation_failed", Code(r));
+            Assert.Equal(["fields.code"], r.GetProperty("error").GetProperty("errors").EnumerateObject().Select(e => e.Name));
+        });
+        Assert.True(spent < TimeSpan.FromSeconds(1), $"the request cost {spent.TotalMilliseconds:F0} ms of CPU");
+        Assert.Equal([Tenant.AdminEmail], await _admin.EmailsAsync());
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using Platform.Functions.Query;
 using Platform.Functions.Users;
 using Platform.Tests.Infrastructure;
@@ -233,5 +234,25 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal("Now Renamed", users.Single(u => u.Id() == renamed).Str("displayName"));
         Assert.DoesNotContain(users, u => u.Id() == deleted);
         Assert.Contains(users, u => u.Str("email") == "added@example.com");
+    }
+
+    [Fact]
+    public async Task ListsCatchUpWithWritesOfAnInstanceWhoseClockIsTwentySecondsBehind()
+    {
+        var renamed = await _admin.CreateUserIdAsync("renamed@example.com");
+        Assert.Contains("renamed@example.com", await _admin.EmailsAsync());
+        var behind = new FakeTimeProvider(Clock.GetUtcNow() - TimeSpan.FromSeconds(20));
+        await using var other = await new PlatformApp(Azurite, App.Prefix, services: s => s.AddSingleton<TimeProvider>(behind)).ReadyAsync();
+        using var skewed = other.CreateClient((await other.LoginAsync(Tenant)).AccessToken);
+
+        // Its change-log entries used to be keyed by its clock: behind this instance's last look and its 10 s overlap.
+        Assert.Equal(HttpStatusCode.OK, (await skewed.PatchUserAsync(renamed, new { displayName = "Renamed Elsewhere" })).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await skewed.PostUserAsync(new { email = "late@example.com", displayName = "Late" })).StatusCode);
+        Clock.Advance(ListProjection<UserEntity, UserListItem>.RefreshEvery);
+
+        var users = await _admin.ListAsync("?pageSize=1000");
+
+        Assert.Equal("Renamed Elsewhere", users.Single(u => u.Id() == renamed).Str("displayName"));
+        Assert.Contains(users, u => u.Str("email") == "late@example.com");
     }
 }

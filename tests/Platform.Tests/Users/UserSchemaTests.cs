@@ -135,6 +135,25 @@ public sealed class UserSchemaTests(Azurite azurite) : SignedUpTenantTests(azuri
     }
 
     [Fact]
+    public async Task PatternsThatNeedBacktrackingAreRefusedAtSaveNamingTheField()
+    {
+        // Only the backtracking engine runs the first three, and its time can explode; the last compiles to an automaton
+        // so large that even linear time is seconds per value.
+        var response = await _admin.PutSchemaAsync(
+            new { name = "fine", type = "string", pattern = "^(a+)+$" },
+            new { name = "twice", type = "string", pattern = @"^(\w+) \1$" },
+            new { name = "ahead", type = "string", pattern = @"^(?=.*\d).+$" },
+            new { name = "atomic", type = "string", pattern = "^(?>a+)b$" },
+            new { name = "nested", type = "string", pattern = "^((((.{1,5}){1,5}){1,5}){1,5})!$" });
+
+        var problem = await response.ReadProblemAsync(400, "validation_failed");
+        var errors = problem.GetProperty("errors");
+        Assert.Equal(["fields[1].pattern", "fields[2].pattern", "fields[3].pattern", "fields[4].pattern"], errors.EnumerateObject().Select(e => e.Name).Order(StringComparer.Ordinal));
+        Assert.Contains("backreference", errors.GetProperty("fields[1].pattern")[0].GetString(), StringComparison.OrdinalIgnoreCase);
+        Assert.Empty((await _admin.GetJsonAsync("/api/v1/schema/users")).GetProperty("fields").EnumerateArray());
+    }
+
+    [Fact]
     public async Task RequiredFieldsApplyToNewWritesAndRemovedFieldsStayReadable()
     {
         Assert.Equal(HttpStatusCode.OK, (await Admin.PutSchemaAsync(new { name = "dept", type = "string" })).StatusCode);
