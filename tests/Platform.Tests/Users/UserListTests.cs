@@ -239,8 +239,8 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
     [Fact]
     public async Task ListsCatchUpWithWritesOfAnInstanceWhoseClockIsTwentySecondsBehind()
     {
-        var renamed = await _admin.CreateUserIdAsync("renamed@example.com");
-        Assert.Contains("renamed@example.com", await _admin.EmailsAsync());
+        var renamed = await Admin.CreateUserIdAsync("renamed@example.com");
+        Assert.Contains("renamed@example.com", await Admin.EmailsAsync());
         var behind = new FakeTimeProvider(Clock.GetUtcNow() - TimeSpan.FromSeconds(20));
         await using var other = await new PlatformApp(Azurite, App.Prefix, services: s => s.AddSingleton<TimeProvider>(behind)).ReadyAsync();
         using var skewed = other.CreateClient((await other.LoginAsync(Tenant)).AccessToken);
@@ -250,7 +250,7 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(HttpStatusCode.Created, (await skewed.PostUserAsync(new { email = "late@example.com", displayName = "Late" })).StatusCode);
         Clock.Advance(ListProjection<UserEntity, UserListItem>.RefreshEvery);
 
-        var users = await _admin.ListAsync("?pageSize=1000");
+        var users = await Admin.ListAsync("?pageSize=1000");
 
         Assert.Equal("Renamed Elsewhere", users.Single(u => u.Id() == renamed).Str("displayName"));
         Assert.Contains(users, u => u.Str("email") == "late@example.com");
