@@ -59,7 +59,7 @@ public sealed record RotateApiKeyRequest(int? GraceSeconds);
 
 /// <summary>
 /// <c>/api/v1/api-keys</c>: create, list, read, rotate and revoke the tenant's API keys. Every route needs
-/// <see cref="Permissions.ApiKeysManage"/>; a key may be managed by any holder of it, not only its creator.
+/// <see cref="Permissions.ApiKeysManage"/>; rotating and revoking also need <see cref="ApiKeyAccess.MayChange"/>.
 /// </summary>
 public static class ApiKeyEndpoints
 {
@@ -201,8 +201,8 @@ public static class ApiKeyEndpoints
     }
 
     internal static async Task<Results<Ok<ApiKeySecretView>, ProblemHttpResult>> Rotate(
-        string id, RotateApiKeyRequest? request, Caller caller, HttpContext http, ApiKeyStore keys, TimeProvider time,
-        CancellationToken cancellationToken)
+        string id, RotateApiKeyRequest? request, Caller caller, HttpContext http, ApiKeyStore keys, CallerPermissions callerPermissions,
+        TimeProvider time, CancellationToken cancellationToken)
     {
         var graceSeconds = request?.GraceSeconds ?? DefaultGraceSeconds;
         if (graceSeconds < 0 || graceSeconds > ApiKeyStore.MaxGrace.TotalSeconds)
@@ -210,11 +210,15 @@ public static class ApiKeyEndpoints
             return new Validation().Add("graceSeconds", $"must be from 0 to {(int)ApiKeyStore.MaxGrace.TotalSeconds} (7 days)").ToProblem();
         }
 
-        var issue = await keys.RotateAsync(caller.Tenant, id, TimeSpan.FromSeconds(graceSeconds), caller.Actor, cancellationToken);
+        var held = await callerPermissions.ForAsync(caller, cancellationToken);
+        var issue = await keys.RotateAsync(caller.Tenant, id, TimeSpan.FromSeconds(graceSeconds), caller.Actor, cancellationToken,
+            mayChange: key => ApiKeyAccess.MayChange(key, caller, held));
         switch (issue.Outcome)
         {
             case ApiKeyOutcome.NotFound:
                 return Problems.NotFound();
+            case ApiKeyOutcome.NotPermitted:
+                return ApiKeyAccess.NotPermitted.ToProblem();
             case ApiKeyOutcome.Expired:
                 return Problems.Create(StatusCodes.Status409Conflict, "api_key_expired", "API key expired", "An expired key cannot be rotated; create a new one.");
             default:
@@ -225,13 +229,15 @@ public static class ApiKeyEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> Revoke(
-        string id, Caller caller, HttpContext http, ApiKeyStore keys, CancellationToken cancellationToken)
+        string id, Caller caller, HttpContext http, ApiKeyStore keys, CallerPermissions callerPermissions, CancellationToken cancellationToken)
     {
+        var held = await callerPermissions.ForAsync(caller, cancellationToken);
         var outcome = await keys.RevokeAsync(caller.Tenant, id, caller.Actor, cancellationToken,
-            precondition: key => ETags.IfMatchAllows(http.Request, key.ETag));
+            precondition: key => ETags.IfMatchAllows(http.Request, key.ETag), mayChange: key => ApiKeyAccess.MayChange(key, caller, held));
         return outcome switch
         {
             ApiKeyOutcome.NotFound => Problems.NotFound(),
+            ApiKeyOutcome.NotPermitted => ApiKeyAccess.NotPermitted.ToProblem(),
             ApiKeyOutcome.PreconditionFailed => Problems.Create(StatusCodes.Status412PreconditionFailed, "precondition_failed", "Precondition failed",
                 "The key changed since you read it (a rotation, or its usage was recorded); read it again."),
             _ => TypedResults.NoContent(),

@@ -24,6 +24,9 @@ public enum ApiKeyOutcome
 
     /// <summary>The caller's precondition (If-Match) no longer holds.</summary>
     PreconditionFailed,
+
+    /// <summary>The caller may not rotate or revoke this key (<see cref="ApiKeyAccess.MayChange"/>).</summary>
+    NotPermitted,
 }
 
 /// <summary>The key row after a creation or rotation, and the key text, which exists only in this result.</summary>
@@ -183,12 +186,19 @@ public sealed partial class ApiKeyStore(
     /// Gives the key a new text. The replaced text keeps working for <paramref name="grace"/>; a text still in the
     /// grace of an earlier rotation stops at once (a key has one previous text at a time).
     /// </summary>
-    public async Task<ApiKeyIssue> RotateAsync(TenantId tenant, string id, TimeSpan grace, Actor actor, CancellationToken cancellationToken)
+    public async Task<ApiKeyIssue> RotateAsync(
+        TenantId tenant, string id, TimeSpan grace, Actor actor, CancellationToken cancellationToken, Func<ApiKeyEntity, bool>? mayChange = null)
     {
         var key = await GetAsync(tenant, id, cancellationToken);
         if (key is null || key.IsExpired(time.GetUtcNow()))
         {
             return new ApiKeyIssue(key is null ? ApiKeyOutcome.NotFound : ApiKeyOutcome.Expired);
+        }
+
+        // A key's creator and permissions never change, so deciding on the first read holds for the retries below.
+        if (mayChange?.Invoke(key) == false)
+        {
+            return new ApiKeyIssue(ApiKeyOutcome.NotPermitted);
         }
 
         var (secret, hash) = ApiKeyText.NewSecret();
@@ -250,7 +260,8 @@ public sealed partial class ApiKeyStore(
     /// <see cref="AuthOptions.RevocationCheckInterval"/>). <paramref name="precondition"/> sees the row before it goes.
     /// </summary>
     public async Task<ApiKeyOutcome> RevokeAsync(
-        TenantId tenant, string id, Actor actor, CancellationToken cancellationToken, string? reason = null, Func<ApiKeyEntity, bool>? precondition = null)
+        TenantId tenant, string id, Actor actor, CancellationToken cancellationToken, string? reason = null, Func<ApiKeyEntity, bool>? precondition = null,
+        Func<ApiKeyEntity, bool>? mayChange = null)
     {
         for (var attempt = 0; ; attempt++)
         {
@@ -258,6 +269,11 @@ public sealed partial class ApiKeyStore(
             if (key is null)
             {
                 return ApiKeyOutcome.NotFound;
+            }
+
+            if (mayChange?.Invoke(key) == false)
+            {
+                return ApiKeyOutcome.NotPermitted;
             }
 
             if (precondition?.Invoke(key) == false)

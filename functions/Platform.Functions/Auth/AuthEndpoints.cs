@@ -6,6 +6,7 @@ using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Identity.Passwords;
 using Platform.Functions.Mail;
+using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
 using Platform.Functions.Users;
@@ -26,17 +27,17 @@ public static partial class AuthEndpoints
         var group = app.MapGroup("/api/v1/auth").WithTags("Auth");
         group.MapPost("/login", Login).AllowAnonymous().RequireRateLimiting(AuthExtensions.LoginRateLimit).WithName("Login");
         group.MapPost("/refresh", Refresh).AllowAnonymous().WithName("RefreshTokens");
-        group.MapPost("/logout", Logout).RequireAuthorization().WithName("Logout");
-        group.MapGet("/sessions", ListSessions).RequireAuthorization().WithName("ListSessions");
-        group.MapDelete("/sessions/{id}", RevokeSession).RequireAuthorization().WithName("RevokeSession");
+        group.MapPost("/logout", Logout).RequireUserSession().WithName("Logout");
+        group.MapGet("/sessions", ListSessions).RequireUserSession().WithName("ListSessions");
+        group.MapDelete("/sessions/{id}", RevokeSession).RequireUserSession().WithName("RevokeSession");
         group.MapPost("/forgot-password", ForgotPassword).AllowAnonymous().RequireRateLimiting(AuthExtensions.ForgotPasswordRateLimit).WithName("ForgotPassword");
         group.MapPost("/reset-password", ResetPassword).AllowAnonymous().WithName("ResetPassword");
         group.MapPost("/verify-email", VerifyEmail).AllowAnonymous().WithName("VerifyEmail");
-        group.MapPost("/verify-email/resend", ResendVerification).RequireAuthorization().WithName("ResendEmailVerification");
-        group.MapPost("/mfa/totp/setup", SetUpTotp).RequireAuthorization().WithName("SetUpTotp");
-        group.MapPost("/mfa/totp/enable", EnableTotp).RequireAuthorization().WithName("EnableTotp");
-        group.MapPost("/mfa/totp/disable", DisableTotp).RequireAuthorization().WithName("DisableTotp");
-        group.MapPost("/mfa/backup-codes/regenerate", RegenerateBackupCodes).RequireAuthorization().WithName("RegenerateBackupCodes");
+        group.MapPost("/verify-email/resend", ResendVerification).RequireUserSession().WithName("ResendEmailVerification");
+        group.MapPost("/mfa/totp/setup", SetUpTotp).RequireUserSession().WithName("SetUpTotp");
+        group.MapPost("/mfa/totp/enable", EnableTotp).RequireUserSession().WithName("EnableTotp");
+        group.MapPost("/mfa/totp/disable", DisableTotp).RequireUserSession().WithName("DisableTotp");
+        group.MapPost("/mfa/backup-codes/regenerate", RegenerateBackupCodes).RequireUserSession().WithName("RegenerateBackupCodes");
         return group;
     }
 

@@ -4,6 +4,7 @@ using Azure.Data.Tables;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 using Microsoft.Identity.Web;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -83,7 +84,10 @@ public static class Entra
         return group;
     }
 
-    public sealed record TrustRequest(string? EntraTenantId, bool AllowEmailLinking);
+    /// <param name="EntraToken">Proof of control: an Entra ID access token for this app, valid exactly as for sign-in,
+    /// issued by the Entra tenant named in <paramref name="EntraTenantId"/> (its <c>tid</c>). Without it anyone could
+    /// claim someone else's Entra tenant first and block or catch its sign-ins.</param>
+    public sealed record TrustRequest(string? EntraTenantId, bool AllowEmailLinking, string? EntraToken = null);
 
     public sealed record TrustView(string EntraTenantId, bool AllowEmailLinking);
 
@@ -102,6 +106,11 @@ public static class Entra
         if (!Guid.TryParse(request.EntraTenantId, out var entraTenant))
         {
             return new Validation().Add("entraTenantId", "must be the Entra ID tenant's GUID").ToProblem();
+        }
+
+        if (await entra.CheckProofAsync(request.EntraToken, entraTenant, cancellationToken) is { } refused)
+        {
+            return refused.ToProblem();
         }
 
         if (!await entra.TrySetTrustAsync(caller.Tenant, entraTenant.ToString(), request.AllowEmailLinking, cancellationToken))
@@ -127,11 +136,19 @@ public static class Entra
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> LinkUser(
-        string id, LinkRequest request, Caller caller, HttpContext http, EntraDirectory entra, UserDirectory users, EventPublisher events, CancellationToken cancellationToken)
+        string id, LinkRequest request, Caller caller, HttpContext http, EntraDirectory entra, UserDirectory users, UserCommands commands,
+        CallerPermissions callerPermissions, EventPublisher events, CancellationToken cancellationToken)
     {
-        if (await users.GetAsync(caller.Tenant, id, cancellationToken) is null)
+        if (await users.GetAsync(caller.Tenant, id, cancellationToken) is not { } user)
         {
             return Problems.NotFound("No user of this tenant has this id.");
+        }
+
+        // A link signs in as the user, so it hands over the account like an email change: only for a caller who
+        // holds everything the user holds.
+        if (await commands.OutranksAsync(caller.Tenant, await callerPermissions.ForAsync(caller, cancellationToken), user, cancellationToken) is { } outranked)
+        {
+            return outranked.ToProblem();
         }
 
         if (!Guid.TryParse(request.ObjectId, out var objectId))
@@ -144,7 +161,7 @@ public static class Entra
             return Problems.Create(409, "entra_not_trusted", "No Entra tenant trusted", "Set PUT /api/v1/tenant/entra first.");
         }
 
-        await entra.LinkAsync(trust.EntraTenantId, objectId.ToString(), caller.Tenant, id, cancellationToken);
+        await entra.LinkAsync(trust, objectId.ToString(), id, cancellationToken);
         await events.PublishAsync(caller.Tenant, new PlatformEvent("user.entra.linked", caller.Actor, "user", id,
             new Dictionary<string, object?> { ["objectId"] = objectId.ToString() }), cancellationToken);
         return TypedResults.NoContent();
@@ -156,10 +173,50 @@ public static class Entra
 /// Which Platform tenant trusts which Entra tenant (row <c>trust:{entraTenant}</c>) and which Entra account is which
 /// Platform user (row <c>link:{entraTenant}:{objectId}</c>), in one platform partition of <c>entra</c>.
 /// </summary>
-public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, SessionGuard guard)
+public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, SessionGuard guard, IConfiguration configuration,
+    IOptionsMonitor<JwtBearerOptions> bearerOptions)
 {
     public const string TableName = "entra";
     private const string Partition = "entra";
+    private const int MaxTokenLength = 16 * 1024;
+
+    /// <summary>
+    /// Null when <paramref name="token"/> proves the caller signed in to <paramref name="entraTenant"/>: validated with
+    /// the sign-in scheme's own parameters (signature, issuer of its tid, audience, lifetime), and its tid is that tenant.
+    /// </summary>
+    public async Task<CommandError?> CheckProofAsync(string? token, Guid entraTenant, CancellationToken cancellationToken)
+    {
+        if (!Entra.IsConfigured(configuration))
+        {
+            return new CommandError(409, "entra_not_configured", "Entra ID sign-in is not configured on this deployment (AzureAd:ClientId).");
+        }
+
+        if (string.IsNullOrWhiteSpace(token))
+        {
+            return CommandError.Invalid(new Validation().Add("entraToken", "must be an Entra ID access token for this app, issued by the Entra tenant to trust"));
+        }
+
+        var bearer = bearerOptions.Get(Entra.Scheme);
+        var parameters = bearer.TokenValidationParameters.Clone();
+        var metadata = bearer.Configuration ??
+            (bearer.ConfigurationManager is { } manager ? await manager.GetConfigurationAsync(cancellationToken) : null);
+        if (metadata is not null)
+        {
+            parameters.IssuerSigningKeys = [.. parameters.IssuerSigningKeys ?? [], .. metadata.SigningKeys];
+        }
+
+        var result = token.Length > MaxTokenLength
+            ? null
+            : await new JsonWebTokenHandler().ValidateTokenAsync(token, parameters);
+        if (result is not { IsValid: true, SecurityToken: JsonWebToken jwt })
+        {
+            return new CommandError(403, "entra_token_invalid", "The entraToken is not a valid, unexpired Entra ID access token for this app.");
+        }
+
+        return Guid.TryParse(jwt.TryGetPayloadValue<string>("tid", out var tid) ? tid : null, out var issuedBy) && issuedBy == entraTenant
+            ? null
+            : new CommandError(403, "entra_tenant_mismatch", "The entraToken was issued by another Entra ID tenant than entraTenantId; sign in to the tenant you want to trust.");
+    }
 
     private TableClient Table => storage.Table(TableName);
 
@@ -178,8 +235,11 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
             return false;
         }
 
-        var trust = new EntraTrustEntity { PartitionKey = Partition, RowKey = "trust:" + entraTenantId, TenantId = tenant.Value, EntraTenantId = entraTenantId, AllowEmailLinking = allowEmailLinking };
-        var pointer = new EntraTrustEntity { PartitionKey = Partition, RowKey = "tenant:" + tenant.Value, TenantId = tenant.Value, EntraTenantId = entraTenantId, AllowEmailLinking = allowEmailLinking };
+        // A trust set afresh gets a new id, and a link counts only under the trust id it was made under: links of an
+        // ended trust never come back, even one written by a sign-in racing the removal.
+        var trustId = existing.HasValue ? existing.Value!.TrustId : Guid.NewGuid().ToString("N");
+        var trust = new EntraTrustEntity { PartitionKey = Partition, RowKey = "trust:" + entraTenantId, TenantId = tenant.Value, EntraTenantId = entraTenantId, AllowEmailLinking = allowEmailLinking, TrustId = trustId };
+        var pointer = new EntraTrustEntity { PartitionKey = Partition, RowKey = "tenant:" + tenant.Value, TenantId = tenant.Value, EntraTenantId = entraTenantId, AllowEmailLinking = allowEmailLinking, TrustId = trustId };
         var actions = new List<TableTransactionAction>
         {
             existing.HasValue
@@ -189,7 +249,8 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
         };
 
         // Moving to another Entra tenant ends the old trust in the same transaction.
-        if (await GetTrustAsync(tenant, cancellationToken) is { } previous && previous.EntraTenantId != entraTenantId)
+        var previous = await GetTrustAsync(tenant, cancellationToken);
+        if (previous is not null && previous.EntraTenantId != entraTenantId)
         {
             actions.Add(new(TableTransactionActionType.Delete, new TableEntity(Partition, "trust:" + previous.EntraTenantId), ETag.All));
         }
@@ -197,15 +258,21 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
         try
         {
             await Table.SubmitTransactionAsync(actions, cancellationToken);
-            return true;
         }
         catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
         {
             return false;
         }
+
+        if (previous is not null && previous.EntraTenantId != entraTenantId)
+        {
+            await DeleteLinksAsync(tenant, previous.EntraTenantId, cancellationToken);
+        }
+
+        return true;
     }
 
-    /// <summary>Ends the tenant's trust; its links stop counting at once (they are checked against the trust).</summary>
+    /// <summary>Ends the tenant's trust and deletes its links; they stop counting at once (they are checked against the trust).</summary>
     public async Task<bool> RemoveTrustAsync(TenantId tenant, CancellationToken cancellationToken)
     {
         if (await GetTrustAsync(tenant, cancellationToken) is not { } trust)
@@ -219,12 +286,53 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
                 new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(Partition, "tenant:" + tenant.Value), ETag.All),
             ],
             cancellationToken);
+        await DeleteLinksAsync(tenant, trust.EntraTenantId, cancellationToken);
         return true;
     }
 
-    public Task LinkAsync(string entraTenantId, string objectId, TenantId tenant, string userId, CancellationToken cancellationToken) =>
-        Table.UpsertEntityAsync(new EntraLinkEntity { PartitionKey = Partition, RowKey = $"link:{entraTenantId}:{objectId}", TenantId = tenant.Value, UserId = userId },
+    public Task LinkAsync(EntraTrustEntity trust, string objectId, string userId, CancellationToken cancellationToken) =>
+        Table.UpsertEntityAsync(
+            new EntraLinkEntity { PartitionKey = Partition, RowKey = $"link:{trust.EntraTenantId}:{objectId}", TenantId = trust.TenantId, UserId = userId, TrustId = trust.TrustId },
             TableUpdateMode.Replace, cancellationToken);
+
+    /// <summary>Deletes the links of this Platform tenant under one Entra tenant (one range of the partition).</summary>
+    private async Task DeleteLinksAsync(TenantId tenant, string entraTenantId, CancellationToken cancellationToken)
+    {
+        var from = $"link:{entraTenantId}:";
+        var to = $"link:{entraTenantId};";
+        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition} and RowKey ge {from} and RowKey lt {to} and TenantId eq {tenant.Value}");
+        var batch = new List<TableTransactionAction>();
+        await foreach (var link in Table.QueryAsync<EntraLinkEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
+        {
+            batch.Add(new(TableTransactionActionType.Delete, new TableEntity(link.PartitionKey, link.RowKey), ETag.All));
+            if (batch.Count == 100)
+            {
+                await DeleteBatchAsync(batch, cancellationToken);
+                batch.Clear();
+            }
+        }
+
+        if (batch.Count > 0)
+        {
+            await DeleteBatchAsync(batch, cancellationToken);
+        }
+    }
+
+    private async Task DeleteBatchAsync(List<TableTransactionAction> batch, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Table.SubmitTransactionAsync(batch, cancellationToken);
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status == 404)
+        {
+            // One was deleted meanwhile: delete the rest one by one.
+            foreach (var action in batch)
+            {
+                await Table.DeleteEntityAsync(action.Entity.PartitionKey, action.Entity.RowKey, ETag.All, cancellationToken);
+            }
+        }
+    }
 
     /// <summary>The Platform principal for a validated Entra principal; null when no active user is linked.</summary>
     public async Task<ClaimsPrincipal?> MapAsync(ClaimsPrincipal entra, CancellationToken cancellationToken)
@@ -245,7 +353,7 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
         {
             // A link counts only while its tenant still trusts this Entra tenant.
             var current = await Table.GetEntityIfExistsAsync<EntraTrustEntity>(Partition, "trust:" + entraTenant, cancellationToken: cancellationToken);
-            if (!current.HasValue || current.Value!.TenantId != link.Value!.TenantId)
+            if (!current.HasValue || current.Value!.TenantId != link.Value!.TenantId || current.Value.TrustId != link.Value.TrustId)
             {
                 return null;
             }
@@ -270,7 +378,7 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
             // someone else's email and catch that person's Entra sign-in.
             if (user is not null)
             {
-                await LinkAsync(entraTenant, objectId, tenant, user.Id, cancellationToken);
+                await LinkAsync(trust.Value, objectId, user.Id, cancellationToken);
             }
         }
 
@@ -308,6 +416,9 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
         public string TenantId { get; set; } = "";
         public string EntraTenantId { get; set; } = "";
         public bool AllowEmailLinking { get; set; }
+
+        /// <summary>New each time the trust is set afresh; empty on rows from before it existed.</summary>
+        public string TrustId { get; set; } = "";
     }
 
     public sealed class EntraLinkEntity : ITableEntity
@@ -318,5 +429,8 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
         public ETag ETag { get; set; }
         public string TenantId { get; set; } = "";
         public string UserId { get; set; } = "";
+
+        /// <summary>The <see cref="EntraTrustEntity.TrustId"/> the link was made under.</summary>
+        public string TrustId { get; set; } = "";
     }
 }

@@ -9,6 +9,7 @@ using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Identity.Passwords;
 using Platform.Functions.Mail;
+using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
 using Platform.Functions.Users;
@@ -26,13 +27,14 @@ public static class MeEndpoints
     internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/me").WithTags("Me").RequireAuthorization();
-        group.MapGet("/", GetMe).WithName("GetMe");
-        group.MapPatch("/", UpdateMe).WithName("UpdateMe");
-        group.MapPost("/password", ChangePassword).WithName("ChangePassword");
-        group.MapPut("/avatar", PutAvatar).WithName("PutAvatar").Accepts<byte[]>("image/png", "image/jpeg")
+        // Reads are open to an API key scoped to users.read; writes change the person's own account, so no key may.
+        group.MapGet("/", GetMe).RequireKeyScope(Permissions.UsersRead).WithName("GetMe");
+        group.MapPatch("/", UpdateMe).RequireUserSession().WithName("UpdateMe");
+        group.MapPost("/password", ChangePassword).RequireUserSession().WithName("ChangePassword");
+        group.MapPut("/avatar", PutAvatar).RequireUserSession().WithName("PutAvatar").Accepts<byte[]>("image/png", "image/jpeg")
             .WithMetadata(new RequestSizeLimitAttribute(MaxAvatarBytes));
 
-        app.MapGet("/api/v1/users/{id}/avatar", GetAvatar).WithTags("Users").RequireAuthorization().WithName("GetUserAvatar");
+        app.MapGet("/api/v1/users/{id}/avatar", GetAvatar).WithTags("Users").RequireAuthorization().RequireKeyScope(Permissions.UsersRead).WithName("GetUserAvatar");
         return group;
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Authorization.Policy;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Roles;
@@ -12,12 +13,17 @@ public static class RolesExtensions
         builder.Services.AddSingleton<RoleDirectory>();
         builder.Services.AddSingleton<CallerPermissions>();
         builder.Services.AddSingleton<IAuthorizationHandler, PermissionHandler>();
+        builder.Services.AddSingleton<IAuthorizationHandler, UserSessionHandler>();
+        builder.Services.AddSingleton<IAuthorizationHandler, KeyScopeHandler>();
+        builder.Services.AddSingleton<IAuthorizationMiddlewareResultHandler, CallerKindResultHandler>();
         builder.Services.AddAuthorizationBuilder().Services.Configure<AuthorizationOptions>(options =>
         {
             foreach (var permission in Permissions.All)
             {
                 options.AddPolicy(PermissionExtensions.PolicyPrefix + permission, policy => policy.RequireAuthenticatedUser().AddRequirements(new PermissionRequirement(permission)));
             }
+
+            CallerKindRules.AddPolicies(options);
         });
         return builder;
     }

@@ -524,7 +524,7 @@ public sealed class UserCommands(
     /// Nobody may change, lock, delete or restore a user who holds a permission they lack: otherwise a manager could
     /// point an admin's email at their own mailbox and reset their way into the admin's account.
     /// </summary>
-    private async Task<CommandError?> OutranksAsync(TenantId tenant, IReadOnlySet<string> callerPermissions, UserEntity target, CancellationToken cancellationToken)
+    internal async Task<CommandError?> OutranksAsync(TenantId tenant, IReadOnlySet<string> callerPermissions, UserEntity target, CancellationToken cancellationToken)
     {
         var targetPermissions = await roles.PermissionsOfAsync(tenant, target.RoleList, cancellationToken);
         var beyond = targetPermissions.Where(p => !callerPermissions.Contains(p)).Order(StringComparer.Ordinal).ToList();

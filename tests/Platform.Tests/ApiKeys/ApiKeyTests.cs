@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Platform.Functions.ApiKeys;
 using Platform.Functions.Storage;
 using Platform.Tests.Infrastructure;
+using Platform.Tests.Users;
 
 namespace Platform.Tests.ApiKeys;
 
@@ -76,7 +77,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
     {
         using var admin = await App.SignedInClientAsync(Tenant);
         var manage = await CreateKeyAsync(admin, [Manage]);
-        var reader = await CreateKeyAsync(admin, ["inventory.read"]);
+        var reader = await CreateKeyAsync(admin, ["inventory.read", "users.read"]);
 
         using var byAuthorization = KeyClient(manage.Key);
         using var byHeader = KeyClient(manage.Key, xApiKey: true);
@@ -86,7 +87,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(HttpStatusCode.OK, (await byHeader.GetAsync("/api/v1/api-keys", Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await byHeader.GetAsync($"/api/v1/api-keys/{reader.Id}", Ct)).StatusCode);
 
-        // A key acts as its creator: /me (open to any signed-in caller) is the admin.
+        // A key acts as its creator: /me (for a key, with users.read) is the admin.
         var me = await readerClient.GetFromJsonAsync<JsonElement>("/api/v1/me", Ct);
         Assert.Equal(Tenant.AdminId, me.GetProperty("id").GetString());
 
@@ -215,7 +216,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
     public async Task RotationWithoutABodyGivesAnHourOfGraceAndRefusesTooLongOnes()
     {
         using var admin = await App.SignedInClientAsync(Tenant);
-        var key = await CreateKeyAsync(admin, [Manage]);
+        var key = await CreateKeyAsync(admin, [Manage, "users.read"]);
 
         var tooLong = await admin.PostAsJsonAsync($"/api/v1/api-keys/{key.Id}/rotate", new { graceSeconds = 7 * 24 * 3600 + 1 }, Ct);
         var rotate = await admin.PostAsync($"/api/v1/api-keys/{key.Id}/rotate", null, Ct);
@@ -249,7 +250,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
     public async Task UsageShowsUpInTheListAfterAFlush()
     {
         using var admin = await App.SignedInClientAsync(Tenant);
-        var key = await CreateKeyAsync(admin, [Manage]);
+        var key = await CreateKeyAsync(admin, [Manage, "users.read"]);
         using var keyClient = KeyClient(key.Key);
 
         for (var i = 0; i < 3; i++)
@@ -269,7 +270,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
     {
         var other = await App.SignUpAsync();
         using var theirAdmin = await App.SignedInClientAsync(other);
-        var theirs = await CreateKeyAsync(theirAdmin, [Manage]);
+        var theirs = await CreateKeyAsync(theirAdmin, [Manage, "users.read"]);
         using var admin = await App.SignedInClientAsync(Tenant);
 
         await (await admin.GetAsync($"/api/v1/api-keys/{theirs.Id}", Ct)).ReadProblemAsync(404, "not_found");
@@ -309,7 +310,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
     public async Task OversizedOrConflictingKeyHeadersAreUnauthorized()
     {
         using var admin = await App.SignedInClientAsync(Tenant);
-        var key = await CreateKeyAsync(admin, [Manage]);
+        var key = await CreateKeyAsync(admin, [Manage, "users.read"]);
         var other = await CreateKeyAsync(admin, [Manage]);
         using var huge = App.CreateClient();
         huge.DefaultRequestHeaders.TryAddWithoutValidation("X-Api-Key", "plk_" + new string('a', 10 * 1024));
@@ -382,7 +383,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
     public async Task RevokingAllKeysOfAUserCutsThemOff()
     {
         using var admin = await App.SignedInClientAsync(Tenant);
-        var first = await CreateKeyAsync(admin, [Manage]);
+        var first = await CreateKeyAsync(admin, [Manage, "users.read"]);
         var second = await CreateKeyAsync(admin, ["inventory.read"]);
         using var firstClient = KeyClient(first.Key);
         Assert.Equal(HttpStatusCode.OK, (await firstClient.GetAsync("/api/v1/me", Ct)).StatusCode);
@@ -437,6 +438,45 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
 
         await Eventually.Until(async () => (await elsewhere.GetAsync("/api/v1/api-keys", Ct)).StatusCode,
             status => status == HttpStatusCode.Unauthorized, "the other instance to see the revocation", TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task AKeyManagerCannotRotateOrRevokeAKeyCarryingPermissionsTheyLack()
+    {
+        using var admin = await App.SignedInClientAsync(Tenant);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PutRoleAsync("key-keeper", Manage)).StatusCode);
+        await admin.CreateUserIdAsync("keeper@example.com", Accounts.Password, ["manager", "key-keeper"]);
+        using var manager = await App.SignInAsAsync(Tenant, "keeper@example.com");
+        var adminKey = await CreateKeyAsync(admin, [Manage, "tenant.manage", "roles.manage", "users.read"]);
+        var managerKey = await CreateKeyAsync(manager, ["inventory.read"]);
+
+        await (await manager.PostAsJsonAsync($"/api/v1/api-keys/{adminKey.Id}/rotate", new { graceSeconds = 0 }, Ct)).ReadProblemAsync(403, "permission_not_held");
+        await (await manager.DeleteAsync($"/api/v1/api-keys/{adminKey.Id}", Ct)).ReadProblemAsync(403, "permission_not_held");
+
+        // The admin's key was neither rotated nor revoked: its text still works, and its prefix is the same.
+        using var adminKeyClient = KeyClient(adminKey.Key);
+        Assert.Equal(HttpStatusCode.OK, (await adminKeyClient.GetAsync("/api/v1/api-keys", Ct)).StatusCode);
+        var view = await admin.GetFromJsonAsync<JsonElement>($"/api/v1/api-keys/{adminKey.Id}", Ct);
+        Assert.Equal(adminKey.Key[4..16], view.GetProperty("prefix").GetString());
+        Assert.Equal(JsonValueKind.Null, view.GetProperty("rotatedAt").ValueKind);
+
+        // Their own key they may rotate; the admin (who holds every permission) may revoke it.
+        Assert.Equal(HttpStatusCode.OK, (await manager.PostAsJsonAsync($"/api/v1/api-keys/{managerKey.Id}/rotate", new { graceSeconds = 0 }, Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/api-keys/{managerKey.Id}", Ct)).StatusCode);
+        await (await admin.GetAsync($"/api/v1/api-keys/{managerKey.Id}", Ct)).ReadProblemAsync(404, "not_found");
+    }
+
+    [Fact]
+    public async Task ANarrowKeyCannotRotateAWiderKeyOfTheSameCreator()
+    {
+        using var admin = await App.SignedInClientAsync(Tenant);
+        var wide = await CreateKeyAsync(admin, [Manage, "users.delete", "tenant.manage"]);
+        var narrow = await CreateKeyAsync(admin, [Manage]);
+        using var narrowClient = KeyClient(narrow.Key);
+
+        await (await narrowClient.PostAsJsonAsync($"/api/v1/api-keys/{wide.Id}/rotate", new { graceSeconds = 0 }, Ct)).ReadProblemAsync(403, "permission_not_held");
+        await (await narrowClient.DeleteAsync($"/api/v1/api-keys/{wide.Id}", Ct)).ReadProblemAsync(403, "permission_not_held");
+        Assert.Equal(HttpStatusCode.OK, (await narrowClient.PostAsJsonAsync($"/api/v1/api-keys/{narrow.Id}/rotate", new { graceSeconds = 60 }, Ct)).StatusCode);
     }
 
     private sealed record CreatedKey(string Id, string Key);

@@ -10,6 +10,7 @@ using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
 using Platform.Functions.Auth;
 using Platform.Tests.Infrastructure;
+using Platform.Tests.Users;
 
 namespace Platform.Tests.Identity;
 
@@ -74,8 +75,71 @@ public sealed class EntraTests(Azurite azurite) : SignedUpTenantTests(azurite)
     private async Task TrustAsync(bool allowEmailLinking)
     {
         using var admin = await App.SignedInClientAsync(Tenant);
-        var response = await admin.PutAsJsonAsync("/api/v1/tenant/entra", new { entraTenantId = EntraTenant, allowEmailLinking }, Ct);
+        var response = await admin.PutAsJsonAsync("/api/v1/tenant/entra",
+            new { entraTenantId = EntraTenant, allowEmailLinking, entraToken = EntraToken(Guid.NewGuid().ToString()) }, Ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task TrustingAnEntraTenantNeedsATokenItIssued()
+    {
+        using var admin = await App.SignedInClientAsync(Tenant);
+        var foreignKey = new RsaSecurityKey(RSA.Create(2048)) { KeyId = _entraKey.KeyId };
+
+        Assert.Equal(["entraToken"], await (await admin.PutAsJsonAsync("/api/v1/tenant/entra", new { entraTenantId = EntraTenant, allowEmailLinking = true }, Ct))
+            .ValidationErrorsAsync());
+        await (await admin.PutAsJsonAsync("/api/v1/tenant/entra",
+            new { entraTenantId = EntraTenant, allowEmailLinking = true, entraToken = EntraToken(Guid.NewGuid().ToString(), entraTenant: Guid.NewGuid().ToString()) }, Ct))
+            .ReadProblemAsync(403, "entra_tenant_mismatch");
+        await (await admin.PutAsJsonAsync("/api/v1/tenant/entra",
+            new { entraTenantId = EntraTenant, allowEmailLinking = true, entraToken = EntraToken(Guid.NewGuid().ToString(), key: foreignKey) }, Ct))
+            .ReadProblemAsync(403, "entra_token_invalid");
+        await (await admin.PutAsJsonAsync("/api/v1/tenant/entra", new { entraTenantId = EntraTenant, allowEmailLinking = true, entraToken = "not.a.token" }, Ct))
+            .ReadProblemAsync(403, "entra_token_invalid");
+
+        // Nothing was claimed: the tenant trusts nobody, and another tenant that can prove control still may.
+        await (await admin.GetAsync("/api/v1/tenant/entra", Ct)).ReadProblemAsync(404, "not_found");
+        var other = await App.SignUpAsync();
+        using var otherAdmin = await App.SignedInClientAsync(other);
+        Assert.Equal(HttpStatusCode.OK, (await otherAdmin.PutAsJsonAsync("/api/v1/tenant/entra",
+            new { entraTenantId = EntraTenant, allowEmailLinking = false, entraToken = EntraToken(Guid.NewGuid().ToString()) }, Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task ATenantManagerCannotLinkTheirEntraIdentityToAnAdmin()
+    {
+        await TrustAsync(allowEmailLinking: false);
+        using var admin = await App.SignedInClientAsync(Tenant);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PutRoleAsync("settings", "tenant.manage", "users.read")).StatusCode);
+        var settingsId = await admin.CreateUserIdAsync("settings@example.com", Accounts.Password, ["settings"]);
+        using var settings = await App.SignInAsAsync(Tenant, "settings@example.com");
+        var theirObjectId = Guid.NewGuid().ToString();
+
+        await (await settings.PutAsJsonAsync($"/api/v1/users/{Tenant.AdminId}/entra", new { objectId = theirObjectId }, Ct))
+            .ReadProblemAsync(403, "permission_not_held");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(theirObjectId))).StatusCode);
+
+        // Their own account they may link.
+        Assert.Equal(HttpStatusCode.NoContent, (await settings.PutAsJsonAsync($"/api/v1/users/{settingsId}/entra", new { objectId = theirObjectId }, Ct)).StatusCode);
+        var me = await MeWith(EntraToken(theirObjectId));
+        Assert.Equal(settingsId, (await me.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task LinksOfAnEndedTrustDoNotComeBackWithANewTrust()
+    {
+        await TrustAsync(allowEmailLinking: false);
+        var objectId = Guid.NewGuid().ToString();
+        using var admin = await App.SignedInClientAsync(Tenant);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.PutAsJsonAsync($"/api/v1/users/{Tenant.AdminId}/entra", new { objectId }, Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await MeWith(EntraToken(objectId))).StatusCode);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync("/api/v1/tenant/entra", Ct)).StatusCode);
+        await TrustAsync(allowEmailLinking: false);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(objectId))).StatusCode);
+        var table = App.Storage.Table(EntraDirectory.TableName);
+        Assert.Empty(table.Query<Azure.Data.Tables.TableEntity>(e => e.PartitionKey == "entra" && e.RowKey == $"link:{EntraTenant}:{objectId}", cancellationToken: Ct));
     }
 
     [Fact]
