@@ -30,7 +30,7 @@ public sealed class AuditOptions
 public static class AuditEndpoints
 {
     public static RouteHandlerBuilder MapAudit(this IEndpointRouteBuilder app) =>
-        app.MapGet("/api/v1/audit", ListAudit).RequirePermission(Permissions.AuditRead).WithTags("Audit").WithName("ListAudit");
+        app.MapGet("/api/v1/audit", ListAudit).RequirePermission(Permissions.AuditRead).WithTags("Audit").WithName("ListAudit").WithSummary("The tenant's audit trail, filtered by time range, actor, target and action.");
 
     public sealed record AuditPosition(string? StorageToken);
 
@@ -67,7 +67,7 @@ public static class AuditEndpoints
         }
 
         var low = Ids.Floor(from ?? DateTimeOffset.UnixEpoch);
-        var high = Ids.Floor((to ?? DateTimeOffset.MaxValue.AddYears(-1000)).AddMilliseconds(1));
+        var high = Ids.After(to ?? DateTimeOffset.MaxValue);
         // Each optional filter is "(Prop eq value or true)" when absent: one escaped, parameterised condition.
         FormattableString condition =
             $"RowKey ge {low} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or {targetId is null}) and (Action eq {action ?? ""} or {action is null})";
