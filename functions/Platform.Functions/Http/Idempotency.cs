@@ -25,13 +25,19 @@ public static class Idempotency
     public static readonly TimeSpan KeptFor = TimeSpan.FromHours(24);
 
     public static TBuilder WithIdempotency<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
-        builder.AddEndpointFilter<TBuilder, IdempotencyFilter>();
+        builder.AddEndpointFilter<TBuilder, IdempotencyFilter>().WithMetadata(IdempotencyMetadata.Instance);
 
     public static IHostApplicationBuilder AddIdempotency(this IHostApplicationBuilder builder)
     {
         builder.Services.AddStorageTable(TableName);
         return builder;
     }
+}
+
+/// <summary>Marks an endpoint that honours <c>Idempotency-Key</c>, so its documentation can say so.</summary>
+public sealed class IdempotencyMetadata
+{
+    public static IdempotencyMetadata Instance { get; } = new();
 }
 
 internal sealed class IdempotencyFilter(StorageAccount storage, Expirations expirations, TimeProvider time) : IEndpointFilter

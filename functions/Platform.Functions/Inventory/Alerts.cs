@@ -231,8 +231,8 @@ public static class AlertsEndpoints
     public static void MapAlerts(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Inventory");
-        group.MapGet("/", ListAlerts).RequirePermission(Permissions.InventoryRead).WithName("ListAlerts");
-        group.MapPost("/{id}/acknowledge", Acknowledge).RequirePermission(Permissions.InventoryWrite).WithName("AcknowledgeAlert");
+        group.MapGet("/", ListAlerts).RequirePermission(Permissions.InventoryRead).WithName("ListAlerts").WithSummary("Low-stock and expiry alerts.");
+        group.MapPost("/{id}/acknowledge", Acknowledge).RequirePermission(Permissions.InventoryWrite).WithName("AcknowledgeAlert").WithSummary("Acknowledges an alert.");
     }
 
     /// <param name="status">open (the default: open and acknowledged, i.e. not yet cleared), acknowledged, closed or all.</param>

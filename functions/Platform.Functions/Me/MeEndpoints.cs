@@ -26,13 +26,13 @@ public static class MeEndpoints
     public static RouteGroupBuilder MapMe(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/me").WithTags("Me").RequireAuthorization();
-        group.MapGet("/", GetMe).WithName("GetMe");
-        group.MapPatch("/", UpdateMe).WithName("UpdateMe");
-        group.MapPost("/password", ChangePassword).WithName("ChangePassword");
-        group.MapPut("/avatar", PutAvatar).WithName("PutAvatar").Accepts<byte[]>("image/png", "image/jpeg")
+        group.MapGet("/", GetMe).WithName("GetMe").WithSummary("The signed-in user.");
+        group.MapPatch("/", UpdateMe).WithName("UpdateMe").WithSummary("Changes the caller's display name and settings.");
+        group.MapPost("/password", ChangePassword).WithName("ChangePassword").WithSummary("Changes the caller's password; needs the current one.");
+        group.MapPut("/avatar", PutAvatar).WithName("PutAvatar").WithSummary("Sets the caller's avatar (PNG or JPEG, at most 2 MB).").Accepts<byte[]>("image/png", "image/jpeg")
             .WithMetadata(new RequestSizeLimitAttribute(MaxAvatarBytes));
 
-        app.MapGet("/api/v1/users/{id}/avatar", GetAvatar).WithTags("Users").RequireAuthorization().WithName("GetUserAvatar");
+        app.MapGet("/api/v1/users/{id}/avatar", GetAvatar).WithTags("Users").RequireAuthorization().WithName("GetUserAvatar").WithSummary("A user's avatar image.");
         return group;
     }
 
