@@ -101,8 +101,9 @@ public static partial class RolesEndpoints
                 await rows.UpdateAsync(role, role.ETag, cancellationToken);
             }
         }
-        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
+        catch (RequestFailedException ex) when (ex.Status is 404 or 409 or 412)
         {
+            // 404: deleted between the read and the replace.
             return Problems.Create(412, "precondition_failed", "Precondition failed", "The role changed meanwhile; try again.");
         }
 
