@@ -9,7 +9,7 @@ cd "$root"
 command -v dotnet >/dev/null || { echo "test.sh: the .NET 10 SDK (dotnet) is needed" >&2; exit 1; }
 command -v node >/dev/null || { echo "test.sh: Node.js is needed to run Azurite" >&2; exit 1; }
 
-if [[ ! -f infra/node_modules/azurite/dist/src/azurite.js ]]; then
+if [[ ! -f infra/node_modules/azurite/dist/src/azurite.js || ! -f infra/node_modules/@seriousme/openapi-schema-validator/package.json ]]; then
   (cd infra && npm ci --no-audit --no-fund --loglevel=error)
 fi
 

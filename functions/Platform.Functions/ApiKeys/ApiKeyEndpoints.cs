@@ -73,7 +73,7 @@ public static class ApiKeyEndpoints
             .WithSummary("Creates an API key; its text is in the response, and only there.");
         group.MapGet("/", List).RequirePermission(Permissions.ApiKeysManage).WithName("ListApiKeys")
             .WithSummary("The tenant's API keys, oldest first, without secrets (one page holds all of them by default).");
-        group.MapGet("/{id}", Get).RequirePermission(Permissions.ApiKeysManage).WithName("GetApiKey");
+        group.MapGet("/{id}", Get).RequirePermission(Permissions.ApiKeysManage).WithName("GetApiKey").WithSummary("One API key, without its secret.");
         group.MapPost("/{id}/rotate", Rotate).RequirePermission(Permissions.ApiKeysManage).WithIdempotency().WithName("RotateApiKey")
             .WithSummary("Gives the key a new text; the old one keeps working for graceSeconds (default 3600, at most 604800).");
         group.MapDelete("/{id}", Revoke).RequirePermission(Permissions.ApiKeysManage).WithName("RevokeApiKey")

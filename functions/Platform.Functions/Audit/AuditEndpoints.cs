@@ -33,7 +33,7 @@ public static class AuditEndpoints
     internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/audit").WithTags("Audit");
-        group.MapGet("/", ListAudit).RequirePermission(Permissions.AuditRead).WithName("ListAudit");
+        group.MapGet("/", ListAudit).RequirePermission(Permissions.AuditRead).WithName("ListAudit").WithSummary("The tenant's audit trail, filtered by time range, actor, target and action.");
         return group;
     }
 
@@ -71,7 +71,7 @@ public static class AuditEndpoints
         }
 
         var low = Ids.Floor(from ?? DateTimeOffset.UnixEpoch);
-        var high = Ids.Floor((to ?? DateTimeOffset.MaxValue.AddYears(-1000)).AddMilliseconds(1));
+        var high = Ids.After(to ?? DateTimeOffset.MaxValue);
         // Each optional filter is "(Prop eq value or true)" when absent: one escaped, parameterised condition.
         FormattableString condition =
             $"RowKey ge {low} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or {targetId is null}) and (Action eq {action ?? ""} or {action is null})";

@@ -25,19 +25,19 @@ public static partial class AuthEndpoints
             .AllowAnonymous().WithTags("Auth").WithName("GetJwks").WithSummary("The public keys that sign access tokens.");
 
         var group = app.MapGroup("/api/v1/auth").WithTags("Auth");
-        group.MapPost("/login", Login).AllowAnonymous().RequireRateLimiting(AuthExtensions.LoginRateLimit).WithName("Login");
-        group.MapPost("/refresh", Refresh).AllowAnonymous().WithName("RefreshTokens");
-        group.MapPost("/logout", Logout).RequireUserSession().WithName("Logout");
-        group.MapGet("/sessions", ListSessions).RequireUserSession().WithName("ListSessions");
-        group.MapDelete("/sessions/{id}", RevokeSession).RequireUserSession().WithName("RevokeSession");
-        group.MapPost("/forgot-password", ForgotPassword).AllowAnonymous().RequireRateLimiting(AuthExtensions.ForgotPasswordRateLimit).WithName("ForgotPassword");
-        group.MapPost("/reset-password", ResetPassword).AllowAnonymous().WithName("ResetPassword");
-        group.MapPost("/verify-email", VerifyEmail).AllowAnonymous().WithName("VerifyEmail");
-        group.MapPost("/verify-email/resend", ResendVerification).RequireUserSession().WithName("ResendEmailVerification");
-        group.MapPost("/mfa/totp/setup", SetUpTotp).RequireUserSession().WithName("SetUpTotp");
-        group.MapPost("/mfa/totp/enable", EnableTotp).RequireUserSession().WithName("EnableTotp");
-        group.MapPost("/mfa/totp/disable", DisableTotp).RequireUserSession().WithName("DisableTotp");
-        group.MapPost("/mfa/backup-codes/regenerate", RegenerateBackupCodes).RequireUserSession().WithName("RegenerateBackupCodes");
+        group.MapPost("/login", Login).AllowAnonymous().RequireRateLimiting(AuthExtensions.LoginRateLimit).WithName("Login").WithSummary("Signs in with the tenant slug, email and password (and otp when MFA is on).");
+        group.MapPost("/refresh", Refresh).AllowAnonymous().WithName("RefreshTokens").WithSummary("Exchanges a refresh token for a new token pair; the old refresh token is spent.");
+        group.MapPost("/logout", Logout).RequireUserSession().WithName("Logout").WithSummary("Ends the current session.");
+        group.MapGet("/sessions", ListSessions).RequireUserSession().WithName("ListSessions").WithSummary("The caller's sessions.");
+        group.MapDelete("/sessions/{id}", RevokeSession).RequireUserSession().WithName("RevokeSession").WithSummary("Ends one of the caller's sessions.");
+        group.MapPost("/forgot-password", ForgotPassword).AllowAnonymous().RequireRateLimiting(AuthExtensions.ForgotPasswordRateLimit).WithName("ForgotPassword").WithSummary("Mails a password-reset link when the account exists; always 202.");
+        group.MapPost("/reset-password", ResetPassword).AllowAnonymous().WithName("ResetPassword").WithSummary("Sets a new password with a mailed reset token and ends every session.");
+        group.MapPost("/verify-email", VerifyEmail).AllowAnonymous().WithName("VerifyEmail").WithSummary("Confirms an email address with a mailed token.");
+        group.MapPost("/verify-email/resend", ResendVerification).RequireUserSession().WithName("ResendEmailVerification").WithSummary("Mails the caller a new verification link.");
+        group.MapPost("/mfa/totp/setup", SetUpTotp).RequireUserSession().WithName("SetUpTotp").WithSummary("Starts TOTP setup: the secret and its otpauth URI.");
+        group.MapPost("/mfa/totp/enable", EnableTotp).RequireUserSession().WithName("EnableTotp").WithSummary("Turns TOTP on with a valid code; returns ten single-use backup codes.");
+        group.MapPost("/mfa/totp/disable", DisableTotp).RequireUserSession().WithName("DisableTotp").WithSummary("Turns TOTP off; needs the password.");
+        group.MapPost("/mfa/backup-codes/regenerate", RegenerateBackupCodes).RequireUserSession().WithName("RegenerateBackupCodes").WithSummary("Replaces the caller's backup codes with ten new ones.");
         return group;
     }
 

@@ -47,16 +47,36 @@ public static class AuthExtensions
         if (Entra.IsConfigured(context.RequestServices.GetRequiredService<IConfiguration>()) &&
             authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
-            var handler = new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler();
-            var token = authorization[7..].Trim();
-            if (handler.CanReadToken(token) && handler.ReadJsonWebToken(token).Issuer is { } issuer &&
-                issuer != context.RequestServices.GetRequiredService<AccessTokens>().Issuer)
+            if (IssuerOf(authorization[7..].Trim()) is { } issuer && issuer != context.RequestServices.GetRequiredService<AccessTokens>().Issuer)
             {
                 return Entra.Scheme;
             }
         }
 
         return JwtBearerDefaults.AuthenticationScheme;
+    }
+
+    /// <summary>
+    /// The unverified issuer of a JWT, only to pick the scheme that validates it; null for anything that is not one.
+    /// CanReadToken checks the shape alone, so a token such as <c>a.b.c</c> passes it and then fails to decode.
+    /// </summary>
+    private static string? IssuerOf(string token)
+    {
+        var handler = new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler();
+        if (!handler.CanReadToken(token))
+        {
+            return null;
+        }
+
+        try
+        {
+            return handler.ReadJsonWebToken(token).Issuer;
+        }
+        catch (ArgumentException)
+        {
+            // SecurityTokenMalformedException is an ArgumentException: the header or payload is not base64url JSON.
+            return null;
+        }
     }
 
     public static IHostApplicationBuilder AddPlatformAuth(this IHostApplicationBuilder builder)

@@ -77,10 +77,10 @@ public static class Entra
     internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1").WithTags("Entra ID").RequirePermission(Permissions.TenantManage);
-        group.MapGet("/tenant/entra", GetTrust).WithName("GetEntraTrust");
-        group.MapPut("/tenant/entra", PutTrust).WithName("PutEntraTrust");
-        group.MapDelete("/tenant/entra", DeleteTrust).WithName("DeleteEntraTrust");
-        group.MapPut("/users/{id}/entra", LinkUser).WithName("LinkEntraUser");
+        group.MapGet("/tenant/entra", GetTrust).WithName("GetEntraTrust").WithSummary("The Microsoft Entra ID tenant this tenant trusts.");
+        group.MapPut("/tenant/entra", PutTrust).WithName("PutEntraTrust").WithSummary("Trusts a Microsoft Entra ID tenant for sign-in.");
+        group.MapDelete("/tenant/entra", DeleteTrust).WithName("DeleteEntraTrust").WithSummary("Ends the trust in the Microsoft Entra ID tenant.");
+        group.MapPut("/users/{id}/entra", LinkUser).WithName("LinkEntraUser").WithSummary("Links a user to a Microsoft Entra ID account.");
         return group;
     }
 

@@ -10,17 +10,22 @@ public static class DocsEndpoints
 
     public static IHostApplicationBuilder AddApiDocs(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOpenApi("v1", options => options.AddDocumentTransformer((document, _, _) =>
+        builder.Services.AddOpenApi("v1", options =>
         {
-            document.Info = new OpenApiInfo
+            ProblemResponses.Configure(options);
+            options.AddDocumentTransformer((document, _, _) =>
             {
-                Title = "Platform API",
-                Version = "v1",
-                Description = "Multi-tenant backend for accounts, inventory and background work. " +
-                    "Errors are RFC 9457 problem details with a machine-readable `code` and a `traceId`.",
-            };
-            return Task.CompletedTask;
-        }));
+                document.Info = new OpenApiInfo
+                {
+                    Title = "Platform API",
+                    Version = "v1",
+                    Description = "Multi-tenant backend for accounts, inventory and background work. " +
+                        "Errors are RFC 9457 problem details with a machine-readable `code` and a `traceId`; " +
+                        "every operation lists the problem responses it can give.",
+                };
+                return Task.CompletedTask;
+            });
+        });
         return builder;
     }
 

@@ -40,6 +40,7 @@ public static class HttpExtensions
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.CamelCase;
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
             o.SerializerOptions.Converters.Add(new UtcTimestamps());
+            o.SerializerOptions.Converters.Add(new FiniteDoubles());
             o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
             o.SerializerOptions.MaxDepth = 32;
         });

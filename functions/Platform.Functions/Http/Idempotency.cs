@@ -39,7 +39,7 @@ public static class Idempotency
             var inner = endpoint.RequestDelegate ?? throw new InvalidOperationException($"{endpoint.DisplayName} has no request delegate to make idempotent.");
             endpoint.RequestDelegate = http => http.RequestServices.GetRequiredService<IdempotentRequests>().InvokeAsync(http, inner);
         });
-        return builder;
+        return builder.WithMetadata(IdempotencyMetadata.Instance);
     }
 
     public static IHostApplicationBuilder AddIdempotency(this IHostApplicationBuilder builder)
@@ -49,6 +49,12 @@ public static class Idempotency
         builder.Services.AddSingleton<IdempotentRequests>();
         return builder;
     }
+}
+
+/// <summary>Marks an endpoint that honours <c>Idempotency-Key</c>, so its documentation can say so.</summary>
+public sealed class IdempotencyMetadata
+{
+    public static IdempotencyMetadata Instance { get; } = new();
 }
 
 /// <summary>Settings under <c>Platform:Idempotency</c>.</summary>

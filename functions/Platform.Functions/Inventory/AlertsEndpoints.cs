@@ -24,8 +24,8 @@ public static class AlertsEndpoints
     public static RouteGroupBuilder MapAlerts(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Inventory");
-        group.MapGet("/", ListAlerts).RequirePermission(Permissions.InventoryRead).WithName("ListAlerts");
-        group.MapPost("/{id}/acknowledge", Acknowledge).RequirePermission(Permissions.InventoryWrite).WithName("AcknowledgeAlert");
+        group.MapGet("/", ListAlerts).RequirePermission(Permissions.InventoryRead).WithName("ListAlerts").WithSummary("Low-stock and expiry alerts.");
+        group.MapPost("/{id}/acknowledge", Acknowledge).RequirePermission(Permissions.InventoryWrite).WithName("AcknowledgeAlert").WithSummary("Acknowledges an alert.");
         return group;
     }
 

@@ -48,11 +48,11 @@ public static class ItemsEndpoints
     public static RouteGroupBuilder MapItems(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Inventory");
-        group.MapGet("/", ListItems).RequirePermission(Permissions.InventoryRead).WithName("ListItems");
-        group.MapPost("/", CreateItem).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("CreateItem");
-        group.MapGet("/{id}", GetItem).RequirePermission(Permissions.InventoryRead).WithName("GetItem");
-        group.MapPatch("/{id}", UpdateItem).RequirePermission(Permissions.InventoryWrite).WithName("UpdateItem");
-        group.MapDelete("/{id}", ArchiveItem).RequirePermission(Permissions.InventoryWrite).WithName("ArchiveItem");
+        group.MapGet("/", ListItems).RequirePermission(Permissions.InventoryRead).WithName("ListItems").WithSummary("The tenant's items, with filter, search, sort and paging.");
+        group.MapPost("/", CreateItem).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("CreateItem").WithSummary("Creates an item.");
+        group.MapGet("/{id}", GetItem).RequirePermission(Permissions.InventoryRead).WithName("GetItem").WithSummary("One item.");
+        group.MapPatch("/{id}", UpdateItem).RequirePermission(Permissions.InventoryWrite).WithName("UpdateItem").WithSummary("Changes an item (its quantity changes only through movements).");
+        group.MapDelete("/{id}", ArchiveItem).RequirePermission(Permissions.InventoryWrite).WithName("ArchiveItem").WithSummary("Archives an item.");
         return group;
     }
 

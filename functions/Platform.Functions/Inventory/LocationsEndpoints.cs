@@ -29,11 +29,11 @@ public static class LocationsEndpoints
     public static RouteGroupBuilder MapLocations(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Inventory");
-        group.MapGet("/", ListLocations).RequirePermission(Permissions.InventoryRead).WithName("ListLocations");
-        group.MapPost("/", CreateLocation).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("CreateLocation");
-        group.MapGet("/{id}", GetLocation).RequirePermission(Permissions.InventoryRead).WithName("GetLocation");
-        group.MapPatch("/{id}", UpdateLocation).RequirePermission(Permissions.InventoryWrite).WithName("UpdateLocation");
-        group.MapDelete("/{id}", DeleteLocation).RequirePermission(Permissions.InventoryWrite).WithName("DeleteLocation");
+        group.MapGet("/", ListLocations).RequirePermission(Permissions.InventoryRead).WithName("ListLocations").WithSummary("The tenant's locations, with filter, search, sort and paging.");
+        group.MapPost("/", CreateLocation).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("CreateLocation").WithSummary("Creates a location.");
+        group.MapGet("/{id}", GetLocation).RequirePermission(Permissions.InventoryRead).WithName("GetLocation").WithSummary("One location.");
+        group.MapPatch("/{id}", UpdateLocation).RequirePermission(Permissions.InventoryWrite).WithName("UpdateLocation").WithSummary("Changes a location.");
+        group.MapDelete("/{id}", DeleteLocation).RequirePermission(Permissions.InventoryWrite).WithName("DeleteLocation").WithSummary("Deletes a location that holds no stock and no other locations.");
         return group;
     }
 

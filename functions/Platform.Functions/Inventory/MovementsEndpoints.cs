@@ -26,13 +26,13 @@ public static class MovementsEndpoints
     public static void MapMovements(this IEndpointRouteBuilder app)
     {
         var items = app.MapGroup(ItemsEndpoints.Path).WithTags("Inventory");
-        items.MapPost("/{id}/movements", RecordMovement).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("RecordMovement");
-        items.MapGet("/{id}/movements", ListItemMovements).RequirePermission(Permissions.InventoryRead).WithName("ListItemMovements");
-        items.MapGet("/{id}/stock", GetStock).RequirePermission(Permissions.InventoryRead).WithName("GetItemStock");
+        items.MapPost("/{id}/movements", RecordMovement).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("RecordMovement").WithSummary("Records a stock movement (in, out, transfer or adjust) and returns the new quantity.");
+        items.MapGet("/{id}/movements", ListItemMovements).RequirePermission(Permissions.InventoryRead).WithName("ListItemMovements").WithSummary("An item's movements.");
+        items.MapGet("/{id}/stock", GetStock).RequirePermission(Permissions.InventoryRead).WithName("GetItemStock").WithSummary("An item's stock per location.");
 
         var movements = app.MapGroup(Path).WithTags("Inventory");
-        movements.MapGet("/", ListMovements).RequirePermission(Permissions.InventoryRead).WithName("ListMovements");
-        movements.MapGet("/{id}", GetMovement).RequirePermission(Permissions.InventoryRead).WithName("GetMovement");
+        movements.MapGet("/", ListMovements).RequirePermission(Permissions.InventoryRead).WithName("ListMovements").WithSummary("The tenant's movements, by type, item, batch, supplier and date range.");
+        movements.MapGet("/{id}", GetMovement).RequirePermission(Permissions.InventoryRead).WithName("GetMovement").WithSummary("One movement.");
     }
 
     internal static async Task<Results<Created<MovementResult>, ProblemHttpResult>> RecordMovement(

@@ -25,7 +25,7 @@ public static class ReorderSuggestionsEndpoints
     public const int MaxSuggestions = 1000;
 
     public static void MapReorderSuggestions(this IEndpointRouteBuilder app) =>
-        app.MapGet(Path, List).RequirePermission(Permissions.InventoryRead).WithTags("Inventory").WithName("ListReorderSuggestions");
+        app.MapGet(Path, List).RequirePermission(Permissions.InventoryRead).WithTags("Inventory").WithName("ListReorderSuggestions").WithSummary("Items at or below their reorder point, with a quantity suggested from recent usage.");
 
     internal static async Task<Ok<PagedList<ReorderSuggestion>>> List(
         Caller caller, InventoryProjections projections, InventoryStore store, TimeProvider time, CancellationToken cancellationToken)

@@ -28,13 +28,13 @@ public static class MeEndpoints
     {
         var group = app.MapGroup("/api/v1/me").WithTags("Me").RequireAuthorization();
         // Reads are open to an API key scoped to users.read; writes change the person's own account, so no key may.
-        group.MapGet("/", GetMe).RequireKeyScope(Permissions.UsersRead).WithName("GetMe");
-        group.MapPatch("/", UpdateMe).RequireUserSession().WithName("UpdateMe");
-        group.MapPost("/password", ChangePassword).RequireUserSession().WithName("ChangePassword");
-        group.MapPut("/avatar", PutAvatar).RequireUserSession().WithName("PutAvatar").Accepts<byte[]>("image/png", "image/jpeg")
+        group.MapGet("/", GetMe).RequireKeyScope(Permissions.UsersRead).WithName("GetMe").WithSummary("The signed-in user.");
+        group.MapPatch("/", UpdateMe).RequireUserSession().WithName("UpdateMe").WithSummary("Changes the caller's display name and settings.");
+        group.MapPost("/password", ChangePassword).RequireUserSession().WithName("ChangePassword").WithSummary("Changes the caller's password; needs the current one.");
+        group.MapPut("/avatar", PutAvatar).RequireUserSession().WithName("PutAvatar").WithSummary("Sets the caller's avatar (PNG or JPEG, at most 2 MB).").Accepts<byte[]>("image/png", "image/jpeg")
             .WithMetadata(new RequestSizeLimitAttribute(MaxAvatarBytes));
 
-        app.MapGet("/api/v1/users/{id}/avatar", GetAvatar).WithTags("Users").RequireAuthorization().RequireKeyScope(Permissions.UsersRead).WithName("GetUserAvatar");
+        app.MapGet("/api/v1/users/{id}/avatar", GetAvatar).WithTags("Users").RequireAuthorization().RequireKeyScope(Permissions.UsersRead).WithName("GetUserAvatar").WithSummary("A user's avatar image.");
         return group;
     }
 

@@ -20,12 +20,12 @@ public static partial class RolesEndpoints
     {
         app.MapGet("/api/v1/permissions", () => TypedResults.Ok(new PagedList<PermissionView>(
                 [.. Permissions.Descriptions.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new PermissionView(p.Key, p.Value))], null)))
-            .RequireAuthorization().WithTags("Roles").WithName("ListPermissions");
+            .RequireAuthorization().WithTags("Roles").WithName("ListPermissions").WithSummary("Every permission a role can grant.");
 
         var group = app.MapGroup("/api/v1/roles").WithTags("Roles");
-        group.MapGet("/", ListRoles).RequirePermission(Permissions.UsersRead).WithName("ListRoles");
-        group.MapPut("/{name}", PutRole).RequirePermission(Permissions.RolesManage).WithName("PutRole");
-        group.MapDelete("/{name}", DeleteRole).RequirePermission(Permissions.RolesManage).WithName("DeleteRole");
+        group.MapGet("/", ListRoles).RequirePermission(Permissions.UsersRead).WithName("ListRoles").WithSummary("The tenant's roles, built-in and custom.");
+        group.MapPut("/{name}", PutRole).RequirePermission(Permissions.RolesManage).WithName("PutRole").WithSummary("Creates or replaces a custom role.");
+        group.MapDelete("/{name}", DeleteRole).RequirePermission(Permissions.RolesManage).WithName("DeleteRole").WithSummary("Deletes a custom role that no user holds.");
         return group;
     }
 
@@ -100,8 +100,9 @@ public static partial class RolesEndpoints
                 await rows.UpdateAsync(role, role.ETag, cancellationToken);
             }
         }
-        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
+        catch (RequestFailedException ex) when (ex.Status is 404 or 409 or 412)
         {
+            // 404: deleted between the read and the replace.
             return Problems.Create(412, "precondition_failed", "Precondition failed", "The role changed meanwhile; try again.");
         }
 

@@ -46,6 +46,13 @@ public static class Ids
         return new string(id);
     }
 
+    /// <summary>
+    /// The smallest id of the millisecond after <paramref name="at"/>: the exclusive upper bound of a time range that
+    /// ends at <paramref name="at"/>. The last representable instant has no next millisecond and bounds by itself.
+    /// </summary>
+    public static string After(DateTimeOffset at) =>
+        Floor(at < DateTimeOffset.MaxValue.AddMilliseconds(-1) ? at.AddMilliseconds(1) : DateTimeOffset.MaxValue);
+
     private static void WriteTime(DateTimeOffset at, Span<char> id)
     {
         var milliseconds = Math.Clamp(at.ToUnixTimeMilliseconds(), 0, (1L << 48) - 1);

@@ -18,20 +18,20 @@ public static partial class UsersEndpoints
     internal static RouteGroupBuilder MapRoutes(IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/users").WithTags("Users");
-        group.MapGet("/", ListUsers).RequirePermission(Permissions.UsersRead).WithName("ListUsers");
-        group.MapPost("/", CreateUser).RequirePermission(Permissions.UsersWrite).WithIdempotency().WithName("CreateUser");
-        group.MapGet("/{id}", GetUser).RequirePermission(Permissions.UsersRead).WithName("GetUser");
-        group.MapPatch("/{id}", UpdateUser).RequirePermission(Permissions.UsersWrite).WithName("UpdateUser");
-        group.MapDelete("/{id}", DeleteUser).RequirePermission(Permissions.UsersDelete).WithName("DeleteUser");
-        group.MapPost("/{id}/restore", RestoreUser).RequirePermission(Permissions.UsersDelete).WithName("RestoreUser");
-        group.MapGet("/{id}/export", ExportUser).RequirePermission(Permissions.UsersRead).WithName("ExportUser");
-        group.MapPut("/{id}/roles", SetRoles).RequirePermission(Permissions.RolesManage).WithName("SetUserRoles");
-        group.MapPost("/bulk", Bulk).RequirePermission(Permissions.UsersWrite).WithIdempotency().WithName("BulkUsers")
+        group.MapGet("/", ListUsers).RequirePermission(Permissions.UsersRead).WithName("ListUsers").WithSummary("The tenant's users, with filter, search, sort and paging.");
+        group.MapPost("/", CreateUser).RequirePermission(Permissions.UsersWrite).WithIdempotency().WithName("CreateUser").WithSummary("Creates a user.");
+        group.MapGet("/{id}", GetUser).RequirePermission(Permissions.UsersRead).WithName("GetUser").WithSummary("One user of the tenant.");
+        group.MapPatch("/{id}", UpdateUser).RequirePermission(Permissions.UsersWrite).WithName("UpdateUser").WithSummary("Changes a user.");
+        group.MapDelete("/{id}", DeleteUser).RequirePermission(Permissions.UsersDelete).WithName("DeleteUser").WithSummary("Soft-deletes a user, or with purge=true erases their personal data for good.");
+        group.MapPost("/{id}/restore", RestoreUser).RequirePermission(Permissions.UsersDelete).WithName("RestoreUser").WithSummary("Restores a soft-deleted user.");
+        group.MapGet("/{id}/export", ExportUser).RequirePermission(Permissions.UsersRead).WithName("ExportUser").WithSummary("Everything stored about a user, as JSON.");
+        group.MapPut("/{id}/roles", SetRoles).RequirePermission(Permissions.RolesManage).WithName("SetUserRoles").WithSummary("Replaces a user's roles.");
+        group.MapPost("/bulk", Bulk).RequirePermission(Permissions.UsersWrite).WithIdempotency().WithName("BulkUsers").WithSummary("Creates, updates, deletes or restores up to 1000 users; one bad item never fails the others.")
             .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(8 * 1024 * 1024));
 
         var schema = app.MapGroup("/api/v1/schema/users").WithTags("Users");
-        schema.MapGet("/", GetSchema).RequirePermission(Permissions.UsersRead).WithName("GetUserSchema");
-        schema.MapPut("/", PutSchema).RequirePermission(Permissions.TenantManage).WithName("PutUserSchema");
+        schema.MapGet("/", GetSchema).RequirePermission(Permissions.UsersRead).WithName("GetUserSchema").WithSummary("The tenant's custom user fields.");
+        schema.MapPut("/", PutSchema).RequirePermission(Permissions.TenantManage).WithName("PutUserSchema").WithSummary("Replaces the tenant's custom user fields.");
         return group;
     }
 

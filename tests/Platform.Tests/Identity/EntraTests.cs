@@ -222,6 +222,19 @@ public sealed class EntraTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(Guid.NewGuid().ToString(), Tenant.AdminEmail, true, key: foreignKey))).StatusCode);
     }
 
+    [Theory]
+    [InlineData("a.b.c")]
+    [InlineData("e30.e30.")]
+    [InlineData("a.b.c.d.e")]
+    [InlineData("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOjF9.c2ln")]
+    public async Task ABearerTokenShapedLikeAJwtThatDoesNotDecodeIsUnauthorized(string token)
+    {
+        // Picking the scheme reads the token's issuer before any validation; that read must not be what fails.
+        var response = await MeWith(token);
+
+        await response.ReadProblemAsync(401, "unauthorized");
+    }
+
     [Fact]
     public async Task PlatformTokensStillWorkBesideEntra()
     {

@@ -78,6 +78,21 @@ public sealed class ItemTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Empty(await Admin.ListAsync(InventoryApi.Items));
     }
 
+    [Theory]
+    [InlineData("unitCost")]
+    [InlineData("reorderPoint")]
+    [InlineData("reorderQuantity")]
+    public async Task ANumberTooLargeForADoubleIsABadRequestAndStoresNothing(string field)
+    {
+        // 1e400 reads as infinity, which cannot be written back as JSON.
+        var body = $$"""{"sku":"INF-1","name":"Infinite","{{field}}":1e400}""";
+
+        var response = await Admin.PostAsync(InventoryApi.Items, new StringContent(body, System.Text.Encoding.UTF8, "application/json"), Ct);
+
+        await response.ReadProblemAsync(400, "invalid_json");
+        Assert.Empty(await Admin.ListAsync(InventoryApi.Items));
+    }
+
     [Fact]
     public async Task ASkuIsUniquePerTenantIgnoringCase()
     {

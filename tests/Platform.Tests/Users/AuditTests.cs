@@ -69,6 +69,16 @@ public sealed class AuditTests(Azurite azurite) : SignedUpTenantTests(azurite)
     }
 
     [Fact]
+    public async Task TheFarEndsOfTimeBoundARangeLikeAnyOtherInstant()
+    {
+        // The last instant a timestamp can hold has no next millisecond to bound the range with.
+        var all = await EntriesAsync($"from={Uri.EscapeDataString("0001-01-01T00:00:00Z")}&to={Uri.EscapeDataString("9999-12-31T23:59:59.9999999Z")}");
+
+        Assert.Contains("tenant.created", Actions(all));
+        Assert.Empty(await EntriesAsync($"from={Uri.EscapeDataString("9999-12-31T23:59:59.9999999Z")}"));
+    }
+
+    [Fact]
     public async Task PagesOfTwoWalkTheWholeTrailOnce()
     {
         for (var i = 0; i < 5; i++)
