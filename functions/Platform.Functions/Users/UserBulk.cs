@@ -65,7 +65,7 @@ public static partial class UsersEndpoints
                 }
 
                 var (user, error) = await commands.PrepareCreateAsync(caller.Tenant, granted,
-                    new UserInput(data!.Email, data.DisplayName, data.Password, data.Roles, data.Fields, null), ct);
+                    new UserInput(data!.Email, data.DisplayName, data.Password, data.Roles, data.Fields, null), ct, Identity.Passwords.HashingLane.Bulk);
                 if (user is null)
                 {
                     results[i] = Failed(i, error!);
