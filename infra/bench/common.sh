@@ -1,4 +1,4 @@
-# Sourced by the figure scripts (startup.sh, identity.sh, users.sh): the setup they share - tools, a throwaway
+# Sourced by the figure scripts (startup.sh, identity.sh, users.sh, signin-under-bulk.sh): the setup they share - tools, a throwaway
 # Azurite (in memory, free ports; installed with npm ci if missing; stopped on exit), the app published exactly as
 # deployed into a temporary folder (removed on exit) - so each script says only what it measures. Set
 # PLATFORM_BUILD_LOCK to a lock file to run only the builds under flock(1), not the measurement.

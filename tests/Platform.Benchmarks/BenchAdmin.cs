@@ -17,6 +17,10 @@ internal sealed class BenchAdmin(string slug, string email, string password, str
 
     public string TenantId { get; } = tenantId;
 
+    public string Email { get; } = email;
+
+    public string Password { get; } = password;
+
     public static async Task<BenchAdmin> SignUpAsync(HttpClient client, ServerProcess server)
     {
         var slug = "bench-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
@@ -47,7 +51,7 @@ internal sealed class BenchAdmin(string slug, string email, string password, str
         }
 
         using var response = await client.PostAsJsonAsync(new Uri(server.BaseAddress, "/api/v1/auth/login"),
-            new { tenant = Slug, email, password });
+            new { tenant = Slug, email = Email, password = Password });
         var body = await response.Content.ReadAsStringAsync();
         if (!response.IsSuccessStatusCode)
         {

@@ -18,6 +18,10 @@ internal static class Program
               threads), and sign-ins to an unknown tenant (same Argon2id, no session); then GET /api/v1/me with a
               valid token next to GET /api/health/live, and a session's first request (cache miss);
               needs AzureWebJobsStorage
+          signin-under-bulk <appExecutable> [logins=100] [bulkUsers=1000]
+              sign-in p50/p99 (1 client) while 2 POST /api/v1/users/bulk of bulkUsers creates with passwords run
+              at once, next to sign-in alone before and after, and how many sign-ins answered 503 busy;
+              needs AzureWebJobsStorage
           tokens
               in-process, per operation: decoding an access token (baseline), validating it with the app's
               TokenValidationParameters, the session check on a cache hit and on a miss, and the whole bearer
@@ -46,6 +50,8 @@ internal static class Program
                 return await StartupFigure.RunAsync(args[1..]);
             case "login":
                 return await LoginFigure.RunAsync(args[1..]);
+            case "signin-under-bulk":
+                return await SignInUnderBulkFigure.RunAsync(args[1..]);
             case "tokens":
                 return await TokenValidationFigure.RunAsync(args[1..]);
             case "users":

@@ -24,24 +24,27 @@ public sealed class AccountSecurity(
     TimeProvider time)
 {
     /// <summary>
-    /// Checks a signed-in user's password (to change it, to turn MFA off). Failures count towards the same lockout
-    /// as sign-in, so these routes are no way around it; null means the password is right.
+    /// Checks a signed-in user's password (to change it, to turn MFA off). Each check is counted toward the same
+    /// lockout as sign-in before it is made, so these routes are no way around it, not even with guesses sent at once;
+    /// a right password gives its attempt back. Null means the password is right.
     /// </summary>
     public async Task<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult?> CheckPasswordAsync(
         TenantId tenant, UserEntity user, string? password, HttpContext http, CancellationToken cancellationToken)
     {
         var email = UserDirectory.NormalizeEmail(user.Email)!;
-        if (await lockouts.LockedForAsync(tenant, email, cancellationToken) is { } lockedFor)
+        var attempt = await lockouts.ReserveAsync(tenant, email, cancellationToken);
+        if (attempt.LockedFor is { } lockedFor)
         {
             return AuthEndpoints.AccountLocked(http, lockedFor);
         }
 
-        if (password is { Length: > 0 and <= AuthEndpoints.MaxPasswordInputLength } && hasher.Verify(password, user.PasswordHash) != PasswordCheck.Mismatch)
+        if (password is { Length: > 0 and <= AuthEndpoints.MaxPasswordInputLength }
+            && await hasher.VerifyAsync(password, user.PasswordHash, cancellationToken) != PasswordCheck.Mismatch)
         {
+            await lockouts.ReleaseAsync(tenant, email, attempt, cancellationToken);
             return null;
         }
 
-        await lockouts.RecordFailureAsync(tenant, email, cancellationToken);
         return AuthEndpoints.InvalidPassword();
     }
 
@@ -80,7 +83,7 @@ public sealed class AccountSecurity(
     public async Task SetPasswordAsync(TenantId tenant, UserEntity user, string newPassword, string eventType, string? keepSessionId, string? ip,
         CancellationToken cancellationToken)
     {
-        user.PasswordHash = hasher.Hash(newPassword);
+        user.PasswordHash = await hasher.HashAsync(newPassword, cancellationToken);
         user.UpdatedAt = time.GetUtcNow();
         await users.UpdateAsync(tenant, user, cancellationToken);
         await lockouts.ClearAsync(tenant, UserDirectory.NormalizeEmail(user.Email)!, cancellationToken);

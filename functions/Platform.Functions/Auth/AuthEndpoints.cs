@@ -79,21 +79,25 @@ public static partial class AuthEndpoints
         if (tenant is null || email is null || password.Length > MaxPasswordInputLength)
         {
             // Same work and the same answer as a wrong password: nothing tells which part was wrong.
-            hasher.Verify(password.Length > MaxPasswordInputLength ? "" : password, null);
+            await hasher.VerifyAsync(password.Length > MaxPasswordInputLength ? "" : password, null, cancellationToken);
             return InvalidCredentials();
         }
 
+        // The attempt is counted before the password is checked, so guesses sent at once cannot all pass a lock check
+        // that none of them has counted toward yet; while locked, nothing is checked and every password gets this answer.
+        // (A 503 busy from the hashing gate below keeps the attempt counted and has checked nothing.)
         var tenantId = new TenantId(tenant.Id);
-        if (await lockouts.LockedForAsync(tenantId, email, cancellationToken) is { } lockedFor)
+        var attempt = await lockouts.ReserveAsync(tenantId, email, cancellationToken);
+        if (attempt.LockedFor is { } lockedFor)
         {
             return AccountLocked(http, lockedFor);
         }
 
         var user = await users.FindByEmailAsync(tenantId, email, cancellationToken);
-        var check = hasher.Verify(password, user?.PasswordHash);
+        var check = await hasher.VerifyAsync(password, user?.PasswordHash, cancellationToken);
         if (user is null || !user.IsActive || check == PasswordCheck.Mismatch)
         {
-            await RecordFailureAsync(tenantId, email, user, "invalid_credentials", ip, lockouts, events, cancellationToken);
+            await RecordFailureAsync(tenantId, user, "invalid_credentials", ip, attempt, events, cancellationToken);
             return InvalidCredentials();
         }
 
@@ -101,26 +105,20 @@ public static partial class AuthEndpoints
         {
             if (string.IsNullOrWhiteSpace(request.Otp))
             {
+                await lockouts.ReleaseAsync(tenantId, email, attempt, cancellationToken);
                 return Problems.Create(401, "mfa_required", "MFA required", "This account needs a one-time code: send it as otp.");
             }
 
             if (!AcceptSecondFactor(tenantId, user, request.Otp.Trim(), mfa))
             {
-                await RecordFailureAsync(tenantId, email, user, "invalid_otp", ip, lockouts, events, cancellationToken);
+                await RecordFailureAsync(tenantId, user, "invalid_otp", ip, attempt, events, cancellationToken);
                 return InvalidOtp();
             }
         }
 
-        // Checked again after the (slow) verification: guesses sent in parallel all passed the first check, and the
-        // failures they recorded meanwhile must still stop a right guess among them.
-        if (await lockouts.LockedForAsync(tenantId, email, cancellationToken) is { } lockedNow)
-        {
-            return AccountLocked(http, lockedNow);
-        }
-
         if (check == PasswordCheck.MatchNeedsRehash)
         {
-            user.PasswordHash = hasher.Hash(password);
+            user.PasswordHash = await hasher.HashAsync(password, cancellationToken);
         }
 
         user.LastLoginAt = time.GetUtcNow();
@@ -401,10 +399,11 @@ public static partial class AuthEndpoints
         return false;
     }
 
-    private static async Task RecordFailureAsync(TenantId tenant, string email, UserEntity? user, string reason, string? ip,
-        Lockouts lockouts, EventPublisher events, CancellationToken cancellationToken)
+    /// <summary>Audits a failed attempt (already counted when it was reserved) and the lockout it started, if any.</summary>
+    private static async Task RecordFailureAsync(TenantId tenant, UserEntity? user, string reason, string? ip,
+        AttemptReservation attempt, EventPublisher events, CancellationToken cancellationToken)
     {
-        var lockout = await lockouts.RecordFailureAsync(tenant, email, cancellationToken);
+        var lockout = attempt.StartedLockout;
         await events.PublishAsync(tenant, new PlatformEvent("auth.login.failed", Actor.Anonymous(ip), "user", user?.Id,
             new Dictionary<string, object?> { ["reason"] = reason }), cancellationToken);
         if (lockout is { } duration)

@@ -130,6 +130,7 @@ internal sealed partial class ExceptionProblems(IProblemDetailsService problems,
             Azure.RequestFailedException { Status: 412 } => (412, "precondition_failed", "Precondition failed", "The resource changed while this request was handled; read it again and retry."),
             Azure.RequestFailedException { Status: 409 } => (409, "conflict", "Conflict", "The resource changed while this request was handled; retry."),
             Platform.Functions.Identity.Passwords.PasswordHashingBusyException => (503, "busy", "Busy", "Too many sign-ins are being checked right now; retry in a moment."),
+            Platform.Functions.Auth.LockoutContendedException => (503, "busy", "Busy", "Too many sign-ins are being checked right now; retry in a moment."),
             _ => (500, "internal_error", "Internal server error", "An unexpected error occurred. Quote the traceId when reporting it."),
         };
 

@@ -22,6 +22,8 @@ public sealed class TenantSignUp(
     public async Task<(TenantEntity Tenant, UserEntity Admin)?> CreateAsync(
         string name, string slug, string email, string password, string displayName, string? ip, CancellationToken cancellationToken)
     {
+        // Hashed before the slug is claimed: a busy refusal from the hashing gate must not leave a tenant without its admin.
+        var passwordHash = await hasher.HashAsync(password, cancellationToken);
         var now = time.GetUtcNow();
         var tenant = new TenantEntity { Id = Ids.New(time), Slug = slug, Name = name, CreatedAt = now };
         if (!await tenants.TryCreateAsync(tenant, cancellationToken))
@@ -35,7 +37,7 @@ public sealed class TenantSignUp(
             RowKey = UserEntity.KeyFor(Ids.New(time)),
             Email = email,
             DisplayName = displayName,
-            PasswordHash = hasher.Hash(password),
+            PasswordHash = passwordHash,
             RoleList = ["admin"],
             CreatedAt = now,
             UpdatedAt = now,

@@ -62,7 +62,7 @@ public static partial class UsersEndpoints
                 }
 
                 var outcome = await commands.PrepareCreateAsync(caller.Tenant, granted,
-                    new UserInput(data!.Email, data.DisplayName, data.Password, data.Roles, data.Fields, null), ct);
+                    new UserInput(data!.Email, data.DisplayName, data.Password, data.Roles, data.Fields, null), ct, Identity.Passwords.HashingLane.Bulk);
                 if (outcome.Failed(out var error, out var user))
                 {
                     results[i] = Failed(i, error);

@@ -38,8 +38,11 @@ public sealed class UserCommands(
     public const int MaxRoles = 20;
 
     /// <summary>Checks a create and builds the rows to write; the caller writes them (alone or in a batch).</summary>
+    /// <param name="lane">Where the password is hashed: <see cref="HashingLane.Bulk"/> for the bulk route, so its many
+    /// hashes can never take every slot from sign-ins.</param>
     public async Task<Outcome<UserEntity>> PrepareCreateAsync(
-        TenantId tenant, IReadOnlySet<string> callerPermissions, UserInput input, CancellationToken cancellationToken)
+        TenantId tenant, IReadOnlySet<string> callerPermissions, UserInput input, CancellationToken cancellationToken,
+        HashingLane lane = HashingLane.Interactive)
     {
         var validation = new Validation();
         var email = UserDirectory.NormalizeEmail(input.Email);
@@ -69,13 +72,14 @@ public sealed class UserCommands(
             return CommandError.Invalid(validation);
         }
 
+        var passwordHash = input.Password is null ? null : await hasher.HashAsync(input.Password, lane, cancellationToken);
         var now = time.GetUtcNow();
         return new UserEntity
         {
             RowKey = UserEntity.KeyFor(Ids.New(time)),
             Email = input.Email!.Trim(),
             DisplayName = displayName,
-            PasswordHash = input.Password is null ? null : hasher.Hash(input.Password),
+            PasswordHash = passwordHash,
             RoleList = [.. requestedRoles.Distinct(StringComparer.Ordinal)],
             Fields = fields!,
             CreatedAt = now,

@@ -11,6 +11,74 @@ namespace Platform.Tests.Identity;
 
 public sealed class LoginTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
+    // The few checks the parallel-guess tests let through must never meet the hashing gate's limit on a loaded
+    // machine: a 503 there would be a refusal, not a check, and blur what is counted.
+    protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
+    {
+        ["Platform:Auth:PasswordHashing:BusyAfter"] = "00:02:00",
+    };
+
+    /// <summary>
+    /// The attack: many wrong guesses sent at once all passed the lock check before the first was counted, so all
+    /// were checked (and contention on the lockout row surfaced as 412/500). Each guess must be counted before its
+    /// check: five are checked, every other one is refused, and the right password sent after them is refused too.
+    /// </summary>
+    [Theory]
+    [InlineData(40)]
+    [InlineData(200)]
+    public async Task ParallelGuessesAreCheckedAtMostFiveTimesAndTheRightPasswordAfterThemIsLockedOut(int guesses)
+    {
+        using var client = App.CreateClient();
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, guesses)
+            .Select(i => client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password " + i)));
+
+        var statuses = answers.Select(a => (int)a.StatusCode).ToList();
+        Assert.All(statuses, status => Assert.True(status is 401 or 429, $"a guess answered {status}"));
+        Assert.Equal(5, statuses.Count(s => s == 401));
+        foreach (var answer in answers)
+        {
+            await answer.ReadProblemAsync((int)answer.StatusCode, answer.StatusCode == HttpStatusCode.Unauthorized ? "invalid_credentials" : "account_locked");
+        }
+
+        var right = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword);
+        var wrong = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "one more wrong password");
+
+        await LockedAnswers.AssertSameAsync(right, wrong);
+    }
+
+    [Fact]
+    public async Task WhileLockedTheRightAndAWrongPasswordGetTheSameAnswer()
+    {
+        using var client = App.CreateClient();
+        for (var i = 0; i < 5; i++)
+        {
+            await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password " + i)).ReadProblemAsync(401, "invalid_credentials");
+        }
+
+        var right = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword);
+        var wrong = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password 5");
+
+        await LockedAnswers.AssertSameAsync(right, wrong);
+    }
+
+    [Fact]
+    public async Task TheRightPasswordAfterFourFailuresSignsInAndStartsTheCountAfresh()
+    {
+        using var client = App.CreateClient();
+        for (var i = 0; i < 4; i++)
+        {
+            await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password " + i)).ReadProblemAsync(401, "invalid_credentials");
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword)).StatusCode);
+        for (var i = 0; i < 4; i++)
+        {
+            await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password " + i)).ReadProblemAsync(401, "invalid_credentials");
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword)).StatusCode);
+    }
 
     [Fact]
     public async Task LoginGivesATokenPairWhoseAccessTokenOpensTheAccount()
@@ -161,4 +229,21 @@ public sealed class LoginTests(Azurite azurite) : SignedUpTenantTests(azurite)
 
         await response.ReadProblemAsync(401, "invalid_credentials");
     }
+}
+
+/// <summary>What a locked account answers, compared field by field (all but the per-request traceId).</summary>
+internal static class LockedAnswers
+{
+    public static async Task AssertSameAsync(HttpResponseMessage right, HttpResponseMessage wrong)
+    {
+        var rightBody = await right.ReadProblemAsync(429, "account_locked");
+        var wrongBody = await wrong.ReadProblemAsync(429, "account_locked");
+
+        Assert.Equal(Fields(wrongBody), Fields(rightBody));
+        Assert.NotNull(right.Headers.RetryAfter?.Delta);
+        Assert.Equal(wrong.Headers.RetryAfter?.Delta, right.Headers.RetryAfter?.Delta);
+    }
+
+    private static List<string> Fields(JsonElement problem) =>
+        [.. problem.EnumerateObject().Where(p => p.Name != "traceId").Select(p => $"{p.Name}={p.Value.GetRawText()}").Order(StringComparer.Ordinal)];
 }

@@ -144,4 +144,43 @@ public sealed class MfaTests(Azurite azurite) : SignedUpTenantTests(azurite)
         using var anonymous = App.CreateClient();
         Assert.Equal(HttpStatusCode.OK, (await anonymous.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword)).StatusCode);
     }
+
+    /// <summary>Turning MFA off checks the password under the same lockout as sign-in, counted before the check.</summary>
+    [Fact]
+    public async Task ParallelWrongPasswordsToDisableAreCheckedAtMostFiveTimesAndMfaStaysOn()
+    {
+        var (_, _, session) = await EnableAsync();
+        using var client = App.CreateClient(session.AccessToken);
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 40).Select(i =>
+            client.PostAsJsonAsync("/api/v1/auth/mfa/totp/disable", new { password = "wrong password " + i }, Ct)));
+
+        var statuses = answers.Select(a => (int)a.StatusCode).ToList();
+        Assert.All(statuses, status => Assert.True(status is 403 or 429, $"a guess answered {status}"));
+        Assert.Equal(5, statuses.Count(s => s == 403));
+        var right = await client.PostAsJsonAsync("/api/v1/auth/mfa/totp/disable", new { password = Tenant.AdminPassword }, Ct);
+        var wrong = await client.PostAsJsonAsync("/api/v1/auth/mfa/totp/disable", new { password = "one more wrong" }, Ct);
+        await LockedAnswers.AssertSameAsync(right, wrong);
+        var me = await client.GetFromJsonAsync<JsonElement>("/api/v1/me", Ct);
+        Assert.True(me.GetProperty("mfaEnabled").GetBoolean());
+    }
+
+    /// <summary>A right password without the code is not a failure: it does not bring the account closer to a lock.</summary>
+    [Fact]
+    public async Task TheRightPasswordWithoutACodeDoesNotCountTowardTheLockout()
+    {
+        var (secret, _, _) = await EnableAsync();
+        using var client = App.CreateClient();
+        for (var i = 0; i < 4; i++)
+        {
+            await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "wrong password " + i)).ReadProblemAsync(401, "invalid_credentials");
+        }
+
+        for (var i = 0; i < 3; i++)
+        {
+            await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword)).ReadProblemAsync(401, "mfa_required");
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, Code(secret))).StatusCode);
+    }
 }

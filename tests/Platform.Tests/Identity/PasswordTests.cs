@@ -15,7 +15,9 @@ public sealed class PasswordTests
     private static readonly PasswordPolicy Policy = new();
 
     private const string Passphrase = "correct horse battery staple";
-    private static readonly Lazy<string> PassphraseHash = new(() => Hasher.Hash(Passphrase));
+    private static readonly Lazy<Task<string>> PassphraseHash = new(() => Hasher.HashAsync(Passphrase, CancellationToken.None));
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     // Made by the reference implementation (the argon2 command of libargon2), salt "saltsaltsaltsalt".
     private const string ReferenceHash =
@@ -28,23 +30,23 @@ public sealed class PasswordTests
     private const string DecomposedCafe = "cafe\u0301 cre\u0300me bru\u0302le\u0301e";
 
     [Fact]
-    public void A_hash_round_trips()
+    public async Task A_hash_round_trips()
     {
-        Assert.Equal(PasswordCheck.Match, Hasher.Verify(Passphrase, PassphraseHash.Value));
+        Assert.Equal(PasswordCheck.Match, await Hasher.VerifyAsync(Passphrase, await PassphraseHash.Value, Ct));
     }
 
     [Fact]
-    public void A_wrong_password_is_a_mismatch()
+    public async Task A_wrong_password_is_a_mismatch()
     {
-        Assert.Equal(PasswordCheck.Mismatch, Hasher.Verify("correct horse battery stapler", PassphraseHash.Value));
+        Assert.Equal(PasswordCheck.Mismatch, await Hasher.VerifyAsync("correct horse battery stapler", await PassphraseHash.Value, Ct));
     }
 
     [Fact]
-    public void The_hash_is_a_PHC_string_carrying_OWASP_minimum_parameters_a_16_byte_salt_and_a_32_byte_hash()
+    public async Task The_hash_is_a_PHC_string_carrying_OWASP_minimum_parameters_a_16_byte_salt_and_a_32_byte_hash()
     {
-        var parts = PassphraseHash.Value.Split('$');
+        var parts = (await PassphraseHash.Value).Split('$');
 
-        Assert.StartsWith("$argon2id$v=19$m=19456,t=2,p=1$", PassphraseHash.Value, StringComparison.Ordinal);
+        Assert.StartsWith("$argon2id$v=19$m=19456,t=2,p=1$", await PassphraseHash.Value, StringComparison.Ordinal);
         Assert.Equal(6, parts.Length);
         Assert.Equal(16, FromUnpaddedBase64(parts[4]).Length);
         Assert.Equal(32, FromUnpaddedBase64(parts[5]).Length);
@@ -52,39 +54,39 @@ public sealed class PasswordTests
     }
 
     [Fact]
-    public void Two_hashes_of_the_same_password_differ_by_their_salt()
+    public async Task Two_hashes_of_the_same_password_differ_by_their_salt()
     {
-        var again = Hasher.Hash(Passphrase);
+        var again = await Hasher.HashAsync(Passphrase, Ct);
 
-        Assert.NotEqual(PassphraseHash.Value.Split('$')[4], again.Split('$')[4]);
-        Assert.NotEqual(PassphraseHash.Value, again);
+        Assert.NotEqual((await PassphraseHash.Value).Split('$')[4], again.Split('$')[4]);
+        Assert.NotEqual(await PassphraseHash.Value, again);
     }
 
     [Fact]
-    public void A_hash_made_by_the_reference_implementation_verifies()
+    public async Task A_hash_made_by_the_reference_implementation_verifies()
     {
-        Assert.Equal(PasswordCheck.Match, Hasher.Verify(Passphrase, ReferenceHash));
+        Assert.Equal(PasswordCheck.Match, await Hasher.VerifyAsync(Passphrase, ReferenceHash, Ct));
     }
 
     [Fact]
-    public void A_hash_with_fewer_iterations_than_configured_verifies_but_needs_rehash()
+    public async Task A_hash_with_fewer_iterations_than_configured_verifies_but_needs_rehash()
     {
-        Assert.Equal(PasswordCheck.MatchNeedsRehash, Hasher.Verify(Passphrase, ReferenceHashWithOneIteration));
+        Assert.Equal(PasswordCheck.MatchNeedsRehash, await Hasher.VerifyAsync(Passphrase, ReferenceHashWithOneIteration, Ct));
     }
 
     [Fact]
-    public void A_hash_with_less_memory_than_configured_verifies_but_needs_rehash()
+    public async Task A_hash_with_less_memory_than_configured_verifies_but_needs_rehash()
     {
-        var weak = CheapHasher.Hash(Passphrase);
+        var weak = await CheapHasher.HashAsync(Passphrase, Ct);
 
-        Assert.Equal(PasswordCheck.MatchNeedsRehash, Hasher.Verify(Passphrase, weak));
-        Assert.Equal(PasswordCheck.Match, CheapHasher.Verify(Passphrase, weak));
+        Assert.Equal(PasswordCheck.MatchNeedsRehash, await Hasher.VerifyAsync(Passphrase, weak, Ct));
+        Assert.Equal(PasswordCheck.Match, await CheapHasher.VerifyAsync(Passphrase, weak, Ct));
     }
 
     [Fact]
-    public void An_unknown_user_is_a_mismatch()
+    public async Task An_unknown_user_is_a_mismatch()
     {
-        Assert.Equal(PasswordCheck.Mismatch, Hasher.Verify(Passphrase, null));
+        Assert.Equal(PasswordCheck.Mismatch, await Hasher.VerifyAsync(Passphrase, null, Ct));
     }
 
     [Theory]
@@ -107,47 +109,47 @@ public sealed class PasswordTests
     [InlineData("$argon2id$v=19$m=19456,t=100000,p=1$c2FsdHNhbHRzYWx0c2FsdA$QKHrg5tayLGcN+Y0HVPNaBqykOVLUxlMkZycXE1uWRM")]
     [InlineData("$argon2id$v=19$m=19456,t=2,p=0$c2FsdHNhbHRzYWx0c2FsdA$QKHrg5tayLGcN+Y0HVPNaBqykOVLUxlMkZycXE1uWRM")]
     [InlineData("$argon2id$v=19$m=19456,t=2,p=255$c2FsdHNhbHRzYWx0c2FsdA$QKHrg5tayLGcN+Y0HVPNaBqykOVLUxlMkZycXE1uWRM")]
-    public void A_malformed_or_tampered_hash_is_a_mismatch_without_throwing(string stored)
+    public async Task A_malformed_or_tampered_hash_is_a_mismatch_without_throwing(string stored)
     {
-        Assert.Equal(PasswordCheck.Mismatch, CheapHasher.Verify(Passphrase, stored));
+        Assert.Equal(PasswordCheck.Mismatch, await CheapHasher.VerifyAsync(Passphrase, stored, Ct));
     }
 
     [Fact]
-    public void A_hash_with_a_changed_byte_is_a_mismatch()
+    public async Task A_hash_with_a_changed_byte_is_a_mismatch()
     {
-        var stored = CheapHasher.Hash(Passphrase);
+        var stored = await CheapHasher.HashAsync(Passphrase, Ct);
         var last = stored[^2] == 'A' ? 'B' : 'A';
         var tampered = string.Concat(stored.AsSpan(0, stored.Length - 2), [last], stored.AsSpan(stored.Length - 1));
 
-        Assert.Equal(PasswordCheck.Mismatch, CheapHasher.Verify(Passphrase, tampered));
+        Assert.Equal(PasswordCheck.Mismatch, await CheapHasher.VerifyAsync(Passphrase, tampered, Ct));
     }
 
     [Fact]
-    public void A_password_is_hashed_as_its_exact_UTF8_without_normalisation()
+    public async Task A_password_is_hashed_as_its_exact_UTF8_without_normalisation()
     {
         // The reference hash pins the encoding; the decomposed spelling is other bytes and so another password.
-        Assert.Equal(PasswordCheck.Match, Hasher.Verify(ComposedCafe, ReferenceHashOfComposedCafe));
-        Assert.Equal(PasswordCheck.Mismatch, CheapHasher.Verify(DecomposedCafe, CheapHasher.Hash(ComposedCafe)));
+        Assert.Equal(PasswordCheck.Match, await Hasher.VerifyAsync(ComposedCafe, ReferenceHashOfComposedCafe, Ct));
+        Assert.Equal(PasswordCheck.Mismatch, await CheapHasher.VerifyAsync(DecomposedCafe, await CheapHasher.HashAsync(ComposedCafe, Ct), Ct));
     }
 
     [Fact]
-    public void A_long_password_is_not_truncated()
+    public async Task A_long_password_is_not_truncated()
     {
         var password = string.Concat(Enumerable.Repeat("a long passphrase, ", 7))[..PasswordPolicy.MaxLength];
-        var stored = CheapHasher.Hash(password);
+        var stored = await CheapHasher.HashAsync(password, Ct);
 
-        Assert.Equal(PasswordCheck.Match, CheapHasher.Verify(password, stored));
-        Assert.Equal(PasswordCheck.Mismatch, CheapHasher.Verify(password[..72], stored));
-        Assert.Equal(PasswordCheck.Mismatch, CheapHasher.Verify(password[..^1] + "!", stored));
+        Assert.Equal(PasswordCheck.Match, await CheapHasher.VerifyAsync(password, stored, Ct));
+        Assert.Equal(PasswordCheck.Mismatch, await CheapHasher.VerifyAsync(password[..72], stored, Ct));
+        Assert.Equal(PasswordCheck.Mismatch, await CheapHasher.VerifyAsync(password[..^1] + "!", stored, Ct));
     }
 
     [Fact]
-    public void A_password_with_a_lone_surrogate_cannot_be_hashed_and_never_matches()
+    public async Task A_password_with_a_lone_surrogate_cannot_be_hashed_and_never_matches()
     {
         const string broken = "passphrase\ud800";
 
-        Assert.Throws<ArgumentException>(() => CheapHasher.Hash(broken));
-        Assert.Equal(PasswordCheck.Mismatch, CheapHasher.Verify(broken, CheapHasher.Hash("passphrase\ufffd")));
+        await Assert.ThrowsAsync<ArgumentException>(() => CheapHasher.HashAsync(broken, Ct));
+        Assert.Equal(PasswordCheck.Mismatch, await CheapHasher.VerifyAsync(broken, await CheapHasher.HashAsync("passphrase\ufffd", Ct), Ct));
     }
 
     [Fact]
@@ -239,11 +241,43 @@ public sealed class PasswordTests
     [InlineData("Iterations", "17")]
     [InlineData("Parallelism", "0")]
     [InlineData("Parallelism", "17")]
+    [InlineData("MaxConcurrentHashes", "1")]
+    [InlineData("MaxConcurrentBulkHashes", "0")]
+    [InlineData("BusyAfter", "-00:00:01")]
+    [InlineData("BusyAfter", "00:05:01")]
+    [InlineData("BulkBusyAfter", "00:30:01")]
     public void Settings_outside_the_OWASP_minimum_or_the_verifiable_maximum_fail_at_start(string key, string value)
     {
         using var services = Services(new() { [$"{PasswordHashingOptions.Section}:{key}"] = value });
 
         Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IStartupValidator>().Validate());
+    }
+
+    [Theory]
+    [InlineData("4", "4")]
+    [InlineData("4", "5")]
+    [InlineData(null, "1023")]
+    public void A_bulk_lane_that_could_take_every_hashing_slot_fails_at_start(string? slots, string bulk)
+    {
+        using var services = Services(new()
+        {
+            [$"{PasswordHashingOptions.Section}:MaxConcurrentHashes"] = slots,
+            [$"{PasswordHashingOptions.Section}:MaxConcurrentBulkHashes"] = bulk,
+        });
+
+        var failure = Assert.Throws<OptionsValidationException>(() => services.GetRequiredService<IStartupValidator>().Validate());
+        Assert.Contains("MaxConcurrentBulkHashes", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void By_default_bulk_gets_a_quarter_of_two_slots_per_core_and_at_least_one()
+    {
+        var options = new PasswordHashingOptions();
+
+        Assert.Equal(Math.Max(2, Environment.ProcessorCount * 2), options.EffectiveMaxConcurrentHashes);
+        Assert.Equal(Math.Max(1, options.EffectiveMaxConcurrentHashes / 4), options.EffectiveMaxConcurrentBulkHashes);
+        Assert.True(options.EffectiveMaxConcurrentBulkHashes < options.EffectiveMaxConcurrentHashes);
+        Assert.Equal((TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(60)), (options.BusyAfter, options.BulkBusyAfter));
     }
 
     [Fact]
@@ -254,11 +288,16 @@ public sealed class PasswordTests
             [$"{PasswordHashingOptions.Section}:MemoryKiB"] = "47104",
             [$"{PasswordHashingOptions.Section}:Iterations"] = "3",
             [$"{PasswordHashingOptions.Section}:Parallelism"] = "2",
+            [$"{PasswordHashingOptions.Section}:MaxConcurrentHashes"] = "8",
+            [$"{PasswordHashingOptions.Section}:MaxConcurrentBulkHashes"] = "3",
+            [$"{PasswordHashingOptions.Section}:BusyAfter"] = "00:00:02",
         });
 
+        services.GetRequiredService<IStartupValidator>().Validate();
         var options = services.GetRequiredService<IOptions<PasswordHashingOptions>>().Value;
 
         Assert.Equal((47104, 3, 2), (options.MemoryKiB, options.Iterations, options.Parallelism));
+        Assert.Equal((8, 3, TimeSpan.FromSeconds(2)), (options.EffectiveMaxConcurrentHashes, options.EffectiveMaxConcurrentBulkHashes, options.BusyAfter));
     }
 
     private static ServiceProvider Services(Dictionary<string, string?> settings)

@@ -94,6 +94,31 @@ public sealed class ProfileTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync("/api/v1/me", Ct)).StatusCode);
     }
 
+    /// <summary>
+    /// The current-password check of a password change counts toward the sign-in lockout before it checks, so guesses
+    /// sent at once through this route (with a stolen access token) are no way around the lockout either.
+    /// </summary>
+    [Fact]
+    public async Task ParallelWrongCurrentPasswordsAreCheckedAtMostFiveTimesAndLockSignInToo()
+    {
+        var answers = await Task.WhenAll(Enumerable.Range(0, 40).Select(i =>
+            _client.PostAsJsonAsync("/api/v1/me/password", new { currentPassword = "wrong password " + i, newPassword = "another fine passphrase" }, Ct)));
+
+        var statuses = answers.Select(a => (int)a.StatusCode).ToList();
+        Assert.All(statuses, status => Assert.True(status is 403 or 429, $"a guess answered {status}"));
+        Assert.Equal(5, statuses.Count(s => s == 403));
+        foreach (var answer in answers)
+        {
+            await answer.ReadProblemAsync((int)answer.StatusCode, answer.StatusCode == HttpStatusCode.Forbidden ? "invalid_password" : "account_locked");
+        }
+
+        var right = await _client.PostAsJsonAsync("/api/v1/me/password", new { currentPassword = Tenant.AdminPassword, newPassword = "another fine passphrase" }, Ct);
+        var wrong = await _client.PostAsJsonAsync("/api/v1/me/password", new { currentPassword = "one more wrong", newPassword = "another fine passphrase" }, Ct);
+        await LockedAnswers.AssertSameAsync(right, wrong);
+        using var anonymous = App.CreateClient();
+        await (await anonymous.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword)).ReadProblemAsync(429, "account_locked");
+    }
+
     [Fact]
     public async Task AvatarIsStoredAndServedWithItsType()
     {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -19,6 +20,19 @@ public enum PasswordCheck
     MatchNeedsRehash,
 }
 
+/// <summary>Which share of the hashing slots a hash may take.</summary>
+public enum HashingLane
+{
+    /// <summary>A person waiting on this one hash: sign-in, sign-up, a password change. May use every slot.</summary>
+    Interactive,
+
+    /// <summary>
+    /// One of many hashes of a bulk request: limited to <see cref="PasswordHashingOptions.MaxConcurrentBulkHashes"/>
+    /// slots, so bulk work can never hold every slot and sign-ins always find one.
+    /// </summary>
+    Bulk,
+}
+
 /// <summary>
 /// Argon2id password hashes as PHC strings (<c>$argon2id$v=19$m=19456,t=2,p=1$salt$hash</c>), the format of the
 /// reference implementation, so the parameters travel with each hash and can be raised without invalidating old ones.
@@ -29,7 +43,7 @@ public enum PasswordCheck
 /// unchanged, so "normalising" would be a silent no-op today and would change the bytes of existing non-ASCII
 /// passwords the day it started working. Browsers and operating systems already send composed (NFC) text in practice.
 /// </remarks>
-public sealed class PasswordHasher
+public sealed class PasswordHasher : IDisposable
 {
     /// <summary>The most memory a stored hash may ask for (1 GiB), so a tampered row cannot exhaust the server.</summary>
     public const int MaxMemoryKiB = 1024 * 1024;
@@ -54,6 +68,14 @@ public sealed class PasswordHasher
 
     private readonly Argon2Cost current;
 
+    // Hashes take a slot of `slots`; bulk hashes first take one of `bulkSlots`, fewer than `slots`, so bulk can hold at
+    // most that many slots and the rest stay for interactive hashes. Waits are asynchronous: a queued sign-in holds no
+    // thread, so a burst cannot starve the thread pool that every other request needs.
+    private readonly SemaphoreSlim slots;
+    private readonly SemaphoreSlim bulkSlots;
+    private readonly TimeSpan busyAfter;
+    private readonly TimeSpan bulkBusyAfter;
+
     // A wrong guess against these costs exactly what a wrong password costs, whether the user is unknown or the
     // stored hash is unusable, so neither answers faster. They are random per process so no input can match them.
     private readonly byte[] dummySalt = RandomNumberGenerator.GetBytes(SaltBytes);
@@ -64,6 +86,18 @@ public sealed class PasswordHasher
         ArgumentNullException.ThrowIfNull(options);
         var settings = options.Value;
         current = new Argon2Cost(settings.MemoryKiB, settings.Iterations, settings.Parallelism);
+        var total = settings.EffectiveMaxConcurrentHashes;
+        var bulk = settings.EffectiveMaxConcurrentBulkHashes;
+        if (total < 2 || bulk < 1 || bulk >= total)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options),
+                $"Hashing slots {total} with {bulk} for bulk: bulk needs at least one and must leave at least one for sign-in.");
+        }
+
+        slots = new SemaphoreSlim(total, total);
+        bulkSlots = new SemaphoreSlim(bulk, bulk);
+        busyAfter = settings.BusyAfter;
+        bulkBusyAfter = settings.BulkBusyAfter;
 
         // Options validation enforces OWASP's minimums at start; this only refuses what Argon2 or Verify could never
         // accept, so a hasher built by hand with weaker (but valid) settings still works.
@@ -76,7 +110,12 @@ public sealed class PasswordHasher
 
     /// <summary>A PHC string of <paramref name="password"/> with a fresh 16-byte salt and today's parameters.</summary>
     /// <exception cref="ArgumentException">The password is not well-formed UTF-16 (a lone surrogate).</exception>
-    public string Hash(string password)
+    /// <exception cref="PasswordHashingBusyException">No slot came free in time (answers 503 busy).</exception>
+    public Task<string> HashAsync(string password, CancellationToken cancellationToken) =>
+        HashAsync(password, HashingLane.Interactive, cancellationToken);
+
+    /// <inheritdoc cref="HashAsync(string, CancellationToken)"/>
+    public async Task<string> HashAsync(string password, HashingLane lane, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(password);
         var secret = TryEncode(password)
@@ -84,7 +123,7 @@ public sealed class PasswordHasher
         try
         {
             var salt = RandomNumberGenerator.GetBytes(SaltBytes);
-            var hash = Derive(secret, salt, current, HashBytes);
+            var hash = await DeriveAsync(secret, salt, current, HashBytes, lane, cancellationToken);
             return Format(current, salt, hash);
         }
         finally
@@ -96,9 +135,10 @@ public sealed class PasswordHasher
     /// <summary>
     /// Checks <paramref name="password"/> against <paramref name="phcHash"/>, the stored hash or null when there is no
     /// such user. Never throws for a missing, malformed or tampered hash: those are a <see cref="PasswordCheck.Mismatch"/>
-    /// after the same work as a wrong password.
+    /// after the same work as a wrong password. Always in the interactive lane: someone is waiting for the answer.
     /// </summary>
-    public PasswordCheck Verify(string password, string? phcHash)
+    /// <exception cref="PasswordHashingBusyException">No slot came free in time (answers 503 busy).</exception>
+    public async Task<PasswordCheck> VerifyAsync(string password, string? phcHash, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(password);
         var secret = TryEncode(password);
@@ -107,11 +147,11 @@ public sealed class PasswordHasher
             // Argon2 refuses an empty input, and no stored hash is of an empty password: spend the same time on a stand-in.
             if (secret is not { Length: > 0 } || !StoredHash.TryParse(phcHash, out var stored))
             {
-                SpendOneHash(secret is { Length: > 0 } ? secret : [0]);
+                await SpendOneHashAsync(secret is { Length: > 0 } ? secret : [0], cancellationToken);
                 return PasswordCheck.Mismatch;
             }
 
-            var actual = Derive(secret, stored.Salt, stored.Cost, stored.Hash.Length);
+            var actual = await DeriveAsync(secret, stored.Salt, stored.Cost, stored.Hash.Length, HashingLane.Interactive, cancellationToken);
             if (!CryptographicOperations.FixedTimeEquals(actual, stored.Hash))
             {
                 return PasswordCheck.Mismatch;
@@ -128,6 +168,12 @@ public sealed class PasswordHasher
         }
     }
 
+    public void Dispose()
+    {
+        slots.Dispose();
+        bulkSlots.Dispose();
+    }
+
     // Any parameter below today's counts, so stored hashes converge on the configured cost rather than on a mix.
     private bool IsWeakerThanCurrent(StoredHash stored) =>
         stored.Cost.MemoryKiB < current.MemoryKiB
@@ -136,34 +182,50 @@ public sealed class PasswordHasher
         || stored.Salt.Length < SaltBytes
         || stored.Hash.Length < HashBytes;
 
-    private void SpendOneHash(byte[] secret)
+    private async Task SpendOneHashAsync(byte[] secret, CancellationToken cancellationToken)
     {
-        var actual = Derive(secret, dummySalt, current, HashBytes);
+        var actual = await DeriveAsync(secret, dummySalt, current, HashBytes, HashingLane.Interactive, cancellationToken);
         _ = CryptographicOperations.FixedTimeEquals(actual, dummyHash);
     }
 
     /// <summary>
-    /// At most two hashes per core at once: each takes ~19 MiB and a core for ~50 ms, so a burst of sign-ins queues
-    /// here (up to <see cref="BusyAfter"/>) instead of exhausting memory and the thread pool.
+    /// One hash once a slot is free: each takes ~19 MiB and a core for ~50 ms, so a burst queues here (up to
+    /// <see cref="PasswordHashingOptions.BusyAfter"/>, then 503 busy) instead of exhausting memory and cores.
     /// </summary>
-    private static readonly SemaphoreSlim Gate = new(Environment.ProcessorCount * 2);
-
-    public static readonly TimeSpan BusyAfter = TimeSpan.FromSeconds(10);
-
-    private static byte[] Derive(byte[] secret, byte[] salt, Argon2Cost cost, int length)
+    private async Task<byte[]> DeriveAsync(byte[] secret, byte[] salt, Argon2Cost cost, int length, HashingLane lane, CancellationToken cancellationToken)
     {
-        if (!Gate.Wait(BusyAfter))
+        var bulk = lane == HashingLane.Bulk;
+        var wait = bulk ? bulkBusyAfter : busyAfter;
+        var started = Stopwatch.GetTimestamp();
+        if (bulk && !await bulkSlots.WaitAsync(wait, cancellationToken))
         {
             throw new PasswordHashingBusyException();
         }
 
         try
         {
-            return DeriveNow(secret, salt, cost, length);
+            // One limit for the whole wait: the time spent queueing for the bulk lane counts toward it.
+            var left = wait - Stopwatch.GetElapsedTime(started);
+            if (!await slots.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken))
+            {
+                throw new PasswordHashingBusyException();
+            }
+
+            try
+            {
+                return DeriveNow(secret, salt, cost, length);
+            }
+            finally
+            {
+                slots.Release();
+            }
         }
         finally
         {
-            Gate.Release();
+            if (bulk)
+            {
+                bulkSlots.Release();
+            }
         }
     }
 
@@ -268,7 +330,7 @@ public sealed class PasswordHasher
     }
 }
 
-/// <summary>Every hashing slot stayed taken for <see cref="PasswordHasher.BusyAfter"/>: the request answers 503 busy.</summary>
+/// <summary>Every hashing slot of the lane stayed taken for its <see cref="PasswordHashingOptions.BusyAfter"/>: the request answers 503 busy.</summary>
 public sealed class PasswordHashingBusyException : Exception
 {
     public PasswordHashingBusyException()
