@@ -329,7 +329,7 @@ public static partial class AuthEndpoints
             return InvalidOtp(400);
         }
 
-        var (codes, hashes) = Mfa.NewBackupCodes();
+        var (codes, hashes) = mfa.NewBackupCodes(caller.Tenant, user.Id);
         user.TotpSecret = user.PendingTotpSecret;
         user.PendingTotpSecret = null;
         user.TotpLastStep = step;
@@ -369,7 +369,7 @@ public static partial class AuthEndpoints
 
     internal static async Task<Results<Ok<BackupCodeList>, ProblemHttpResult>> RegenerateBackupCodes(
         [Microsoft.AspNetCore.Mvc.FromBody(EmptyBodyBehavior = Microsoft.AspNetCore.Mvc.ModelBinding.EmptyBodyBehavior.Allow)] PasswordRequest? request,
-        ClaimsPrincipal principal, HttpContext http, UserDirectory users, AccountSecurity security, CancellationToken cancellationToken)
+        ClaimsPrincipal principal, HttpContext http, UserDirectory users, AccountSecurity security, Mfa mfa, CancellationToken cancellationToken)
     {
         var caller = Caller.From(principal)!;
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
@@ -383,7 +383,7 @@ public static partial class AuthEndpoints
             return refused;
         }
 
-        var (codes, hashes) = Mfa.NewBackupCodes();
+        var (codes, hashes) = mfa.NewBackupCodes(caller.Tenant, user.Id);
         user.BackupCodeHashes = hashes;
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
         await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.backup_codes_regenerated", null, caller.SessionId, ClientIp(http), cancellationToken);
@@ -396,10 +396,12 @@ public static partial class AuthEndpoints
         if (user.TotpSecret is not null && mfa.Verify(tenant, user.Id, user.TotpSecret, otp, user.TotpLastStep) is { } step)
         {
             user.TotpLastStep = step;
+            // Saved with the sign-in: backup codes stored by an older version move to the keyed form.
+            user.BackupCodeHashes = mfa.UpgradeBackupCodes(tenant, user.Id, user.BackupCodeHashes);
             return true;
         }
 
-        if (Mfa.ConsumeBackupCode(user.BackupCodeHashes, otp) is { } remaining)
+        if (mfa.ConsumeBackupCode(tenant, user.Id, user.BackupCodeHashes, otp) is { } remaining)
         {
             user.BackupCodeHashes = remaining;
             return true;
