@@ -214,20 +214,9 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Accepted> ForgotPassword(
-        ForgotPasswordRequest request, HttpContext http, TenantDirectory tenants, UserDirectory users, AccountMail mail, EventPublisher events,
-        CancellationToken cancellationToken)
+        ForgotPasswordRequest request, HttpContext http, PasswordResetRequests resets, CancellationToken cancellationToken)
     {
-        var tenant = await tenants.FindBySlugAsync(request.Tenant?.Trim(), cancellationToken);
-        if (tenant is not null && UserDirectory.NormalizeEmail(request.Email) is { } email)
-        {
-            var tenantId = new TenantId(tenant.Id);
-            if (await users.FindByEmailAsync(tenantId, email, cancellationToken) is { IsActive: true } user)
-            {
-                await mail.SendPasswordResetAsync(tenantId, tenant.Name, user, cancellationToken);
-                await events.PublishAsync(tenantId, new PlatformEvent("auth.password_reset.requested", Actor.Anonymous(ClientIp(http)), "user", user.Id), cancellationToken);
-            }
-        }
-
+        await resets.EnqueueAsync(request.Tenant, request.Email, ClientIp(http), cancellationToken);
         return TypedResults.Accepted((string?)null);
     }
 

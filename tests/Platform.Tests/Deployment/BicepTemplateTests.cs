@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Triggers;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Deployment;
@@ -48,7 +50,7 @@ public sealed class CompiledBicepTemplate : IAsyncLifetime
     }
 }
 
-public sealed class BicepTemplateTests(CompiledBicepTemplate template) : IClassFixture<CompiledBicepTemplate>
+public sealed class BicepTemplateTests(CompiledBicepTemplate template, Azurite azurite) : IClassFixture<CompiledBicepTemplate>
 {
     private const string StorageBlobDataOwner = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b";
     private const string StorageQueueDataContributor = "974c5e8b-45b9-4653-ba55-5f855dd0fb88";
@@ -102,6 +104,19 @@ public sealed class BicepTemplateTests(CompiledBicepTemplate template) : IClassF
     ];
 
     private static readonly int[] FlexInstanceMemorySizes = [512, 2048, 4096];
+
+    [Fact]
+    public void TemplateDeclaresTheQueueOfEveryQueueFunction()
+    {
+        // Under the Functions host nothing creates a queue before its trigger is indexed: the template must.
+        using var app = new PlatformApp(azurite, settings: new Dictionary<string, string?> { ["Platform:Triggers:Standalone"] = "false" });
+        var queues = app.Services.GetRequiredService<FunctionCatalog>().Queues.ToList();
+
+        var declared = template.Root.GetProperty("variables").GetProperty("queueNames").EnumerateArray().Select(q => q.GetString()).ToList();
+
+        Assert.Contains(queues, q => q.QueueName == "password-resets");
+        Assert.All(queues, q => Assert.Contains(q.QueueName, declared));
+    }
 
     [Fact]
     public void StorageAccountRefusesSharedKeyAccess()
