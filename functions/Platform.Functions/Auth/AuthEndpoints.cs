@@ -221,7 +221,7 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ResetPassword(
-        ResetPasswordRequest request, HttpContext http, UserTokens userTokens, UserDirectory users, AccountSecurity security,
+        ResetPasswordRequest request, HttpContext http, UserTokens userTokens, AccountSecurity security,
         CancellationToken cancellationToken)
     {
         var validation = security.CheckNewPassword("newPassword", request.NewPassword);
@@ -230,13 +230,12 @@ public static partial class AuthEndpoints
             return validation.ToProblem();
         }
 
-        if (await userTokens.RedeemAsync(AccountMail.ResetPurpose, request.Token, cancellationToken) is not { } owner ||
-            await users.GetAsync(owner.Tenant, owner.UserId, cancellationToken) is not { IsActive: true } user)
+        if (await userTokens.RedeemAsync(AccountMail.ResetPurpose, request.Token, cancellationToken) is not { User.IsActive: true } owner)
         {
             return InvalidToken();
         }
 
-        await security.SetPasswordAsync(owner.Tenant, user, request.NewPassword!, "auth.password.reset", keepSessionId: null, ClientIp(http), cancellationToken);
+        await security.SetPasswordAsync(owner.Tenant, owner.User, request.NewPassword!, "auth.password.reset", keepSessionId: null, ClientIp(http), cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -244,11 +243,12 @@ public static partial class AuthEndpoints
         TokenRequest request, HttpContext http, UserTokens userTokens, UserDirectory users, EventPublisher events, TimeProvider time,
         CancellationToken cancellationToken)
     {
-        if (await userTokens.RedeemAsync(AccountMail.VerifyPurpose, request.Token, cancellationToken) is not { } owner ||
-            await users.GetAsync(owner.Tenant, owner.UserId, cancellationToken) is not { } user)
+        if (await userTokens.RedeemAsync(AccountMail.VerifyPurpose, request.Token, cancellationToken) is not { } owner)
         {
             return InvalidToken();
         }
+
+        var user = owner.User;
 
         if (!user.EmailVerified)
         {
