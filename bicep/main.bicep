@@ -91,12 +91,15 @@ var names = {
   functionApp: 'func-platform-${resourceToken}'
 }
 
-// Queues the job engine consumes (see functions/Platform.Functions/Triggers). The app creates these and all its
-// other tables, containers and queues at start as well; declaring them here makes them exist before the first
-// queue-triggered function is indexed.
+// Queues the queue functions consume (see functions/Platform.Functions/Triggers), and their poison queues. The app
+// creates these and all its other tables, containers and queues at start as well; declaring them here makes them
+// exist before the first queue-triggered function is indexed. A test checks every queue function's queue is here.
 var queueNames = [
   'jobs'
   'jobs-poison'
+  'jobs-poison-poison'
+  'password-resets'
+  'password-resets-poison'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -19,7 +19,7 @@ public sealed partial class AccountMail(IMailSender sender, UserTokens tokens, I
     public async Task SendVerificationAsync(TenantId tenant, string tenantName, UserEntity user, CancellationToken cancellationToken)
     {
         var lifetime = auth.Value.EmailVerificationLifetime;
-        var token = await tokens.IssueAsync(tenant, VerifyPurpose, user.Id, lifetime, cancellationToken);
+        var token = await tokens.IssueAsync(tenant, VerifyPurpose, user, lifetime, cancellationToken);
         await SendAsync(new OutgoingMail(user.Email, user.DisplayName, MailKind.EmailVerification, new Dictionary<string, string>
         {
             ["displayName"] = user.DisplayName,
@@ -32,7 +32,7 @@ public sealed partial class AccountMail(IMailSender sender, UserTokens tokens, I
     public async Task SendPasswordResetAsync(TenantId tenant, string tenantName, UserEntity user, CancellationToken cancellationToken)
     {
         var lifetime = auth.Value.PasswordResetLifetime;
-        var token = await tokens.IssueAsync(tenant, ResetPurpose, user.Id, lifetime, cancellationToken);
+        var token = await tokens.IssueAsync(tenant, ResetPurpose, user, lifetime, cancellationToken);
         await SendAsync(new OutgoingMail(user.Email, user.DisplayName, MailKind.PasswordReset, new Dictionary<string, string>
         {
             ["displayName"] = user.DisplayName,

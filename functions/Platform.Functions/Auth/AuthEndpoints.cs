@@ -210,25 +210,14 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Accepted> ForgotPassword(
-        ForgotPasswordRequest request, HttpContext http, TenantDirectory tenants, UserDirectory users, AccountMail mail, EventPublisher events,
-        CancellationToken cancellationToken)
+        ForgotPasswordRequest request, HttpContext http, PasswordResetRequests resets, CancellationToken cancellationToken)
     {
-        var tenant = await tenants.FindBySlugAsync(request.Tenant?.Trim(), cancellationToken);
-        if (tenant is not null && UserDirectory.NormalizeEmail(request.Email) is { } email)
-        {
-            var tenantId = new TenantId(tenant.Id);
-            if (await users.FindByEmailAsync(tenantId, email, cancellationToken) is { IsActive: true } user)
-            {
-                await mail.SendPasswordResetAsync(tenantId, tenant.Name, user, cancellationToken);
-                await events.PublishAsync(tenantId, new PlatformEvent("auth.password_reset.requested", Actor.Anonymous(Caller.ClientIp(http)), "user", user.Id), cancellationToken);
-            }
-        }
-
+        await resets.EnqueueAsync(request.Tenant, request.Email, Caller.ClientIp(http), cancellationToken);
         return TypedResults.Accepted((string?)null);
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ResetPassword(
-        ResetPasswordRequest request, HttpContext http, UserTokens userTokens, UserDirectory users, AccountSecurity security,
+        ResetPasswordRequest request, HttpContext http, UserTokens userTokens, AccountSecurity security,
         CancellationToken cancellationToken)
     {
         var validation = security.CheckNewPassword("newPassword", request.NewPassword);
@@ -237,13 +226,12 @@ public static partial class AuthEndpoints
             return validation.ToProblem();
         }
 
-        if (await userTokens.RedeemAsync(AccountMail.ResetPurpose, request.Token, cancellationToken) is not { } owner ||
-            await users.GetAsync(owner.Tenant, owner.UserId, cancellationToken) is not { IsActive: true } user)
+        if (await userTokens.RedeemAsync(AccountMail.ResetPurpose, request.Token, cancellationToken) is not { User.IsActive: true } owner)
         {
             return InvalidToken();
         }
 
-        await security.SetPasswordAsync(owner.Tenant, user, request.NewPassword!, "auth.password.reset", keepSessionId: null, Caller.ClientIp(http), cancellationToken);
+        await security.SetPasswordAsync(owner.Tenant, owner.User, request.NewPassword!, "auth.password.reset", keepSessionId: null, Caller.ClientIp(http), cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -251,11 +239,12 @@ public static partial class AuthEndpoints
         TokenRequest request, HttpContext http, UserTokens userTokens, UserDirectory users, EventPublisher events, TimeProvider time,
         CancellationToken cancellationToken)
     {
-        if (await userTokens.RedeemAsync(AccountMail.VerifyPurpose, request.Token, cancellationToken) is not { } owner ||
-            await users.GetAsync(owner.Tenant, owner.UserId, cancellationToken) is not { } user)
+        if (await userTokens.RedeemAsync(AccountMail.VerifyPurpose, request.Token, cancellationToken) is not { } owner)
         {
             return InvalidToken();
         }
+
+        var user = owner.User;
 
         if (!user.EmailVerified)
         {
@@ -322,7 +311,7 @@ public static partial class AuthEndpoints
             return InvalidOtp(400);
         }
 
-        var (codes, hashes) = Mfa.NewBackupCodes();
+        var (codes, hashes) = mfa.NewBackupCodes(caller.Tenant, user.Id);
         user.TotpSecret = user.PendingTotpSecret;
         user.PendingTotpSecret = null;
         user.TotpLastStep = step;
@@ -361,7 +350,7 @@ public static partial class AuthEndpoints
 
     internal static async Task<Results<Ok<BackupCodeList>, ProblemHttpResult>> RegenerateBackupCodes(
         [Microsoft.AspNetCore.Mvc.FromBody(EmptyBodyBehavior = Microsoft.AspNetCore.Mvc.ModelBinding.EmptyBodyBehavior.Allow)] PasswordRequest? request,
-        Caller caller, HttpContext http, UserDirectory users, AccountSecurity security, CancellationToken cancellationToken)
+        Caller caller, HttpContext http, UserDirectory users, AccountSecurity security, Mfa mfa, CancellationToken cancellationToken)
     {
         var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
         if (!user.MfaEnabled)
@@ -374,7 +363,7 @@ public static partial class AuthEndpoints
             return refused;
         }
 
-        var (codes, hashes) = Mfa.NewBackupCodes();
+        var (codes, hashes) = mfa.NewBackupCodes(caller.Tenant, user.Id);
         user.BackupCodeHashes = hashes;
         await users.UpdateAsync(caller.Tenant, user, cancellationToken);
         await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.backup_codes_regenerated", null, caller.SessionId, Caller.ClientIp(http), cancellationToken);
@@ -387,10 +376,12 @@ public static partial class AuthEndpoints
         if (user.TotpSecret is not null && mfa.Verify(tenant, user.Id, user.TotpSecret, otp, user.TotpLastStep) is { } step)
         {
             user.TotpLastStep = step;
+            // Saved with the sign-in: backup codes stored by an older version move to the keyed form.
+            user.BackupCodeHashes = mfa.UpgradeBackupCodes(tenant, user.Id, user.BackupCodeHashes);
             return true;
         }
 
-        if (Mfa.ConsumeBackupCode(user.BackupCodeHashes, otp) is { } remaining)
+        if (mfa.ConsumeBackupCode(tenant, user.Id, user.BackupCodeHashes, otp) is { } remaining)
         {
             user.BackupCodeHashes = remaining;
             return true;

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Identity.Passwords;
 using Platform.Functions.Storage;
+using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Auth;
 
@@ -97,6 +98,8 @@ public static class AuthExtensions
         services.AddSingleton<Lockouts>();
         services.AddSingleton<UserTokens>();
         services.AddSingleton<AccountMail>();
+        services.AddSingleton<PasswordResetRequests>();
+        services.AddQueueFunction<PasswordResetMailer>("PasswordResets", PasswordResetRequests.QueueName);
         services.AddSingleton<AccountSecurity>();
         services.AddSingleton<SecretBox>();
         services.AddSingleton<Mfa>();

@@ -47,6 +47,10 @@ public sealed class AuthOptions
     [Range(typeof(TimeSpan), "00:05:00", "1.00:00:00")]
     public TimeSpan PasswordResetLifetime { get; set; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>Reset mails one account receives per UTC clock hour at most; further requests are dropped unanswered.</summary>
+    [Range(1, 100)]
+    public int PasswordResetMailsPerHour { get; set; } = 3;
+
     [Range(typeof(TimeSpan), "01:00:00", "7.00:00:00")]
     public TimeSpan EmailVerificationLifetime { get; set; } = TimeSpan.FromHours(24);
 

@@ -105,6 +105,13 @@ public sealed partial class KeyMaterial
 
     internal byte[] EncryptionKey { get; }
 
+    /// <summary>
+    /// A 256-bit key for one purpose, derived from the data-encryption key (HKDF-SHA256 with the purpose as info), so
+    /// no two uses share key bytes and no further secret needs storing or rotating.
+    /// </summary>
+    internal byte[] DeriveKey(string purpose) =>
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, EncryptionKey, 32, salt: [], info: Encoding.UTF8.GetBytes(purpose));
+
     private static string Thumbprint(ECParameters parameters)
     {
         var canonical = $$"""{"crv":"P-256","kty":"EC","x":"{{Base64UrlEncoder.Encode(parameters.Q.X)}}","y":"{{Base64UrlEncoder.Encode(parameters.Q.Y)}}"}""";

@@ -8,13 +8,19 @@ using Platform.Functions.Users;
 namespace Platform.Functions.Auth;
 
 /// <summary>
-/// TOTP (RFC 6238: SHA-1, 6 digits, 30 s steps, one step of drift either way) and single-use backup codes.
+/// TOTP (RFC 6238: SHA-1, 6 digits, 30 s steps, one step of drift either way) and single-use backup codes, stored
+/// as keyed hashes.
 /// A code is accepted only for a time step later than the last one accepted, so a code cannot be replayed
 /// within its window; the caller stores <see cref="UserEntity.TotpLastStep"/> with the user's ETag.
 /// </summary>
-public sealed class Mfa(SecretBox secrets, TimeProvider time)
+public sealed class Mfa(SecretBox secrets, KeyMaterial keys, TimeProvider time)
 {
     public const int BackupCodeCount = 10;
+
+    /// <summary>Marks a stored backup-code hash as keyed; the older plain SHA-256 hashes are bare hex.</summary>
+    public const string KeyedPrefix = "h1:";
+
+    private readonly byte[] _backupCodeKey = keys.DeriveKey("platform/backup-codes");
     private const string Issuer = "Platform";
     private const string BackupAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
@@ -42,36 +48,67 @@ public sealed class Mfa(SecretBox secrets, TimeProvider time)
             : null;
     }
 
-    /// <summary>Ten fresh codes to show once, and their hashes to store.</summary>
-    public static (IReadOnlyList<string> Codes, string Hashes) NewBackupCodes()
+    /// <summary>Ten fresh codes to show once, and their keyed hashes to store.</summary>
+    public (IReadOnlyList<string> Codes, string Hashes) NewBackupCodes(TenantId tenant, string userId)
     {
         var codes = Enumerable.Range(0, BackupCodeCount)
             .Select(_ => RandomNumberGenerator.GetString(BackupAlphabet, 10).Insert(5, "-"))
             .ToList();
-        return (codes, JsonSerializer.Serialize(codes.Select(HashBackupCode)));
+        return (codes, JsonSerializer.Serialize(codes.Select(code => KeyedHash(tenant, userId, PlainHash(code)))));
     }
 
-    /// <summary>The stored hashes without the one matching <paramref name="code"/>; null when no code matches.</summary>
-    public static string? ConsumeBackupCode(string storedHashes, string? code)
+    /// <summary>
+    /// The stored hashes without the one matching <paramref name="code"/> (the rest in the keyed form); null when no
+    /// code matches. Every stored hash is compared, in constant time, whichever matches.
+    /// </summary>
+    public string? ConsumeBackupCode(TenantId tenant, string userId, string storedHashes, string? code)
     {
         if (code is null || code.Length > 20)
         {
             return null;
         }
 
-        var hash = HashBackupCode(code);
+        var plain = PlainHash(code);
+        var keyed = Encoding.ASCII.GetBytes(KeyedHash(tenant, userId, plain));
+        var legacy = Encoding.ASCII.GetBytes(plain);
         var hashes = JsonSerializer.Deserialize<List<string>>(storedHashes) ?? [];
-        var index = hashes.FindIndex(h => CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(h), Encoding.ASCII.GetBytes(hash)));
+        var index = -1;
+        for (var i = 0; i < hashes.Count; i++)
+        {
+            var stored = Encoding.ASCII.GetBytes(hashes[i]);
+            var match = CryptographicOperations.FixedTimeEquals(stored, IsKeyed(hashes[i]) ? keyed : legacy);
+            index = match && index < 0 ? i : index;
+        }
+
         if (index < 0)
         {
             return null;
         }
 
         hashes.RemoveAt(index);
-        return JsonSerializer.Serialize(hashes);
+        return UpgradeBackupCodes(tenant, userId, JsonSerializer.Serialize(hashes));
     }
 
-    private static string HashBackupCode(string code) =>
+    /// <summary>
+    /// Stored hashes in the keyed form. Codes issued before it are stored as a plain SHA-256, which anyone holding a
+    /// copy of the table could brute-force offline (50 bits); the keyed form is computed over that SHA-256, so old
+    /// rows are rewritten without knowing their codes, and the codes keep working.
+    /// </summary>
+    public string UpgradeBackupCodes(TenantId tenant, string userId, string storedHashes)
+    {
+        var hashes = JsonSerializer.Deserialize<List<string>>(storedHashes) ?? [];
+        return hashes.All(IsKeyed)
+            ? storedHashes
+            : JsonSerializer.Serialize(hashes.Select(h => IsKeyed(h) ? h : KeyedHash(tenant, userId, h)));
+    }
+
+    /// <summary>HMAC-SHA256 under a key derived from the data-encryption key, salted with the tenant and user.</summary>
+    private string KeyedHash(TenantId tenant, string userId, string plainHash) =>
+        KeyedPrefix + Convert.ToHexString(HMACSHA256.HashData(_backupCodeKey, Encoding.UTF8.GetBytes($"backup:{tenant.Value}:{userId}:{plainHash}")));
+
+    private static bool IsKeyed(string storedHash) => storedHash.StartsWith(KeyedPrefix, StringComparison.Ordinal);
+
+    private static string PlainHash(string code) =>
         Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(code.Replace("-", "", StringComparison.Ordinal).Trim().ToUpperInvariant())));
 
     private static string Binding(TenantId tenant, string userId) => $"totp:{tenant.Value}:{userId}";

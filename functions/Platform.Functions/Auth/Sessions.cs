@@ -15,7 +15,8 @@ namespace Platform.Functions.Auth;
 
 /// <summary>
 /// One sign-in: row <c>{userId}:{sessionId}</c> in the tenant's partition of the <c>sessions</c> table, so a user's
-/// sessions are one key range. It holds the hash of the current refresh token and of the ones already spent.
+/// sessions are one key range. It holds the hash of the current refresh token and its generation: every refresh
+/// counts the generation up, so any token of a lower generation is one already spent.
 /// </summary>
 public sealed class SessionEntity : ITableEntity
 {
@@ -30,7 +31,13 @@ public sealed class SessionEntity : ITableEntity
     public string? Ip { get; set; }
     public string RefreshHash { get; set; } = "";
 
-    /// <summary>Hashes of refresh tokens already exchanged, newest last: presenting one again is theft.</summary>
+    /// <summary>How often the session was refreshed: the generation of its current refresh token (0 at sign-in).</summary>
+    public long Generation { get; set; }
+
+    /// <summary>
+    /// Hashes of spent refresh tokens of the format before generations (rows written before it): still checked so a
+    /// replayed old token revokes its session. New rotations add nothing here.
+    /// </summary>
     public string SpentHashes { get; set; } = "[]";
 
     public DateTimeOffset? RevokedAt { get; set; }
@@ -56,17 +63,23 @@ public enum RefreshOutcome
 public sealed record RefreshResult(RefreshOutcome Outcome, SessionEntity? Session = null, string? RefreshToken = null);
 
 /// <summary>
-/// Creates, refreshes and revokes sessions. Refresh tokens are <c>{tenant}.{user}.{session}.{secret}</c> with a
-/// 256-bit secret; only the SHA-256 of the secret is stored. Every refresh rotates the token under the session's
-/// ETag, so of two refreshes racing with one token exactly one wins; a spent token presented again revokes the
-/// whole session.
+/// Creates, refreshes and revokes sessions. Refresh tokens are <c>{tenant}.{user}.{session}.{generation}.{secret}</c>;
+/// the secret is 256 random bits followed by a 128-bit HMAC tag over everything before it (key derived from the
+/// data-encryption key), and only the SHA-256 of the secret is stored. Every refresh rotates the token and counts
+/// the generation up under the session's ETag. A token of an earlier generation whose tag is genuine was issued by
+/// us and spent: presenting it revokes the whole session, however many rotations ago it was spent and however
+/// recently - of two refreshes racing with one token, one wins and the other is reuse. The tag keeps anyone who only
+/// knows a session's id (it is in access tokens and the audit trail) from forging an "old" token to end it.
 /// </summary>
-public sealed class Sessions(StorageAccount storage, Expirations expirations, SessionGuard guard, IOptions<AuthOptions> options, TimeProvider time)
+public sealed class Sessions(StorageAccount storage, Expirations expirations, SessionGuard guard, KeyMaterial keys, IOptions<AuthOptions> options, TimeProvider time)
 {
     public const string TableName = "sessions";
     private const int MaxSpentHashes = 50;
-    private static readonly TimeSpan ReuseGrace = TimeSpan.FromSeconds(30);
+    private const int SecretBytes = 32;
+    private const int TagBytes = 16;
     public const int MaxUserAgentLength = 256;
+
+    private readonly byte[] _tagKey = keys.DeriveKey("platform/refresh-token-tag");
 
     private AuthOptions Settings => options.Value;
 
@@ -81,10 +94,11 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
             await RevokeAsync(tenant, oldest, cancellationToken);
         }
 
-        var (secret, hash) = NewSecret();
+        var rowKey = SessionEntity.KeyFor(userId, Ids.New(time));
+        var (token, hash) = NewToken(tenant, rowKey, generation: 0);
         var session = new SessionEntity
         {
-            RowKey = SessionEntity.KeyFor(userId, Ids.New(time)),
+            RowKey = rowKey,
             CreatedAt = now,
             LastSeenAt = now,
             ExpiresAt = now + Settings.SessionAbsoluteLifetime,
@@ -94,7 +108,7 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         };
         await expirations.ScheduleAsync(TableName, tenant, session.RowKey, session.ExpiresAt, cancellationToken);
         await Rows(tenant).AddAsync(session, cancellationToken);
-        return (session, Token(tenant, session, secret));
+        return (session, token);
     }
 
     public async Task<IReadOnlyList<SessionEntity>> ListAsync(TenantId tenant, string userId, CancellationToken cancellationToken)
@@ -123,18 +137,13 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
             return new(RefreshOutcome.Invalid);
         }
 
-        if (!FixedTimeEquals(session.RefreshHash, presentedHash))
+        var generation = GenerationOf(refreshToken);
+        var current = FixedTimeEquals(session.RefreshHash, presentedHash) && (generation ?? 0) == session.Generation;
+        if (!current)
         {
-            var spent = JsonSerializer.Deserialize<List<string>>(session.SpentHashes) ?? [];
-
-            // The token rotated moments ago: most likely the same client retrying or a second tab racing, not theft.
-            // It gets nothing, but the session (and the pair the first refresh returned) survives.
-            if (spent.Count > 0 && FixedTimeEquals(spent[^1], presentedHash) && now - session.LastSeenAt < ReuseGrace)
-            {
-                return new(RefreshOutcome.Invalid);
-            }
-
-            if (spent.Any(h => FixedTimeEquals(h, presentedHash)))
+            // No grace period: a retry of a refresh whose answer was lost looks exactly like a thief's replay, and
+            // telling them apart by timing would give a thief who is quick a free pass.
+            if (IsSpent(tenant, session, refreshToken, generation, presentedHash))
             {
                 await RevokeAsync(tenant, session, cancellationToken);
                 return new(RefreshOutcome.Reused, session);
@@ -143,11 +152,18 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
             return new(RefreshOutcome.Invalid);
         }
 
-        var (secret, hash) = NewSecret();
-        var history = JsonSerializer.Deserialize<List<string>>(session.SpentHashes) ?? [];
-        history.Add(session.RefreshHash);
-        session.SpentHashes = JsonSerializer.Serialize(history.TakeLast(MaxSpentHashes));
+        var next = session.Generation + 1;
+        var (token, hash) = NewToken(tenant, session.RowKey, next);
+        if (generation is null)
+        {
+            // The first rotation of a token of the older format: remember it, as its format carries no generation.
+            var history = JsonSerializer.Deserialize<List<string>>(session.SpentHashes) ?? [];
+            history.Add(session.RefreshHash);
+            session.SpentHashes = JsonSerializer.Serialize(history.TakeLast(MaxSpentHashes));
+        }
+
         session.RefreshHash = hash;
+        session.Generation = next;
         session.LastSeenAt = now;
         try
         {
@@ -155,24 +171,71 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         }
         catch (RequestFailedException ex) when (ex.Status == 412)
         {
-            // Another refresh with the same token won the race; this one gets nothing.
+            // Another refresh with the same token won the race, so this token is spent: that is reuse like any other
+            // (the contract has clients refresh one at a time). A change of another kind (a revocation) is not.
+            var latest = await Rows(tenant).GetAsync<SessionEntity>(session.RowKey, cancellationToken);
+            if (latest is not null && latest.IsActive(time.GetUtcNow(), Settings.SessionIdleTimeout) && !FixedTimeEquals(latest.RefreshHash, presentedHash))
+            {
+                await RevokeAsync(tenant, latest, cancellationToken);
+                return new(RefreshOutcome.Reused, latest);
+            }
+
             return new(RefreshOutcome.Invalid);
         }
 
-        return new(RefreshOutcome.Refreshed, session, Token(tenant, session, secret));
+        return new(RefreshOutcome.Refreshed, session, token);
+    }
+
+    /// <summary>Whether a token that is not the session's current one is a genuine earlier one of this session.</summary>
+    private bool IsSpent(TenantId tenant, SessionEntity session, string refreshToken, long? generation, string presentedHash)
+    {
+        if (generation is { } g)
+        {
+            // Parse let only base64url characters through; 64 of them are exactly the 48 bytes of secret and tag.
+            var text = refreshToken[(refreshToken.LastIndexOf('.') + 1)..];
+            if (g >= session.Generation || text.Length != 64)
+            {
+                return false;
+            }
+
+            var secret = Base64UrlEncoder.DecodeBytes(text);
+            return secret.Length == SecretBytes + TagBytes &&
+                CryptographicOperations.FixedTimeEquals(secret.AsSpan(SecretBytes), Tag(tenant, session.RowKey, g, secret.AsSpan(0, SecretBytes)));
+        }
+
+        var spent = JsonSerializer.Deserialize<List<string>>(session.SpentHashes) ?? [];
+        var found = false;
+        foreach (var hash in spent)
+        {
+            found |= FixedTimeEquals(hash, presentedHash);
+        }
+
+        return found;
     }
 
     /// <summary>Parses a refresh token; null when it is not one of ours.</summary>
+    /// <remarks>Tokens issued before generations have four parts (no generation); they keep working.</remarks>
     public static (TenantId Tenant, string UserId, string SessionId, string Hash)? Parse(string? token)
     {
         var parts = token?.Split('.');
-        if (parts is not { Length: 4 } || !TenantId.TryParse(parts[0], out var tenant) || parts[1].Length is 0 or > 64 || parts[2].Length is 0 or > 64 ||
-            !parts[1].All(char.IsAsciiLetterOrDigit) || !parts[2].All(char.IsAsciiLetterOrDigit) || parts[3].Length is < 40 or > 64)
+        if (parts is not { Length: 4 or 5 } || !TenantId.TryParse(parts[0], out var tenant) || parts[1].Length is 0 or > 64 || parts[2].Length is 0 or > 64 ||
+            !parts[1].All(char.IsAsciiLetterOrDigit) || !parts[2].All(char.IsAsciiLetterOrDigit) || parts[^1].Length is < 40 or > 64 ||
+            !parts[^1].All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_') || (parts.Length == 5 && GenerationOf(token!) is null))
         {
             return null;
         }
 
-        return (tenant, parts[1], parts[2], Hash(parts[3]));
+        return (tenant, parts[1], parts[2], Hash(parts[^1]));
+    }
+
+    /// <summary>The generation a token carries; null for the older four-part format (or a malformed number).</summary>
+    private static long? GenerationOf(string token)
+    {
+        var parts = token.Split('.');
+        return parts.Length == 5 && parts[3].Length is > 0 and <= 18 && parts[3].All(char.IsAsciiDigit) &&
+            long.TryParse(parts[3], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var generation)
+            ? generation
+            : null;
     }
 
     public async Task RevokeAsync(TenantId tenant, SessionEntity session, CancellationToken cancellationToken)
@@ -221,12 +284,25 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         }
     }
 
-    private static string Token(TenantId tenant, SessionEntity session, string secret) => $"{tenant.Value}.{session.UserId}.{session.Id}.{secret}";
-
-    private static (string Secret, string Hash) NewSecret()
+    /// <summary>A refresh token of a generation, and the hash of its secret to store.</summary>
+    private (string Token, string Hash) NewToken(TenantId tenant, string rowKey, long generation)
     {
-        var secret = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
-        return (secret, Hash(secret));
+        var secret = new byte[SecretBytes + TagBytes];
+        RandomNumberGenerator.Fill(secret.AsSpan(0, SecretBytes));
+        Tag(tenant, rowKey, generation, secret.AsSpan(0, SecretBytes)).CopyTo(secret.AsSpan(SecretBytes));
+        var text = Base64UrlEncoder.Encode(secret);
+        var separator = rowKey.IndexOf(':', StringComparison.Ordinal);
+        return ($"{tenant.Value}.{rowKey[..separator]}.{rowKey[(separator + 1)..]}.{generation.ToString(System.Globalization.CultureInfo.InvariantCulture)}.{text}", Hash(text));
+    }
+
+    /// <summary>The tag that proves we issued the token of this session and generation with this random part.</summary>
+    private byte[] Tag(TenantId tenant, string rowKey, long generation, ReadOnlySpan<byte> random)
+    {
+        var label = Encoding.UTF8.GetBytes($"{tenant.Value}|{rowKey}|{generation.ToString(System.Globalization.CultureInfo.InvariantCulture)}|");
+        var message = new byte[label.Length + random.Length];
+        label.CopyTo(message, 0);
+        random.CopyTo(message.AsSpan(label.Length));
+        return HMACSHA256.HashData(_tagKey, message)[..TagBytes];
     }
 
     private static string Hash(string secret) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));

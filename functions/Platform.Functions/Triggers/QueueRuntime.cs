@@ -21,10 +21,16 @@ internal sealed partial class QueueRuntime(
     StorageInitializer initializer,
     FunctionInvoker invoker,
     IOptions<TriggerOptions> options,
-    TimeProvider time,
     ILogger<QueueRuntime> logger) : BackgroundService
 {
     private static readonly TimeSpan MinPollingInterval = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// Polling, leases and the drain are paced on the wall clock, not the app's <see cref="TimeProvider"/>: they
+    /// follow the storage service's time, and an app run on a test clock that only moves when told must still
+    /// receive its messages (its handlers still see the app's time).
+    /// </summary>
+    private static readonly TimeProvider WallClock = TimeProvider.System;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -81,14 +87,14 @@ internal sealed partial class QueueRuntime(
                 }
 
                 LogReceiveFailed(logger, function.QueueName, ex.Message);
-                await Task.Delay(settings.MaxPollingInterval, time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                await Task.Delay(settings.MaxPollingInterval, WallClock, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 continue;
             }
 
             if (messages.Length == 0)
             {
                 slots.Release();
-                await Task.Delay(idle, time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                await Task.Delay(idle, WallClock, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 idle = TimeSpan.FromTicks(Math.Min(idle.Ticks * 2, settings.MaxPollingInterval.Ticks));
                 continue;
             }
@@ -116,7 +122,7 @@ internal sealed partial class QueueRuntime(
         if (!draining.IsCompleted)
         {
             LogDraining(logger, function.QueueName, inFlight.Count);
-            await Task.WhenAny(draining, Task.Delay(settings.DrainTimeout, time, CancellationToken.None));
+            await Task.WhenAny(draining, Task.Delay(settings.DrainTimeout, WallClock, CancellationToken.None));
             await abandon.CancelAsync();
             await draining.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
@@ -187,7 +193,7 @@ internal sealed partial class QueueRuntime(
         {
             while (true)
             {
-                await Task.Delay(lease / 2, time, cancellationToken);
+                await Task.Delay(lease / 2, WallClock, cancellationToken);
 
                 // Not cancellable once sent: a renewal cut off mid-call could lose the new pop receipt, and then the
                 // message could not be deleted and would run again.

@@ -32,6 +32,7 @@ public sealed class UserCommands(
     Sessions sessions,
     SessionGuard guard,
     UserPurge purge,
+    UserTokens userTokens,
     IEnumerable<IUserDeletionHook> deletionHooks,
     TimeProvider time)
 {
@@ -238,6 +239,13 @@ public sealed class UserCommands(
         if (error is null)
         {
             guard.ForgetUser(tenant, user.Id);
+            if (oldEmail is not null)
+            {
+                // Reset and verification links went to the old address: they no longer match (tokens are bound to
+                // their address), and deleting them keeps a change back to that address from reviving them.
+                await userTokens.RevokeAllAsync(tenant, user.Id, cancellationToken);
+            }
+
             if (user.Status == UserStatus.Locked && changes.ContainsKey("status"))
             {
                 await sessions.RevokeAllAsync(tenant, user.Id, null, cancellationToken);

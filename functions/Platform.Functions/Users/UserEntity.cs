@@ -40,7 +40,7 @@ public sealed class UserEntity : ITableEntity
     /// <summary>The last accepted TOTP time step: a code of this step or older is a replay.</summary>
     public long TotpLastStep { get; set; }
 
-    /// <summary>SHA-256 hashes of the unused backup codes, as a JSON array.</summary>
+    /// <summary>Keyed hashes of the unused backup codes, as a JSON array (see <c>Mfa.ConsumeBackupCode</c>).</summary>
     public string BackupCodeHashes { get; set; } = "[]";
 
     public string? AvatarContentType { get; set; }

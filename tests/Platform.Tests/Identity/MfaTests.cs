@@ -1,9 +1,14 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
+using Azure.Data.Tables;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using OtpNet;
+using Platform.Functions.Storage;
+using Platform.Functions.Users;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Identity;
@@ -99,6 +104,52 @@ public sealed class MfaTests(Azurite azurite) : SignedUpTenantTests(azurite)
 
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
         await again.ReadProblemAsync(401, "invalid_otp");
+    }
+
+    private static string PlainSha256(string code) =>
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(code.Replace("-", "", StringComparison.Ordinal).ToUpperInvariant())));
+
+    private async Task<TableEntity> AdminRowAsync() =>
+        (await App.Storage.TenantTable(UserDirectory.TableName).For(new TenantId(Tenant.Id)).GetAsync<TableEntity>(UserEntity.KeyFor(Tenant.AdminId), Ct))!;
+
+    [Fact]
+    public async Task StoredBackupCodesAreNoPlainHashOfTheCodesAndStillSignInOnce()
+    {
+        // A plain SHA-256 of a 50-bit code falls to an offline search by anyone holding a copy of the users table.
+        var (_, backupCodes, _) = await EnableAsync();
+
+        var stored = (await AdminRowAsync()).GetString("BackupCodeHashes");
+
+        Assert.Equal(10, JsonSerializer.Deserialize<string[]>(stored)!.Length);
+        Assert.All(backupCodes, code =>
+        {
+            Assert.DoesNotContain(PlainSha256(code), stored, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain(code.Replace("-", "", StringComparison.Ordinal), stored, StringComparison.OrdinalIgnoreCase);
+        });
+        using var client = App.CreateClient();
+        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, backupCodes[5])).StatusCode);
+        await (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, backupCodes[5])).ReadProblemAsync(401, "invalid_otp");
+    }
+
+    [Fact]
+    public async Task BackupCodesStoredAsPlainHashesByTheEarlierVersionWorkOnceAndAreRewrittenKeyed()
+    {
+        await EnableAsync();
+        string[] codes = ["ABCDE-FGHJK", "LMNPQ-RSTUV", "WXYZ2-34567"];
+        var row = await AdminRowAsync();
+        row["BackupCodeHashes"] = JsonSerializer.Serialize(codes.Select(PlainSha256));
+        await App.Storage.TenantTable(UserDirectory.TableName).For(new TenantId(Tenant.Id)).UpdateAsync(row, row.ETag, Ct);
+        using var client = App.CreateClient();
+
+        var first = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, "abcde-fghjk");
+        var again = await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, codes[0]);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        await again.ReadProblemAsync(401, "invalid_otp");
+        var stored = (await AdminRowAsync()).GetString("BackupCodeHashes");
+        Assert.Equal(2, JsonSerializer.Deserialize<string[]>(stored)!.Length);
+        Assert.All(codes, code => Assert.DoesNotContain(PlainSha256(code), stored, StringComparison.OrdinalIgnoreCase));
+        Assert.Equal(HttpStatusCode.OK, (await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, Tenant.AdminPassword, codes[2])).StatusCode);
     }
 
     [Fact]

@@ -6,7 +6,10 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
+using Azure.Data.Tables;
 using Microsoft.IdentityModel.Tokens;
+using Platform.Functions.Auth;
+using Platform.Functions.Storage;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Identity;
@@ -134,26 +137,32 @@ public sealed class TokenTests(Azurite azurite) : SignedUpTenantTests(azurite)
         await response.ReadProblemAsync(404, "not_found");
     }
 
+    private static async Task<HttpResponseMessage> RefreshWith(HttpClient client, string refreshToken) =>
+        await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken }, Ct);
+
     [Fact]
-    public async Task ConcurrentRefreshesWithOneTokenYieldAtMostOnePair()
+    public async Task ConcurrentRefreshesWithOneTokenYieldAtMostOnePairAndCountAsReuse()
     {
         var tokens = await App.LoginAsync(Tenant);
         using var client = App.CreateClient();
 
-        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ =>
-            client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = tokens.RefreshToken }, Ct)));
+        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => RefreshWith(client, tokens.RefreshToken)));
 
-        var winners = responses.Where(r => r.StatusCode == HttpStatusCode.OK).ToList();
-        Assert.True(winners.Count <= 1);
-        Assert.All(responses.Where(r => r.StatusCode != HttpStatusCode.OK), r => Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode));
-
-        // The losers of the race must not take the winner's new pair down with them.
-        if (winners.Count == 1)
+        // One token, spent by whichever refresh came first; every other presentation of it is reuse, which ends the
+        // session - the pair the winner got included. Clients refresh one at a time (README: Identity).
+        var winner = Assert.Single(responses, r => r.StatusCode == HttpStatusCode.OK);
+        var codes = new List<string?>();
+        foreach (var loser in responses.Where(r => r != winner))
         {
-            var pair = await Accounts.ReadTokensAsync(winners[0]);
-            Assert.Equal(HttpStatusCode.OK, await MeWith(pair.AccessToken));
-            Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = pair.RefreshToken }, Ct)).StatusCode);
+            codes.Add((await loser.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("code").GetString());
+            Assert.Equal(HttpStatusCode.Unauthorized, loser.StatusCode);
         }
+
+        Assert.Contains("refresh_token_reused", codes);
+        Assert.All(codes, code => Assert.True(code is "refresh_token_reused" or "invalid_refresh_token", code));
+        var pair = await Accounts.ReadTokensAsync(winner);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(pair.AccessToken));
+        await (await RefreshWith(client, pair.RefreshToken)).ReadProblemAsync(401, "invalid_refresh_token");
     }
 
     [Fact]
@@ -178,16 +187,81 @@ public sealed class TokenTests(Azurite azurite) : SignedUpTenantTests(azurite)
     }
 
     [Fact]
-    public async Task ATokenReplayedWithinSecondsOfItsRotationGetsNothingButEndsNoSession()
+    public async Task ATokenReplayedWithinASecondOfItsRotationIsReuseAndEndsTheSession()
     {
         var first = await App.LoginAsync(Tenant);
         using var client = App.CreateClient();
-        var second = await Accounts.ReadTokensAsync(await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Ct));
-
-        var retried = await client.PostAsJsonAsync("/api/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Ct);
-
-        await retried.ReadProblemAsync(401, "invalid_refresh_token");
+        var second = await Accounts.ReadTokensAsync(await RefreshWith(client, first.RefreshToken));
         Assert.Equal(HttpStatusCode.OK, await MeWith(second.AccessToken));
+
+        Clock.Advance(TimeSpan.FromMilliseconds(500));
+        var replayed = await RefreshWith(client, first.RefreshToken);
+
+        await replayed.ReadProblemAsync(401, "refresh_token_reused");
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(first.AccessToken));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(second.AccessToken));
+        await (await RefreshWith(client, second.RefreshToken)).ReadProblemAsync(401, "invalid_refresh_token");
+    }
+
+    [Fact]
+    public async Task ATokenSpentSixtyRotationsAgoIsStillRecognisedAsReuse()
+    {
+        var first = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient();
+        var latest = first;
+        for (var i = 0; i < 60; i++)
+        {
+            var refreshed = await RefreshWith(client, latest.RefreshToken);
+            Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+            latest = await Accounts.ReadTokensAsync(refreshed);
+        }
+
+        var replayed = await RefreshWith(client, first.RefreshToken);
+
+        await replayed.ReadProblemAsync(401, "refresh_token_reused");
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(latest.AccessToken));
+        await (await RefreshWith(client, latest.RefreshToken)).ReadProblemAsync(401, "invalid_refresh_token");
+    }
+
+    [Fact]
+    public async Task AForgedOlderGenerationOfASessionIsNotTakenForReuse()
+    {
+        // Session ids are no secret (access tokens and the audit trail carry them): a made-up "earlier" token of a
+        // session must not be a way to end someone else's session.
+        var tokens = await App.LoginAsync(Tenant);
+        using var client = App.CreateClient();
+        var current = await Accounts.ReadTokensAsync(await RefreshWith(client, tokens.RefreshToken));
+        var parts = current.RefreshToken.Split('.');
+        var forged = string.Join('.', parts[0], parts[1], parts[2], "0", Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(48)));
+
+        var response = await RefreshWith(client, forged);
+
+        await response.ReadProblemAsync(401, "invalid_refresh_token");
+        Assert.Equal(HttpStatusCode.OK, await MeWith(current.AccessToken));
+        Assert.Equal(HttpStatusCode.OK, (await RefreshWith(client, current.RefreshToken)).StatusCode);
+    }
+
+    [Fact]
+    public async Task ARefreshTokenIssuedBeforeGenerationsStillRefreshesOnceAndIsReuseAfterwards()
+    {
+        // A session row and token as the previous version wrote them: four-part token, no generation, only a hash.
+        var tokens = await App.LoginAsync(Tenant);
+        var rows = App.Storage.TenantTable(Sessions.TableName).For(new TenantId(Tenant.Id));
+        var row = (await rows.GetAsync<TableEntity>(SessionEntity.KeyFor(Tenant.AdminId, tokens.SessionId), Ct))!;
+        var secret = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
+        row["RefreshHash"] = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+        row.Remove("Generation");
+        await rows.UpsertAsync(row, Ct);
+        var legacy = $"{Tenant.Id}.{Tenant.AdminId}.{tokens.SessionId}.{secret}";
+        using var client = App.CreateClient();
+
+        var refreshed = await RefreshWith(client, legacy);
+        Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+        var next = await Accounts.ReadTokensAsync(refreshed);
+        var replayed = await RefreshWith(client, legacy);
+
+        await replayed.ReadProblemAsync(401, "refresh_token_reused");
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWith(next.AccessToken));
     }
 
     [Theory]

@@ -72,6 +72,23 @@ public static class Accounts
             .Select(f => MimeMessage.Load(f))
             .Where(m => m.To.Mailboxes.Any(b => string.Equals(b.Address, address, StringComparison.OrdinalIgnoreCase)))];
 
+    /// <summary>
+    /// Mails to an address that link to <paramref name="page"/>, once at least <paramref name="count"/> have arrived:
+    /// the way to wait for mail sent off the request path (by a queue function).
+    /// </summary>
+    public static Task<IReadOnlyList<MimeMessage>> MailsLinkingToAsync(this PlatformApp app, string address, string page, int count = 1) =>
+        Eventually.Until(
+            () => Task.FromResult<IReadOnlyList<MimeMessage>>(
+                [.. app.MailTo(address).Where(m => m.TextBody?.Contains(page + "?token=", StringComparison.Ordinal) == true)]),
+            mails => mails.Count >= count, $"{count} mail(s) to {address} linking to {page}");
+
+    /// <summary>The token of a mailed link to <paramref name="page"/>, waiting for the mail to arrive.</summary>
+    public static async Task<string> TokenFromMailAsync(this PlatformApp app, string address, string page)
+    {
+        await app.MailsLinkingToAsync(address, page);
+        return app.TokenFromMail(address, page);
+    }
+
     /// <summary>The token in the newest mailed link to <paramref name="page"/> for an address.</summary>
     public static string TokenFromMail(this PlatformApp app, string address, string page)
     {
