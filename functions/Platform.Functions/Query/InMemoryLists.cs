@@ -25,8 +25,12 @@ public static class InMemoryLists
 {
     public const int MaxSearchLength = 200;
 
-    /// <summary>Where the next page starts: the id of the last item served.</summary>
-    public sealed record ListPosition(string LastId);
+    /// <summary>
+    /// Where the next page starts: right after the last item served, named by its full sort key - the values it was
+    /// sorted by and its id. The id alone is not enough: once that item changes or goes, its id says nothing about
+    /// where it stood in a sort by another field, and the next page would skip or repeat rows.
+    /// </summary>
+    public sealed record ListPosition(string LastId, IReadOnlyList<SortKeyValue?>? Keys = null);
 
     public static Results<Ok<PagedList<TView>>, ProblemHttpResult> Page<TView>(
         IEnumerable<IListed<TView>> rows, FilterSchema schema, string? filter, string? q, string? sort, string? pageSize, string? continuationToken,
@@ -71,6 +75,13 @@ public static class InMemoryLists
             return ContinuationTokens.Invalid();
         }
 
+        // A token names one key per sort field (the sort is part of the signed query, so only a token issued before
+        // keys were carried can differ).
+        if (after is not null && (after.Keys?.Count ?? 0) != order.Fields.Count)
+        {
+            return ContinuationTokens.Invalid();
+        }
+
         var needle = string.IsNullOrWhiteSpace(q) ? null : q.Trim().ToLowerInvariant();
         var matching = rows
             .Where(r => needle is null || r.SearchText.Contains(needle, StringComparison.Ordinal))
@@ -83,14 +94,20 @@ public static class InMemoryLists
         var start = 0;
         if (after is not null)
         {
-            var index = matching.FindIndex(r => r.Id == after.LastId);
-            start = index >= 0 ? index + 1 : matching.FindIndex(r => string.CompareOrdinal(r.Id, after.LastId) > 0) is var next and >= 0 ? next : matching.Count;
+            // The first row past the key, by the same order the rows were sorted in: rows inserted before it stay
+            // behind, rows after it (old or new) follow, whatever happened to the row that ended the last page.
+            var keys = after.Keys ?? [];
+            start = matching.FindIndex(r => (order.CompareToKey(r.ValueOf, keys) is var byKeys and not 0 ? byKeys : string.CompareOrdinal(r.Id, after.LastId)) > 0);
+            if (start < 0)
+            {
+                start = matching.Count;
+            }
         }
 
         var page = matching.Skip(start).Take(size!.Value).ToList();
         var more = start + page.Count < matching.Count;
         return TypedResults.Ok(new PagedList<TView>(
             [.. page.Select(r => r.View)],
-            more ? tokens.Create(tenant, query, new ListPosition(page[^1].Id)) : null));
+            more ? tokens.Create(tenant, query, new ListPosition(page[^1].Id, order.KeyOf(page[^1].ValueOf))) : null));
     }
 }

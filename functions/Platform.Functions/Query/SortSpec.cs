@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Platform.Functions.Query;
 
 /// <summary>One field of a <c>sort</c> parameter: a field, ascending unless written <c>-field</c>.</summary>
@@ -113,6 +115,60 @@ public sealed class SortSpec
         return Comparer<T>.Create((x, y) => Compare(field => valueOf(x, field), field => valueOf(y, field)));
     }
 
+    /// <summary>Longest string a sort key keeps (see <see cref="SortKeyValue"/>): tokens travel in URLs.</summary>
+    public const int MaxKeyLength = 256;
+
+    /// <summary>
+    /// The values an item is sorted by, in a form a continuation token can carry: with the item's id they are the
+    /// item's exact place in the order, so the next page can start right after it even when that item has since
+    /// changed, gone, or others were inserted.
+    /// </summary>
+    public IReadOnlyList<SortKeyValue?> KeyOf(Func<string, object?> valueOf)
+    {
+        ArgumentNullException.ThrowIfNull(valueOf);
+        var key = new SortKeyValue?[Fields.Count];
+        for (var i = 0; i < Fields.Count; i++)
+        {
+            key[i] = SortKeyValue.From(ValueOf(valueOf, Fields[i].Field, _types[i]));
+        }
+
+        return key;
+    }
+
+    /// <summary>
+    /// Orders an item against a key from <see cref="KeyOf"/> exactly as <see cref="Compare"/> orders two items. A
+    /// string cut to <see cref="MaxKeyLength"/> compares by that prefix only, so items sharing those first characters
+    /// count as equal to the key and the id decides among them.
+    /// </summary>
+    public int CompareToKey(Func<string, object?> valueOf, IReadOnlyList<SortKeyValue?> key)
+    {
+        ArgumentNullException.ThrowIfNull(valueOf);
+        ArgumentNullException.ThrowIfNull(key);
+        for (var i = 0; i < Fields.Count && i < key.Count; i++)
+        {
+            var sorted = Fields[i];
+            var a = ValueOf(valueOf, sorted.Field, _types[i]);
+            var b = key[i];
+            var order = (a, b) switch
+            {
+                (null, null) => 0,
+                (null, _) => 1,
+                (_, null) => -1,
+                (string text, { Cut: true, Kind: SortKeyValue.Text }) =>
+                    Direction(sorted, string.CompareOrdinal(text.Length > b.Value.Length ? text[..b.Value.Length] : text, b.Value)),
+                _ => Direction(sorted, FieldValues.CompareForSort(a, b.ToValue())),
+            };
+            if (order != 0)
+            {
+                return order;
+            }
+        }
+
+        return 0;
+    }
+
+    private static int Direction(SortField field, int order) => field.Descending ? -Math.Sign(order) : Math.Sign(order);
+
     private static object? ValueOf(Func<string, object?> valueOf, string field, FieldType type)
     {
         var value = FieldValues.Normalize(valueOf(field));
@@ -158,4 +214,43 @@ public sealed class SortSpec
 
         return (new SortField(field, descending), type);
     }
+}
+
+/// <summary>
+/// One sort value as a continuation token carries it: its kind (b, n, t, s, or o for a value of no sortable kind)
+/// and its invariant text; a string longer than <see cref="SortSpec.MaxKeyLength"/> is kept cut, marked
+/// <see cref="Cut"/>.
+/// </summary>
+public sealed record SortKeyValue(string Kind, string Value, bool Cut = false)
+{
+    public const string Boolean = "b";
+    public const string Number = "n";
+    public const string Time = "t";
+    public const string Text = "s";
+    public const string Other = "o";
+
+    // Every value of no sortable kind compares equal to every other (FieldValues ranks them last), so one stands for all.
+    private static readonly object OtherValue = new();
+
+    internal static SortKeyValue? From(object? value) => value switch
+    {
+        null => null,
+        bool flag => new(Boolean, flag ? "1" : "0"),
+        double number => new(Number, number.ToString("R", CultureInfo.InvariantCulture)),
+        DateTimeOffset time => new(Time, time.ToString("O", CultureInfo.InvariantCulture)),
+        string text when text.Length > SortSpec.MaxKeyLength =>
+            new(Text, text[..(char.IsHighSurrogate(text[SortSpec.MaxKeyLength - 1]) ? SortSpec.MaxKeyLength - 1 : SortSpec.MaxKeyLength)], true),
+        string text => new(Text, text),
+        _ => new(Other, ""),
+    };
+
+    /// <summary>The value again, as <see cref="FieldValues.Normalize"/> would give it; text that does not parse reads as no sortable kind.</summary>
+    internal object ToValue() => Kind switch
+    {
+        Boolean => Value == "1",
+        Number when double.TryParse(Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) => number,
+        Time when DateTimeOffset.TryParse(Value, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var time) => time,
+        Text => Value,
+        _ => OtherValue,
+    };
 }

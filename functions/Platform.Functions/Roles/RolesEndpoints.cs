@@ -128,10 +128,13 @@ public static partial class RolesEndpoints
             return Problems.NotFound("This tenant has no role of this name.");
         }
 
-        var holders = (await users.RowsAsync(caller.Tenant, cancellationToken)).Count(u => u.View.Status != UserStatus.Deleted && u.View.Roles.Contains(name));
+        // Soft-deleted users count: a restore gives them their roles back, so deleting the role under them would let a
+        // later role of the same name (perhaps wider) reach them. Purged users are gone from the projection.
+        var holders = (await users.RowsAsync(caller.Tenant, cancellationToken)).Count(u => u.View.Roles.Contains(name));
         if (holders > 0)
         {
-            return Problems.Create(409, "role_in_use", "Role in use", $"{holders} user(s) hold this role; take it from them first.");
+            return Problems.Create(409, "role_in_use", "Role in use",
+                $"{holders} user(s), deleted ones included, hold this role; take it from them (or purge deleted ones) first.");
         }
 
         await rows.DeleteAsync(name, cancellationToken: cancellationToken);

@@ -133,7 +133,11 @@ internal sealed partial class QueueRuntime(
         var settings = options.Value;
         var receipt = new ReceiptHolder(message.PopReceipt);
         using var renewing = CancellationTokenSource.CreateLinkedTokenSource(abandon);
-        var renewal = RenewAsync(queue, message.MessageId, receipt, renewing.Token);
+
+        // Cancelled when the lease cannot be renewed: from then on the message may be visible and running on another
+        // instance, so this run must stop rather than act on it twice.
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(abandon);
+        var renewal = RenewAsync(queue, message.MessageId, receipt, running, renewing.Token);
 
         Exception? failure = null;
         if (message.DequeueCount > settings.MaxDequeueCount)
@@ -146,7 +150,7 @@ internal sealed partial class QueueRuntime(
             try
             {
                 await Task.Yield();
-                await invoker.RunQueueAsync(function, new QueueInvocation(message.MessageId, message.Body.ToString(), message.DequeueCount), abandon);
+                await invoker.RunQueueAsync(function, new QueueInvocation(message.MessageId, message.Body.ToString(), message.DequeueCount), running.Token);
             }
             catch (Exception ex)
             {
@@ -156,6 +160,14 @@ internal sealed partial class QueueRuntime(
 
         await renewing.CancelAsync();
         await renewal;
+
+        if (receipt.Lost)
+        {
+            // Not ours any more: the pop receipt is stale, so it can be neither deleted nor released. Whoever holds
+            // it now settles it; if nobody does, it reappears when the lease ends.
+            LogAbandonedAfterLeaseLost(logger, message.MessageId, function.QueueName);
+            return;
+        }
 
         try
         {
@@ -186,7 +198,7 @@ internal sealed partial class QueueRuntime(
         }
     }
 
-    private async Task RenewAsync(QueueClient queue, string messageId, ReceiptHolder receipt, CancellationToken cancellationToken)
+    private async Task RenewAsync(QueueClient queue, string messageId, ReceiptHolder receipt, CancellationTokenSource running, CancellationToken cancellationToken)
     {
         var lease = options.Value.MessageLease;
         try
@@ -207,6 +219,8 @@ internal sealed partial class QueueRuntime(
         catch (Exception ex)
         {
             LogRenewFailed(logger, messageId, ex.Message);
+            receipt.Lost = true;
+            await running.CancelAsync();
         }
     }
 
@@ -214,6 +228,9 @@ internal sealed partial class QueueRuntime(
     private sealed class ReceiptHolder(string value)
     {
         public string Value { get; set; } = value;
+
+        /// <summary>A renewal failed: the message may already be someone else's.</summary>
+        public bool Lost { get; set; }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not receive from queue {Queue}: {Reason}")]
@@ -231,6 +248,9 @@ internal sealed partial class QueueRuntime(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not settle message {MessageId} of queue {Queue}: {Reason}")]
     private static partial void LogSettleFailed(ILogger logger, string messageId, string queue, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not extend the lease of message {MessageId}: {Reason}")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message {MessageId} of queue {Queue} was given up mid-run: its lease could not be renewed")]
+    private static partial void LogAbandonedAfterLeaseLost(ILogger logger, string messageId, string queue);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not extend the lease of message {MessageId}: {Reason}; cancelling its handler")]
     private static partial void LogRenewFailed(ILogger logger, string messageId, string reason);
 }

@@ -131,7 +131,7 @@ internal sealed partial class TimerRuntime(
 
             // Due. Claim it first; if another scheduler advanced the status meanwhile, it owns this occurrence.
             var following = Next(schedule, now);
-            if (!await TryWriteStatusAsync(statusBlob, new TimerStatus(occurrence, following, now), etag, leased))
+            if (await TryWriteStatusAsync(statusBlob, new TimerStatus(occurrence, following, now), etag, leased) is not { } claim)
             {
                 continue;
             }
@@ -141,9 +141,30 @@ internal sealed partial class TimerRuntime(
             {
                 await invoker.RunTimerAsync(timer, invocation, leased);
             }
+            catch (OperationCanceledException) when (leased.IsCancellationRequested)
+            {
+                // Cut off (shutdown, or the scheduling lease lost): the occurrence did not complete, so hand the claim
+                // back - the status as it was, conditioned on our claim being the last write - and whoever schedules
+                // next runs it (past due if late). If another scheduler has moved the status on, it owns it already.
+                // Not cancellable: the token that would cancel it is the one that just fired.
+                try
+                {
+                    if (await TryWriteStatusAsync(statusBlob, new TimerStatus(status.Last, occurrence, time.GetUtcNow()), claim, CancellationToken.None) is not null)
+                    {
+                        LogClaimReleased(logger, timer.Name, occurrence);
+                    }
+                }
+                catch (RequestFailedException)
+                {
+                    // Storage refused: the occurrence stays claimed and is skipped, as before there was a hand-back.
+                }
+
+                throw;
+            }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                // Already logged by the invoker. A failed occurrence is not retried: the next one comes on schedule.
+                // Already logged by the invoker. A failed occurrence is not retried (as under the Functions host): a
+                // handler that fails every time would otherwise run in a loop; the next one comes on schedule.
             }
         }
     }
@@ -218,17 +239,18 @@ internal sealed partial class TimerRuntime(
         }
     }
 
-    private static async Task<bool> TryWriteStatusAsync(BlobClient statusBlob, TimerStatus status, ETag? etag, CancellationToken cancellationToken)
+    /// <summary>Writes the status if it is still at <paramref name="etag"/>; the new ETag, or null when someone else wrote first.</summary>
+    private static async Task<ETag?> TryWriteStatusAsync(BlobClient statusBlob, TimerStatus status, ETag? etag, CancellationToken cancellationToken)
     {
         var conditions = etag is { } current ? new BlobRequestConditions { IfMatch = current } : new BlobRequestConditions { IfNoneMatch = ETag.All };
         try
         {
-            await statusBlob.UploadAsync(BinaryData.FromObjectAsJson(status, StatusJson), new BlobUploadOptions { Conditions = conditions }, cancellationToken);
-            return true;
+            var written = await statusBlob.UploadAsync(BinaryData.FromObjectAsJson(status, StatusJson), new BlobUploadOptions { Conditions = conditions }, cancellationToken);
+            return written.Value.ETag;
         }
         catch (RequestFailedException ex) when (ex.Status is 409 or 412)
         {
-            return false;
+            return null;
         }
     }
 
@@ -239,6 +261,9 @@ internal sealed partial class TimerRuntime(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lost the scheduling lease of timer {Function}: {Reason}")]
     private static partial void LogLeaseLost(ILogger logger, string function, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Timer {Function} was cut off mid-run; occurrence {Occurrence} is handed back to run again")]
+    private static partial void LogClaimReleased(ILogger logger, string function, DateTimeOffset occurrence);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Timer {Function} could not be scheduled; retrying")]
     private static partial void LogSchedulerFault(ILogger logger, Exception exception, string function);

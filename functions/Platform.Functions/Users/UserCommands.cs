@@ -61,6 +61,14 @@ public sealed class UserCommands(
             }
         }
 
+        // As on update: naming roles is assigning them, which needs roles.manage; without it a users.write caller
+        // could mint accounts holding any role within their own permissions (a second manager, say). Leaving roles
+        // out still gives the default role.
+        if (input.Roles is not null && !callerPermissions.Contains(Permissions.RolesManage))
+        {
+            return CommandError.Forbidden("Assigning roles needs the roles.manage permission; leave roles out to give the default role.");
+        }
+
         var fields = UserSchemas.Apply(await schemas.GetAsync(tenant, cancellationToken), "{}", input.Fields, validation);
         var requestedRoles = input.Roles ?? [BuiltInRoles.User];
         if (await CheckRolesAsync(tenant, callerPermissions, requestedRoles, validation, cancellationToken) is { } refused)

@@ -73,6 +73,23 @@ public sealed class QueueTriggerTests(Azurite azurite)
         Assert.Equal(2, done.Attempts);
     }
 
+    [Fact]
+    public async Task AHandlerWhoseLeaseCannotBeRenewedIsCancelled()
+    {
+        // The shortest lease allowed, so the first renewal comes after 5 s.
+        var shortLease = new Dictionary<string, string?> { ["Platform:Triggers:MessageLease"] = "00:00:10" };
+        await using var app = await new PlatformApp(azurite, settings: shortLease, services: s => s.AddTestJobTypes()).ReadyAsync();
+        var log = app.Services.GetRequiredService<TestJobTypes.JobLog>();
+        await app.Services.GetRequiredService<JobQueue>().StartAsync(Tenant, TestJobTypes.BlocksOnFirstAttempt, null, Ct);
+        await log.FirstBlockingRunStarted.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+
+        // The message is taken from under the running handler (as when its lease ran out and another instance
+        // received it): the next renewal fails, and the handler must stop rather than run on beside the other one.
+        await app.Storage.Queue(JobQueue.QueueName).ClearMessagesAsync(Ct);
+
+        await log.FirstBlockingRunCancelled.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+    }
+
     private static async Task<int> QueueLength(PlatformApp app, string queue) =>
         (await app.Storage.Queue(queue).PeekMessagesAsync(32, Ct)).Value.Length;
 }

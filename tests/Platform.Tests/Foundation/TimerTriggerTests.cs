@@ -59,6 +59,60 @@ public sealed class TimerTriggerTests(Azurite azurite)
         Assert.True(status.GetProperty("next").GetDateTimeOffset() > DateTimeOffset.UtcNow);
     }
 
+    [Fact]
+    public async Task AnOccurrenceCutOffMidRunRunsAgainOnTheNextScheduler()
+    {
+        var prefix = PlatformApp.NewPrefix();
+        const string schedule = "0 0 * * * *";
+        var hourly = CronExpression.Parse(schedule, CronFormat.IncludeSeconds);
+        var due = hourly.GetNextOccurrence(DateTime.UtcNow.AddHours(-3))!.Value;
+        var container = PlatformApp.StorageFor(azurite, prefix).Container(TriggerExtensions.StateContainer);
+        await container.CreateIfNotExistsAsync(cancellationToken: Ct);
+        await container.GetBlobClient("timers/Hourly.json").UploadAsync(
+            BinaryData.FromObjectAsJson(new { last = due.AddHours(-1), next = due, lastUpdated = due.AddHours(-1) }), Ct);
+
+        // The first scheduler claims the due occurrence and is shut down while its handler still runs.
+        var first = await new PlatformApp(azurite, prefix, services: s =>
+        {
+            s.AddSingleton<RunGate>();
+            s.AddTimerFunction<BlockUntilCancelled>("Hourly", schedule);
+        }).ReadyAsync();
+        var gate = first.Services.GetRequiredService<RunGate>();
+        await gate.Started.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await first.DisposeAsync();
+        Assert.True(gate.Cancelled.Task.IsCompleted);
+
+        // The occurrence never completed, so the next scheduler runs it - once.
+        await using var second = await StartAsync(prefix, "Hourly", schedule);
+        var firings = await Eventually.Until(() => ReadFirings(second.Storage.Table(FiringsTable)), f => f.Count >= 1, "the cut-off occurrence to run again");
+        Assert.True(Assert.Single(firings).IsPastDue);
+        var status = (await container.GetBlobClient("timers/Hourly.json").DownloadContentAsync(Ct)).Value.Content.ToObjectFromJson<JsonElement>();
+        Assert.Equal(new DateTimeOffset(due), status.GetProperty("last").GetDateTimeOffset());
+    }
+
+    private sealed class RunGate
+    {
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class BlockUntilCancelled(RunGate gate) : ITimerHandler
+    {
+        public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken)
+        {
+            gate.Started.TrySetResult();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                gate.Cancelled.TrySetResult();
+                throw;
+            }
+        }
+    }
+
     private async Task<PlatformApp> StartAsync(string prefix, string name, string schedule)
     {
         var instance = Guid.NewGuid().ToString("N");

@@ -28,6 +28,7 @@ public static class TestJobTypes
     {
         public ConcurrentQueue<JobContext> Runs { get; } = new();
         public TaskCompletionSource FirstBlockingRunStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource FirstBlockingRunCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public int RunsOf(string jobId) => Runs.Count(r => r.JobId == jobId);
     }
@@ -58,7 +59,15 @@ public static class TestJobTypes
             if (job.Attempt == 1)
             {
                 log.FirstBlockingRunStarted.TrySetResult();
-                await Task.Delay(Timeout.Infinite, cancellationToken);
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    log.FirstBlockingRunCancelled.TrySetResult();
+                    throw;
+                }
             }
         }
     }

@@ -49,6 +49,53 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
     }
 
     [Fact]
+    public async Task PagesSortedByAFieldWithDuplicatesServeEveryRowOnceWhileRowsComeAndGo()
+    {
+        // Created Cid, Ann, Bob, Cid, Ann ...: the name order is not the creation (id) order, and names repeat.
+        var names = new[] { "Cid", "Ann", "Bob" };
+        var response = await _admin.BulkAsync(Enumerable.Range(0, 12).Select(i => new
+        {
+            op = "create",
+            data = new { email = $"dup{i:D2}@example.com", displayName = names[i % 3] },
+        }));
+        Assert.All((await response.ReadJsonAsync(HttpStatusCode.OK)).GetProperty("results").EnumerateArray(), r => Assert.Equal(201, r.GetProperty("status").GetInt32()));
+        var expected = (await _admin.ListAsync()).Select(u => u.Id()).ToHashSet();
+
+        var seen = new List<string>();
+        var served = new List<string>();
+        string? token = null;
+        for (var page = 0; ; page++)
+        {
+            var body = await _admin.GetJsonAsync($"/api/v1/users?pageSize=3&sort=displayName{(token is null ? "" : "&continuationToken=" + Uri.EscapeDataString(token))}");
+            var items = body.GetProperty("items").EnumerateArray().ToList();
+            seen.AddRange(items.Select(u => u.Id()));
+            served.AddRange(items.Select(u => u.Str("displayName")));
+            token = body.GetProperty("continuationToken").GetString();
+            if (token is null)
+            {
+                break;
+            }
+
+            Assert.True(page < 50, "the list never ended");
+
+            // Between pages: the row that ended the page goes, one user lands before the cursor and one after it.
+            if (items[^1].Id() != Tenant.AdminId)
+            {
+                Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/users/{items[^1].Id()}", Ct)).StatusCode);
+            }
+
+            await _admin.CreateUserAsync($"before{page}@example.com", displayName: "Aaa");
+            expected.Add(await _admin.CreateUserIdAsync($"zzz{page}@example.com"));
+        }
+
+        // Every row there from the start and every row added past the cursor, each exactly once, in name order; the
+        // ones added before the cursor are not served at all (they belong to pages already read).
+        Assert.Equal(seen.Count, seen.Distinct().Count());
+        Assert.Equal(expected.Order(StringComparer.Ordinal), seen.Order(StringComparer.Ordinal));
+        Assert.Equal(served.Order(StringComparer.Ordinal), served);
+    }
+
+    [Fact]
     public async Task ContinuationTokensPageThroughEveryUserOnce()
     {
         var created = await CreateManyAsync(25);

@@ -51,6 +51,38 @@ public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(az
     }
 
     [Fact]
+    public async Task CreatingAUserWithRolesNeedsRolesManageLikeChangingThem()
+    {
+        // A manager holds users.write but not roles.manage: they may add people, not decide what those people hold -
+        // not even a role within their own permissions (a second manager account they control).
+        await _admin.CreateUserIdAsync("mgr@example.com", Accounts.Password, ["manager"]);
+        using var manager = await App.SignInAsAsync(Tenant, "mgr@example.com");
+
+        await (await manager.PostUserAsync(new { email = "sock@example.com", displayName = "Sock", password = Accounts.Password, roles = UserApi.Names("manager") }))
+            .ReadProblemAsync(403, "forbidden");
+        await (await manager.PostUserAsync(new { email = "sock2@example.com", displayName = "Sock", roles = UserApi.Names("user") }))
+            .ReadProblemAsync(403, "forbidden");
+        var bulk = await (await manager.BulkAsync(
+        [
+            new { op = "create", data = new { email = "sock3@example.com", displayName = "Sock", roles = UserApi.Names("manager") } },
+            new { op = "create", data = new { email = "plain@example.com", displayName = "Plain" } },
+        ])).ReadJsonAsync(HttpStatusCode.OK);
+        var results = bulk.GetProperty("results");
+        Assert.Equal(403, results[0].GetProperty("status").GetInt32());
+        Assert.Equal("forbidden", results[0].GetProperty("error").Str("code"));
+        Assert.Equal(201, results[1].GetProperty("status").GetInt32());
+
+        // Leaving roles out still works and gives the default role.
+        var created = await (await manager.PostUserAsync(new { email = "new@example.com", displayName = "New" })).ReadJsonAsync(HttpStatusCode.Created);
+        Assert.Equal(["user"], created.Roles());
+        Assert.Equal(["user"], (await _admin.GetUserAsync(results[1].Str("id"))).Roles());
+        var emails = await _admin.EmailsAsync();
+        Assert.DoesNotContain("sock@example.com", emails);
+        Assert.DoesNotContain("sock2@example.com", emails);
+        Assert.DoesNotContain("sock3@example.com", emails);
+    }
+
+    [Fact]
     public async Task TheOnlyAdminCannotBeDemotedDeletedOrLocked()
     {
         await (await Admin.PutRolesAsync(Tenant.AdminId, "user")).ReadProblemAsync(409, "last_admin");
