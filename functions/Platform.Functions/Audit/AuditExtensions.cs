@@ -1,18 +1,5 @@
 using Platform.Functions.Hosting;
-using System.Globalization;
-using System.Security.Claims;
-using Azure;
-using Azure.Data.Tables;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.Extensions.Options;
-using Platform.Functions.Auth;
-using Platform.Functions.Events;
-using Platform.Functions.Http;
-using Platform.Functions.Roles;
-using Platform.Functions.Storage;
-using Platform.Functions.Tenants;
 using Platform.Functions.Triggers;
-using Platform.Functions.Users;
 
 namespace Platform.Functions.Audit;
 

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using Azure;
-using Azure.Data.Tables;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Events;

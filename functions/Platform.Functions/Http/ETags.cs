@@ -30,4 +30,11 @@ public static class ETags
         var current = For(storageETag);
         return tags.Any(t => t.Equals(EntityTagHeaderValue.Any) || (!t.IsWeak && t.Tag.Equals(current, StringComparison.Ordinal)));
     }
+
+    /// <summary>Puts the row's tag on the response and hands back the view, so a handler answers in one expression.</summary>
+    public static TView Tagged<TView>(this HttpContext http, Azure.ETag storageETag, TView view)
+    {
+        http.Response.Headers.ETag = For(storageETag);
+        return view;
+    }
 }

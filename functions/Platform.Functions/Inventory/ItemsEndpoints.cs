@@ -59,12 +59,12 @@ public static class ItemsEndpoints
     internal static async Task<Results<Created<ItemView>, ProblemHttpResult>> CreateItem(
         CreateItemRequest request, Caller caller, HttpContext http, ItemCommands commands, CancellationToken cancellationToken) =>
         (await commands.CreateAsync(caller, JsonSerializer.SerializeToElement(request, Absent), cancellationToken))
-            .ToResult(item => TypedResults.Created($"{Path}/{item.Id}", View(http, item)));
+            .ToResult(item => TypedResults.Created($"{Path}/{item.Id}", http.Tagged(item.ETag, ItemView.From(item))));
 
     internal static async Task<Results<Ok<ItemView>, ProblemHttpResult>> GetItem(
         string id, Caller caller, HttpContext http, ItemCommands commands, CancellationToken cancellationToken) =>
         await commands.GetAsync(caller.Tenant, id, cancellationToken) is { } item
-            ? TypedResults.Ok(View(http, item))
+            ? TypedResults.Ok(http.Tagged(item.ETag, ItemView.From(item)))
             : CommandError.NotFound("item").ToProblem();
 
     internal static async Task<Results<Ok<ItemView>, ProblemHttpResult>> UpdateItem(
@@ -72,17 +72,11 @@ public static class ItemsEndpoints
         request.ValueKind != JsonValueKind.Object
             ? new Validation().Add("body", "must be a JSON object").ToProblem()
             : (await commands.UpdateAsync(caller, id, request, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken))
-                .ToResult(item => TypedResults.Ok(View(http, item)));
+                .ToResult(item => TypedResults.Ok(http.Tagged(item.ETag, ItemView.From(item))));
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ArchiveItem(
         string id, Caller caller, HttpContext http, ItemCommands commands, CancellationToken cancellationToken) =>
         (await commands.ArchiveAsync(caller, id, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken)).ToResult(_ => TypedResults.NoContent());
-
-    private static ItemView View(HttpContext http, ItemEntity item)
-    {
-        http.Response.Headers.ETag = ETags.For(item.ETag);
-        return ItemView.From(item);
-    }
 
     internal static async Task<Results<Ok<PagedList<ItemView>>, ProblemHttpResult>> ListItems(
         string? filter, string? q, string? sort, bool? includeArchived, string? pageSize, string? continuationToken,

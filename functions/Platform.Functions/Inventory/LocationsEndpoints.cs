@@ -40,28 +40,22 @@ public static class LocationsEndpoints
     internal static async Task<Results<Created<LocationView>, ProblemHttpResult>> CreateLocation(
         CreateLocationRequest request, Caller caller, HttpContext http, LocationCommands commands, CancellationToken cancellationToken) =>
         (await commands.CreateAsync(caller, new LocationInput(request.Name, request.Code, request.ParentId, request.Description), cancellationToken))
-            .ToResult(location => TypedResults.Created($"{Path}/{location.Id}", View(http, location)));
+            .ToResult(location => TypedResults.Created($"{Path}/{location.Id}", http.Tagged(location.ETag, LocationView.From(location))));
 
     internal static async Task<Results<Ok<LocationView>, ProblemHttpResult>> GetLocation(
         string id, Caller caller, HttpContext http, LocationCommands commands, CancellationToken cancellationToken) =>
         await commands.GetAsync(caller.Tenant, id, cancellationToken) is { } location
-            ? TypedResults.Ok(View(http, location))
+            ? TypedResults.Ok(http.Tagged(location.ETag, LocationView.From(location)))
             : CommandError.NotFound("location").ToProblem();
 
     internal static async Task<Results<Ok<LocationView>, ProblemHttpResult>> UpdateLocation(
         string id, JsonElement request, Caller caller, HttpContext http, LocationCommands commands, CancellationToken cancellationToken) =>
         (await commands.UpdateAsync(caller, id, request, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken))
-            .ToResult(location => TypedResults.Ok(View(http, location)));
+            .ToResult(location => TypedResults.Ok(http.Tagged(location.ETag, LocationView.From(location))));
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteLocation(
         string id, Caller caller, HttpContext http, LocationCommands commands, CancellationToken cancellationToken) =>
         (await commands.DeleteAsync(caller, id, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken)).ToResult(_ => TypedResults.NoContent());
-
-    private static LocationView View(HttpContext http, LocationEntity location)
-    {
-        http.Response.Headers.ETag = ETags.For(location.ETag);
-        return LocationView.From(location);
-    }
 
     internal static async Task<Results<Ok<PagedList<LocationView>>, ProblemHttpResult>> ListLocations(
         string? filter, string? q, string? sort, string? pageSize, string? continuationToken,

@@ -1,17 +1,4 @@
-using System.Security.Claims;
-using System.Text.Json;
-using Azure;
-using Azure.Storage.Blobs.Models;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Mvc;
-using Platform.Functions.Auth;
-using Platform.Functions.Events;
-using Platform.Functions.Http;
-using Platform.Functions.Identity.Passwords;
-using Platform.Functions.Mail;
 using Platform.Functions.Storage;
-using Platform.Functions.Tenants;
-using Platform.Functions.Users;
 
 namespace Platform.Functions.Me;
 

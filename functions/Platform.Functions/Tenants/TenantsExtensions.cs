@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Tenants;

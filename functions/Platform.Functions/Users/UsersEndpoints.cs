@@ -44,19 +44,19 @@ public static partial class UsersEndpoints
     internal static async Task<Results<Created<UserView>, ProblemHttpResult>> CreateUser(
         CreateUserRequest request, Caller caller, HttpContext http, UserCommands commands, CancellationToken cancellationToken) =>
         (await commands.CreateAsync(caller, new UserInput(request.Email, request.DisplayName, request.Password, request.Roles, request.Fields, null), cancellationToken))
-            .ToResult(user => TypedResults.Created($"/api/v1/users/{user.Id}", View(http, user)));
+            .ToResult(user => TypedResults.Created($"/api/v1/users/{user.Id}", http.Tagged(user.ETag, UserView.From(user))));
 
     internal static async Task<Results<Ok<UserView>, ProblemHttpResult>> GetUser(
         string id, Caller caller, HttpContext http, UserDirectory users, CancellationToken cancellationToken) =>
         await users.GetAsync(caller.Tenant, id, cancellationToken) is { } user
-            ? TypedResults.Ok(View(http, user))
+            ? TypedResults.Ok(http.Tagged(user.ETag, UserView.From(user)))
             : UserCommands.UserNotFound.ToProblem();
 
     internal static async Task<Results<Ok<UserView>, ProblemHttpResult>> UpdateUser(
         string id, UpdateUserRequest request, Caller caller, HttpContext http, UserCommands commands, CancellationToken cancellationToken) =>
         (await commands.UpdateAsync(caller, id, new UserInput(request.Email, request.DisplayName, null, request.Roles, request.Fields, request.Status),
             etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken))
-            .ToResult(user => TypedResults.Ok(View(http, user)));
+            .ToResult(user => TypedResults.Ok(http.Tagged(user.ETag, UserView.From(user))));
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteUser(
         string id, bool? purge, Caller caller, HttpContext http, UserCommands commands, CancellationToken cancellationToken)
@@ -109,12 +109,6 @@ public static partial class UsersEndpoints
         SchemaDocument request, Caller caller, UserCommands commands, CancellationToken cancellationToken) =>
         (await commands.SaveSchemaAsync(caller, request, cancellationToken)).ToResult(TypedResults.Ok);
 
-    /// <summary>The user as the API shows it, with its ETag on the response.</summary>
-    private static UserView View(HttpContext http, UserEntity user)
-    {
-        http.Response.Headers.ETag = ETags.For(user.ETag);
-        return UserView.From(user);
-    }
 }
 
 /// <summary>An audit entry as the API shows it.</summary>

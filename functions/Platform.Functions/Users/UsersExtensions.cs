@@ -1,6 +1,3 @@
-using System.Net.Mail;
-using Azure;
-using Azure.Data.Tables;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Users;

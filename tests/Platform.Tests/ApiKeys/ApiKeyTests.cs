@@ -479,6 +479,29 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(HttpStatusCode.OK, (await narrowClient.PostAsJsonAsync($"/api/v1/api-keys/{narrow.Id}/rotate", new { graceSeconds = 60 }, Ct)).StatusCode);
     }
 
+    [Fact]
+    public async Task ChangesMadeWithAKeyAreAuditedAsTheKeyNotAsItsCreator()
+    {
+        using var admin = await App.SignedInClientAsync(Tenant);
+        var key = await CreateKeyAsync(admin, ["inventory.write", "users.write", "users.read"]);
+        using var keyClient = KeyClient(key.Key);
+
+        var item = (await Inventory.ItemApi.CreateItemAsync(keyClient, "KEY-1")).Id();
+        var user = await keyClient.CreateUserIdAsync("made-by-key@example.com");
+        var location = await Inventory.InventoryApi.CreateLocationIdAsync(admin, "Made by the admin");
+
+        var entries = (await admin.GetJsonAsync("/api/v1/audit?pageSize=1000")).GetProperty("items").EnumerateArray().ToList();
+        var itemCreated = Assert.Single(entries, e => e.Str("action") == "inventory.item.created" && e.Str("targetId") == item);
+        Assert.Equal("apikey", itemCreated.Str("actorType"));
+        Assert.Equal(key.Id, itemCreated.Str("actorId"));
+        var userCreated = Assert.Single(entries, e => e.Str("action") == "user.created" && e.Str("targetId") == user);
+        Assert.Equal("apikey", userCreated.Str("actorType"));
+        Assert.Equal(key.Id, userCreated.Str("actorId"));
+        var locationCreated = Assert.Single(entries, e => e.Str("action") == "inventory.location.created" && e.Str("targetId") == location);
+        Assert.Equal("user", locationCreated.Str("actorType"));
+        Assert.Equal(Tenant.AdminId, locationCreated.Str("actorId"));
+    }
+
     private sealed record CreatedKey(string Id, string Key);
 
     private static async Task<CreatedKey> CreateKeyAsync(HttpClient client, string[] permissions, DateTimeOffset? expiresAt = null)

@@ -87,17 +87,17 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
     {
         // The attack: delete the holder, delete the role, re-create a wider role of the same name, restore the holder -
         // who would come back holding the wider role nobody ever granted them.
-        Assert.Equal(HttpStatusCode.Created, (await _admin.PutRoleAsync("support", "users.read")).StatusCode);
-        var holder = await _admin.CreateUserIdAsync("holder@example.com", roles: ["support"]);
-        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/users/{holder}", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await Admin.PutRoleAsync("support", "users.read")).StatusCode);
+        var holder = await Admin.CreateUserIdAsync("holder@example.com", roles: ["support"]);
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/users/{holder}", Ct)).StatusCode);
 
-        var problem = await (await _admin.DeleteAsync("/api/v1/roles/support", Ct)).ReadProblemAsync(409, "role_in_use");
+        var problem = await (await Admin.DeleteAsync("/api/v1/roles/support", Ct)).ReadProblemAsync(409, "role_in_use");
         Assert.Contains("1", problem.Str("detail"), StringComparison.Ordinal);
         Assert.Equal(["users.read"], (await RolesAsync())["support"].Permissions);
 
         // Once the deleted holder is purged for good, nobody can come back with it, and the role can go.
-        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/users/{holder}?purge=true", Ct)).StatusCode);
-        Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync("/api/v1/roles/support", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/users/{holder}?purge=true", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync("/api/v1/roles/support", Ct)).StatusCode);
         Assert.False((await RolesAsync()).ContainsKey("support"));
     }
 

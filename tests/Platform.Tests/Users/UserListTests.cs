@@ -53,20 +53,20 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
     {
         // Created Cid, Ann, Bob, Cid, Ann ...: the name order is not the creation (id) order, and names repeat.
         var names = new[] { "Cid", "Ann", "Bob" };
-        var response = await _admin.BulkAsync(Enumerable.Range(0, 12).Select(i => new
+        var response = await Admin.BulkAsync(Enumerable.Range(0, 12).Select(i => new
         {
             op = "create",
             data = new { email = $"dup{i:D2}@example.com", displayName = names[i % 3] },
         }));
         Assert.All((await response.ReadJsonAsync(HttpStatusCode.OK)).GetProperty("results").EnumerateArray(), r => Assert.Equal(201, r.GetProperty("status").GetInt32()));
-        var expected = (await _admin.ListAsync()).Select(u => u.Id()).ToHashSet();
+        var expected = (await Admin.ListAsync()).Select(u => u.Id()).ToHashSet();
 
         var seen = new List<string>();
         var served = new List<string>();
         string? token = null;
         for (var page = 0; ; page++)
         {
-            var body = await _admin.GetJsonAsync($"/api/v1/users?pageSize=3&sort=displayName{(token is null ? "" : "&continuationToken=" + Uri.EscapeDataString(token))}");
+            var body = await Admin.GetJsonAsync($"/api/v1/users?pageSize=3&sort=displayName{(token is null ? "" : "&continuationToken=" + Uri.EscapeDataString(token))}");
             var items = body.GetProperty("items").EnumerateArray().ToList();
             seen.AddRange(items.Select(u => u.Id()));
             served.AddRange(items.Select(u => u.Str("displayName")));
@@ -81,11 +81,11 @@ public sealed class UserListTests(Azurite azurite) : SignedUpTenantTests(azurite
             // Between pages: the row that ended the page goes, one user lands before the cursor and one after it.
             if (items[^1].Id() != Tenant.AdminId)
             {
-                Assert.Equal(HttpStatusCode.NoContent, (await _admin.DeleteAsync($"/api/v1/users/{items[^1].Id()}", Ct)).StatusCode);
+                Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/users/{items[^1].Id()}", Ct)).StatusCode);
             }
 
-            await _admin.CreateUserAsync($"before{page}@example.com", displayName: "Aaa");
-            expected.Add(await _admin.CreateUserIdAsync($"zzz{page}@example.com"));
+            await Admin.CreateUserAsync($"before{page}@example.com", displayName: "Aaa");
+            expected.Add(await Admin.CreateUserIdAsync($"zzz{page}@example.com"));
         }
 
         // Every row there from the start and every row added past the cursor, each exactly once, in name order; the

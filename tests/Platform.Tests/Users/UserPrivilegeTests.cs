@@ -55,7 +55,7 @@ public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(az
     {
         // A manager holds users.write but not roles.manage: they may add people, not decide what those people hold -
         // not even a role within their own permissions (a second manager account they control).
-        await _admin.CreateUserIdAsync("mgr@example.com", Accounts.Password, ["manager"]);
+        await Admin.CreateUserIdAsync("mgr@example.com", Accounts.Password, ["manager"]);
         using var manager = await App.SignInAsAsync(Tenant, "mgr@example.com");
 
         await (await manager.PostUserAsync(new { email = "sock@example.com", displayName = "Sock", password = Accounts.Password, roles = UserApi.Names("manager") }))
@@ -75,8 +75,8 @@ public sealed class UserPrivilegeTests(Azurite azurite) : SignedUpTenantTests(az
         // Leaving roles out still works and gives the default role.
         var created = await (await manager.PostUserAsync(new { email = "new@example.com", displayName = "New" })).ReadJsonAsync(HttpStatusCode.Created);
         Assert.Equal(["user"], created.Roles());
-        Assert.Equal(["user"], (await _admin.GetUserAsync(results[1].Str("id"))).Roles());
-        var emails = await _admin.EmailsAsync();
+        Assert.Equal(["user"], (await Admin.GetUserAsync(results[1].Str("id"))).Roles());
+        var emails = await Admin.EmailsAsync();
         Assert.DoesNotContain("sock@example.com", emails);
         Assert.DoesNotContain("sock2@example.com", emails);
         Assert.DoesNotContain("sock3@example.com", emails);
