@@ -72,7 +72,9 @@ public sealed partial class PasswordResetMailer(
             return;
         }
 
-        if (!await CountAsync(tenantId, user.Id, message.Id, cancellationToken))
+        // A host that passes no message id gets no de-duplication: an empty id must not make every request "seen".
+        var messageId = message.Id is { Length: > 0 } id ? id : Guid.NewGuid().ToString("N");
+        if (!await CountAsync(tenantId, user.Id, messageId, cancellationToken))
         {
             LogThrottled(logger, tenant.Id, user.Id);
             await events.PublishAsync(tenantId, new PlatformEvent("auth.password_reset.throttled", Actor.Anonymous(request.Ip), "user", user.Id), cancellationToken);
