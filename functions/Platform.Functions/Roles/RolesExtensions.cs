@@ -11,6 +11,7 @@ public static class RolesExtensions
     {
         builder.Services.AddStorageTable(RoleDirectory.TableName);
         builder.Services.AddSingleton<RoleDirectory>();
+        builder.Services.AddSingleton<RoleCommands>();
         builder.Services.AddSingleton<CallerPermissions>();
         builder.Services.AddSingleton<IAuthorizationHandler, PermissionHandler>();
         builder.Services.AddSingleton<IAuthorizationHandler, UserSessionHandler>();

@@ -106,19 +106,6 @@ public sealed class BicepTemplateTests(CompiledBicepTemplate template, Azurite a
     private static readonly int[] FlexInstanceMemorySizes = [512, 2048, 4096];
 
     [Fact]
-    public void TemplateDeclaresTheQueueOfEveryQueueFunction()
-    {
-        // Under the Functions host nothing creates a queue before its trigger is indexed: the template must.
-        using var app = new PlatformApp(azurite, settings: new Dictionary<string, string?> { ["Platform:Triggers:Standalone"] = "false" });
-        var queues = app.Services.GetRequiredService<FunctionCatalog>().Queues.ToList();
-
-        var declared = template.Root.GetProperty("variables").GetProperty("queueNames").EnumerateArray().Select(q => q.GetString()).ToList();
-
-        Assert.Contains(queues, q => q.QueueName == "password-resets");
-        Assert.All(queues, q => Assert.Contains(q.QueueName, declared));
-    }
-
-    [Fact]
     public void StorageAccountRefusesSharedKeyAccess()
     {
         var account = Assert.Single(template.Declared(StorageAccountType));
