@@ -30,6 +30,7 @@ public static class HttpExtensions
             context.ProblemDetails.Instance ??= context.HttpContext.Request.Path;
         });
         services.AddExceptionHandler<ExceptionProblems>();
+        services.AddSingleton<ContinuationTokens>();
 
         // Bad requests detected while binding (malformed JSON, wrong content type, missing body) are thrown so
         // that ExceptionProblems can answer with a specific code instead of an empty 400.

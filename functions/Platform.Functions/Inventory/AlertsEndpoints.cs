@@ -21,9 +21,9 @@ public static class AlertsEndpoints
         ["raisedAt"] = FieldType.Timestamp,
     });
 
-    public static RouteGroupBuilder MapAlerts(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(RouteGroupBuilder inventory)
     {
-        var group = app.MapGroup(Path).WithTags("Inventory");
+        var group = inventory.MapGroup("/alerts");
         group.MapGet("/", ListAlerts).RequirePermission(Permissions.InventoryRead).WithName("ListAlerts").WithSummary("Low-stock and expiry alerts.");
         group.MapPost("/{id}/acknowledge", Acknowledge).RequirePermission(Permissions.InventoryWrite).WithName("AcknowledgeAlert").WithSummary("Acknowledges an alert.");
         return group;

@@ -29,8 +29,8 @@ public static class AnalyticsEndpoints
     public const int DeadAfterDays = 90;
     public const int MaxListed = 50;
 
-    public static void MapInventoryAnalytics(this IEndpointRouteBuilder app) =>
-        app.MapGet(Path, Get).RequirePermission(Permissions.InventoryRead).WithTags("Inventory").WithName("GetInventoryAnalytics").WithSummary("Quantity and value per category or location, dead stock and turnover.");
+    internal static RouteHandlerBuilder MapRoutes(RouteGroupBuilder inventory) =>
+        inventory.MapGet("/analytics", Get).RequirePermission(Permissions.InventoryRead).WithName("GetInventoryAnalytics").WithSummary("Quantity and value per category or location, dead stock and turnover.");
 
     internal static async Task<Results<Ok<InventoryAnalytics>, ProblemHttpResult>> Get(
         string? groupBy, Caller caller, InventoryProjections projections, TimeProvider time, CancellationToken cancellationToken)

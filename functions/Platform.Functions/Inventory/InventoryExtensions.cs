@@ -1,4 +1,3 @@
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Platform.Functions.Hosting;
 using Platform.Functions.Http;
 using Platform.Functions.Storage;
@@ -19,18 +18,19 @@ public static class InventoryExtensions
         builder.Services.AddSingleton<AlertMonitor>();
         builder.Services.AddValidatedOptions<InventoryOptions>(InventoryOptions.Section);
         builder.Services.AddTimerFunction<InventoryExpiryScan>("InventoryExpiryScan", "0 0 5 * * *");
-        builder.Services.TryAddSingleton<ContinuationTokens>();
         return builder;
     }
 
-    public static IEndpointRouteBuilder MapInventory(this IEndpointRouteBuilder app)
+    /// <summary><c>/api/v1/inventory</c>: locations, items, movements, alerts, reorder suggestions and analytics.</summary>
+    public static RouteGroupBuilder MapInventory(this IEndpointRouteBuilder app)
     {
-        app.MapLocations();
-        app.MapItems();
-        app.MapMovements();
-        app.MapAlerts();
-        app.MapReorderSuggestions();
-        app.MapInventoryAnalytics();
-        return app;
+        var inventory = app.MapGroup("/api/v1/inventory").WithTags("Inventory");
+        LocationsEndpoints.MapRoutes(inventory);
+        ItemsEndpoints.MapRoutes(inventory);
+        MovementsEndpoints.MapRoutes(inventory);
+        AlertsEndpoints.MapRoutes(inventory);
+        ReorderSuggestionsEndpoints.MapRoutes(inventory);
+        AnalyticsEndpoints.MapRoutes(inventory);
+        return inventory;
     }
 }

@@ -45,9 +45,9 @@ public static class ItemsEndpoints
         ["expiresAt"] = FieldType.Timestamp,
     }, _ => FieldType.String);
 
-    public static RouteGroupBuilder MapItems(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(RouteGroupBuilder inventory)
     {
-        var group = app.MapGroup(Path).WithTags("Inventory");
+        var group = inventory.MapGroup("/items");
         group.MapGet("/", ListItems).RequirePermission(Permissions.InventoryRead).WithName("ListItems").WithSummary("The tenant's items, with filter, search, sort and paging.");
         group.MapPost("/", CreateItem).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("CreateItem").WithSummary("Creates an item.");
         group.MapGet("/{id}", GetItem).RequirePermission(Permissions.InventoryRead).WithName("GetItem").WithSummary("One item.");

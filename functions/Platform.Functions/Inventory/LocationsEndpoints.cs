@@ -26,9 +26,9 @@ public static class LocationsEndpoints
         ["updatedAt"] = FieldType.Timestamp,
     });
 
-    public static RouteGroupBuilder MapLocations(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(RouteGroupBuilder inventory)
     {
-        var group = app.MapGroup(Path).WithTags("Inventory");
+        var group = inventory.MapGroup("/locations");
         group.MapGet("/", ListLocations).RequirePermission(Permissions.InventoryRead).WithName("ListLocations").WithSummary("The tenant's locations, with filter, search, sort and paging.");
         group.MapPost("/", CreateLocation).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("CreateLocation").WithSummary("Creates a location.");
         group.MapGet("/{id}", GetLocation).RequirePermission(Permissions.InventoryRead).WithName("GetLocation").WithSummary("One location.");

@@ -23,16 +23,17 @@ public static class MovementsEndpoints
     /// <summary>Where the next page starts: the row key of the last movement served.</summary>
     public sealed record MovementPosition(string LastRowKey);
 
-    public static void MapMovements(this IEndpointRouteBuilder app)
+    internal static RouteGroupBuilder MapRoutes(RouteGroupBuilder inventory)
     {
-        var items = app.MapGroup(ItemsEndpoints.Path).WithTags("Inventory");
+        var items = inventory.MapGroup("/items");
         items.MapPost("/{id}/movements", RecordMovement).RequirePermission(Permissions.InventoryWrite).WithIdempotency().WithName("RecordMovement").WithSummary("Records a stock movement (in, out, transfer or adjust) and returns the new quantity.");
         items.MapGet("/{id}/movements", ListItemMovements).RequirePermission(Permissions.InventoryRead).WithName("ListItemMovements").WithSummary("An item's movements.");
         items.MapGet("/{id}/stock", GetStock).RequirePermission(Permissions.InventoryRead).WithName("GetItemStock").WithSummary("An item's stock per location.");
 
-        var movements = app.MapGroup(Path).WithTags("Inventory");
+        var movements = inventory.MapGroup("/movements");
         movements.MapGet("/", ListMovements).RequirePermission(Permissions.InventoryRead).WithName("ListMovements").WithSummary("The tenant's movements, by type, item, batch, supplier and date range.");
         movements.MapGet("/{id}", GetMovement).RequirePermission(Permissions.InventoryRead).WithName("GetMovement").WithSummary("One movement.");
+        return movements;
     }
 
     internal static async Task<Results<Created<MovementResult>, ProblemHttpResult>> RecordMovement(

@@ -24,8 +24,8 @@ public static class ReorderSuggestionsEndpoints
     /// <summary>At most this many suggestions in one answer (the most urgent).</summary>
     public const int MaxSuggestions = 1000;
 
-    public static void MapReorderSuggestions(this IEndpointRouteBuilder app) =>
-        app.MapGet(Path, List).RequirePermission(Permissions.InventoryRead).WithTags("Inventory").WithName("ListReorderSuggestions").WithSummary("Items at or below their reorder point, with a quantity suggested from recent usage.");
+    internal static RouteHandlerBuilder MapRoutes(RouteGroupBuilder inventory) =>
+        inventory.MapGet("/reorder-suggestions", List).RequirePermission(Permissions.InventoryRead).WithName("ListReorderSuggestions").WithSummary("Items at or below their reorder point, with a quantity suggested from recent usage.");
 
     internal static async Task<Ok<PagedList<ReorderSuggestion>>> List(
         Caller caller, InventoryProjections projections, InventoryStore store, TimeProvider time, CancellationToken cancellationToken)

@@ -12,7 +12,6 @@ public static class UsersExtensions
         builder.Services.AddSingleton<UserCommands>();
         builder.Services.AddSingleton<UserPurge>();
         builder.Services.AddSingleton<UserProjections>();
-        builder.Services.AddSingleton<Http.ContinuationTokens>();
         return builder;
     }
 

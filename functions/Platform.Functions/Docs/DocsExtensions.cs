@@ -4,7 +4,7 @@ using Scalar.AspNetCore;
 namespace Platform.Functions.Docs;
 
 /// <summary>The OpenAPI document of every public route at <c>/api/openapi/v1.json</c> and an explorer at <c>/api/docs</c>.</summary>
-public static class DocsEndpoints
+public static class DocsExtensions
 {
     public const string DocumentRoute = "/api/openapi/{documentName}.json";
 
