@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -10,10 +11,15 @@ namespace Platform.Functions.Http;
 /// </summary>
 internal sealed class FiniteDoubles : JsonConverter<double>
 {
-    public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var value) && double.IsFinite(value)
-            ? value
-            : throw new JsonException("Expected a finite number.");
+    public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.TokenType switch
+    {
+        JsonTokenType.Number when reader.TryGetDouble(out var value) && double.IsFinite(value) => value,
+        // The web defaults read numbers from strings; what such a string holds (even "NaN") is for validation to refuse
+        // by field, as before this converter existed.
+        JsonTokenType.String when (options.NumberHandling & JsonNumberHandling.AllowReadingFromString) != 0 &&
+            double.TryParse(reader.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) => parsed,
+        _ => throw new JsonException("Expected a finite number."),
+    };
 
     public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options) => writer.WriteNumberValue(value);
 }

@@ -61,19 +61,20 @@ public sealed class UserCommands(
             }
         }
 
+        var fields = UserSchemas.Apply(await schemas.GetAsync(tenant, cancellationToken), "{}", input.Fields, validation);
+        var requestedRoles = input.Roles ?? [BuiltInRoles.User];
+        if (await CheckRolesAsync(tenant, callerPermissions, requestedRoles, validation, cancellationToken) is { } refused)
+        {
+            return refused;
+        }
+
+        // Checked after the grant check, so granting more than one holds still answers permission_not_held.
         // As on update: naming roles is assigning them, which needs roles.manage; without it a users.write caller
         // could mint accounts holding any role within their own permissions (a second manager, say). Leaving roles
         // out still gives the default role.
         if (input.Roles is not null && !callerPermissions.Contains(Permissions.RolesManage))
         {
             return CommandError.Forbidden("Assigning roles needs the roles.manage permission; leave roles out to give the default role.");
-        }
-
-        var fields = UserSchemas.Apply(await schemas.GetAsync(tenant, cancellationToken), "{}", input.Fields, validation);
-        var requestedRoles = input.Roles ?? [BuiltInRoles.User];
-        if (await CheckRolesAsync(tenant, callerPermissions, requestedRoles, validation, cancellationToken) is { } refused)
-        {
-            return refused;
         }
 
         if (!validation.IsValid)

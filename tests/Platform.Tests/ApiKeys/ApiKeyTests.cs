@@ -483,7 +483,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
     public async Task ChangesMadeWithAKeyAreAuditedAsTheKeyNotAsItsCreator()
     {
         using var admin = await App.SignedInClientAsync(Tenant);
-        var key = await CreateKeyAsync(admin, ["inventory.write", "users.write", "users.read"]);
+        var key = await CreateKeyAsync(admin, ["inventory.write", "inventory.read", "users.write", "users.read", "jobs.read", "reports.read"]);
         using var keyClient = KeyClient(key.Key);
 
         var item = (await Inventory.ItemApi.CreateItemAsync(keyClient, "KEY-1")).Id();

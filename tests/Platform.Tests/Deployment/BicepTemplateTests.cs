@@ -170,7 +170,7 @@ public sealed class BicepTemplateTests(CompiledBicepTemplate template, Azurite a
     {
         using var app = new PlatformApp(azurite, settings: new Dictionary<string, string?> { ["Platform:Triggers:Standalone"] = "false" });
         var declared = app.Services.GetRequiredService<FunctionCatalog>().All.OfType<QueueFunction>()
-            .SelectMany(f => new[] { f.QueueName, f.PoisonQueueName }).Order(StringComparer.Ordinal);
+            .SelectMany(f => new[] { f.QueueName, f.PoisonQueueName }).Distinct().Order(StringComparer.Ordinal);
 
         var inTemplate = template.Root.GetProperty("variables").GetProperty("queueNames").EnumerateArray()
             .Select(q => q.GetString()!).Order(StringComparer.Ordinal);
