@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Housekeeping;
 using Platform.Functions.Identity.Passwords;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
@@ -96,6 +97,8 @@ public static class AuthExtensions
         services.AddSingleton<SessionGuard>();
         services.AddSingleton<Sessions>();
         services.AddSingleton<Lockouts>();
+        services.AddSingleton<IRowExpiry, LockoutExpiry>();
+        services.AddSingleton<IRowExpiry, SessionExpiry>();
         services.AddSingleton<UserTokens>();
         services.AddSingleton<AccountMail>();
         services.AddSingleton<PasswordResetRequests>();

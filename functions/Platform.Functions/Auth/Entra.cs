@@ -35,6 +35,9 @@ public static class Entra
     {
         builder.Services.AddStorageTable(EntraDirectory.TableName);
         builder.Services.AddSingleton<EntraDirectory>();
+        builder.Services.AddSingleton<UnlinkRemovedUsers>();
+        builder.Services.AddSingleton<IUserDeletionHook>(sp => sp.GetRequiredService<UnlinkRemovedUsers>());
+        builder.Services.AddSingleton<IUserPurgeHook>(sp => sp.GetRequiredService<UnlinkRemovedUsers>());
         if (!IsConfigured(builder.Configuration))
         {
             return builder;
@@ -295,12 +298,27 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
             new EntraLinkEntity { PartitionKey = Partition, RowKey = $"link:{trust.EntraTenantId}:{objectId}", TenantId = trust.TenantId, UserId = userId, TrustId = trust.TrustId },
             TableUpdateMode.Replace, cancellationToken);
 
-    /// <summary>Deletes the links of this Platform tenant under one Entra tenant (one range of the partition).</summary>
-    private async Task DeleteLinksAsync(TenantId tenant, string entraTenantId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Deletes the links to a user who was deleted or purged. Links of ended trusts were deleted when the trust ended,
+    /// so only the current trust's range is read; a link made by a sign-in racing the deletion points to a user who is
+    /// not active and signs no one in, and the purge that follows deletes it.
+    /// </summary>
+    public async Task UnlinkUserAsync(TenantId tenant, string userId, CancellationToken cancellationToken)
+    {
+        if (await GetTrustAsync(tenant, cancellationToken) is { } trust)
+        {
+            await DeleteLinksAsync(tenant, trust.EntraTenantId, cancellationToken, userId);
+        }
+    }
+
+    /// <summary>Deletes the links of this Platform tenant (of one user, if given) under one Entra tenant (one range of the partition).</summary>
+    private async Task DeleteLinksAsync(TenantId tenant, string entraTenantId, CancellationToken cancellationToken, string? userId = null)
     {
         var from = $"link:{entraTenantId}:";
         var to = $"link:{entraTenantId};";
-        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {Partition} and RowKey ge {from} and RowKey lt {to} and TenantId eq {tenant.Value}");
+        var filter = userId is null
+            ? TableClient.CreateQueryFilter($"PartitionKey eq {Partition} and RowKey ge {from} and RowKey lt {to} and TenantId eq {tenant.Value}")
+            : TableClient.CreateQueryFilter($"PartitionKey eq {Partition} and RowKey ge {from} and RowKey lt {to} and TenantId eq {tenant.Value} and UserId eq {userId}");
         var batch = new List<TableTransactionAction>();
         await foreach (var link in Table.QueryAsync<EntraLinkEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken))
         {
@@ -433,4 +451,14 @@ public sealed class EntraDirectory(StorageAccount storage, UserDirectory users, 
         /// <summary>The <see cref="EntraTrustEntity.TrustId"/> the link was made under.</summary>
         public string TrustId { get; set; } = "";
     }
+}
+
+/// <summary>A deleted or purged user's Entra links go with them, so link rows do not outlive the users they name.</summary>
+internal sealed class UnlinkRemovedUsers(EntraDirectory entra) : IUserDeletionHook, IUserPurgeHook
+{
+    public Task OnUserDeletedAsync(TenantId tenant, string userId, CancellationToken cancellationToken) =>
+        entra.UnlinkUserAsync(tenant, userId, cancellationToken);
+
+    public Task OnUserPurgedAsync(TenantId tenant, string userId, CancellationToken cancellationToken) =>
+        entra.UnlinkUserAsync(tenant, userId, cancellationToken);
 }

@@ -1,6 +1,7 @@
 using Azure;
 using Azure.Data.Tables;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Housekeeping;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Auth;
@@ -17,8 +18,10 @@ namespace Platform.Functions.Auth;
 /// attempt that reaches the threshold sets the lock itself, so of guesses sent at once at most the threshold are ever
 /// checked and every other one is refused before anything about its password is known. A right password gives its
 /// attempt back (<see cref="ReleaseAsync"/>) or, on a full sign-in, clears the row (<see cref="ClearAsync"/>).
+/// A row is scheduled for deletion once, when it is created (<see cref="LockoutExpiry"/> decides when it is really
+/// due), so rows of accounts nobody signs in to again do not stay forever.
 /// </remarks>
-public sealed class Lockouts(StorageAccount storage, IOptions<AuthOptions> options, TimeProvider time)
+public sealed class Lockouts(StorageAccount storage, Expirations expirations, IOptions<AuthOptions> options, TimeProvider time)
 {
     public const string TableName = "lockouts";
 
@@ -39,8 +42,15 @@ public sealed class Lockouts(StorageAccount storage, IOptions<AuthOptions> optio
         for (var attempt = 0; attempt < MaxWriteAttempts; attempt++)
         {
             var now = time.GetUtcNow();
-            var row = await Rows(tenant).GetAsync<LockoutEntity>(normalizedEmail, cancellationToken)
-                ?? new LockoutEntity { RowKey = normalizedEmail, WindowStartedAt = now, Epoch = NewEpoch() };
+            var row = await Rows(tenant).GetAsync<LockoutEntity>(normalizedEmail, cancellationToken);
+            if (row is null)
+            {
+                // Scheduled before the row exists (an entry whose row never gets written finds none, or one of
+                // another tag, and is dropped); the earliest it can be due is when its first window ends.
+                row = new LockoutEntity { RowKey = normalizedEmail, WindowStartedAt = now, Epoch = NewEpoch(), ExpiryTag = Ids.New(time) };
+                await expirations.ScheduleAsync(TableName, tenant, normalizedEmail, now + settings.LockoutWindow, cancellationToken, row.ExpiryTag);
+            }
+
             if (row.LockedUntil is { } until && until > now)
             {
                 return new AttemptReservation(until - now, null, 0, default);
@@ -169,7 +179,7 @@ public sealed class Lockouts(StorageAccount storage, IOptions<AuthOptions> optio
     // A row deleted by a sign-in and created again must not take back an epoch a reservation still holds.
     private static int NewEpoch() => Random.Shared.Next();
 
-    private sealed class LockoutEntity : ITableEntity
+    internal sealed class LockoutEntity : ITableEntity
     {
         public string PartitionKey { get; set; } = "";
         public string RowKey { get; set; } = "";
@@ -185,6 +195,37 @@ public sealed class Lockouts(StorageAccount storage, IOptions<AuthOptions> optio
 
         /// <summary>Changes whenever the count starts over (a new window, a lockout), so a late release cannot reach into it.</summary>
         public int Epoch { get; set; }
+
+        /// <summary>Set at creation and never changed: the expiry entry scheduled then concerns this row only.</summary>
+        public string? ExpiryTag { get; set; }
+    }
+}
+
+/// <summary>
+/// When an account's lockout row may go. Never while the account is locked, nor while its window still counts
+/// failures. After a lockout the row also keeps the number of lockouts, which makes the next one twice as long; it
+/// stays until the lock has ended and then <see cref="AuthOptions.MaxLockout"/> more, so an attacker who waits out
+/// each lock still meets longer ones, and only an account left alone that long starts over at the first lockout.
+/// </summary>
+internal sealed class LockoutExpiry(IOptions<AuthOptions> options) : IRowExpiry
+{
+    public string Table => Lockouts.TableName;
+
+    public DateTimeOffset? DueAt(TableEntity row, string? tag)
+    {
+        if (tag is null || row.GetString(nameof(Lockouts.LockoutEntity.ExpiryTag)) != tag)
+        {
+            return null;
+        }
+
+        var settings = options.Value;
+        var due = row.GetDateTimeOffset(nameof(Lockouts.LockoutEntity.WindowStartedAt)).GetValueOrDefault() + settings.LockoutWindow;
+        if (row.GetDateTimeOffset(nameof(Lockouts.LockoutEntity.LockedUntil)) is { } lockedUntil && lockedUntil + settings.MaxLockout > due)
+        {
+            due = lockedUntil + settings.MaxLockout;
+        }
+
+        return due;
     }
 }
 

@@ -85,13 +85,24 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
 
     public TenantPartition Rows(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
+    /// <remarks>
+    /// Sessions over <see cref="AuthOptions.MaxSessionsPerUser"/> (the oldest) are deleted, not marked revoked: a
+    /// row kept for an evicted session would only lengthen the next sign-in's read of the user's sessions.
+    /// </remarks>
     public async Task<(SessionEntity Session, string RefreshToken)> StartAsync(TenantId tenant, string userId, string? userAgent, string? ip, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var active = (await ListAsync(tenant, userId, cancellationToken)).OrderBy(s => s.CreatedAt).ToList();
         foreach (var oldest in active.Take(Math.Max(0, active.Count - Settings.MaxSessionsPerUser + 1)))
         {
-            await RevokeAsync(tenant, oldest, cancellationToken);
+            guard.Forget(tenant, userId, oldest.Id);
+            try
+            {
+                await Rows(tenant).DeleteAsync(oldest.RowKey, ETag.All, cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404)
+            {
+            }
         }
 
         var rowKey = SessionEntity.KeyFor(userId, Ids.New(time));
@@ -106,16 +117,29 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
             Ip = ip,
             RefreshHash = hash,
         };
-        await expirations.ScheduleAsync(TableName, tenant, session.RowKey, session.ExpiresAt, cancellationToken);
+
+        // Scheduled once: when the entry comes due, SessionExpiry deletes the session if it went idle or ended, and
+        // otherwise schedules it again for its new idle deadline (at most one write per idle timeout, not per refresh).
+        await expirations.ScheduleAsync(TableName, tenant, session.RowKey, SessionExpiry.DueAt(session.ExpiresAt, session.LastSeenAt, null, Settings), cancellationToken);
         await Rows(tenant).AddAsync(session, cancellationToken);
         return (session, token);
     }
 
+    /// <summary>The user's active sessions.</summary>
+    /// <remarks>
+    /// Ended, idle and revoked rows are deleted by housekeeping within minutes of ending, and the filter keeps those
+    /// still waiting for it from being read at all (revoked ones cannot be told apart in a filter, as an unset
+    /// property matches no comparison; they are few, as revocation schedules their deletion at once).
+    /// </remarks>
     public async Task<IReadOnlyList<SessionEntity>> ListAsync(TenantId tenant, string userId, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
+        var from = userId + ":";
+        var to = userId + ";";
+        var seenAfter = now - Settings.SessionIdleTimeout;
         var sessions = new List<SessionEntity>();
-        await foreach (var session in Rows(tenant).QueryAsync<SessionEntity>(userId + ":", cancellationToken: cancellationToken))
+        await foreach (var session in Rows(tenant).QueryWhereAsync<SessionEntity>(
+            $"RowKey ge {from} and RowKey lt {to} and ExpiresAt gt {now} and LastSeenAt gt {seenAfter}", cancellationToken: cancellationToken))
         {
             if (session.IsActive(now, Settings.SessionIdleTimeout))
             {
@@ -168,6 +192,11 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         try
         {
             await Rows(tenant).UpdateAsync(session, session.ETag, cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // Deleted meanwhile (evicted by a sign-in over the cap, or ended and removed by housekeeping).
+            return new(RefreshOutcome.Invalid);
         }
         catch (RequestFailedException ex) when (ex.Status == 412)
         {
@@ -238,6 +267,10 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
             : null;
     }
 
+    /// <remarks>
+    /// The revoked row is deleted by housekeeping at its next run: a row kept longer would serve nothing (a refresh
+    /// of a missing session fails exactly like one of a revoked session) and would be read by every sign-in.
+    /// </remarks>
     public async Task RevokeAsync(TenantId tenant, SessionEntity session, CancellationToken cancellationToken)
     {
         for (var attempt = 0; attempt < 5; attempt++)
@@ -247,10 +280,19 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
                 break;
             }
 
-            session.RevokedAt = time.GetUtcNow();
+            var now = time.GetUtcNow();
+            session.RevokedAt = now;
             try
             {
+                // Scheduled before the row becomes deletable; should the revocation not be written, SessionExpiry
+                // finds the row still active and schedules it for its own end instead.
+                await expirations.ScheduleAsync(TableName, tenant, session.RowKey, now, cancellationToken);
                 await Rows(tenant).UpdateAsync(session, session.ETag, cancellationToken);
+                break;
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404)
+            {
+                // Deleted meanwhile (evicted by a sign-in over the cap, or by housekeeping): ended all the same.
                 break;
             }
             catch (RequestFailedException ex) when (ex.Status == 412)
@@ -280,7 +322,14 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         await foreach (var session in Rows(tenant).QueryAsync<SessionEntity>(userId + ":", cancellationToken: cancellationToken))
         {
             guard.Forget(tenant, userId, session.Id);
-            await Rows(tenant).DeleteAsync(session.RowKey, cancellationToken: cancellationToken);
+            try
+            {
+                await Rows(tenant).DeleteAsync(session.RowKey, cancellationToken: cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404)
+            {
+                // Housekeeping was there first.
+            }
         }
     }
 
@@ -309,6 +358,29 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
 
     private static bool FixedTimeEquals(string a, string b) =>
         CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(a), Encoding.ASCII.GetBytes(b));
+}
+
+/// <summary>
+/// When a session row goes: at revocation, at its absolute end, or once it has been idle for the idle timeout. The
+/// idle deadline moves with every refresh, so the entry scheduled at sign-in is scheduled again for the new deadline
+/// when it comes due while the session is still in use.
+/// </summary>
+internal sealed class SessionExpiry(IOptions<AuthOptions> options) : IRowExpiry
+{
+    public string Table => Sessions.TableName;
+
+    public DateTimeOffset? DueAt(TableEntity row, string? tag) =>
+        DueAt(
+            row.GetDateTimeOffset(nameof(SessionEntity.ExpiresAt)).GetValueOrDefault(),
+            row.GetDateTimeOffset(nameof(SessionEntity.LastSeenAt)).GetValueOrDefault(),
+            row.GetDateTimeOffset(nameof(SessionEntity.RevokedAt)),
+            options.Value);
+
+    public static DateTimeOffset DueAt(DateTimeOffset expiresAt, DateTimeOffset lastSeenAt, DateTimeOffset? revokedAt, AuthOptions settings)
+    {
+        var end = lastSeenAt + settings.SessionIdleTimeout < expiresAt ? lastSeenAt + settings.SessionIdleTimeout : expiresAt;
+        return revokedAt is { } revoked && revoked < end ? revoked : end;
+    }
 }
 
 /// <summary>

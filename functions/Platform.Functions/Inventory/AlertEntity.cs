@@ -4,7 +4,10 @@ using Azure.Data.Tables;
 
 namespace Platform.Functions.Inventory;
 
-/// <summary>An alert about one item: row <c>a:{id}</c>. It stays as history once closed.</summary>
+/// <summary>
+/// An alert about one item: row <c>a:{id}</c>. It stays as history once closed, for
+/// <see cref="InventoryOptions.ClosedAlertRetention"/> (then housekeeping deletes it, see <see cref="ClosedAlertExpiry"/>).
+/// </summary>
 public sealed class AlertEntity : ITableEntity
 {
     public const string KeyPrefix = "a:";
@@ -31,6 +34,20 @@ public sealed class AlertEntity : ITableEntity
     public string Id => RowKey[KeyPrefix.Length..];
 
     public static string KeyFor(string id) => KeyPrefix + id;
+}
+
+/// <summary>When a row of the inventory table scheduled for deletion goes: a closed alert, its retention after closing.</summary>
+internal sealed class ClosedAlertExpiry(Microsoft.Extensions.Options.IOptions<InventoryOptions> options) : Housekeeping.IRowExpiry
+{
+    public string Table => InventoryStore.TableName;
+
+    /// <remarks>Null (never) for any other row, and for an alert not closed: only closing schedules an alert.</remarks>
+    public DateTimeOffset? DueAt(TableEntity row, string? tag) =>
+        row.RowKey.StartsWith(AlertEntity.KeyPrefix, StringComparison.Ordinal) &&
+        row.GetString(nameof(AlertEntity.Status)) == AlertStatus.Closed &&
+        row.GetDateTimeOffset(nameof(AlertEntity.ClosedAt)) is { } closedAt
+            ? closedAt + options.Value.ClosedAlertRetention
+            : null;
 }
 
 /// <summary>

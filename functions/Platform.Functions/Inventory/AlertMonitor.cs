@@ -3,6 +3,7 @@ using Azure.Data.Tables;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Auth;
 using Platform.Functions.Events;
+using Platform.Functions.Housekeeping;
 using Platform.Functions.Http;
 using Platform.Functions.Storage;
 
@@ -15,7 +16,7 @@ namespace Platform.Functions.Inventory;
 /// is also conditioned on the item's ETag as read: a decision taken on a quantity that changed meanwhile fails
 /// and is taken again on the new one, so a slow request cannot close an alert a newer state called for.
 /// </summary>
-public sealed class AlertMonitor(InventoryStore store, EventPublisher events, IOptions<InventoryOptions> options, TimeProvider time)
+public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Expirations expirations, IOptions<InventoryOptions> options, TimeProvider time)
 {
     private const int MaxAttempts = 10;
 
@@ -116,6 +117,9 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, IO
                 alert.Status = AlertStatus.Closed;
                 alert.ClosedAt = now;
                 actions.Add(new(TableTransactionActionType.UpdateReplace, alert, alert.ETag));
+
+                // Before the close is written; if it is not, ClosedAlertExpiry finds the alert open and drops the entry.
+                await expirations.ScheduleAsync(InventoryStore.TableName, tenant, alert.RowKey, now + options.Value.ClosedAlertRetention, cancellationToken);
             }
 
             try

@@ -16,6 +16,7 @@ public static class InventoryExtensions
         builder.Services.AddSingleton<ItemCommands>();
         builder.Services.AddSingleton<MovementCommands>();
         builder.Services.AddSingleton<AlertMonitor>();
+        builder.Services.AddSingleton<Housekeeping.IRowExpiry, ClosedAlertExpiry>();
         builder.Services.AddValidatedOptions<InventoryOptions>(InventoryOptions.Section);
         builder.Services.AddTimerFunction<InventoryExpiryScan>("InventoryExpiryScan", "0 0 5 * * *");
         return builder;

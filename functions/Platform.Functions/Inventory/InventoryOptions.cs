@@ -9,4 +9,8 @@ public sealed class InventoryOptions
     /// <summary>An item whose <c>expiresAt</c> falls within this span from now raises an expiry alert.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan ExpiryWindow { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>How long a closed alert stays as history before housekeeping deletes it.</summary>
+    [Range(typeof(TimeSpan), "01:00:00", "3650.00:00:00")]
+    public TimeSpan ClosedAlertRetention { get; set; } = TimeSpan.FromDays(90);
 }

@@ -143,6 +143,23 @@ public sealed class EntraTests(Azurite azurite) : SignedUpTenantTests(azurite)
     }
 
     [Fact]
+    public async Task DeletingAUserDeletesTheirLink()
+    {
+        await TrustAsync(allowEmailLinking: false);
+        using var admin = await App.SignedInClientAsync(Tenant);
+        var userId = await admin.CreateUserIdAsync("linked@example.com");
+        var objectId = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.PutAsJsonAsync($"/api/v1/users/{userId}/entra", new { objectId }, Ct)).StatusCode);
+        var table = App.Storage.Table(EntraDirectory.TableName);
+        Assert.Single(table.Query<Azure.Data.Tables.TableEntity>(e => e.PartitionKey == "entra" && e.RowKey == $"link:{EntraTenant}:{objectId}", cancellationToken: Ct));
+
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/users/{userId}", Ct)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await MeWith(EntraToken(objectId))).StatusCode);
+        Assert.Empty(table.Query<Azure.Data.Tables.TableEntity>(e => e.PartitionKey == "entra" && e.RowKey == $"link:{EntraTenant}:{objectId}", cancellationToken: Ct));
+    }
+
+    [Fact]
     public async Task AUserLinkedByObjectIdSignsInWithAnEntraToken()
     {
         await TrustAsync(allowEmailLinking: false);

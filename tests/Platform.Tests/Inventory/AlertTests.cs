@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Housekeeping;
 using Platform.Functions.Inventory;
 using Platform.Functions.Triggers;
 using Platform.Tests.Infrastructure;
@@ -92,6 +93,33 @@ public sealed class AlertTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var alert = Assert.Single(await AlertsAsync());
         Assert.Equal("expiring", alert.Str("kind"));
         Assert.Equal(item, alert.Str("itemId"));
+    }
+
+    [Fact]
+    public async Task AClosedAlertStaysAsHistoryForItsRetentionAndThenHousekeepingDeletesIt()
+    {
+        var item = (await Admin.CreateItemAsync("OLD-1", extra: new { reorderPoint = 5 })).Id();
+        var closed = Assert.Single(await AlertsAsync()).Id();
+        await MoveAsync(item, "in", 10);
+        await MoveAsync(item, "out", 8);
+        var open = Assert.Single(await AlertsAsync()).Id();
+
+        // The default retention is 90 days after closing; an open alert never expires.
+        Clock.Advance(TimeSpan.FromDays(90) - TimeSpan.FromMinutes(1));
+        await RunHousekeepingAsync();
+        await SignInAdminAgainAsync();
+        Assert.Equal(new[] { closed, open }.Order(StringComparer.Ordinal), (await AlertsAsync("?status=all")).Select(a => a.Id()).Order(StringComparer.Ordinal));
+
+        Clock.Advance(TimeSpan.FromMinutes(2));
+        await RunHousekeepingAsync();
+        await SignInAdminAgainAsync();
+        Assert.Equal([open], (await AlertsAsync("?status=all")).Select(a => a.Id()));
+    }
+
+    private async Task RunHousekeepingAsync()
+    {
+        await using var scope = App.Services.CreateAsyncScope();
+        await scope.ServiceProvider.GetRequiredService<StorageHousekeeping>().RunAsync(new TimerInvocation(false, null, null), Ct);
     }
 
     [Fact]
