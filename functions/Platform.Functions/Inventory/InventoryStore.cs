@@ -11,7 +11,30 @@ public sealed class InventoryStore(StorageAccount storage)
 {
     public const string TableName = "inventory";
 
+    /// <summary>The row counting the tenant's items (outside every prefix above).</summary>
+    public const string ItemCounterKey = "~count:items";
+
     public TenantPartition For(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
+
+    /// <summary>
+    /// The tenant's items that count against <see cref="InventoryOptions.MaxItemsPerTenant"/>: those not archived.
+    /// Create and archive move it in their own transaction.
+    /// </summary>
+    public TenantCounter Items { get; } = new(tenant => storage.TenantTable(TableName).For(tenant), ItemCounterKey, CountItemsAsync);
+
+    private static async Task<long> CountItemsAsync(TenantPartition partition, CancellationToken cancellationToken)
+    {
+        long count = 0;
+        await foreach (var item in partition.QueryAsync<ItemEntity>(ItemEntity.KeyPrefix, cancellationToken: cancellationToken))
+        {
+            if (item.Status != ItemStatus.Archived)
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
 
     /// <summary>Ids are ULIDs; anything else cannot be ours and must never reach a row key (no '/', '#', '?').</summary>
     public static bool IsPlausibleId(string? id) => id is { Length: > 0 and <= 64 } && id.All(char.IsAsciiLetterOrDigit);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
+using Microsoft.Extensions.Options;
 using Platform.Functions.Auth;
 using Platform.Functions.Events;
 using Platform.Functions.Http;
@@ -14,7 +15,8 @@ namespace Platform.Functions.Inventory;
 /// never end up with one SKU, however the requests interleave.
 /// </summary>
 public sealed class ItemCommands(
-    InventoryStore store, LocationCommands locations, InventoryProjections projections, AlertMonitor alerts, EventPublisher events, TimeProvider time)
+    InventoryStore store, LocationCommands locations, InventoryProjections projections, AlertMonitor alerts, EventPublisher events,
+    IOptions<InventoryOptions> options, TimeProvider time)
 {
     public const int MaxSkuLength = 64;
     public const int MaxNameLength = 200;
@@ -61,17 +63,26 @@ public sealed class ItemCommands(
             return LocationNotFound(item.LocationId);
         }
 
+        var max = options.Value.MaxItemsPerTenant;
         try
         {
-            var responses = await store.For(tenant).SubmitTransactionAsync(
-                [
-                    new TableTransactionAction(TableTransactionActionType.Add, item),
-                    new TableTransactionAction(TableTransactionActionType.Add, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku), ItemId = item.Id }),
-                ],
+            var responses = await store.Items.SubmitAsync(tenant, count => count >= max
+                    ? null
+                    : new(
+                        [
+                            new(TableTransactionActionType.Add, item),
+                            new(TableTransactionActionType.Add, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku), ItemId = item.Id }),
+                        ],
+                        +1),
                 cancellationToken);
+            if (responses is null)
+            {
+                return ItemLimitReached(max);
+            }
+
             item.ETag = responses.Value[0].Headers.ETag ?? default;
         }
-        catch (TableTransactionFailedException ex) when (ex.Status == 409)
+        catch (TableTransactionFailedException ex) when (ex.Status == 409 && ex.FailedTransactionActionIndex < 2)
         {
             return SkuTaken(item.Sku);
         }
@@ -223,12 +234,14 @@ public sealed class ItemCommands(
         item.ArchivedAt = item.UpdatedAt = time.GetUtcNow();
         try
         {
-            var responses = await store.For(tenant).SubmitTransactionAsync(
-                [
-                    new TableTransactionAction(TableTransactionActionType.UpdateReplace, item, item.ETag),
-                    new TableTransactionAction(TableTransactionActionType.Delete, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku) }, ETag.All),
-                ],
-                cancellationToken);
+            // An archived item no longer counts against the cap: the count moves in the archive's transaction.
+            var responses = (await store.Items.SubmitAsync(tenant, _ => new(
+                    [
+                        new(TableTransactionActionType.UpdateReplace, item, item.ETag),
+                        new(TableTransactionActionType.Delete, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku) }, ETag.All),
+                    ],
+                    -1),
+                cancellationToken))!;
             item.ETag = responses.Value[0].Headers.ETag ?? default;
             projections.Apply(tenant, item);
             return item;
@@ -357,6 +370,9 @@ public sealed class ItemCommands(
 
     public static bool IsValidSku(string sku) =>
         sku.Length is > 0 and <= MaxSkuLength && char.IsAsciiLetterOrDigit(sku[0]) && sku.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_');
+
+    public static CommandError ItemLimitReached(int max) =>
+        new(409, "item_limit_reached", $"This tenant has reached its limit of {max} items; archive items it no longer needs.");
 
     public static CommandError SkuTaken(string sku) => new(409, "sku_taken", $"Another item of this tenant has the SKU {sku}.");
 

@@ -15,10 +15,10 @@ public static partial class UsersEndpoints
     public const int MaxBulkOperations = 1000;
 
     /// <summary>
-    /// Creates per entity-group transaction: each takes two actions (user + email index) of the 100 allowed, and the
-    /// change-log entry and its sequence row take two.
+    /// Creates per entity-group transaction: each takes two actions (user + email index) of the 100 allowed; the
+    /// tenant's user count takes one, and the change-log entry and its sequence row two.
     /// </summary>
-    private const int CreatesPerTransaction = 49;
+    private const int CreatesPerTransaction = 48;
 
     public sealed record BulkRequest(IReadOnlyList<BulkOperation>? Operations);
 
@@ -34,8 +34,9 @@ public static partial class UsersEndpoints
 
     /// <summary>
     /// Up to 1000 operations; each succeeds or fails on its own. Creates are validated first (passwords hashed in
-    /// parallel), then written 50 to an entity-group transaction; a transaction refused because one email is taken
-    /// is retried without that one, so 1000 creates take about 20 round trips and one bad row fails only itself.
+    /// parallel), then written 48 to an entity-group transaction with the tenant's user count; a transaction refused
+    /// because one email is taken is retried without that one, so 1000 creates take about 21 round trips and one bad
+    /// row fails only itself. Creates beyond the tenant's user cap fail on their own with <c>user_limit_reached</c>.
     /// </summary>
     internal static async Task<Results<Ok<BulkResponse>, ProblemHttpResult>> Bulk(
         BulkRequest request, Caller caller, CallerPermissions permissions, UserCommands commands,
@@ -85,26 +86,40 @@ public static partial class UsersEndpoints
             var pending = chunk.ToList();
             while (pending.Count > 0)
             {
+                // As many as the cap leaves room for, in request order; decided against the count the write is
+                // conditioned on, so concurrent requests cannot both take the last slots.
+                var room = 0;
                 try
                 {
-                    var actions = pending.SelectMany(p => new[]
+                    var written = await users.Count.SubmitAsync(caller.Tenant, count =>
                     {
-                        new TableTransactionAction(TableTransactionActionType.Add, p.Value),
-                        new TableTransactionAction(TableTransactionActionType.Add,
-                            new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(UserDirectory.NormalizeEmail(p.Value.Email)!), UserId = p.Value.Id }),
-                    }).ToList();
-                    await users.Users(caller.Tenant).SubmitTransactionAsync(actions, cancellationToken);
-                    foreach (var (index, user) in pending)
+                        room = (int)Math.Clamp(users.MaxUsersPerTenant - count, 0, pending.Count);
+                        return room == 0 ? null : new(
+                            [.. pending.Take(room).SelectMany(p => new[]
+                            {
+                                new TableTransactionAction(TableTransactionActionType.Add, p.Value),
+                                new TableTransactionAction(TableTransactionActionType.Add,
+                                    new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(UserDirectory.NormalizeEmail(p.Value.Email)!), UserId = p.Value.Id }),
+                            })],
+                            room);
+                    }, cancellationToken);
+                    foreach (var (index, _) in pending.Skip(room))
+                    {
+                        results[index] = Failed(index, UserCommands.UserLimitReached(users.MaxUsersPerTenant));
+                    }
+
+                    var created = pending.Take(written is null ? 0 : room).ToList();
+                    foreach (var (index, user) in created)
                     {
                         results[index] = new BulkResult(index, 201, user.Id);
                         projections.Apply(caller.Tenant, user);
                     }
 
                     // Recorded with its chunk: a failure in a later chunk cannot lose the events of this one.
-                    await events.PublishManyAsync(caller.Tenant, [.. pending.Select(p => UserCommands.Created(caller, p.Value))], cancellationToken);
+                    await events.PublishManyAsync(caller.Tenant, [.. created.Select(p => UserCommands.Created(caller, p.Value))], cancellationToken);
                     pending.Clear();
                 }
-                catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < pending.Count)
+                catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < room)
                 {
                     var (index, user) = pending[failedAction / 2];
                     results[index] = Failed(index, ex.Status == 409 ? UserCommands.EmailTaken(user.Email) : new CommandError(ex.Status, "write_failed", "The user could not be written."));

@@ -105,9 +105,12 @@ public sealed class UserCommands(
             return error;
         }
 
-        if (!await users.TryCreateAsync(caller.Tenant, user, cancellationToken))
+        switch (await users.TryCreateAsync(caller.Tenant, user, cancellationToken))
         {
-            return EmailTaken(user.Email);
+            case UserDirectory.CreateResult.EmailTaken:
+                return EmailTaken(user.Email);
+            case UserDirectory.CreateResult.LimitReached:
+                return UserLimitReached(users.MaxUsersPerTenant);
         }
 
         projections.Apply(caller.Tenant, user);
@@ -244,7 +247,7 @@ public sealed class UserCommands(
         }
 
         user.UpdatedAt = time.GetUtcNow();
-        var error = await WriteAsync(tenant, user, oldEmail, removesAdmin: wasActiveAdmin && !IsActiveAdmin(user), cancellationToken);
+        var error = await WriteAsync(tenant, user, oldEmail, removesAdmin: wasActiveAdmin && !IsActiveAdmin(user), countDelta: 0, cancellationToken);
         if (error is null)
         {
             guard.ForgetUser(tenant, user.Id);
@@ -299,7 +302,7 @@ public sealed class UserCommands(
         var wasAdmin = IsActiveAdmin(user);
         user.Status = UserStatus.Deleted;
         user.DeletedAt = user.UpdatedAt = time.GetUtcNow();
-        if (await WriteAsync(tenant, user, null, wasAdmin, cancellationToken) is { } error)
+        if (await WriteAsync(tenant, user, null, wasAdmin, countDelta: -1, cancellationToken) is { } error)
         {
             return error;
         }
@@ -349,9 +352,19 @@ public sealed class UserCommands(
         user.UpdatedAt = time.GetUtcNow();
         try
         {
-            await users.UpdateAsync(tenant, user, cancellationToken);
+            // A restored user counts again, so a restore takes a slot like a create (and is refused at the cap).
+            var responses = await users.Count.SubmitAsync(tenant, count => count >= users.MaxUsersPerTenant
+                    ? null
+                    : new([new(TableTransactionActionType.UpdateReplace, user, user.ETag)], +1),
+                cancellationToken);
+            if (responses is null)
+            {
+                return UserLimitReached(users.MaxUsersPerTenant);
+            }
+
+            user.ETag = responses.Value[0].Headers.ETag ?? default;
         }
-        catch (RequestFailedException ex) when (ex.Status == 412)
+        catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)
         {
             return UserStale;
         }
@@ -458,9 +471,11 @@ public sealed class UserCommands(
     /// <summary>
     /// Writes a changed user. When the change takes an active admin away, the tenant's admin guard row is touched
     /// in the same transaction, conditioned on the ETag it had when the remaining admins were counted - so two
-    /// concurrent demotions cannot both pass the "another admin remains" check.
+    /// concurrent demotions cannot both pass the "another admin remains" check. A change that makes the user stop
+    /// counting against the cap (a delete) moves the tenant's user count in the same transaction too.
     /// </summary>
-    private async Task<CommandError?> WriteAsync(TenantId tenant, UserEntity user, string? oldEmail, bool removesAdmin, CancellationToken cancellationToken)
+    private async Task<CommandError?> WriteAsync(
+        TenantId tenant, UserEntity user, string? oldEmail, bool removesAdmin, long countDelta, CancellationToken cancellationToken)
     {
         var actions = new List<TableTransactionAction> { new(TableTransactionActionType.UpdateReplace, user, user.ETag) };
         if (oldEmail is not null)
@@ -484,7 +499,9 @@ public sealed class UserCommands(
 
         try
         {
-            var responses = await users.Users(tenant).SubmitTransactionAsync(actions, cancellationToken);
+            var responses = countDelta == 0
+                ? await users.Users(tenant).SubmitTransactionAsync(actions, cancellationToken)
+                : (await users.Count.SubmitAsync(tenant, _ => new(actions, countDelta), cancellationToken))!;
             user.ETag = responses.Value[0].Headers.ETag ?? default;
             return null;
         }
@@ -559,6 +576,9 @@ public sealed class UserCommands(
     public static CommandError UserNotFound { get; } = CommandError.NotFound("user");
 
     public static CommandError UserStale { get; } = CommandError.Stale("user");
+
+    public static CommandError UserLimitReached(int max) =>
+        new(409, "user_limit_reached", $"This tenant has reached its limit of {max} users; delete users it no longer needs.");
 
     public static CommandError EmailTaken(string email) => new(409, "email_taken", $"Another user of this tenant has the email {email}.");
 

@@ -1,18 +1,41 @@
 using System.Net.Mail;
 using Azure;
 using Azure.Data.Tables;
+using Microsoft.Extensions.Options;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Users;
 
-/// <summary>Reads and writes users of one tenant, keeping each user and its email index row in step.</summary>
-public sealed class UserDirectory(StorageAccount storage)
+/// <summary>
+/// Reads and writes users of one tenant, keeping each user and its email index row in step, and the tenant's user
+/// count (<see cref="Count"/>) with them.
+/// </summary>
+public sealed class UserDirectory(StorageAccount storage, IOptions<UsersOptions> options)
 {
     public const string TableName = "users";
     public const int MaxEmailLength = 254;
     public const int MaxDisplayNameLength = 100;
 
+    /// <summary>The counter row, beside the users it counts (outside the <c>u:</c> and <c>e:</c> ranges).</summary>
+    public const string CounterKey = "~count:users";
+
     public TenantPartition Users(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
+
+    public int MaxUsersPerTenant => options.Value.MaxUsersPerTenant;
+
+    /// <summary>
+    /// The tenant's users that count against <see cref="UsersOptions.MaxUsersPerTenant"/> (active and locked). Every
+    /// write that makes a user count or stop counting - create, sign-up, delete, restore - goes through it.
+    /// </summary>
+    public TenantCounter Count { get; } = new(
+        tenant => storage.TenantTable(TableName).For(tenant), CounterKey, CountUsersAsync);
+
+    public enum CreateResult
+    {
+        Created,
+        EmailTaken,
+        LimitReached,
+    }
 
     /// <summary>The user, or null when there is none - including a purged user, whose row is only a tombstone.</summary>
     public async Task<UserEntity?> GetAsync(TenantId tenant, string userId, CancellationToken cancellationToken) =>
@@ -31,23 +54,50 @@ public sealed class UserDirectory(StorageAccount storage)
         return index is null ? null : await GetAsync(tenant, index.UserId, cancellationToken);
     }
 
-    /// <summary>Adds the user and its email index atomically; false when the email is taken in this tenant.</summary>
-    public async Task<bool> TryCreateAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken)
+    /// <summary>
+    /// Adds the user and its email index atomically, with the tenant's user count; refused when the email is taken in
+    /// this tenant or the tenant is at <see cref="UsersOptions.MaxUsersPerTenant"/>.
+    /// </summary>
+    public async Task<CreateResult> TryCreateAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken)
     {
         var index = new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(NormalizeEmail(user.Email)!), UserId = user.Id };
         try
         {
-            var responses = await Users(tenant).SubmitTransactionAsync(
-                [new TableTransactionAction(TableTransactionActionType.Add, user), new TableTransactionAction(TableTransactionActionType.Add, index)],
+            var responses = await Count.SubmitAsync(tenant, count => count >= MaxUsersPerTenant
+                    ? null
+                    : new([new(TableTransactionActionType.Add, user), new(TableTransactionActionType.Add, index)], +1),
                 cancellationToken);
+            if (responses is null)
+            {
+                return CreateResult.LimitReached;
+            }
+
             user.ETag = responses.Value[0].Headers.ETag ?? default;
-            return true;
+            return CreateResult.Created;
         }
-        catch (TableTransactionFailedException ex) when (ex.Status == 409)
+        catch (TableTransactionFailedException ex) when (ex.Status == 409 && ex.FailedTransactionActionIndex < 2)
         {
-            return false;
+            return CreateResult.EmailTaken;
         }
     }
+
+    /// <summary>Counts the users who count (once per tenant that predates the counter row).</summary>
+    private static async Task<long> CountUsersAsync(TenantPartition partition, CancellationToken cancellationToken)
+    {
+        long count = 0;
+        await foreach (var user in partition.QueryAsync<UserEntity>(UserEntity.KeyPrefix, cancellationToken: cancellationToken))
+        {
+            if (Counts(user))
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>Whether the user takes a slot of the cap: active and locked users do, deleted and purged ones do not.</summary>
+    public static bool Counts(UserEntity user) => user.Status is UserStatus.Active or UserStatus.Locked;
 
     /// <summary>Replaces the user row if nobody changed it since it was read (412 otherwise).</summary>
     public Task UpdateAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken) =>

@@ -1,3 +1,4 @@
+using Platform.Functions.Hosting;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Users;
@@ -8,6 +9,7 @@ public static class UsersExtensions
     {
         builder.Services.AddStorageTable(UserDirectory.TableName, changeLogged: UserEntity.KeyPrefix);
         builder.Services.AddSingleton<UserDirectory>();
+        builder.Services.AddValidatedOptions<UsersOptions>(UsersOptions.Section);
         builder.Services.AddSingleton<UserSchemas>();
         builder.Services.AddSingleton<UserCommands>();
         builder.Services.AddSingleton<UserPurge>();
