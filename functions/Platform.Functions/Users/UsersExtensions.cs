@@ -1,6 +1,7 @@
 using System.Net.Mail;
 using Azure;
 using Azure.Data.Tables;
+using Platform.Functions.Query;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Users;
@@ -14,6 +15,7 @@ public static class UsersExtensions
         builder.Services.AddSingleton<UserSchemas>();
         builder.Services.AddSingleton<UserCommands>();
         builder.Services.AddSingleton<UserPurge>();
+        builder.Services.AddProjectionMemory();
         builder.Services.AddSingleton<UserProjections>();
         builder.Services.AddSingleton<Http.ContinuationTokens>();
         return builder;
