@@ -34,6 +34,10 @@ internal static class Program
               movements/s with 16 clients on 1 hot item and over 1,000 items next to the SDK doing the same reads and
               conditioned transaction; then GET /api/v1/inventory/analytics for a tenant of that many items and
               movements next to an SDK scan of its item and stock rows; needs AzureWebJobsStorage
+          tenants <appExecutable> [tenants=200] [users=1000] [requests=400]
+              GET /api/v1/users?q= p50/p99 with that many tenants of that many users (preloaded) active at once, a
+              random one each request, next to one such tenant alone, and the first (cold) list of each;
+              needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -58,6 +62,8 @@ internal static class Program
                 return await UsersFigure.RunAsync(args[1..]);
             case "movements":
                 return await MovementsFigure.RunAsync(args[1..]);
+            case "tenants":
+                return await TenantsFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":
                 Console.WriteLine(Usage);
                 return 0;

@@ -288,7 +288,7 @@ internal static class UsersFigure
         return 0;
     }
 
-    private static string Email(int n, string slug) => string.Create(CultureInfo.InvariantCulture, $"user{n:D7}@{slug}.example.com");
+    internal static string Email(int n, string slug) => string.Create(CultureInfo.InvariantCulture, $"user{n:D7}@{slug}.example.com");
 
     private static string DisplayName(int n) => string.Create(CultureInfo.InvariantCulture, $"User {n}");
 
@@ -404,7 +404,7 @@ internal static class UsersFigure
     }
 
     /// <summary>User <paramref name="n"/> and its email index row as the bulk route writes them for a create without a password.</summary>
-    private static (UserEntity User, EmailIndexEntity Index) UserRows(string partition, int n, string slug, DateTimeOffset now)
+    internal static (UserEntity User, EmailIndexEntity Index) UserRows(string partition, int n, string slug, DateTimeOffset now)
     {
         var user = new UserEntity
         {

@@ -1,5 +1,6 @@
 using Platform.Functions.Hosting;
 using Platform.Functions.Http;
+using Platform.Functions.Query;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 
@@ -10,6 +11,7 @@ public static class InventoryExtensions
     public static IHostApplicationBuilder AddInventory(this IHostApplicationBuilder builder)
     {
         builder.Services.AddStorageTable(InventoryStore.TableName, changeLogged: [ItemEntity.KeyPrefix, StockEntity.KeyPrefix]);
+        builder.Services.AddProjectionMemory();
         builder.Services.AddSingleton<InventoryProjections>();
         builder.Services.AddSingleton<InventoryStore>();
         builder.Services.AddSingleton<LocationCommands>();

@@ -10,13 +10,15 @@ namespace Platform.Functions.Inventory;
 /// Movements never enter it - they change item and stock rows in the same transaction, and those are what is read -
 /// so analytics cost the same with 1,000 or 1,000,000 movements on record.
 /// </summary>
-public sealed class InventoryProjections(StorageAccount storage, TimeProvider time)
+public sealed class InventoryProjections(StorageAccount storage, ProjectionMemory memory, TimeProvider time)
 {
     public ListProjection<ItemEntity, ItemListItem> Items { get; } =
-        new(storage, InventoryStore.TableName, ItemEntity.KeyPrefix, item => new ItemListItem(item), time);
+        new(storage, InventoryStore.TableName, ItemEntity.KeyPrefix, item => new ItemListItem(item), item => item.HeldBytes, memory, time);
 
+    // The entity object and its three strings (partition key, item id, location id; the row key is counted apart).
     public ListProjection<StockEntity, StockEntity> Stock { get; } =
-        new(storage, InventoryStore.TableName, StockEntity.KeyPrefix, stock => stock, time);
+        new(storage, InventoryStore.TableName, StockEntity.KeyPrefix, stock => stock,
+            stock => 120 + 2L * (stock.PartitionKey.Length + stock.ItemId.Length + stock.LocationId.Length) + 3 * 24, memory, time);
 
     /// <summary>Applies a write made on this instance, so the writer's next read shows it.</summary>
     public void Apply(TenantId tenant, ItemEntity item, params IEnumerable<StockEntity?> stock)
@@ -40,6 +42,16 @@ public sealed class ItemListItem(ItemEntity entity) : IListed<ItemView>
     public ItemView View { get; } = ItemView.From(entity);
 
     public string Id => View.Id;
+
+    /// <summary>
+    /// An estimate of the memory this item keeps alive, for the projection's budget: the stored row, its view and parsed
+    /// fields, the tags, and the search text once built. The view shares the row's strings.
+    /// </summary>
+    public long HeldBytes { get; } = 900
+        + 4L * (entity.RowKey.Length + entity.Sku.Length + entity.Name.Length + (entity.Description?.Length ?? 0) + (entity.Category?.Length ?? 0)
+            + (entity.Supplier?.Length ?? 0) + entity.Tags.Length)
+        + 2L * (entity.PartitionKey.Length + entity.RowKey.Length + entity.Status.Length + (entity.LocationId?.Length ?? 0) + (entity.Unit?.Length ?? 0))
+        + 3L * entity.Fields.Length;
 
     public string SearchText => field ??= string.Join('\n', View.Sku, View.Name, View.Description, View.Category, View.Supplier, string.Join('\n', View.Tags)).ToLowerInvariant();
 

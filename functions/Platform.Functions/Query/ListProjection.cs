@@ -14,16 +14,24 @@ namespace Platform.Functions.Query;
 /// <see cref="ChangeLog"/> after the last entry it saw (at most every <see cref="RefreshEvery"/>) and re-reads only the
 /// rows named there, so other instances' writes show within seconds and a refresh costs what changed, not the partition.
 /// Filtering, search, sort and aggregates then run over memory, in milliseconds; the cost is memory and the first
-/// list after a cold start, which pays the scan. At most <see cref="MaxTenants"/> tenants are kept; the least
-/// recently used one is dropped first.
+/// list after a cold start, which pays the scan. What all projections of the instance hold is bounded by one
+/// <see cref="ProjectionMemory"/> budget, by an estimate of each tenant's rows; the least recently used tenants are
+/// dropped first.
 /// </summary>
 /// <param name="project">The row as lists see it; null when the row should not be listed at all (a tombstone).</param>
-public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, string table, string keyPrefix, Func<TEntity, TItem?> project, TimeProvider time)
+/// <param name="sizeOf">
+/// An estimate of the bytes one projected row keeps alive (its strings, objects and dictionary entry). It is summed as
+/// rows come and go, so it must be cheap: string lengths and fixed overheads, no serialization.
+/// </param>
+public sealed class ListProjection<TEntity, TItem>(
+    StorageAccount storage, string table, string keyPrefix, Func<TEntity, TItem?> project, Func<TItem, long> sizeOf, ProjectionMemory memory, TimeProvider time)
     where TEntity : class, ITableEntity, new()
     where TItem : class
 {
     public static readonly TimeSpan RefreshEvery = TimeSpan.FromSeconds(2);
-    public const int MaxTenants = 50;
+
+    /// <summary>What a held row costs beyond its item: the dictionary node and its row-key string, roughly.</summary>
+    private const long EntryOverhead = 48 + 24;
 
     /// <summary>More changed rows than this since the last look: reloading is cheaper than reading them one by one.</summary>
     public const int MaxPointReads = 2000;
@@ -31,6 +39,10 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
     private const int PointReadsAtOnce = 16;
 
     private readonly ConcurrentDictionary<string, TenantRows> _tenants = new(StringComparer.Ordinal);
+    private long _loads;
+
+    /// <summary>Partition scans made since the instance started: a tenant listed again after it was dropped scans again.</summary>
+    public long Loads => Interlocked.Read(ref _loads);
 
     /// <summary>The tenant's rows, caught up first. Not a copy: a request reads them in place (see <see cref="HeldRows{TItem}"/>).</summary>
     public async Task<HeldRows<TItem>> RowsAsync(TenantId tenant, CancellationToken cancellationToken) =>
@@ -46,6 +58,7 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
         if (_tenants.TryGetValue(tenant.Value, out var rows) && rows.LoadedAt is not null)
         {
             Set(rows, entity);
+            memory.Report(rows.Held, rows.Bytes);
         }
     }
 
@@ -53,14 +66,15 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
     {
         if (_tenants.TryGetValue(tenant.Value, out var rows))
         {
-            rows.Items.TryRemove(rowKey, out _);
+            Drop(rows, rowKey);
+            memory.Report(rows.Held, rows.Bytes);
         }
     }
 
     private async Task<TenantRows> CurrentAsync(TenantId tenant, CancellationToken cancellationToken)
     {
-        var rows = _tenants.GetOrAdd(tenant.Value, _ => new TenantRows());
-        rows.LastUsed = time.GetUtcNow();
+        var rows = _tenants.GetOrAdd(tenant.Value, NewRows);
+        memory.Use(rows.Held);
         await rows.Gate.WaitAsync(cancellationToken);
         try
         {
@@ -75,7 +89,10 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
                 }
 
                 rows.RefreshedAt = now;
-                Trim();
+
+                // May drop other tenants to make room - or, when another request's report dropped this one meanwhile,
+                // nothing: this request still serves the rows it read, and they go with it.
+                memory.Report(rows.Held, rows.Bytes);
             }
 
             return rows;
@@ -93,7 +110,9 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
     /// </summary>
     private async Task LoadAsync(TenantPartition partition, TenantRows rows, DateTimeOffset startedAt, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _loads);
         rows.Items.Clear();
+        Interlocked.Exchange(ref rows.Bytes, 0);
         rows.Position = await ChangeLog.LastSequenceAsync(partition, cancellationToken);
         await foreach (var entity in partition.QueryAsync<TEntity>(keyPrefix, maxPerPage: 1000, cancellationToken))
         {
@@ -125,7 +144,7 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
                 }
                 else
                 {
-                    rows.Items.TryRemove(key, out _);
+                    Drop(rows, key);
                 }
             });
 
@@ -134,37 +153,53 @@ public sealed class ListProjection<TEntity, TItem>(StorageAccount storage, strin
         return true;
     }
 
-    private void Set(TenantRows rows, TEntity entity)
+    private TenantRows NewRows(string tenant)
     {
-        if (project(entity) is { } item)
-        {
-            rows.Items[entity.RowKey] = item;
-        }
-        else
-        {
-            rows.Items.TryRemove(entity.RowKey, out _);
-        }
+        var rows = new TenantRows();
+        // Removes this very entry only: a newer one for the same tenant, made after the drop, stays.
+        rows.Held = memory.Track(() => _tenants.TryRemove(new KeyValuePair<string, TenantRows>(tenant, rows)));
+        return rows;
     }
 
-    private void Trim()
+    private void Set(TenantRows rows, TEntity entity)
     {
-        while (_tenants.Count > MaxTenants)
+        if (project(entity) is not { } item)
         {
-            var oldest = _tenants.MinBy(t => t.Value.LastUsed);
-            _tenants.TryRemove(oldest.Key, out _);
+            Drop(rows, entity.RowKey);
+            return;
+        }
+
+        var added = sizeOf(item) + EntryOverhead + 2L * entity.RowKey.Length;
+        long replaced = 0;
+        rows.Items.AddOrUpdate(entity.RowKey, item, (key, old) =>
+        {
+            replaced = sizeOf(old) + EntryOverhead + 2L * key.Length;
+            return item;
+        });
+        Interlocked.Add(ref rows.Bytes, added - replaced);
+    }
+
+    private void Drop(TenantRows rows, string rowKey)
+    {
+        if (rows.Items.TryRemove(rowKey, out var old))
+        {
+            Interlocked.Add(ref rows.Bytes, -(sizeOf(old) + EntryOverhead + 2L * rowKey.Length));
         }
     }
 
     private sealed class TenantRows
     {
+        /// <summary>The estimated bytes of <see cref="Items"/>, kept as rows come and go.</summary>
+        public long Bytes;
+
         public SemaphoreSlim Gate { get; } = new(1, 1);
         public ConcurrentDictionary<string, TItem> Items { get; } = new(StringComparer.Ordinal);
+        public ProjectionMemory.Entry Held { get; set; } = null!;
 
         /// <summary>The number of the last change-log entry whose rows are reflected here.</summary>
         public long Position { get; set; }
         public DateTimeOffset? LoadedAt { get; set; }
         public DateTimeOffset RefreshedAt { get; set; }
-        public DateTimeOffset LastUsed { get; set; }
     }
 }
 

@@ -1,4 +1,5 @@
 using Platform.Functions.Hosting;
+using Platform.Functions.Query;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Users;
@@ -13,6 +14,7 @@ public static class UsersExtensions
         builder.Services.AddSingleton<UserSchemas>();
         builder.Services.AddSingleton<UserCommands>();
         builder.Services.AddSingleton<UserPurge>();
+        builder.Services.AddProjectionMemory();
         builder.Services.AddSingleton<UserProjections>();
         return builder;
     }

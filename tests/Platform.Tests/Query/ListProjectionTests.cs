@@ -1,4 +1,5 @@
 using Azure.Data.Tables;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Platform.Functions.Query;
 using Platform.Functions.Storage;
@@ -39,7 +40,7 @@ public sealed class ListProjectionTests(Azurite azurite) : IAsyncLifetime
         {
             Interlocked.Increment(ref _rowsRead);
             return row;
-        }, _clock);
+        }, row => 100, new ProjectionMemory(Options.Create(new ListsOptions())), _clock);
 
     [Fact]
     public async Task TheFirstCatchUpAfterALoadReadsOnlyRowsWrittenSinceTheScan()
