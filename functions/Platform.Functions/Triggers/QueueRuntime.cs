@@ -32,24 +32,8 @@ internal sealed partial class QueueRuntime(
     /// </summary>
     private static readonly TimeProvider WallClock = TimeProvider.System;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        if (options.Value.Standalone != true)
-        {
-            return;
-        }
-
-        try
-        {
-            await initializer.WhenCreated(stoppingToken);
-        }
-        catch (OperationCanceledException)
-        {
-            return;
-        }
-
-        await Task.WhenAll(catalog.Queues.Select(queue => Task.Run(() => ConsumeAsync(queue, stoppingToken), CancellationToken.None)));
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        StandaloneTriggers.RunEachAsync(options.Value.Standalone == true, initializer, catalog.Queues, ConsumeAsync, stoppingToken);
 
     private async Task ConsumeAsync(QueueFunction function, CancellationToken stoppingToken)
     {

@@ -32,24 +32,8 @@ internal sealed partial class TimerRuntime(
 {
     private static readonly JsonSerializerOptions StatusJson = new(JsonSerializerDefaults.Web);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        if (options.Value.Standalone != true)
-        {
-            return;
-        }
-
-        try
-        {
-            await initializer.WhenCreated(stoppingToken);
-        }
-        catch (OperationCanceledException)
-        {
-            return;
-        }
-
-        await Task.WhenAll(catalog.Timers.Select(timer => Task.Run(() => ScheduleAsync(timer, stoppingToken), CancellationToken.None)));
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        StandaloneTriggers.RunEachAsync(options.Value.Standalone == true, initializer, catalog.Timers, ScheduleAsync, stoppingToken);
 
     private async Task ScheduleAsync(TimerFunction timer, CancellationToken stoppingToken)
     {
