@@ -28,14 +28,13 @@ public sealed class AccountSecurity(
     /// lockout as sign-in before it is made, so these routes are no way around it, not even with guesses sent at once;
     /// a right password gives its attempt back. Null means the password is right.
     /// </summary>
-    public async Task<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult?> CheckPasswordAsync(
-        TenantId tenant, UserEntity user, string? password, HttpContext http, CancellationToken cancellationToken)
+    public async Task<CommandError?> CheckPasswordAsync(TenantId tenant, UserEntity user, string? password, CancellationToken cancellationToken)
     {
         var email = UserDirectory.NormalizeEmail(user.Email)!;
         var attempt = await lockouts.ReserveAsync(tenant, email, cancellationToken);
         if (attempt.LockedFor is { } lockedFor)
         {
-            return AuthEndpoints.AccountLocked(http, lockedFor);
+            return AccountLocked(lockedFor);
         }
 
         if (password is { Length: > 0 and <= AuthEndpoints.MaxPasswordInputLength }
@@ -45,15 +44,19 @@ public sealed class AccountSecurity(
             return null;
         }
 
-        return AuthEndpoints.InvalidPassword();
+        return InvalidPassword;
     }
+
+    /// <summary>As <see cref="CheckPasswordAsync(TenantId, UserEntity, string?, CancellationToken)"/>, as the problem to answer with.</summary>
+    public async Task<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult?> CheckPasswordAsync(
+        TenantId tenant, UserEntity user, string? password, HttpContext http, CancellationToken cancellationToken) =>
+        (await CheckPasswordAsync(tenant, user, password, cancellationToken))?.ToProblem(http);
 
     /// <summary>
     /// Step-up for changes that would hand the account to whoever holds the token: allowed within
     /// <see cref="AuthEndpoints.FreshSession"/> of signing in, later only with the password (checked like sign-in).
     /// </summary>
-    public async Task<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult?> RequireRecentSignInAsync(
-        Caller caller, UserEntity user, string? password, HttpContext http, CancellationToken cancellationToken)
+    public async Task<CommandError?> RequireRecentSignInAsync(Caller caller, UserEntity user, string? password, CancellationToken cancellationToken)
     {
         if (password is null && caller.SessionId.Length > 0 &&
             await sessions.GetAsync(caller.Tenant, caller.UserId, caller.SessionId, cancellationToken) is { } session &&
@@ -63,9 +66,16 @@ public sealed class AccountSecurity(
         }
 
         return password is null
-            ? Http.Problems.Create(403, "reauthentication_required", "Password needed", "Send your password as password: this session signed in too long ago for this change.")
-            : await CheckPasswordAsync(caller.Tenant, user, password, http, cancellationToken);
+            ? new CommandError(403, "reauthentication_required", "Send your password as password: this session signed in too long ago for this change.") { Title = "Password needed" }
+            : await CheckPasswordAsync(caller.Tenant, user, password, cancellationToken);
     }
+
+    /// <summary>Too many failed sign-ins: 429 with <c>Retry-After</c>.</summary>
+    public static CommandError AccountLocked(TimeSpan lockedFor) =>
+        new(429, "account_locked", $"Too many failed sign-ins. Try again in {(int)Math.Ceiling(lockedFor.TotalSeconds)} seconds.") { Title = "Account locked", RetryAfter = lockedFor };
+
+    public static CommandError InvalidPassword { get; } =
+        new(403, "invalid_password", "The password given does not match this account's.") { Title = "Wrong password" };
 
     /// <summary>The policy's verdict on a new password, as field errors of <paramref name="field"/>.</summary>
     public Validation CheckNewPassword(string field, string? password)

@@ -1,11 +1,7 @@
-using System.Globalization;
 using System.Security.Claims;
-using Azure;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Platform.Functions.Events;
 using Platform.Functions.Http;
-using Platform.Functions.Identity.Passwords;
-using Platform.Functions.Mail;
 using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
@@ -68,78 +64,9 @@ public static partial class AuthEndpoints
     public sealed record BackupCodeList(IReadOnlyList<string> BackupCodes);
 
     internal static async Task<Results<Ok<TokenResponse>, ProblemHttpResult>> Login(
-        LoginRequest request, HttpContext http, TenantDirectory tenants, UserDirectory users, PasswordHasher hasher,
-        Lockouts lockouts, Sessions sessions, AccessTokens tokens, Mfa mfa, EventPublisher events, TimeProvider time,
-        CancellationToken cancellationToken)
-    {
-        var ip = Caller.ClientIp(http);
-        var tenant = await tenants.FindBySlugAsync(request.Tenant?.Trim(), cancellationToken);
-        var email = UserDirectory.NormalizeEmail(request.Email);
-        var password = request.Password ?? "";
-        if (tenant is null || email is null || password.Length > MaxPasswordInputLength)
-        {
-            // Same work and the same answer as a wrong password: nothing tells which part was wrong.
-            await hasher.VerifyAsync(password.Length > MaxPasswordInputLength ? "" : password, null, cancellationToken);
-            return InvalidCredentials();
-        }
-
-        // The attempt is counted before the password is checked, so guesses sent at once cannot all pass a lock check
-        // that none of them has counted toward yet; while locked, nothing is checked and every password gets this answer.
-        // (A 503 busy from the hashing gate below keeps the attempt counted and has checked nothing.)
-        var tenantId = new TenantId(tenant.Id);
-        var attempt = await lockouts.ReserveAsync(tenantId, email, cancellationToken);
-        if (attempt.LockedFor is { } lockedFor)
-        {
-            return AccountLocked(http, lockedFor);
-        }
-
-        var user = await users.FindByEmailAsync(tenantId, email, cancellationToken);
-        var check = await hasher.VerifyAsync(password, user?.PasswordHash, cancellationToken);
-        if (user is null || !user.IsActive || check == PasswordCheck.Mismatch)
-        {
-            await RecordFailureAsync(tenantId, user, "invalid_credentials", ip, attempt, events, cancellationToken);
-            return InvalidCredentials();
-        }
-
-        if (user.MfaEnabled)
-        {
-            if (string.IsNullOrWhiteSpace(request.Otp))
-            {
-                await lockouts.ReleaseAsync(tenantId, email, attempt, cancellationToken);
-                return Problems.Create(401, "mfa_required", "MFA required", "This account needs a one-time code: send it as otp.");
-            }
-
-            if (!AcceptSecondFactor(tenantId, user, request.Otp.Trim(), mfa))
-            {
-                await RecordFailureAsync(tenantId, user, "invalid_otp", ip, attempt, events, cancellationToken);
-                return InvalidOtp();
-            }
-        }
-
-        if (check == PasswordCheck.MatchNeedsRehash)
-        {
-            user.PasswordHash = await hasher.HashAsync(password, cancellationToken);
-        }
-
-        user.LastLoginAt = time.GetUtcNow();
-        try
-        {
-            await users.UpdateAsync(tenantId, user, cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status == 412)
-        {
-            // The user changed meanwhile - for a TOTP sign-in that is another sign-in spending the same code.
-            if (user.MfaEnabled)
-            {
-                return InvalidOtp();
-            }
-        }
-
-        await lockouts.ClearAsync(tenantId, email, cancellationToken);
-        var (session, refreshToken) = await sessions.StartAsync(tenantId, user.Id, http.Request.Headers.UserAgent.ToString(), ip, cancellationToken);
-        await events.PublishAsync(tenantId, new PlatformEvent("auth.login.succeeded", Actor.User(user.Id, ip), "session", session.Id), cancellationToken);
-        return TypedResults.Ok(Tokens(tokens, tenantId, user.Id, session.Id, refreshToken));
-    }
+        LoginRequest request, HttpContext http, AccountCommands commands, CancellationToken cancellationToken) =>
+        (await commands.SignInAsync(request.Tenant, request.Email, request.Password, request.Otp, Caller.ClientIp(http), http.Request.Headers.UserAgent.ToString(), cancellationToken))
+            .ToResult(http, response => TypedResults.Ok(response));
 
     internal static async Task<Results<Ok<TokenResponse>, ProblemHttpResult>> Refresh(
         RefreshRequest request, HttpContext http, Sessions sessions, UserDirectory users, AccessTokens tokens, EventPublisher events,
@@ -173,16 +100,8 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> Logout(
-        Caller caller, HttpContext http, Sessions sessions, EventPublisher events, CancellationToken cancellationToken)
-    {
-        if (await sessions.GetAsync(caller.Tenant, caller.UserId, caller.SessionId, cancellationToken) is { } session)
-        {
-            await sessions.RevokeAsync(caller.Tenant, session, cancellationToken);
-        }
-
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.logout", caller.Actor, "session", caller.SessionId), cancellationToken);
-        return TypedResults.NoContent();
-    }
+        Caller caller, AccountCommands commands, CancellationToken cancellationToken) =>
+        (await commands.SignOutAsync(caller, cancellationToken)).ToResult(_ => TypedResults.NoContent());
 
     internal static async Task<Ok<PagedList<SessionView>>> ListSessions(Caller caller, Sessions sessions, CancellationToken cancellationToken)
     {
@@ -194,20 +113,8 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> RevokeSession(
-        string id, Caller caller, HttpContext http, Sessions sessions, EventPublisher events, TimeProvider time, CancellationToken cancellationToken)
-    {
-        var session = id.Length <= 64 && id.All(char.IsAsciiLetterOrDigit)
-            ? await sessions.GetAsync(caller.Tenant, caller.UserId, id, cancellationToken)
-            : null;
-        if (session is null || session.RevokedAt is not null)
-        {
-            return Problems.NotFound("No session of yours has this id.");
-        }
-
-        await sessions.RevokeAsync(caller.Tenant, session, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.session.revoked", caller.Actor, "session", id), cancellationToken);
-        return TypedResults.NoContent();
-    }
+        string id, Caller caller, AccountCommands commands, CancellationToken cancellationToken) =>
+        (await commands.RevokeSessionAsync(caller, id, cancellationToken)).ToResult(_ => TypedResults.NoContent());
 
     internal static async Task<Accepted> ForgotPassword(
         ForgotPasswordRequest request, HttpContext http, PasswordResetRequests resets, CancellationToken cancellationToken)
@@ -236,26 +143,8 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> VerifyEmail(
-        TokenRequest request, HttpContext http, UserTokens userTokens, UserDirectory users, EventPublisher events, TimeProvider time,
-        CancellationToken cancellationToken)
-    {
-        if (await userTokens.RedeemAsync(AccountMail.VerifyPurpose, request.Token, cancellationToken) is not { } owner)
-        {
-            return InvalidToken();
-        }
-
-        var user = owner.User;
-
-        if (!user.EmailVerified)
-        {
-            user.EmailVerified = true;
-            user.UpdatedAt = time.GetUtcNow();
-            await users.UpdateAsync(owner.Tenant, user, cancellationToken);
-            await events.PublishAsync(owner.Tenant, new PlatformEvent("user.email_verified", Actor.User(user.Id, Caller.ClientIp(http)), "user", user.Id), cancellationToken);
-        }
-
-        return TypedResults.NoContent();
-    }
+        TokenRequest request, HttpContext http, AccountCommands commands, CancellationToken cancellationToken) =>
+        (await commands.VerifyEmailAsync(request.Token, Caller.ClientIp(http), cancellationToken)).ToResult(_ => TypedResults.NoContent());
 
     internal static async Task<Results<Accepted, ProblemHttpResult>> ResendVerification(
         Caller caller, UserDirectory users, TenantDirectory tenants, AccountMail mail, CancellationToken cancellationToken)
@@ -271,162 +160,27 @@ public static partial class AuthEndpoints
     }
 
     internal static async Task<Results<Ok<TotpSetup>, ProblemHttpResult>> SetUpTotp(
-        Caller caller, UserDirectory users, TenantDirectory tenants, Mfa mfa, CancellationToken cancellationToken)
-    {
-        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
-        if (user.MfaEnabled)
-        {
-            return Problems.Create(409, "mfa_already_enabled", "MFA already enabled", "Disable TOTP first to set up a new authenticator.");
-        }
-
-        var (secret, encrypted) = mfa.NewSecret(caller.Tenant, user.Id);
-        user.PendingTotpSecret = encrypted;
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        var tenant = await tenants.GetAsync(caller.Tenant, cancellationToken);
-        return TypedResults.Ok(new TotpSetup(secret, Mfa.OtpAuthUri(secret, user.Email, tenant?.Name ?? "")));
-    }
+        Caller caller, AccountCommands commands, CancellationToken cancellationToken) =>
+        (await commands.SetUpTotpAsync(caller, cancellationToken)).ToResult(setup => TypedResults.Ok(setup));
 
     internal static async Task<Results<Ok<BackupCodeList>, ProblemHttpResult>> EnableTotp(
-        CodeRequest request, Caller caller, HttpContext http, UserDirectory users, Mfa mfa, AccountSecurity security,
-        TimeProvider time, CancellationToken cancellationToken)
-    {
-        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
-        if (user.MfaEnabled)
-        {
-            return Problems.Create(409, "mfa_already_enabled", "MFA already enabled", "TOTP is already on for this account.");
-        }
-
-        if (user.PendingTotpSecret is null)
-        {
-            return Problems.Create(409, "mfa_setup_required", "Set up TOTP first", "Call /api/v1/auth/mfa/totp/setup before enabling.");
-        }
-
-        if (await security.RequireRecentSignInAsync(caller, user, request.Password, http, cancellationToken) is { } refused)
-        {
-            return refused;
-        }
-
-        if (mfa.Verify(caller.Tenant, user.Id, user.PendingTotpSecret, request.Code?.Trim(), lastStep: 0) is not { } step)
-        {
-            return InvalidOtp(400);
-        }
-
-        var (codes, hashes) = mfa.NewBackupCodes(caller.Tenant, user.Id);
-        user.TotpSecret = user.PendingTotpSecret;
-        user.PendingTotpSecret = null;
-        user.TotpLastStep = step;
-        user.BackupCodeHashes = hashes;
-        user.MfaEnabled = true;
-        user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.enabled", MailKind.MfaEnabled, caller.SessionId, Caller.ClientIp(http), cancellationToken);
-        return TypedResults.Ok(new BackupCodeList(codes));
-    }
+        CodeRequest request, Caller caller, HttpContext http, AccountCommands commands, CancellationToken cancellationToken) =>
+        (await commands.EnableTotpAsync(caller, request.Code, request.Password, cancellationToken)).ToResult(http, codes => TypedResults.Ok(codes));
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DisableTotp(
-        PasswordRequest request, Caller caller, HttpContext http, UserDirectory users, AccountSecurity security,
-        TimeProvider time, CancellationToken cancellationToken)
-    {
-        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
-        if (await security.CheckPasswordAsync(caller.Tenant, user, request.Password, http, cancellationToken) is { } refused)
-        {
-            return refused;
-        }
-
-        if (!user.MfaEnabled)
-        {
-            return TypedResults.NoContent();
-        }
-
-        user.MfaEnabled = false;
-        user.TotpSecret = null;
-        user.PendingTotpSecret = null;
-        user.BackupCodeHashes = "[]";
-        user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.disabled", MailKind.MfaDisabled, caller.SessionId, Caller.ClientIp(http), cancellationToken);
-        return TypedResults.NoContent();
-    }
+        PasswordRequest request, Caller caller, HttpContext http, AccountCommands commands, CancellationToken cancellationToken) =>
+        (await commands.DisableTotpAsync(caller, request.Password, cancellationToken)).ToResult(http, _ => TypedResults.NoContent());
 
     internal static async Task<Results<Ok<BackupCodeList>, ProblemHttpResult>> RegenerateBackupCodes(
         [Microsoft.AspNetCore.Mvc.FromBody(EmptyBodyBehavior = Microsoft.AspNetCore.Mvc.ModelBinding.EmptyBodyBehavior.Allow)] PasswordRequest? request,
-        Caller caller, HttpContext http, UserDirectory users, AccountSecurity security, Mfa mfa, CancellationToken cancellationToken)
-    {
-        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
-        if (!user.MfaEnabled)
-        {
-            return Problems.Create(409, "mfa_not_enabled", "MFA not enabled", "Backup codes exist only while TOTP is on.");
-        }
+        Caller caller, HttpContext http, AccountCommands commands, CancellationToken cancellationToken) =>
+        (await commands.RegenerateBackupCodesAsync(caller, request?.Password, cancellationToken)).ToResult(http, codes => TypedResults.Ok(codes));
 
-        if (await security.RequireRecentSignInAsync(caller, user, request?.Password, http, cancellationToken) is { } refused)
-        {
-            return refused;
-        }
-
-        var (codes, hashes) = mfa.NewBackupCodes(caller.Tenant, user.Id);
-        user.BackupCodeHashes = hashes;
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.backup_codes_regenerated", null, caller.SessionId, Caller.ClientIp(http), cancellationToken);
-        return TypedResults.Ok(new BackupCodeList(codes));
-    }
-
-    /// <summary>A TOTP code newer than the last one used, or an unused backup code; updates the user row in memory.</summary>
-    private static bool AcceptSecondFactor(TenantId tenant, UserEntity user, string otp, Mfa mfa)
-    {
-        if (user.TotpSecret is not null && mfa.Verify(tenant, user.Id, user.TotpSecret, otp, user.TotpLastStep) is { } step)
-        {
-            user.TotpLastStep = step;
-            // Saved with the sign-in: backup codes stored by an older version move to the keyed form.
-            user.BackupCodeHashes = mfa.UpgradeBackupCodes(tenant, user.Id, user.BackupCodeHashes);
-            return true;
-        }
-
-        if (mfa.ConsumeBackupCode(tenant, user.Id, user.BackupCodeHashes, otp) is { } remaining)
-        {
-            user.BackupCodeHashes = remaining;
-            return true;
-        }
-
-        return false;
-    }
-
-    /// <summary>Audits a failed attempt (already counted when it was reserved) and the lockout it started, if any.</summary>
-    private static async Task RecordFailureAsync(TenantId tenant, UserEntity? user, string reason, string? ip,
-        AttemptReservation attempt, EventPublisher events, CancellationToken cancellationToken)
-    {
-        var lockout = attempt.StartedLockout;
-        await events.PublishAsync(tenant, new PlatformEvent("auth.login.failed", Actor.Anonymous(ip), "user", user?.Id,
-            new Dictionary<string, object?> { ["reason"] = reason }), cancellationToken);
-        if (lockout is { } duration)
-        {
-            await events.PublishAsync(tenant, new PlatformEvent("auth.account.locked", Actor.System, "user", user?.Id,
-                new Dictionary<string, object?> { ["lockedForSeconds"] = (int)duration.TotalSeconds }), cancellationToken);
-        }
-    }
-
-    private static TokenResponse Tokens(AccessTokens tokens, TenantId tenant, string userId, string sessionId, string refreshToken) =>
+    internal static TokenResponse Tokens(AccessTokens tokens, TenantId tenant, string userId, string sessionId, string refreshToken) =>
         new(tokens.Issue(tenant, userId, sessionId), refreshToken, "Bearer", (int)tokens.Lifetime.TotalSeconds, sessionId);
-
-
-    private static ProblemHttpResult InvalidCredentials() =>
-        Problems.Create(401, "invalid_credentials", "Invalid credentials", "The tenant, email or password is wrong.");
-
-    private static ProblemHttpResult InvalidOtp(int status = 401) =>
-        Problems.Create(status, "invalid_otp", "Invalid one-time code", "The code is wrong, expired or already used.");
 
     private static ProblemHttpResult InvalidRefreshToken() =>
         Problems.Create(401, "invalid_refresh_token", "Invalid refresh token", "The refresh token is unknown, expired or revoked. Sign in again.");
 
-    private static ProblemHttpResult InvalidToken() =>
-        Problems.Create(400, "invalid_token", "Invalid token", "The link is unknown, expired or already used.");
-
-    internal static ProblemHttpResult InvalidPassword() =>
-        Problems.Create(403, "invalid_password", "Wrong password", "The password given does not match this account's.");
-
-    internal static ProblemHttpResult AccountLocked(HttpContext http, TimeSpan lockedFor)
-    {
-        var seconds = (int)Math.Ceiling(lockedFor.TotalSeconds);
-        http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
-        return Problems.Create(429, "account_locked", "Account locked", $"Too many failed sign-ins. Try again in {seconds} seconds.");
-    }
+    private static ProblemHttpResult InvalidToken() => AccountCommands.InvalidToken.ToProblem();
 }

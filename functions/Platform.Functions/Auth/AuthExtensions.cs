@@ -104,6 +104,7 @@ public static class AuthExtensions
         services.AddSingleton<PasswordResetRequests>();
         services.AddQueueFunction<PasswordResetMailer>("PasswordResets", PasswordResetRequests.QueueName);
         services.AddSingleton<AccountSecurity>();
+        services.AddSingleton<AccountCommands>();
         services.AddSingleton<SecretBox>();
         services.AddSingleton<Mfa>();
 

@@ -38,6 +38,7 @@ public static class Entra
         builder.Services.AddSingleton<UnlinkRemovedUsers>();
         builder.Services.AddSingleton<IUserDeletionHook>(sp => sp.GetRequiredService<UnlinkRemovedUsers>());
         builder.Services.AddSingleton<IUserPurgeHook>(sp => sp.GetRequiredService<UnlinkRemovedUsers>());
+        builder.Services.AddSingleton<EntraCommands>();
         if (!IsConfigured(builder.Configuration))
         {
             return builder;
@@ -104,72 +105,16 @@ public static class Entra
     }
 
     internal static async Task<Results<Ok<TrustView>, ProblemHttpResult>> PutTrust(
-        TrustRequest request, Caller caller, HttpContext http, EntraDirectory entra, EventPublisher events, CancellationToken cancellationToken)
-    {
-        if (!Guid.TryParse(request.EntraTenantId, out var entraTenant))
-        {
-            return new Validation().Add("entraTenantId", "must be the Entra ID tenant's GUID").ToProblem();
-        }
-
-        if (await entra.CheckProofAsync(request.EntraToken, entraTenant, cancellationToken) is { } refused)
-        {
-            return refused.ToProblem();
-        }
-
-        if (!await entra.TrySetTrustAsync(caller.Tenant, entraTenant.ToString(), request.AllowEmailLinking, cancellationToken))
-        {
-            return Problems.Create(409, "entra_tenant_taken", "Entra tenant already trusted", "Another Platform tenant trusts this Entra ID tenant.");
-        }
-
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.trusted", caller.Actor, "tenant", caller.Tenant.Value,
-            new Dictionary<string, object?> { ["entraTenantId"] = entraTenant.ToString(), ["allowEmailLinking"] = request.AllowEmailLinking }), cancellationToken);
-        return TypedResults.Ok(new TrustView(entraTenant.ToString(), request.AllowEmailLinking));
-    }
+        TrustRequest request, Caller caller, EntraCommands commands, CancellationToken cancellationToken) =>
+        (await commands.TrustAsync(caller, request.EntraTenantId, request.AllowEmailLinking, request.EntraToken, cancellationToken)).ToResult(view => TypedResults.Ok(view));
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteTrust(
-        Caller caller, HttpContext http, EntraDirectory entra, EventPublisher events, CancellationToken cancellationToken)
-    {
-        if (!await entra.RemoveTrustAsync(caller.Tenant, cancellationToken))
-        {
-            return Problems.NotFound("This tenant trusts no Entra ID tenant.");
-        }
-
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.untrusted", caller.Actor, "tenant", caller.Tenant.Value), cancellationToken);
-        return TypedResults.NoContent();
-    }
+        Caller caller, EntraCommands commands, CancellationToken cancellationToken) =>
+        (await commands.UntrustAsync(caller, cancellationToken)).ToResult(_ => TypedResults.NoContent());
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> LinkUser(
-        string id, LinkRequest request, Caller caller, HttpContext http, EntraDirectory entra, UserDirectory users, UserCommands commands,
-        CallerPermissions callerPermissions, EventPublisher events, CancellationToken cancellationToken)
-    {
-        if (await users.GetAsync(caller.Tenant, id, cancellationToken) is not { } user)
-        {
-            return Problems.NotFound("No user of this tenant has this id.");
-        }
-
-        // A link signs in as the user, so it hands over the account like an email change: only for a caller who
-        // holds everything the user holds.
-        if (await commands.OutranksAsync(caller.Tenant, await callerPermissions.ForAsync(caller, cancellationToken), user, cancellationToken) is { } outranked)
-        {
-            return outranked.ToProblem();
-        }
-
-        if (!Guid.TryParse(request.ObjectId, out var objectId))
-        {
-            return new Validation().Add("objectId", "must be the user's Entra ID object id (a GUID)").ToProblem();
-        }
-
-        if (await entra.GetTrustAsync(caller.Tenant, cancellationToken) is not { } trust)
-        {
-            return Problems.Create(409, "entra_not_trusted", "No Entra tenant trusted", "Set PUT /api/v1/tenant/entra first.");
-        }
-
-        await entra.LinkAsync(trust, objectId.ToString(), id, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.entra.linked", caller.Actor, "user", id,
-            new Dictionary<string, object?> { ["objectId"] = objectId.ToString() }), cancellationToken);
-        return TypedResults.NoContent();
-    }
-
+        string id, LinkRequest request, Caller caller, EntraCommands commands, CancellationToken cancellationToken) =>
+        (await commands.LinkAsync(caller, id, request.ObjectId, cancellationToken)).ToResult(_ => TypedResults.NoContent());
 }
 
 /// <summary>

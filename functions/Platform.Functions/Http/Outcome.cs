@@ -9,10 +9,27 @@ namespace Platform.Functions.Http;
 /// </summary>
 public sealed record CommandError(int Status, string Code, string Message, Validation? Fields = null)
 {
-    public ProblemHttpResult ToProblem() =>
-        Fields is { IsValid: false } fields ? fields.ToProblem() : Problems.Create(Status, Code, Title(Status), Message);
+    /// <summary>The problem's title where the status's usual one says less ("Account locked", "Not an image" ...).</summary>
+    public string? Title { get; init; }
 
-    private static string Title(int status) => status switch
+    /// <summary>How long a refusal holds (an account lockout); sent as <c>Retry-After</c> by <see cref="ToProblem(HttpContext)"/>.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
+    public ProblemHttpResult ToProblem() =>
+        Fields is { IsValid: false } fields ? fields.ToProblem() : Problems.Create(Status, Code, Title ?? DefaultTitle(Status), Message);
+
+    /// <summary>The problem, with the response headers the refusal carries (<c>Retry-After</c>).</summary>
+    public ProblemHttpResult ToProblem(HttpContext http)
+    {
+        if (RetryAfter is { } retryAfter)
+        {
+            http.Response.Headers.RetryAfter = ((int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return ToProblem();
+    }
+
+    private static string DefaultTitle(int status) => status switch
     {
         403 => "Forbidden",
         404 => "Not found",
@@ -70,6 +87,10 @@ public readonly struct Outcome<T>
     /// <summary>The success result built from the value, or the error's problem.</summary>
     public Results<TResult, ProblemHttpResult> ToResult<TResult>(Func<T, TResult> onSuccess) where TResult : IResult =>
         Error is null ? onSuccess(_value!) : Error.ToProblem();
+
+    /// <summary>As <see cref="ToResult{TResult}(Func{T, TResult})"/>, with the error's response headers (<c>Retry-After</c>).</summary>
+    public Results<TResult, ProblemHttpResult> ToResult<TResult>(HttpContext http, Func<T, TResult> onSuccess) where TResult : IResult =>
+        Error is null ? onSuccess(_value!) : Error.ToProblem(http);
 
     public Outcome<TOther> Then<TOther>(Func<T, TOther> map) => Error is null ? map(_value!) : Error;
 }

@@ -1,11 +1,8 @@
 using System.Security.Claims;
 using System.Text.Json;
-using Azure;
-using Azure.Storage.Blobs.Models;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Platform.Functions.Auth;
-using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Identity.Passwords;
 using Platform.Functions.Mail;
@@ -19,8 +16,8 @@ namespace Platform.Functions.Me;
 /// <summary>The caller's own account: <c>/api/v1/me</c>, its password and avatar.</summary>
 public static class MeEndpoints
 {
-    public const int MaxSettingsLength = 4096;
-    public const int MaxSettingsDepth = 5;
+    public const int MaxSettingsLength = MeCommands.MaxSettingsLength;
+    public const int MaxSettingsDepth = MeCommands.MaxSettingsDepth;
     public const long MaxAvatarBytes = 2 * 1024 * 1024;
     public const string AvatarContainer = "avatars";
 
@@ -56,72 +53,9 @@ public static class MeEndpoints
     }
 
     internal static async Task<Results<Ok<UserView>, ProblemHttpResult>> UpdateMe(
-        UpdateMeRequest request, Caller caller, HttpContext http, UserDirectory users, EventPublisher events, TimeProvider time,
-        CancellationToken cancellationToken)
-    {
-        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
-        if (!ETags.IfMatchAllows(http.Request, user.ETag))
-        {
-            return Problems.Create(412, "precondition_failed", "Precondition failed", "The account changed since you read it; read it again.");
-        }
-
-        var validation = new Validation();
-        var changes = new Dictionary<string, object?>();
-        if (request.DisplayName is not null)
-        {
-            var displayName = validation.Text("displayName", request.DisplayName, UserDirectory.MaxDisplayNameLength);
-            if (displayName != user.DisplayName)
-            {
-                changes["displayName"] = new { from = user.DisplayName, to = displayName };
-                user.DisplayName = displayName;
-            }
-        }
-
-        if (request.Settings is { } settings)
-        {
-            var text = settings.GetRawText();
-            if (settings.ValueKind != JsonValueKind.Object)
-            {
-                validation.Add("settings", "must be a JSON object");
-            }
-            else if (text.Length > MaxSettingsLength)
-            {
-                validation.Add("settings", $"must be at most {MaxSettingsLength} characters of JSON");
-            }
-            else if (Depth(settings) > MaxSettingsDepth)
-            {
-                validation.Add("settings", $"must nest at most {MaxSettingsDepth} levels");
-            }
-            else if (text != user.Settings)
-            {
-                changes["settings"] = true;
-                user.Settings = text;
-            }
-        }
-
-        if (!validation.IsValid)
-        {
-            return validation.ToProblem();
-        }
-
-        if (changes.Count > 0)
-        {
-            user.UpdatedAt = time.GetUtcNow();
-            try
-            {
-                await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-            }
-            catch (RequestFailedException ex) when (ex.Status == 412)
-            {
-                return Problems.Create(412, "precondition_failed", "Precondition failed", "The account changed while you updated it; read it again.");
-            }
-
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.updated", caller.Actor, "user", user.Id, changes), cancellationToken);
-        }
-
-        http.Response.Headers.ETag = ETags.For(user.ETag);
-        return TypedResults.Ok(UserView.From(user));
-    }
+        UpdateMeRequest request, Caller caller, HttpContext http, MeCommands commands, CancellationToken cancellationToken) =>
+        (await commands.UpdateAsync(caller, request.DisplayName, request.Settings, etag => ETags.IfMatchAllows(http.Request, etag), cancellationToken))
+            .ToResult(user => TypedResults.Ok(http.Tagged(user.ETag, UserView.From(user))));
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> ChangePassword(
         ChangePasswordRequest request, Caller caller, HttpContext http, UserDirectory users,
@@ -144,49 +78,41 @@ public static class MeEndpoints
     }
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> PutAvatar(
-        Caller caller, HttpContext http, UserDirectory users, StorageAccount storage, EventPublisher events, TimeProvider time,
-        CancellationToken cancellationToken)
-    {
-        var user = (await users.GetAsync(caller.Tenant, caller.UserId, cancellationToken))!;
-        if (!ETags.IfMatchAllows(http.Request, user.ETag))
-        {
-            return Problems.Create(412, "precondition_failed", "Precondition failed", "The account changed since you read it; read it again.");
-        }
+        Caller caller, HttpContext http, MeCommands commands, CancellationToken cancellationToken) =>
+        (await commands.SetAvatarAsync(caller, etag => ETags.IfMatchAllows(http.Request, etag), ct => ReadAvatarAsync(http.Request, ct), cancellationToken))
+            .ToResult(_ => TypedResults.NoContent());
 
-        var declared = http.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
+    /// <summary>The body as an avatar: a PNG or JPEG of the declared type, at most <see cref="MaxAvatarBytes"/>.</summary>
+    private static async Task<Outcome<AvatarImage>> ReadAvatarAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var declared = request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
         if (declared is not ("image/png" or "image/jpeg"))
         {
-            return Problems.Create(415, "unsupported_media_type", "Unsupported media type", "Send the avatar as image/png or image/jpeg.");
+            return new CommandError(415, "unsupported_media_type", "Send the avatar as image/png or image/jpeg.") { Title = "Unsupported media type" };
         }
 
         // Read at most one byte past the limit: a body without Content-Length cannot make this buffer grow unbounded.
-        using var buffer = new MemoryStream();
+        var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int read;
-        while (buffer.Length <= MaxAvatarBytes && (read = await http.Request.Body.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, MaxAvatarBytes + 1 - buffer.Length)), cancellationToken)) > 0)
+        while (buffer.Length <= MaxAvatarBytes && (read = await request.Body.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, MaxAvatarBytes + 1 - buffer.Length)), cancellationToken)) > 0)
         {
             buffer.Write(chunk, 0, read);
         }
 
         if (buffer.Length > MaxAvatarBytes)
         {
-            return Problems.Create(413, "payload_too_large", "Avatar too large", $"An avatar is at most {MaxAvatarBytes} bytes.");
+            return new CommandError(413, "payload_too_large", $"An avatar is at most {MaxAvatarBytes} bytes.") { Title = "Avatar too large" };
         }
 
         var actual = Sniff(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
         if (actual is null || actual != declared)
         {
-            return Problems.Create(400, "invalid_image", "Not an image", "The body is not a PNG or JPEG image of the declared type.");
+            return new CommandError(400, "invalid_image", "The body is not a PNG or JPEG image of the declared type.") { Title = "Not an image" };
         }
 
         buffer.Position = 0;
-        await storage.Container(AvatarContainer).GetBlobClient($"{caller.Tenant.Value}/{caller.UserId}")
-            .UploadAsync(buffer, new BlobUploadOptions { HttpHeaders = new BlobHttpHeaders { ContentType = actual } }, cancellationToken);
-        user.AvatarContentType = actual;
-        user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.avatar.updated", caller.Actor, "user", user.Id), cancellationToken);
-        return TypedResults.NoContent();
+        return new AvatarImage(buffer, actual);
     }
 
     internal static async Task<Results<FileStreamHttpResult, ProblemHttpResult>> GetAvatar(
@@ -207,11 +133,4 @@ public static class MeEndpoints
         data.StartsWith((ReadOnlySpan<byte>)[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) ? "image/png"
         : data.Length > 3 && data.StartsWith((ReadOnlySpan<byte>)[0xFF, 0xD8, 0xFF]) ? "image/jpeg"
         : null;
-
-    private static int Depth(JsonElement element) => element.ValueKind switch
-    {
-        JsonValueKind.Object => 1 + element.EnumerateObject().Select(p => Depth(p.Value)).DefaultIfEmpty(0).Max(),
-        JsonValueKind.Array => 1 + element.EnumerateArray().Select(Depth).DefaultIfEmpty(0).Max(),
-        _ => 0,
-    };
 }
