@@ -74,7 +74,7 @@ public static class AuditEndpoints
         var high = Ids.After(to ?? DateTimeOffset.MaxValue);
         // Each optional filter is "(Prop eq value or true)" when absent: one escaped, parameterised condition.
         FormattableString condition =
-            $"RowKey ge {low} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or {targetId is null}) and (Action eq {action ?? ""} or {action is null})";
+            $"RowKey ge {low} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or OnBehalfOf eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or {targetId is null}) and (Action eq {action ?? ""} or {action is null})";
 
         await foreach (var page in audit.Entries(caller.Tenant).QueryWhereAsync<AuditEntry>(condition, size, cancellationToken).AsPages(position?.StorageToken, size))
         {

@@ -34,7 +34,7 @@ public sealed record Caller(TenantId Tenant, string UserId, string SessionId)
     public string? ApiKeyId => Kind == CallerKind.ApiKey ? SessionId[SessionGuard.SessionlessPrefix.Length..] : null;
 
     /// <summary>Who the audit trail and webhooks name as having done what this caller does.</summary>
-    public Actor Actor => ApiKeyId is { } keyId ? new Actor("apikey", keyId, Ip) : Actor.User(UserId, Ip);
+    public Actor Actor => ApiKeyId is { } keyId ? new Actor("apikey", keyId, Ip) { OnBehalfOf = UserId } : Actor.User(UserId, Ip);
 
     /// <summary>The caller a principal names, or null when it names no complete one (anonymous, malformed claims).</summary>
     public static Caller? From(ClaimsPrincipal? principal, string? ip = null) =>

@@ -22,6 +22,9 @@ public sealed record PlatformEvent(
 /// <summary>Who caused an event: a user, an API key, the system itself, or an anonymous caller.</summary>
 public sealed record Actor(string Type, string? Id, string? Ip)
 {
+    /// <summary>The user an API key acts for: the key is the actor, and the user can still find what it did.</summary>
+    public string? OnBehalfOf { get; init; }
+
     public static Actor System { get; } = new("system", null, null);
 
     public static Actor User(string userId, string? ip) => new("user", userId, ip);
@@ -70,7 +73,7 @@ public sealed class AuditTrail(StorageAccount storage, TimeProvider time) : IEve
     /// <summary>The entries a user caused or that are about them, oldest first.</summary>
     public async IAsyncEnumerable<AuditEntry> AboutAsync(TenantId tenant, string id, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await foreach (var entry in Entries(tenant).QueryWhereAsync<AuditEntry>($"TargetId eq {id} or ActorId eq {id}", cancellationToken: cancellationToken))
+        await foreach (var entry in Entries(tenant).QueryWhereAsync<AuditEntry>($"TargetId eq {id} or ActorId eq {id} or OnBehalfOf eq {id}", cancellationToken: cancellationToken))
         {
             yield return entry;
         }
@@ -103,6 +106,7 @@ public sealed class AuditTrail(StorageAccount storage, TimeProvider time) : IEve
             Action = e.Type,
             ActorType = e.Actor.Type,
             ActorId = e.Actor.Id,
+            OnBehalfOf = e.Actor.OnBehalfOf,
             Ip = e.Actor.Ip,
             TargetType = e.TargetType,
             TargetId = e.TargetId,
@@ -133,6 +137,7 @@ public sealed class AuditEntry : ITableEntity
     public string Action { get; set; } = "";
     public string ActorType { get; set; } = "";
     public string? ActorId { get; set; }
+    public string? OnBehalfOf { get; set; }
     public string? Ip { get; set; }
     public string? TargetType { get; set; }
     public string? TargetId { get; set; }

@@ -91,14 +91,4 @@ public readonly struct Outcome<T>
     /// <summary>As <see cref="ToResult{TResult}(Func{T, TResult})"/>, with the error's response headers (<c>Retry-After</c>).</summary>
     public Results<TResult, ProblemHttpResult> ToResult<TResult>(HttpContext http, Func<T, TResult> onSuccess) where TResult : IResult =>
         Error is null ? onSuccess(_value!) : Error.ToProblem(http);
-
-    public Outcome<TOther> Then<TOther>(Func<T, TOther> map) => Error is null ? map(_value!) : Error;
-}
-
-public static class OutcomeExtensions
-{
-    /// <summary>Awaits a command and builds its HTTP result: <c>await commands.GetAsync(...).ToResultAsync(TypedResults.Ok)</c>.</summary>
-    public static async Task<Results<TResult, ProblemHttpResult>> ToResultAsync<T, TResult>(this Task<Outcome<T>> outcome, Func<T, TResult> onSuccess)
-        where TResult : IResult =>
-        (await outcome).ToResult(onSuccess);
 }

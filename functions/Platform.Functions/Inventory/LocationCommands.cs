@@ -85,18 +85,21 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
             {
                 var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
                 location.ETag = responses.Value[0].Headers.ETag ?? default;
-                await events.PublishAsync(tenant, new PlatformEvent("inventory.location.created", caller.Actor, "location", location.Id,
-                    new Dictionary<string, object?> { ["name"] = location.Name, ["parentId"] = location.ParentId }), cancellationToken);
-                return location;
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 404 or 412 && attempt < MaxAttempts)
             {
                 // The parent changed or went away meanwhile: look again.
+                continue;
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 404 or 412)
             {
                 return ParentNotFound(parentId!);
             }
+
+            // Committed: outside the retry, so nothing after the write can create the location twice.
+            await events.PublishAsync(tenant, new PlatformEvent("inventory.location.created", caller.Actor, "location", location.Id,
+                new Dictionary<string, object?> { ["name"] = location.Name, ["parentId"] = location.ParentId }), cancellationToken);
+            return location;
         }
     }
 
@@ -224,16 +227,18 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
                 // Conditioned on the ETag read before the checks: adding a child or moving stock in touches this
                 // row, so either of them happening meanwhile fails the delete and the checks run again.
                 await partition.DeleteAsync(location.RowKey, location.ETag, cancellationToken);
-                await events.PublishAsync(tenant, new PlatformEvent("inventory.location.deleted", caller.Actor, "location", id), cancellationToken);
-                return id;
             }
             catch (RequestFailedException ex) when (ex.Status == 412 && attempt < MaxAttempts)
             {
+                continue;
             }
             catch (RequestFailedException ex) when (ex.Status is 404 or 412)
             {
                 return ex.Status == 404 ? CommandError.NotFound("location") : CommandError.Stale("location");
             }
+
+            await events.PublishAsync(tenant, new PlatformEvent("inventory.location.deleted", caller.Actor, "location", id), cancellationToken);
+            return id;
         }
     }
 

@@ -192,18 +192,6 @@ public sealed class MovementCommands(
             {
                 var responses = await partition.SubmitTransactionAsync(actions, cancellationToken);
                 item.ETag = responses.Value[0].Headers.ETag ?? default;
-                projections.Apply(tenant, item, sourceStock, targetStock);
-                await events.PublishAsync(tenant, new PlatformEvent("inventory.movement.created", caller.Actor, "movement", movement.Id,
-                    new Dictionary<string, object?>
-                    {
-                        ["itemId"] = movement.ItemId,
-                        ["type"] = movement.Type,
-                        ["quantity"] = movement.Quantity,
-                        ["delta"] = movement.Delta,
-                        ["quantityAfter"] = movement.QuantityAfter,
-                    }), cancellationToken);
-                item.ETag = await alerts.SyncAsync(tenant, item, cancellationToken) ?? item.ETag;
-                return new RecordedMovement(movement, item);
             }
             catch (TableTransactionFailedException ex) when (ex.Status == 404 && ex.FailedTransactionActionIndex == touchAt)
             {
@@ -213,7 +201,22 @@ public sealed class MovementCommands(
             {
                 // Another movement of this item won the race; read again. The jitter spreads the retries out.
                 await Task.Delay(Random.Shared.Next(1, 5 + Math.Min(attempt, 20) * 5), cancellationToken);
+                continue;
             }
+
+            // Committed: what follows is outside the retry, so nothing after the write can record the movement twice.
+            projections.Apply(tenant, item, sourceStock, targetStock);
+            await events.PublishAsync(tenant, new PlatformEvent("inventory.movement.created", caller.Actor, "movement", movement.Id,
+                new Dictionary<string, object?>
+                {
+                    ["itemId"] = movement.ItemId,
+                    ["type"] = movement.Type,
+                    ["quantity"] = movement.Quantity,
+                    ["delta"] = movement.Delta,
+                    ["quantityAfter"] = movement.QuantityAfter,
+                }), cancellationToken);
+            item.ETag = await alerts.SyncAsync(tenant, item, cancellationToken) ?? item.ETag;
+            return new RecordedMovement(movement, item);
         }
 
         return CommandError.Conflict("concurrent_update", "This item is changing too quickly right now; retry the movement.");

@@ -41,11 +41,8 @@ public static class MovementsEndpoints
         (await commands.RecordAsync(caller, id,
             new MovementInput(request.Type, request.Quantity, request.Reason, request.FromLocationId, request.ToLocationId, request.Batch, request.Supplier, request.Reference),
             cancellationToken))
-            .ToResult(recorded =>
-            {
-                http.Response.Headers.ETag = ETags.For(recorded.Item.ETag);
-                return TypedResults.Created($"{Path}/{recorded.Movement.Id}", new MovementResult(MovementView.From(recorded.Movement), recorded.Item.Quantity));
-            });
+            .ToResult(recorded => TypedResults.Created($"{Path}/{recorded.Movement.Id}",
+                http.Tagged(recorded.Item.ETag, new MovementResult(MovementView.From(recorded.Movement), recorded.Item.Quantity))));
 
     internal static async Task<Results<Ok<MovementView>, ProblemHttpResult>> GetMovement(
         string id, Caller caller, InventoryStore store, CancellationToken cancellationToken)

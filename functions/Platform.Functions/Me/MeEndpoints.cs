@@ -16,8 +16,6 @@ namespace Platform.Functions.Me;
 /// <summary>The caller's own account: <c>/api/v1/me</c>, its password and avatar.</summary>
 public static class MeEndpoints
 {
-    public const int MaxSettingsLength = MeCommands.MaxSettingsLength;
-    public const int MaxSettingsDepth = MeCommands.MaxSettingsDepth;
     public const long MaxAvatarBytes = 2 * 1024 * 1024;
     public const string AvatarContainer = "avatars";
 

@@ -106,7 +106,16 @@ public sealed partial class RoleCommands(RoleDirectory roles, CallerPermissions 
                 $"{holders} user(s), deleted ones included, hold this role; take it from them (or purge deleted ones) first.");
         }
 
-        await rows.DeleteAsync(name, cancellationToken: cancellationToken);
+        try
+        {
+            await rows.DeleteAsync(name, cancellationToken: cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // Deleted by another request meanwhile.
+            return new CommandError(404, "not_found", "This tenant has no role of this name.");
+        }
+
         roles.Forget(caller.Tenant);
         await events.PublishAsync(caller.Tenant, new PlatformEvent("role.deleted", caller.Actor, "role", name), cancellationToken);
         return name;

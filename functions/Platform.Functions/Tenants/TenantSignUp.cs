@@ -42,15 +42,22 @@ public sealed class TenantSignUp(
             CreatedAt = now,
             UpdatedAt = now,
         };
+        UserDirectory.CreateResult created;
         try
         {
-            await users.TryCreateAsync(tenantId, admin, cancellationToken);
+            created = await users.TryCreateAsync(tenantId, admin, cancellationToken);
         }
         catch
         {
             // Free the slug again: a tenant without its admin would be unusable and unclaimable.
             await tenants.DeleteAsync(tenant, CancellationToken.None);
             throw;
+        }
+
+        if (created != UserDirectory.CreateResult.Created)
+        {
+            await tenants.DeleteAsync(tenant, CancellationToken.None);
+            throw new InvalidOperationException($"The first user of a new tenant was not created ({created}).");
         }
 
         var actor = Actor.User(admin.Id, ip);

@@ -32,8 +32,9 @@ internal sealed partial class QueueRuntime(
     /// </summary>
     private static readonly TimeProvider WallClock = TimeProvider.System;
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        StandaloneTriggers.RunEachAsync(options.Value.Standalone == true, initializer, catalog.Queues, ConsumeAsync, stoppingToken);
+    // async, so that a settings error (read here) faults the task as before instead of throwing out of StartAsync.
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken) =>
+        await StandaloneTriggers.RunEachAsync(options.Value.Standalone == true, initializer, catalog.Queues, ConsumeAsync, stoppingToken);
 
     private async Task ConsumeAsync(QueueFunction function, CancellationToken stoppingToken)
     {

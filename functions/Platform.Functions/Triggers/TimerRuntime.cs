@@ -32,8 +32,9 @@ internal sealed partial class TimerRuntime(
 {
     private static readonly JsonSerializerOptions StatusJson = new(JsonSerializerDefaults.Web);
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        StandaloneTriggers.RunEachAsync(options.Value.Standalone == true, initializer, catalog.Timers, ScheduleAsync, stoppingToken);
+    // async, so that a settings error (read here) faults the task as before instead of throwing out of StartAsync.
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken) =>
+        await StandaloneTriggers.RunEachAsync(options.Value.Standalone == true, initializer, catalog.Timers, ScheduleAsync, stoppingToken);
 
     private async Task ScheduleAsync(TimerFunction timer, CancellationToken stoppingToken)
     {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using Azure;
 using Azure.Data.Tables;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Platform.Functions.Auth;
@@ -89,9 +90,10 @@ public static partial class UsersEndpoints
                 // As many as the cap leaves room for, in request order; decided against the count the write is
                 // conditioned on, so concurrent requests cannot both take the last slots.
                 var room = 0;
+                Response<IReadOnlyList<Response>>? written;
                 try
                 {
-                    var written = await users.Count.SubmitAsync(caller.Tenant, count =>
+                    written = await users.Count.SubmitAsync(caller.Tenant, count =>
                     {
                         room = (int)Math.Clamp(users.MaxUsersPerTenant - count, 0, pending.Count);
                         return room == 0 ? null : new(
@@ -103,28 +105,42 @@ public static partial class UsersEndpoints
                             })],
                             room);
                     }, cancellationToken);
-                    foreach (var (index, _) in pending.Skip(room))
-                    {
-                        results[index] = Failed(index, UserCommands.UserLimitReached(users.MaxUsersPerTenant));
-                    }
-
-                    var created = pending.Take(written is null ? 0 : room).ToList();
-                    foreach (var (index, user) in created)
-                    {
-                        results[index] = new BulkResult(index, 201, user.Id);
-                        projections.Apply(caller.Tenant, user);
-                    }
-
-                    // Recorded with its chunk: a failure in a later chunk cannot lose the events of this one.
-                    await events.PublishManyAsync(caller.Tenant, [.. created.Select(p => UserCommands.Created(caller, p.Value))], cancellationToken);
-                    pending.Clear();
                 }
                 catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < room)
                 {
                     var (index, user) = pending[failedAction / 2];
                     results[index] = Failed(index, ex.Status == 409 ? UserCommands.EmailTaken(user.Email) : new CommandError(ex.Status, "write_failed", "The user could not be written."));
                     pending.RemoveAt(failedAction / 2);
+                    continue;
                 }
+                catch (RequestFailedException)
+                {
+                    // The chunk as a whole could not be written (the count or the change log kept losing races):
+                    // its creates fail on their own, and the chunks already written stay written and recorded.
+                    foreach (var (index, _) in pending)
+                    {
+                        results[index] = Failed(index, new CommandError(503, "busy", "The user could not be written right now; retry this operation."));
+                    }
+
+                    pending.Clear();
+                    continue;
+                }
+
+                foreach (var (index, _) in pending.Skip(room))
+                {
+                    results[index] = Failed(index, UserCommands.UserLimitReached(users.MaxUsersPerTenant));
+                }
+
+                var created = pending.Take(written is null ? 0 : room).ToList();
+                foreach (var (index, user) in created)
+                {
+                    results[index] = new BulkResult(index, 201, user.Id);
+                    projections.Apply(caller.Tenant, user);
+                }
+
+                // Recorded with its chunk: a failure in a later chunk cannot lose the events of this one.
+                await events.PublishManyAsync(caller.Tenant, [.. created.Select(p => UserCommands.Created(caller, p.Value))], cancellationToken);
+                pending.Clear();
             }
         }
 

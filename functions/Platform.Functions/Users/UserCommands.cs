@@ -390,8 +390,16 @@ public sealed class UserCommands(
             return UserStale;
         }
 
+        // Outranking is checked for a user who is already deleted too: nobody erases for good whom they could not
+        // delete, restore or change.
+        var granted = await permissions.ForAsync(caller, cancellationToken);
+        if (await OutranksAsync(caller.Tenant, granted, user, cancellationToken) is { } outranked)
+        {
+            return outranked;
+        }
+
         if (user.Status != UserStatus.Deleted &&
-            (await DeleteCoreAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), id, null, cancellationToken)).Failed(out var refused, out _))
+            (await DeleteCoreAsync(caller.Tenant, granted, id, null, cancellationToken)).Failed(out var refused, out _))
         {
             return refused;
         }

@@ -112,10 +112,13 @@ public static partial class UsersEndpoints
 }
 
 /// <summary>An audit entry as the API shows it.</summary>
-public sealed record AuditEntryView(string Id, DateTimeOffset At, string? ActorId, string ActorType, string Action, string? TargetType, string? TargetId, string? Ip, JsonElement? Changes)
+/// <param name="OnBehalfOf">For an API key's entry, the user who holds the key.</param>
+public sealed record AuditEntryView(
+    string Id, DateTimeOffset At, string? ActorId, string ActorType, string Action, string? TargetType, string? TargetId, string? Ip, JsonElement? Changes,
+    string? OnBehalfOf)
 {
     public static AuditEntryView From(AuditEntry entry) => new(entry.RowKey, entry.At, entry.ActorId, entry.ActorType, entry.Action, entry.TargetType, entry.TargetId, entry.Ip,
-        entry.Changes is null ? null : JsonSerializer.Deserialize<JsonElement>(entry.Changes));
+        entry.Changes is null ? null : JsonSerializer.Deserialize<JsonElement>(entry.Changes), entry.OnBehalfOf);
 }
 
 /// <summary>

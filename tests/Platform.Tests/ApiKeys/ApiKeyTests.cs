@@ -497,6 +497,12 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var userCreated = Assert.Single(entries, e => e.Str("action") == "user.created" && e.Str("targetId") == user);
         Assert.Equal("apikey", userCreated.Str("actorType"));
         Assert.Equal(key.Id, userCreated.Str("actorId"));
+        Assert.Equal(Tenant.AdminId, itemCreated.Str("onBehalfOf"));
+        // What the key did is still found by its holder's id: the audit filter and the data-portability export.
+        var byAdmin = (await admin.GetJsonAsync($"/api/v1/audit?pageSize=1000&actorId={Tenant.AdminId}")).GetProperty("items").EnumerateArray();
+        Assert.Contains(byAdmin, e => e.Str("action") == "inventory.item.created" && e.Str("targetId") == item);
+        var export = await admin.GetJsonAsync($"/api/v1/users/{Tenant.AdminId}/export");
+        Assert.Contains(export.GetProperty("auditEntries").EnumerateArray(), e => e.Str("action") == "user.created" && e.Str("targetId") == user);
         var locationCreated = Assert.Single(entries, e => e.Str("action") == "inventory.location.created" && e.Str("targetId") == location);
         Assert.Equal("user", locationCreated.Str("actorType"));
         Assert.Equal(Tenant.AdminId, locationCreated.Str("actorId"));
