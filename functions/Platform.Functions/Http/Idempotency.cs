@@ -241,12 +241,18 @@ internal sealed class IdempotentRequests(
         var original = http.Response.Body;
         using var buffer = new MemoryStream();
         http.Response.Body = buffer;
+
+        // While it runs, the request keeps renewing its lease: only a request that died stops renewing, so only then
+        // can a retry take over - a slow one (a large bulk) is never run a second time beside itself.
+        using var running = new CancellationTokenSource();
+        var renewing = RenewLeaseAsync(table, row, running.Token);
         try
         {
             await next(http);
         }
         catch
         {
+            await StopAsync(running, renewing);
             await ForgetAsync(table, row);
             throw;
         }
@@ -254,6 +260,8 @@ internal sealed class IdempotentRequests(
         {
             http.Response.Body = original;
         }
+
+        await StopAsync(running, renewing);
 
         var status = http.Response.StatusCode;
         if (status >= 500 || buffer.Length > Idempotency.MaxKeptBody)
@@ -283,6 +291,34 @@ internal sealed class IdempotentRequests(
 
         buffer.Position = 0;
         await buffer.CopyToAsync(original, http.RequestAborted);
+    }
+
+    /// <summary>Moves the record's lease on every third of it, until stopped or until a retry took the record over.</summary>
+    private async Task RenewLeaseAsync(TenantPartition table, IdempotencyEntity row, CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(options.Value.Lease / 3, time, stop);
+                row.CreatedAt = time.GetUtcNow();
+                // Not cancelled midway: a renewal that reached storage must leave its new ETag on the row for the final write.
+                await table.UpdateAsync(row, row.ETag, CancellationToken.None);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+        {
+            // Taken over (the renewal came too late): the final write will find that out too and keep the retry's answer.
+        }
+    }
+
+    private static async Task StopAsync(CancellationTokenSource running, Task renewing)
+    {
+        await running.CancelAsync();
+        await renewing;
     }
 
     /// <summary>Deletes the record this request claimed - unless a retry has taken it over since.</summary>
