@@ -4,7 +4,7 @@ using Platform.Functions.Storage;
 namespace Platform.Functions.Tenants;
 
 /// <summary>
-/// In Development only: once storage is ready, creates the tenant <c>demo</c> with an admin and prints how to sign
+/// In Development only: once storage is ready, creates the tenant <c>demo</c> with an admin and sample data (<see cref="DemoData"/>) and prints how to sign
 /// in - once, when it is created (the password is random and not stored anywhere else). Never in Production.
 /// </summary>
 public sealed partial class DemoTenant(
@@ -12,6 +12,7 @@ public sealed partial class DemoTenant(
     StorageInitializer storage,
     TenantDirectory tenants,
     TenantSignUp signUp,
+    DemoData data,
     ILogger<DemoTenant> logger) : BackgroundService
 {
     public const string Slug = "demo";
@@ -34,8 +35,10 @@ public sealed partial class DemoTenant(
             }
 
             var password = "demo-" + RandomNumberGenerator.GetString("abcdefghijkmnpqrstuvwxyz23456789", 16);
-            if (await signUp.CreateAsync("Demo", Slug, AdminEmail, password, "Demo Admin", null, stoppingToken) is not null)
+            if (await signUp.CreateAsync("Demo", Slug, AdminEmail, password, "Demo Admin", null, stoppingToken) is { } created)
             {
+                await data.SeedAsync(new TenantId(created.Tenant.Id), created.Admin.Id, stoppingToken);
+
                 // Printed plainly on purpose (Development only): it is the one way to learn the password.
                 await Console.Out.WriteLineAsync($$"""
 

@@ -9,6 +9,7 @@ public static class TenantsExtensions
         builder.Services.AddStorageTable(TenantDirectory.TableName);
         builder.Services.AddSingleton<TenantDirectory>();
         builder.Services.AddSingleton<TenantSignUp>();
+        builder.Services.AddSingleton<DemoData>();
         builder.Services.AddHostedService<DemoTenant>();
         return builder;
     }
