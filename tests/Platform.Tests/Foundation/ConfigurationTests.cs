@@ -1,5 +1,10 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Hosting;
+using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 using Platform.Tests.Infrastructure;
 
@@ -13,9 +18,7 @@ public sealed class ConfigurationTests(Azurite azurite)
     [InlineData("Platform:PublicBaseUrl", "", "PublicBaseUrl")]
     public void BadSettingStopsTheStartWithAMessageNamingIt(string key, string value, string named)
     {
-        using var app = new PlatformApp(azurite, settings: new Dictionary<string, string?> { [key] = value });
-
-        var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
+        var error = StartFails(azurite.ConnectionString, new Dictionary<string, string?> { [key] = value });
 
         Assert.Contains(named, error.Message, StringComparison.Ordinal);
     }
@@ -23,9 +26,7 @@ public sealed class ConfigurationTests(Azurite azurite)
     [Fact]
     public void MissingStorageSettingStopsTheStartWithAMessageNamingIt()
     {
-        using var app = new PlatformApp(storageConnection: "");
-
-        var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
+        var error = StartFails(storageConnection: "");
 
         Assert.Contains("AzureWebJobsStorage", error.Message, StringComparison.Ordinal);
     }
@@ -33,11 +34,40 @@ public sealed class ConfigurationTests(Azurite azurite)
     [Fact]
     public void StoragePrefixIsRefusedUnderTheFunctionsHost()
     {
-        using var app = new PlatformApp(azurite, settings: new Dictionary<string, string?> { [FunctionsHost.PortVariable] = "7999" });
-
-        var error = Assert.Throws<OptionsValidationException>(() => app.CreateClient());
+        var error = StartFails(azurite.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Platform:Storage:Prefix"] = PlatformApp.NewPrefix(),
+            [FunctionsHost.PortVariable] = "7999",
+        });
 
         Assert.Contains("Platform:Storage:Prefix must be empty", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Runs the checks the app runs when it starts (every option registered with ValidateOnStart by the hosting,
+    /// storage and trigger registrations, with the app's own settings) and returns the failure. Checked on a host of
+    /// its own: through WebApplicationFactory, a start that fails this fast races the factory's wait for the start and
+    /// can surface as ObjectDisposedException instead.
+    /// </summary>
+    private static OptionsValidationException StartFails(string storageConnection, IDictionary<string, string?>? settings = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["AzureWebJobsStorage"] = storageConnection,
+            ["Platform:Auth:SigningKey"] = TestKeys.SigningKeyPem,
+            ["Platform:Auth:DataEncryptionKey"] = TestKeys.DataEncryptionKey,
+        });
+        builder.Configuration.AddInMemoryCollection(settings ?? new Dictionary<string, string?>());
+        builder.AddPlatformHosting();
+        builder.AddPlatformStorage();
+        builder.AddPlatformTriggers();
+        return Assert.Throws<OptionsValidationException>(() =>
+        {
+            // Some options are read while the host is built (the host's shutdown timeout follows the triggers' drain).
+            using var app = builder.Build();
+            app.Services.GetRequiredService<IStartupValidator>().Validate();
+        });
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Functions.Query;
 using Platform.Functions.Users;
@@ -118,11 +119,19 @@ public sealed class ProjectionBudgetTests(Azurite azurite)
     }
 
     [Fact]
-    public async Task ABudgetOutsideItsRangeStopsTheAppAtStart()
+    public void ABudgetOutsideItsRangeStopsTheAppAtStart()
     {
-        await using var app = new PlatformApp(azurite, settings: new Dictionary<string, string?> { ["Platform:Lists:ProjectionMemoryMB"] = "0" });
+        // The checks the app runs at start, on the registration the app uses (through WebApplicationFactory a start
+        // that fails this fast can surface as ObjectDisposedException instead).
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Platform:Lists:ProjectionMemoryMB"] = "0" }).Build();
+        using var services = new ServiceCollection()
+            .AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(configuration)
+            .AddProjectionMemory()
+            .BuildServiceProvider();
 
-        var error = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => app.CreateClient());
+        var error = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() =>
+            services.GetRequiredService<Microsoft.Extensions.Options.IStartupValidator>().Validate());
 
         Assert.Contains("ProjectionMemoryMB", error.Message, StringComparison.Ordinal);
     }
