@@ -1,3 +1,7 @@
+using System.Text;
+using System.Net.Http.Headers;
+using System.Globalization;
+using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -63,5 +67,33 @@ internal sealed class BenchAdmin(string slug, string email, string password, str
             ?? throw new InvalidOperationException($"login answered without an access token: {body}");
         _tokenAt = DateTime.UtcNow;
         return _token;
+    }
+
+    /// <summary>
+    /// One signed-in GET, timed from send to the last byte of the body; a non-success answer stops the figure with its
+    /// body (cut to 2,000 characters).
+    /// </summary>
+    public async Task<(double Milliseconds, byte[] Body)> TimedGetAsync(HttpClient client, ServerProcess server, string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(server.BaseAddress, path));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await TokenAsync(client, server));
+        var started = Stopwatch.GetTimestamp();
+        using var response = await client.SendAsync(request);
+        var body = await response.Content.ReadAsByteArrayAsync();
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        if (!response.IsSuccessStatusCode)
+        {
+            var text = Encoding.UTF8.GetString(body);
+            throw new InvalidOperationException($"GET {path} answered {(int)response.StatusCode}: {(text.Length <= 2000 ? text : text[..2000] + " ...")}");
+        }
+
+        return (elapsed, body);
+    }
+
+    /// <summary>A figure's optional positional count: absent gives the fallback; present, a whole number from 1 to max.</summary>
+    public static bool TryCount(string[] args, int index, int fallback, out int value, int max = int.MaxValue)
+    {
+        value = fallback;
+        return args.Length <= index || (int.TryParse(args[index], NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= 1 && value <= max);
     }
 }

@@ -32,8 +32,8 @@ internal static class SignInUnderBulkFigure
     public static async Task<int> RunAsync(string[] args)
     {
         if (args.Length is < 1 or > 3
-            || !TryCount(args, 1, 100, out var logins)
-            || !TryCount(args, 2, 1000, out var bulkUsers)
+            || !BenchAdmin.TryCount(args, 1, 100, out var logins)
+            || !BenchAdmin.TryCount(args, 2, 1000, out var bulkUsers)
             || bulkUsers > 1000)
         {
             await Console.Error.WriteLineAsync("usage: signin-under-bulk <appExecutable> [logins=100] [bulkUsers=1000 (at most 1000)]");
@@ -113,13 +113,6 @@ internal static class SignInUnderBulkFigure
         }
 
         return 0;
-    }
-
-    private static bool TryCount(string[] args, int index, int fallback, out int value)
-    {
-        value = fallback;
-        return args.Length <= index
-            || (int.TryParse(args[index], NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= 1);
     }
 
     /// <summary>

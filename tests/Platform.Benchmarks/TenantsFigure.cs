@@ -33,7 +33,7 @@ internal static class TenantsFigure
     public static async Task<int> RunAsync(string[] args)
     {
         if (args.Length is < 1 or > 4
-            || !TryCount(args, 1, DefaultTenants, out var tenants) || !TryCount(args, 2, DefaultUsers, out var users) || !TryCount(args, 3, DefaultRequests, out var requests))
+            || !BenchAdmin.TryCount(args, 1, DefaultTenants, out var tenants, 9_999_999) || !BenchAdmin.TryCount(args, 2, DefaultUsers, out var users, 9_999_999) || !BenchAdmin.TryCount(args, 3, DefaultRequests, out var requests, 9_999_999))
         {
             await Console.Error.WriteLineAsync("usage: tenants <appExecutable> [tenants=200] [users=1000] [requests=400] (positive whole numbers)");
             return 2;
@@ -145,12 +145,6 @@ internal static class TenantsFigure
         return 0;
     }
 
-    private static bool TryCount(string[] args, int index, int fallback, out int value)
-    {
-        value = fallback;
-        return args.Length <= index || (int.TryParse(args[index], NumberStyles.None, CultureInfo.InvariantCulture, out value) && value is > 0 and < 10_000_000);
-    }
-
     private static void Row(string label, List<double> latencies) =>
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {label} | {Statistics.Ms(Statistics.Median(latencies))} | {Statistics.Ms(Statistics.Percentile(latencies, 99))} | {latencies.Count} |"));
@@ -179,16 +173,7 @@ internal static class TenantsFigure
     {
         var expected = n < 0 ? admin.Email : UsersFigure.Email(n, admin.Slug);
         var path = $"/api/v1/users?q={Uri.EscapeDataString(expected.Split('@')[0])}&pageSize={PageSize}";
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(server.BaseAddress, path));
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await admin.TokenAsync(client, server));
-        var started = Stopwatch.GetTimestamp();
-        using var response = await client.SendAsync(request);
-        var body = await response.Content.ReadAsByteArrayAsync();
-        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        if (!response.IsSuccessStatusCode)
-        {
-            throw new InvalidOperationException($"GET {path} answered {(int)response.StatusCode}: {Encoding.UTF8.GetString(body)}");
-        }
+        var (elapsed, body) = await admin.TimedGetAsync(client, server, path);
 
         using var json = JsonDocument.Parse(body);
         var emails = json.RootElement.GetProperty("items").EnumerateArray().Select(item => item.GetProperty("email").GetString()).ToList();

@@ -422,16 +422,7 @@ internal static class UsersFigure
 
     private static async Task<Page> ListAsync(HttpClient client, ServerProcess server, BenchAdmin admin, string path)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(server.BaseAddress, path));
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await admin.TokenAsync(client, server));
-        var started = Stopwatch.GetTimestamp();
-        using var response = await client.SendAsync(request);
-        var body = await response.Content.ReadAsByteArrayAsync();
-        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        if (!response.IsSuccessStatusCode)
-        {
-            throw new InvalidOperationException($"GET {path} answered {(int)response.StatusCode}: {Truncate(Encoding.UTF8.GetString(body))}");
-        }
+        var (elapsed, body) = await admin.TimedGetAsync(client, server, path);
 
         using var json = JsonDocument.Parse(body);
         var items = json.RootElement.GetProperty("items").EnumerateArray().Select(item => (
