@@ -1,0 +1,67 @@
+using Platform.Functions.Auth;
+using Platform.Functions.Jobs.Files;
+
+namespace Platform.Functions.Jobs.Imports;
+
+public enum ImportMode
+{
+    /// <summary>Every row is new; a row whose natural key exists already fails on its own.</summary>
+    Create,
+
+    /// <summary>A row whose natural key exists updates it (a row that changes nothing writes nothing); others are created.</summary>
+    Upsert,
+}
+
+/// <summary>
+/// One kind of row a bulk import brings in (users, inventory items, locations, movements). The capability that owns
+/// the rows implements it with its own commands, so an imported row passes exactly the HTTP API's rules, and registers
+/// it with <see cref="ImportKindRegistration.AddImportKind{T}"/> in its <c>XExtensions.cs</c>.
+/// </summary>
+public interface IImportKind
+{
+    /// <summary>The template's columns in order, each with an example value (the template's one example row).</summary>
+    IReadOnlyList<ImportColumn> Columns { get; }
+
+    /// <summary>
+    /// Validates and (unless <see cref="ImportBatch.DryRun"/>) applies one chunk of rows, in file order, and says
+    /// what became of each row. Must be idempotent: the engine runs a chunk at least once, so a chunk applied again
+    /// after a crash writes nothing new and reports each row as it did the first time (a create-mode row that finds
+    /// the very row this job wrote succeeds; movements take an idempotency key derived from the job and row number).
+    /// A row's failure never stops the chunk; only storage failures throw (the engine retries the chunk).
+    /// </summary>
+    Task<IReadOnlyList<RowOutcome>> ApplyAsync(ImportBatch batch, CancellationToken cancellationToken);
+}
+
+/// <param name="Name">Header text (matched case-insensitively; nested fields as <c>fields.color</c>).</param>
+/// <param name="Example">The template's example value.</param>
+/// <param name="Required">True when a row without it fails.</param>
+public sealed record ImportColumn(string Name, string Example, string Description, bool Required = false);
+
+/// <param name="Caller">Who started the job: the rows are written as if that caller had sent them over HTTP.</param>
+/// <param name="JobId">Stable across re-runs of the chunk: derive idempotency keys from it and the row number.</param>
+public sealed record ImportBatch(Caller Caller, string JobId, ImportMode Mode, bool DryRun, IReadOnlyList<TabularRow> Rows);
+
+/// <summary>What became of one row; a failure names the column and value at fault when there is one.</summary>
+public sealed record RowOutcome(long Row, bool Succeeded, string? Column = null, string? Value = null, string? Message = null)
+{
+    public static RowOutcome Ok(long row) => new(row, true);
+
+    public static RowOutcome Fail(long row, string? column, string? value, string message) => new(row, false, column, value, message);
+}
+
+public static class ImportKindRegistration
+{
+    /// <summary>Registers an import kind under its route name (<c>?kind=</c>), e.g. <c>inventory-items</c>.</summary>
+    public static IServiceCollection AddImportKind<T>(this IServiceCollection services, string kind) where T : class, IImportKind
+    {
+        services.AddKeyedScoped<IImportKind, T>(kind);
+        services.Configure<ImportKindCatalog>(catalog => catalog.Kinds.Add(kind));
+        return services;
+    }
+}
+
+/// <summary>The names of every registered import kind.</summary>
+public sealed class ImportKindCatalog
+{
+    public SortedSet<string> Kinds { get; } = new(StringComparer.Ordinal);
+}
