@@ -64,6 +64,7 @@ app.MapAudit();
 app.MapEntra();
 app.MapApiKeys();
 app.MapInventory();
+app.MapJobs();
 app.MapFunctionInvocations();
 
 app.Run();

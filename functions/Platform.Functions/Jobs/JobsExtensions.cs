@@ -1,36 +1,47 @@
 using Platform.Functions.Hosting;
-using System.ComponentModel.DataAnnotations;
+using Platform.Functions.Jobs.Engine;
+using Platform.Functions.Jobs.Exports;
+using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Jobs;
 
-public sealed class JobOptions
-{
-    public const string Section = "Platform:Jobs";
-
-    /// <summary>How long a finished job stays readable before housekeeping removes it.</summary>
-    [Range(typeof(TimeSpan), "01:00:00", "3650.00:00:00")]
-    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(30);
-}
-
 public static class JobsExtensions
 {
     /// <summary>
-    /// The job engine: the job table, the <c>jobs</c> queue and its poison queue, and every job type. Job types are
-    /// registered here and only here, so the list below is the catalogue of long work the product can do.
+    /// The durable engine (the task hub, its in-process worker and client), the job API and the long work built on
+    /// it. Orchestrations and activities are registered here; the rows they move come from the capabilities' import
+    /// and export kinds, registered in each capability's own extensions.
     /// </summary>
     public static IHostApplicationBuilder AddJobs(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
         services.AddValidatedOptions<JobOptions>(JobOptions.Section);
-        services.AddOptions<JobTypeRegistry>();
-        services.AddStorageTable(JobQueue.TableName);
-        services.AddSingleton<JobQueue>();
-        services.AddQueueFunction<JobRunner>("Jobs", JobQueue.QueueName);
-        services.AddQueueFunction<JobPoisonHandler>("JobsPoison", JobQueue.QueueName + "-poison");
+        services.AddStorageContainer(JobFiles.ContainerName);
+        services.AddSingleton<JobFiles>();
+        services.AddScoped<JobCommands>();
+        services.AddScoped<JobFilePermissions>();
 
-        // Job types (imports, exports, reports, backups) are added here as their capabilities land.
+        services.AddSingleton<DurableLogging>();
+        services.AddSingleton<TaskHub>();
+        services.AddSingleton<TaskHubClient>();
+        services.AddSingleton<DurableObjects>();
+        services.AddHostedService<DurableWorkerHost>();
+        services.AddOptions<DurableCatalog>();
+        services.AddOptions<ImportKindCatalog>();
+        services.AddOptions<ExportKindCatalog>();
+
+        services.AddActivity<JobFinished>(JobFinished.Name);
+        services.AddOrchestrator<ImportOrchestrator>(ImportOrchestrator.Name);
+        services.AddActivity<ImportSplit>(ImportSplit.Name);
+        services.AddActivity<ImportApply>(ImportApply.Name);
+        services.AddActivity<ImportReport>(ImportReport.Name);
+        services.AddActivity<ImportCleanup>(ImportCleanup.Name);
+        services.AddOrchestrator<ExportOrchestrator>(ExportOrchestrator.Name);
+        services.AddActivity<ExportWrite>(ExportWrite.Name);
+
+        services.AddTimerFunction<JobRetention>("JobRetention", "0 15 * * * *");
         return builder;
     }
 }

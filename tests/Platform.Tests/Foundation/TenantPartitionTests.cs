@@ -1,5 +1,5 @@
 using Azure.Data.Tables;
-using Platform.Functions.Jobs;
+using Azure;
 using Platform.Functions.Storage;
 using Platform.Tests.Infrastructure;
 
@@ -10,7 +10,7 @@ public sealed class TenantPartitionTests(Azurite azurite) : IAsyncLifetime
 {
     private static readonly TenantId TenantA = new("01TENANTA");
     private static readonly TenantId TenantB = new("01TENANTB");
-    private readonly TenantTable _table = PlatformApp.StorageFor(azurite, PlatformApp.NewPrefix()).TenantTable(JobQueue.TableName);
+    private readonly TenantTable _table = PlatformApp.StorageFor(azurite, PlatformApp.NewPrefix()).TenantTable("partitiontests");
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -22,19 +22,19 @@ public sealed class TenantPartitionTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task CannotReadRowsOfAnotherTenant()
     {
-        var job = new JobEntity { RowKey = Ids.New(), Type = "export" };
+        var job = new SampleRow { RowKey = Ids.New(), Type = "export" };
         await _table.For(TenantA).AddAsync(job, Ct);
 
-        Assert.NotNull(await _table.For(TenantA).GetAsync<JobEntity>(job.RowKey, Ct));
-        Assert.Null(await _table.For(TenantB).GetAsync<JobEntity>(job.RowKey, Ct));
-        Assert.Empty(await _table.For(TenantB).QueryAsync<JobEntity>(cancellationToken: Ct).ToListAsync(Ct));
-        Assert.Empty(await _table.For(TenantB).QueryAsync<JobEntity>(job.RowKey[..5], cancellationToken: Ct).ToListAsync(Ct));
+        Assert.NotNull(await _table.For(TenantA).GetAsync<SampleRow>(job.RowKey, Ct));
+        Assert.Null(await _table.For(TenantB).GetAsync<SampleRow>(job.RowKey, Ct));
+        Assert.Empty(await _table.For(TenantB).QueryAsync<SampleRow>(cancellationToken: Ct).ToListAsync(Ct));
+        Assert.Empty(await _table.For(TenantB).QueryAsync<SampleRow>(job.RowKey[..5], cancellationToken: Ct).ToListAsync(Ct));
     }
 
     [Fact]
     public async Task CannotWriteAnEntityOfAnotherTenantThroughAPartition()
     {
-        var job = new JobEntity { PartitionKey = TenantA.Value, RowKey = Ids.New(), Type = "export" };
+        var job = new SampleRow { PartitionKey = TenantA.Value, RowKey = Ids.New(), Type = "export" };
 
         await Assert.ThrowsAsync<InvalidOperationException>(() => _table.For(TenantB).AddAsync(job, Ct));
         await Assert.ThrowsAsync<InvalidOperationException>(() => _table.For(TenantB).SubmitTransactionAsync(
@@ -44,12 +44,12 @@ public sealed class TenantPartitionTests(Azurite azurite) : IAsyncLifetime
     [Fact]
     public async Task RowKeyPrefixQueryStaysInsideTheTenant()
     {
-        await _table.For(TenantA).AddAsync(new JobEntity { RowKey = "report-1", Type = "a" }, Ct);
-        await _table.For(TenantA).AddAsync(new JobEntity { RowKey = "report-2", Type = "a" }, Ct);
-        await _table.For(TenantA).AddAsync(new JobEntity { RowKey = "reportz", Type = "a" }, Ct);
-        await _table.For(TenantB).AddAsync(new JobEntity { RowKey = "report-3", Type = "b" }, Ct);
+        await _table.For(TenantA).AddAsync(new SampleRow { RowKey = "report-1", Type = "a" }, Ct);
+        await _table.For(TenantA).AddAsync(new SampleRow { RowKey = "report-2", Type = "a" }, Ct);
+        await _table.For(TenantA).AddAsync(new SampleRow { RowKey = "reportz", Type = "a" }, Ct);
+        await _table.For(TenantB).AddAsync(new SampleRow { RowKey = "report-3", Type = "b" }, Ct);
 
-        var rows = await _table.For(TenantA).QueryAsync<JobEntity>("report-", cancellationToken: Ct).ToListAsync(Ct);
+        var rows = await _table.For(TenantA).QueryAsync<SampleRow>("report-", cancellationToken: Ct).ToListAsync(Ct);
 
         Assert.Equal(["report-1", "report-2"], rows.Select(r => r.RowKey));
     }
@@ -58,7 +58,7 @@ public sealed class TenantPartitionTests(Azurite azurite) : IAsyncLifetime
     public async Task ConditionalUpdateWithAStaleETagIsRefused()
     {
         var partition = _table.For(TenantA);
-        var job = new JobEntity { RowKey = Ids.New(), Type = "export" };
+        var job = new SampleRow { RowKey = Ids.New(), Type = "export" };
         await partition.AddAsync(job, Ct);
         var stale = job.ETag;
         job.Attempts = 1;
@@ -81,4 +81,15 @@ public sealed class TenantPartitionTests(Azurite azurite) : IAsyncLifetime
         Assert.Throws<ArgumentException>(() => new TenantId(value));
         Assert.False(TenantId.TryParse(value, out _));
     }
+}
+
+/// <summary>A row of a tenant table, for tests of the partition guard itself.</summary>
+public sealed class SampleRow : ITableEntity
+{
+    public string PartitionKey { get; set; } = "";
+    public string RowKey { get; set; } = "";
+    public DateTimeOffset? Timestamp { get; set; }
+    public ETag ETag { get; set; }
+    public string Type { get; set; } = "";
+    public int Attempts { get; set; }
 }

@@ -42,6 +42,12 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
             ["Platform:RateLimits:SignUpsPerHourPerIp"] = "10000",
             ["Platform:RateLimits:ForgotPasswordPerHourPerIp"] = "10000",
             ["Platform:RateLimits:LoginsPerHourPerIp"] = "100000",
+            // Most tests never start a job: their apps leave the durable worker off (and its polling off Azurite).
+            // Tests of long work turn it on with RunsJobs.
+            ["Platform:Jobs:RunWorker"] = "false",
+            ["Platform:Jobs:MaxPollingInterval"] = "00:00:00.100",
+            ["Platform:Jobs:MessageVisibilityTimeout"] = "00:00:10",
+            ["Platform:Jobs:StopTimeout"] = "00:00:02",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
@@ -50,6 +56,18 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
     }
 
     public string Prefix { get; }
+
+    /// <summary>Settings of an app that runs the durable worker (jobs, imports, exports).</summary>
+    public static IDictionary<string, string?> RunsJobs(IDictionary<string, string?>? more = null)
+    {
+        var settings = new Dictionary<string, string?> { ["Platform:Jobs:RunWorker"] = "true" };
+        foreach (var (key, value) in more ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        return settings;
+    }
 
     /// <summary>Where this app's outgoing mail lands as .eml files.</summary>
     public string MailDirectory { get; } = Directory.CreateTempSubdirectory("platform-mail-").FullName;

@@ -28,10 +28,11 @@ public interface IExportKind
 public static class ExportKindRegistration
 {
     /// <summary>Registers an export kind under its name (<c>kind</c> in the request body), e.g. <c>users</c>.</summary>
-    public static IServiceCollection AddExportKind<T>(this IServiceCollection services, string kind) where T : class, IExportKind
+    /// <param name="permission">What the caller needs besides <c>jobs.write</c> to start one (e.g. <c>users.write</c>).</param>
+    public static IServiceCollection AddExportKind<T>(this IServiceCollection services, string kind, string permission) where T : class, IExportKind
     {
         services.AddKeyedScoped<IExportKind, T>(kind);
-        services.Configure<ExportKindCatalog>(catalog => catalog.Kinds.Add(kind));
+        services.Configure<ExportKindCatalog>(catalog => catalog.Kinds.Add(kind, permission));
         return services;
     }
 }
@@ -39,5 +40,6 @@ public static class ExportKindRegistration
 /// <summary>The names of every registered export kind.</summary>
 public sealed class ExportKindCatalog
 {
-    public SortedSet<string> Kinds { get; } = new(StringComparer.Ordinal);
+    /// <summary>Kind name to the permission it needs.</summary>
+    public SortedDictionary<string, string> Kinds { get; } = new(StringComparer.Ordinal);
 }

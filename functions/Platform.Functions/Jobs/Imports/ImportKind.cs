@@ -35,7 +35,8 @@ public interface IImportKind
 /// <param name="Name">Header text (matched case-insensitively; nested fields as <c>fields.color</c>).</param>
 /// <param name="Example">The template's example value.</param>
 /// <param name="Required">True when a row without it fails.</param>
-public sealed record ImportColumn(string Name, string Example, string Description, bool Required = false);
+/// <param name="Sensitive">A secret (a password): never written to the error report or kept with failed rows.</param>
+public sealed record ImportColumn(string Name, string Example, string Description, bool Required = false, bool Sensitive = false);
 
 /// <param name="Caller">Who started the job: the rows are written as if that caller had sent them over HTTP.</param>
 /// <param name="JobId">Stable across re-runs of the chunk: derive idempotency keys from it and the row number.</param>
@@ -52,10 +53,11 @@ public sealed record RowOutcome(long Row, bool Succeeded, string? Column = null,
 public static class ImportKindRegistration
 {
     /// <summary>Registers an import kind under its route name (<c>?kind=</c>), e.g. <c>inventory-items</c>.</summary>
-    public static IServiceCollection AddImportKind<T>(this IServiceCollection services, string kind) where T : class, IImportKind
+    /// <param name="permission">What the caller needs besides <c>jobs.write</c> to start one (e.g. <c>users.write</c>).</param>
+    public static IServiceCollection AddImportKind<T>(this IServiceCollection services, string kind, string permission) where T : class, IImportKind
     {
         services.AddKeyedScoped<IImportKind, T>(kind);
-        services.Configure<ImportKindCatalog>(catalog => catalog.Kinds.Add(kind));
+        services.Configure<ImportKindCatalog>(catalog => catalog.Kinds.Add(kind, permission));
         return services;
     }
 }
@@ -63,5 +65,6 @@ public static class ImportKindRegistration
 /// <summary>The names of every registered import kind.</summary>
 public sealed class ImportKindCatalog
 {
-    public SortedSet<string> Kinds { get; } = new(StringComparer.Ordinal);
+    /// <summary>Kind name to the permission it needs.</summary>
+    public SortedDictionary<string, string> Kinds { get; } = new(StringComparer.Ordinal);
 }

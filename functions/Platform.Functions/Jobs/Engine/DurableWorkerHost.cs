@@ -1,0 +1,112 @@
+using DurableTask.Core;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Options;
+
+namespace Platform.Functions.Jobs.Engine;
+
+/// <summary>
+/// Runs the durable worker in-process. It starts once Kestrel is listening (the Functions host gives a custom
+/// handler 30-60 s to answer, and creating the hub's queues and tables and taking partition leases must not delay
+/// that), retries the start while storage is unreachable, and stops gracefully: in-flight work items finish or
+/// their messages are handed back for another instance.
+/// </summary>
+internal sealed partial class DurableWorkerHost(
+    TaskHub hub,
+    DurableObjects objects,
+    DurableLogging logging,
+    TaskHubClient client,
+    IHostApplicationLifetime lifetime,
+    IOptions<JobOptions> options,
+    ILogger<DurableWorkerHost> logger) : IHostedService, IDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _running = Task.CompletedTask;
+    private TaskHubWorker? _worker;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (options.Value.RunWorker)
+        {
+            lifetime.ApplicationStarted.Register(() => _running = Task.Run(() => RunAsync(_stopping.Token)));
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        try
+        {
+            await _running;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        if (_worker is { } worker)
+        {
+            var graceful = worker.StopAsync(isForced: false);
+            if (await Task.WhenAny(graceful, Task.Delay(options.Value.StopTimeout, CancellationToken.None)) != graceful)
+            {
+                LogForcedStop(logger, options.Value.StopTimeout);
+                await worker.StopAsync(isForced: true);
+            }
+        }
+    }
+
+    public void Dispose() => _stopping.Dispose();
+
+    private async Task RunAsync(CancellationToken stopping)
+    {
+        var delay = TimeSpan.FromSeconds(1);
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                var service = await hub.ServiceAsync(stopping);
+                var worker = new TaskHubWorker(service, objects.Orchestrations(), objects.Activities(), logging.Factory);
+                await worker.StartAsync();
+                _worker = worker;
+                LogStarted(logger, hub.Name, hub.Settings.WorkerId);
+                break;
+            }
+            catch (Exception ex) when (!stopping.IsCancellationRequested)
+            {
+                LogStartFailed(logger, ex, delay);
+                await Task.Delay(delay, stopping);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMinutes(1).Ticks));
+            }
+        }
+
+        // Poisoned jobs are failed with the reason rather than left "running" behind a message nobody can process.
+        await foreach (var poisoned in logging.PoisonedInstances.ReadAllAsync(stopping))
+        {
+            try
+            {
+                var reason = $"The engine gave up on this job: one of its messages was delivered {poisoned.DequeueCount} times without being processed.";
+                await client.TerminateInstanceAsync(poisoned.InstanceId, new TerminateInstanceOptions(JobOutcome.Poisoned(reason)), stopping);
+                LogPoisoned(logger, poisoned.InstanceId, poisoned.DequeueCount);
+            }
+            catch (Exception ex) when (!stopping.IsCancellationRequested)
+            {
+                LogPoisonTerminateFailed(logger, ex, poisoned.InstanceId);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Durable worker started on task hub {TaskHub} as {WorkerId}")]
+    private static partial void LogStarted(ILogger logger, string taskHub, string workerId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Durable worker could not start; retrying in {Delay}")]
+    private static partial void LogStartFailed(ILogger logger, Exception exception, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Durable worker did not stop within {Timeout}; stopping it forcibly")]
+    private static partial void LogForcedStop(ILogger logger, TimeSpan timeout);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Job instance {InstanceId} failed: a message was dequeued {DequeueCount} times (poison)")]
+    private static partial void LogPoisoned(ILogger logger, string instanceId, long dequeueCount);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not fail poisoned job instance {InstanceId}")]
+    private static partial void LogPoisonTerminateFailed(ILogger logger, Exception exception, string instanceId);
+}

@@ -1,0 +1,94 @@
+using DurableTask.Core.Exceptions;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Auth;
+using Platform.Functions.Http;
+using Platform.Functions.Jobs.Engine;
+using Platform.Functions.Jobs.Imports;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Jobs;
+
+/// <summary>Starts, reads, cancels and retries the jobs of the caller's tenant.</summary>
+public sealed class JobCommands(TaskHubClient client, JobFiles files, IOptions<JobOptions> options, TimeProvider time)
+{
+    public JobOptions Options => options.Value;
+
+    public JobFiles Files => files;
+
+    /// <summary>Starts a job of the caller's tenant under a new id (or <paramref name="jobId"/>); returns its first view.</summary>
+    public async Task<JobView> StartAsync<TParameters>(Caller caller, string type, TParameters parameters, CancellationToken cancellationToken, string? jobId = null)
+        where TParameters : notnull
+    {
+        jobId ??= Ids.New(time);
+        var input = new JobInput<TParameters>(caller.Tenant.Value, jobId, JobActor.From(caller), parameters);
+        await client.ScheduleNewOrchestrationInstanceAsync(type, input, new StartOrchestrationOptions(JobIds.InstanceId(caller.Tenant, jobId)), cancellationToken);
+        return JobView.Started(jobId, type, time.GetUtcNow(), parameters);
+    }
+
+    /// <summary>The job, or null when the caller's tenant has no job with this id.</summary>
+    public async Task<JobView?> GetAsync(TenantId tenant, string jobId, CancellationToken cancellationToken) =>
+        await InstanceAsync(tenant, jobId, cancellationToken) is { } instance ? JobView.From(instance, jobId) : null;
+
+    public async Task<OrchestrationMetadata?> InstanceAsync(TenantId tenant, string jobId, CancellationToken cancellationToken) =>
+        JobIds.IsWellFormed(jobId) ? await client.GetInstanceAsync(JobIds.InstanceId(tenant, jobId), getInputsAndOutputs: true, cancellationToken) : null;
+
+    /// <summary>
+    /// Asks a queued or running job to stop at its next step boundary: what it applied stays applied. A finished job
+    /// cannot be cancelled.
+    /// </summary>
+    public async Task<Outcome<JobView>> CancelAsync(Caller caller, string jobId, CancellationToken cancellationToken)
+    {
+        if (await GetAsync(caller.Tenant, jobId, cancellationToken) is not { } job)
+        {
+            return CommandError.NotFound("job");
+        }
+
+        if (job.IsFinished)
+        {
+            return CommandError.Conflict("job_finished", $"The job has finished ({job.Status}); there is nothing to cancel.");
+        }
+
+        await client.RaiseEventAsync(JobIds.InstanceId(caller.Tenant, jobId), JobOrchestrator<object>.CancelEvent, true, cancellationToken);
+        return job;
+    }
+
+    /// <summary>
+    /// Runs again what did not succeed. A failed or cancelled job resumes under its own id: chunks it applied are
+    /// recorded and skipped, the rest run. An import that completed with errors starts a new job that re-imports only
+    /// the failed rows (after they were fixed in the data they depend on). A succeeded job has nothing to retry.
+    /// </summary>
+    public async Task<Outcome<JobView>> RetryAsync(Caller caller, string jobId, CancellationToken cancellationToken)
+    {
+        if (await InstanceAsync(caller.Tenant, jobId, cancellationToken) is not { } instance)
+        {
+            return CommandError.NotFound("job");
+        }
+
+        var job = JobView.From(instance, jobId);
+        switch (job.Status)
+        {
+            case JobView.Queued or JobView.Running:
+                return CommandError.Conflict("job_running", "The job is still running; cancel it or wait for it to finish.");
+            case JobOutcome.Succeeded:
+                return CommandError.Conflict("job_succeeded", "Every part of the job succeeded; there is nothing to retry.");
+            case JobOutcome.CompletedWithErrors when instance.Name == ImportOrchestrator.Name:
+                var earlier = instance.ReadInputAs<JobInput<ImportParameters>>()!.Parameters;
+                return await StartAsync(caller, ImportOrchestrator.Name, earlier with { RetryOf = jobId }, cancellationToken);
+            default:
+                try
+                {
+                    // Same id, same input: the orchestration finds its recorded chunks and runs only the rest.
+                    await client.ScheduleNewOrchestrationInstanceAsync(instance.Name, instance.ReadInputAs<System.Text.Json.JsonElement>(),
+                        new StartOrchestrationOptions(JobIds.InstanceId(caller.Tenant, jobId)), cancellationToken);
+                }
+                catch (OrchestrationAlreadyExistsException)
+                {
+                    return CommandError.Conflict("job_running", "The job is already running again.");
+                }
+
+                return JobView.Started(jobId, instance.Name, time.GetUtcNow(), job.Parameters ?? default);
+        }
+    }
+}

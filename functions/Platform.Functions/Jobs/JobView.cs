@@ -1,0 +1,86 @@
+using System.Text.Json;
+using Microsoft.DurableTask.Client;
+
+namespace Platform.Functions.Jobs;
+
+/// <summary>A job as the API shows it, mapped from its orchestration instance's runtime status, custom status and output.</summary>
+public sealed record JobView(
+    string Id,
+    string Type,
+    string Status,
+    JobProgress Progress,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? FinishedAt,
+    string? ResultUrl,
+    string? ErrorReportUrl,
+    string? Error,
+    string? Note,
+    JsonElement? Parameters)
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+
+    public bool IsFinished => Status is not (Queued or Running);
+
+    public static string UrlOf(string jobId) => $"{JobsEndpoints.Path}/{jobId}";
+
+    /// <summary>A job just started, before the engine has seen it.</summary>
+    public static JobView Started(string jobId, string type, DateTimeOffset at, object parameters) =>
+        new(jobId, type, Queued, JobProgress.None, at, null, null, null, null, null, null, JsonSerializer.SerializeToElement(parameters, JsonSerializerOptions.Web));
+
+    public static JobView From(OrchestrationMetadata instance, string jobId)
+    {
+        var running = Read<JobRunningStatus>(instance.SerializedCustomStatus);
+        var outcome = Read<JobOutcome>(instance.SerializedOutput);
+        JsonElement? parameters = null;
+        if (instance.SerializedInput is { } input && Read<JsonElement>(input) is { ValueKind: JsonValueKind.Object } inputJson &&
+            inputJson.TryGetProperty("parameters", out var p))
+        {
+            parameters = p.Clone();
+        }
+
+        var finishedAt = instance.IsCompleted ? instance.LastUpdatedAt : (DateTimeOffset?)null;
+        var status = instance.RuntimeStatus switch
+        {
+            OrchestrationRuntimeStatus.Pending => Queued,
+            OrchestrationRuntimeStatus.Completed => outcome?.Status ?? JobOutcome.Succeeded,
+            OrchestrationRuntimeStatus.Failed => JobOutcome.Failed,
+            // Terminated by the engine for a poisoned message (with a failed outcome), or by an operator.
+            OrchestrationRuntimeStatus.Terminated => outcome?.Status ?? JobOutcome.Cancelled,
+            _ => Running,
+        };
+        var error = outcome?.Error ?? (instance.RuntimeStatus == OrchestrationRuntimeStatus.Failed ? instance.FailureDetails?.ErrorMessage ?? "The job failed." : null);
+
+        return new JobView(
+            jobId,
+            instance.Name,
+            status,
+            outcome?.Progress ?? running?.Progress ?? JobProgress.None,
+            instance.CreatedAt,
+            outcome?.StartedAt ?? running?.StartedAt,
+            finishedAt,
+            outcome?.Result is null ? null : UrlOf(jobId) + "/result",
+            outcome?.ErrorReport is null ? null : UrlOf(jobId) + "/error-report",
+            error,
+            outcome?.Note,
+            parameters);
+    }
+
+    private static T? Read<T>(string? json)
+    {
+        if (string.IsNullOrEmpty(json))
+        {
+            return default;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize<T>(json, JsonSerializerOptions.Web);
+        }
+        catch (JsonException)
+        {
+            return default;
+        }
+    }
+}
