@@ -11,7 +11,7 @@ using Platform.Functions.Storage;
 namespace Platform.Functions.Jobs;
 
 /// <summary>Starts, reads, cancels and retries the jobs of the caller's tenant.</summary>
-public sealed class JobCommands(TaskHubClient client, JobFiles files, IOptions<JobOptions> options, TimeProvider time)
+public sealed class JobCommands(TaskHubClient client, JobFiles files, JobFailures failures, IOptions<JobOptions> options, TimeProvider time)
 {
     public JobOptions Options => options.Value;
 
@@ -29,7 +29,11 @@ public sealed class JobCommands(TaskHubClient client, JobFiles files, IOptions<J
 
     /// <summary>The job, or null when the caller's tenant has no job with this id.</summary>
     public async Task<JobView?> GetAsync(TenantId tenant, string jobId, CancellationToken cancellationToken) =>
-        await InstanceAsync(tenant, jobId, cancellationToken) is { } instance ? JobView.From(instance, jobId) : null;
+        await InstanceAsync(tenant, jobId, cancellationToken) is { } instance ? await ViewAsync(tenant, instance, jobId, cancellationToken) : null;
+
+    /// <summary>The job an instance is; an unfinished one is checked for the engine's poison verdict.</summary>
+    public async Task<JobView> ViewAsync(TenantId tenant, OrchestrationMetadata instance, string jobId, CancellationToken cancellationToken) =>
+        JobView.From(instance, jobId, instance.IsCompleted ? null : await failures.GetAsync(tenant, jobId, cancellationToken));
 
     public async Task<OrchestrationMetadata?> InstanceAsync(TenantId tenant, string jobId, CancellationToken cancellationToken) =>
         JobIds.IsWellFormed(jobId) ? await client.GetInstanceAsync(JobIds.InstanceId(tenant, jobId), getInputsAndOutputs: true, cancellationToken) : null;
@@ -66,7 +70,12 @@ public sealed class JobCommands(TaskHubClient client, JobFiles files, IOptions<J
             return CommandError.NotFound("job");
         }
 
-        var job = JobView.From(instance, jobId);
+        var job = await ViewAsync(caller.Tenant, instance, jobId, cancellationToken);
+        if (job.Status == JobOutcome.Failed && !instance.IsCompleted)
+        {
+            return CommandError.Conflict("job_poisoned", "The engine gave up on this job's messages; start a new job instead.");
+        }
+
         switch (job.Status)
         {
             case JobView.Queued or JobView.Running:

@@ -21,6 +21,7 @@ public sealed record JobView(
     public const string Queued = "queued";
     public const string Running = "running";
 
+    [System.Text.Json.Serialization.JsonIgnore]
     public bool IsFinished => Status is not (Queued or Running);
 
     public static string UrlOf(string jobId) => $"{JobsEndpoints.Path}/{jobId}";
@@ -29,7 +30,7 @@ public sealed record JobView(
     public static JobView Started(string jobId, string type, DateTimeOffset at, object parameters) =>
         new(jobId, type, Queued, JobProgress.None, at, null, null, null, null, null, null, JsonSerializer.SerializeToElement(parameters, JsonSerializerOptions.Web));
 
-    public static JobView From(OrchestrationMetadata instance, string jobId)
+    public static JobView From(OrchestrationMetadata instance, string jobId, JobFailureEntity? poisoned = null)
     {
         var running = Read<JobRunningStatus>(instance.SerializedCustomStatus);
         var outcome = Read<JobOutcome>(instance.SerializedOutput);
@@ -50,6 +51,12 @@ public sealed record JobView(
             OrchestrationRuntimeStatus.Terminated => outcome?.Status ?? JobOutcome.Cancelled,
             _ => Running,
         };
+        if (poisoned is not null && !instance.IsCompleted)
+        {
+            return new JobView(jobId, instance.Name, JobOutcome.Failed, running?.Progress ?? JobProgress.None, instance.CreatedAt,
+                running?.StartedAt, poisoned.At, null, null, poisoned.Reason, null, parameters);
+        }
+
         var error = outcome?.Error ?? (instance.RuntimeStatus == OrchestrationRuntimeStatus.Failed ? instance.FailureDetails?.ErrorMessage ?? "The job failed." : null);
 
         return new JobView(

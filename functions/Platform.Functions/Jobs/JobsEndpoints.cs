@@ -198,7 +198,7 @@ public static class JobsEndpoints
     }
 
     internal static async Task<Results<Ok<PagedList<JobView>>, ProblemHttpResult>> ListJobs(
-        Caller caller, TaskHubClient client, ContinuationTokens tokens, HttpContext http,
+        Caller caller, TaskHubClient client, JobCommands jobs, ContinuationTokens tokens, HttpContext http,
         string? type, string? status, DateTimeOffset? createdFrom, DateTimeOffset? createdTo, string? pageSize, string? continuationToken,
         CancellationToken cancellationToken)
     {
@@ -211,10 +211,11 @@ public static class JobsEndpoints
             JobView.Running => [OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Suspended],
             JobOutcome.Succeeded or JobOutcome.CompletedWithErrors or JobOutcome.Cancelled =>
                 [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Terminated],
-            JobOutcome.Failed => [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Terminated],
+            // Every status: a job the engine gave up on is failed whatever its instance says.
+            JobOutcome.Failed => null,
             _ => [],
         };
-        if (runtime is [])
+        if (runtime is [] && status is not null)
         {
             validation.Add("status", "must be queued, running, succeeded, completed_with_errors, failed or cancelled");
         }
@@ -240,11 +241,17 @@ public static class JobsEndpoints
         var page = await client.QueryPageAsync(new OrchestrationQuery(
             CreatedFrom: createdFrom, CreatedTo: createdTo, Statuses: runtime, InstanceIdPrefix: JobIds.TenantPrefix(caller.Tenant),
             PageSize: size!.Value, FetchInputsAndOutputs: true, ContinuationToken: position), cancellationToken);
-        var items = page.Values
-            .Select(instance => JobIds.TryParse(instance.InstanceId, out var tenant, out var jobId) && tenant == caller.Tenant ? JobView.From(instance, jobId) : null)
-            .OfType<JobView>()
-            .Where(job => (type is null || job.Type == type) && (status is null || job.Status == status))
-            .ToList();
+        var items = new List<JobView>();
+        foreach (var instance in page.Values)
+        {
+            if (JobIds.TryParse(instance.InstanceId, out var tenant, out var jobId) && tenant == caller.Tenant &&
+                await jobs.ViewAsync(tenant, instance, jobId, cancellationToken) is var job &&
+                (type is null || job.Type == type) && (status is null || job.Status == status))
+            {
+                items.Add(job);
+            }
+        }
+
         var next = page.ContinuationToken is { } more ? tokens.Create(caller.Tenant, QueryWithoutToken(http), more) : null;
         return TypedResults.Ok(new PagedList<JobView>(items, next));
     }

@@ -20,6 +20,8 @@ public static class JobsExtensions
         services.AddValidatedOptions<JobOptions>(JobOptions.Section);
         services.AddStorageContainer(JobFiles.ContainerName);
         services.AddSingleton<JobFiles>();
+        services.AddStorageTable(JobFailures.TableName);
+        services.AddSingleton<JobFailures>();
         services.AddScoped<JobCommands>();
         services.AddScoped<JobFilePermissions>();
 

@@ -15,6 +15,9 @@ internal sealed partial class DurableWorkerHost(
     DurableObjects objects,
     DurableLogging logging,
     TaskHubClient client,
+    JobFailures failures,
+    Events.EventPublisher events,
+    TimeProvider time,
     IHostApplicationLifetime lifetime,
     IOptions<JobOptions> options,
     ILogger<DurableWorkerHost> logger) : IHostedService, IDisposable
@@ -84,9 +87,20 @@ internal sealed partial class DurableWorkerHost(
         {
             try
             {
+                if (!JobIds.TryParse(poisoned.InstanceId, out var tenant, out var jobId))
+                {
+                    continue;
+                }
+
                 var reason = $"The engine gave up on this job: one of its messages was delivered {poisoned.DequeueCount} times without being processed.";
-                await client.TerminateInstanceAsync(poisoned.InstanceId, new TerminateInstanceOptions(JobOutcome.Poisoned(reason)), stopping);
+                await failures.RecordAsync(tenant, jobId, reason, time.GetUtcNow(), stopping);
                 LogPoisoned(logger, poisoned.InstanceId, poisoned.DequeueCount);
+                await events.PublishAsync(tenant, new Events.PlatformEvent("job.failed", Events.Actor.System, "job", jobId,
+                    new Dictionary<string, object?> { ["error"] = reason }), stopping);
+
+                // Best effort: a terminate queues behind the poisoned message, so it ends the instance only when the
+                // poison was an activity's; the recorded verdict is what the job shows either way.
+                await client.TerminateInstanceAsync(poisoned.InstanceId, new TerminateInstanceOptions(JobOutcome.Poisoned(reason)), stopping);
             }
             catch (Exception ex) when (!stopping.IsCancellationRequested)
             {
