@@ -437,18 +437,30 @@ public sealed partial class UserCommands(
     /// Runs one bulk operation with the permissions the bulk request resolved once; the event is added to
     /// <paramref name="published"/> for the bulk route to record with its chunk.
     /// </summary>
+    /// <param name="checkOnly">An update is checked by every rule and not written (an import's dry run).</param>
     internal async Task<Outcome<UserEntity>> RunBulkAsync(
-        Caller caller, IReadOnlySet<string> granted, string op, string id, UserInput? input, ICollection<PlatformEvent> published, CancellationToken cancellationToken)
+        Caller caller, IReadOnlySet<string> granted, string op, string id, UserInput? input, ICollection<PlatformEvent> published, CancellationToken cancellationToken,
+        bool checkOnly = false)
     {
+        if (checkOnly && op != "update")
+        {
+            throw new ArgumentException("Only an update can be checked without writing.", nameof(op));
+        }
+
         var tenant = caller.Tenant;
         Outcome<UserEntity> outcome;
         switch (op)
         {
             case "update":
-                var updated = await UpdateCoreAsync(tenant, granted, id, input!, null, cancellationToken);
+                var updated = await UpdateCoreAsync(tenant, granted, id, input!, null, cancellationToken, checkOnly);
                 if (updated.Failed(out var error, out var change))
                 {
                     return error;
+                }
+
+                if (checkOnly)
+                {
+                    return change.User;
                 }
 
                 if (change.Changes.Count > 0)
