@@ -1,4 +1,5 @@
 using Platform.Functions.Hosting;
+using Platform.Functions.Jobs.Exports;
 using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Audit;
@@ -9,6 +10,7 @@ public static class AuditExtensions
     {
         builder.Services.AddValidatedOptions<AuditOptions>(AuditOptions.Section);
         builder.Services.AddTimerFunction<AuditRetention>("AuditRetention", "0 30 3 * * *");
+        builder.Services.AddExportKind<AuditExport>(AuditExport.Kind);
         return builder;
     }
 

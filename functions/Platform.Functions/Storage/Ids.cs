@@ -35,6 +35,65 @@ public static class Ids
     }
 
     /// <summary>
+    /// An id that is the same every time it is made from the same <paramref name="key"/>: the time characters of
+    /// <paramref name="at"/>, then 80 bits of the key's SHA-256. For writes that must land on the same row when they
+    /// are repeated (an import chunk run again after a crash), so a repeat finds its own row instead of adding one.
+    /// </summary>
+    public static string Derived(DateTimeOffset at, string key)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key), hash);
+
+        Span<char> id = stackalloc char[26];
+        WriteTime(at, id);
+        UInt128 bits = 0;
+        foreach (var b in hash[..10])
+        {
+            bits = (bits << 8) | b;
+        }
+
+        for (var i = 25; i >= 10; i--)
+        {
+            id[i] = Alphabet[(int)(bits & 31)];
+            bits >>= 5;
+        }
+
+        return new string(id);
+    }
+
+    /// <summary>The instant an id made by <see cref="New"/> was made at (to the millisecond); false for any other text.</summary>
+    public static bool TryReadTime(string? id, out DateTimeOffset at)
+    {
+        at = default;
+        if (id is not { Length: 26 })
+        {
+            return false;
+        }
+
+        long milliseconds = 0;
+        foreach (var c in id)
+        {
+            if (Alphabet.IndexOf(c, StringComparison.Ordinal) < 0)
+            {
+                return false;
+            }
+        }
+
+        foreach (var c in id.AsSpan(0, 10))
+        {
+            milliseconds = (milliseconds << 5) | (long)Alphabet.IndexOf(c, StringComparison.Ordinal);
+        }
+
+        if (milliseconds > DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())
+        {
+            return false;
+        }
+
+        at = DateTimeOffset.FromUnixTimeMilliseconds(milliseconds);
+        return true;
+    }
+
+    /// <summary>
     /// The smallest id of a millisecond (its 10 time characters, then zeros): row keys made by <see cref="New"/>
     /// from that millisecond on sort at or after it, which turns a time range into a row-key range.
     /// </summary>

@@ -77,6 +77,16 @@ public sealed class TenantCounter(Func<TenantId, TenantPartition> partitionOf, s
         }
     }
 
+    /// <summary>
+    /// The count as it stands (the rows are counted when the tenant has no counter row yet). Only for a caller that
+    /// writes nothing, such as a dry run: a write decides against the count it is conditioned on.
+    /// </summary>
+    public async Task<long> ReadAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var partition = partitionOf(tenant);
+        return (await partition.GetAsync<CounterEntity>(rowKey, cancellationToken))?.Count ?? await countRows(partition, cancellationToken);
+    }
+
     private sealed class CounterEntity : ITableEntity
     {
         public string PartitionKey { get; set; } = "";

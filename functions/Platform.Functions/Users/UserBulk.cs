@@ -15,12 +15,6 @@ public static partial class UsersEndpoints
 {
     public const int MaxBulkOperations = 1000;
 
-    /// <summary>
-    /// Creates per entity-group transaction: each takes two actions (user + email index) of the 100 allowed; the
-    /// tenant's user count takes one, and the change-log entry and its sequence row two.
-    /// </summary>
-    private const int CreatesPerTransaction = 48;
-
     public sealed record BulkRequest(IReadOnlyList<BulkOperation>? Operations);
 
     public sealed record BulkOperation(string? Op, string? Id, JsonElement? Data);
@@ -40,8 +34,7 @@ public static partial class UsersEndpoints
     /// row fails only itself. Creates beyond the tenant's user cap fail on their own with <c>user_limit_reached</c>.
     /// </summary>
     internal static async Task<Results<Ok<BulkResponse>, ProblemHttpResult>> Bulk(
-        BulkRequest request, Caller caller, CallerPermissions permissions, UserCommands commands,
-        UserDirectory users, UserProjections projections, EventPublisher events, CancellationToken cancellationToken)
+        BulkRequest request, Caller caller, CallerPermissions permissions, UserCommands commands, EventPublisher events, CancellationToken cancellationToken)
     {
         if (request.Operations is not { Count: > 0 } operations || operations.Count > MaxBulkOperations)
         {
@@ -75,73 +68,9 @@ public static partial class UsersEndpoints
                 }
             });
 
-        // Two creates with one email in the same request: the first one wins, as if they had come one by one.
-        foreach (var duplicate in prepared.OrderBy(p => p.Key).GroupBy(p => UserDirectory.NormalizeEmail(p.Value.Email)).SelectMany(g => g.Skip(1)))
+        foreach (var outcome in await commands.CreateManyAsync(caller, [.. prepared.Select(p => new PreparedCreate(p.Key, p.Value))], storageFailuresThrow: false, cancellationToken))
         {
-            prepared.TryRemove(duplicate.Key, out _);
-            results[duplicate.Key] = Failed(duplicate.Key, UserCommands.EmailTaken(duplicate.Value.Email));
-        }
-
-        foreach (var chunk in prepared.OrderBy(p => p.Key).Chunk(CreatesPerTransaction))
-        {
-            var pending = chunk.ToList();
-            while (pending.Count > 0)
-            {
-                // As many as the cap leaves room for, in request order; decided against the count the write is
-                // conditioned on, so concurrent requests cannot both take the last slots.
-                var room = 0;
-                Response<IReadOnlyList<Response>>? written;
-                try
-                {
-                    written = await users.Count.SubmitAsync(caller.Tenant, count =>
-                    {
-                        room = (int)Math.Clamp(users.MaxUsersPerTenant - count, 0, pending.Count);
-                        return room == 0 ? null : new(
-                            [.. pending.Take(room).SelectMany(p => new[]
-                            {
-                                new TableTransactionAction(TableTransactionActionType.Add, p.Value),
-                                new TableTransactionAction(TableTransactionActionType.Add,
-                                    new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(UserDirectory.NormalizeEmail(p.Value.Email)!), UserId = p.Value.Id }),
-                            })],
-                            room);
-                    }, cancellationToken);
-                }
-                catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < room)
-                {
-                    var (index, user) = pending[failedAction / 2];
-                    results[index] = Failed(index, ex.Status == 409 ? UserCommands.EmailTaken(user.Email) : new CommandError(ex.Status, "write_failed", "The user could not be written."));
-                    pending.RemoveAt(failedAction / 2);
-                    continue;
-                }
-                catch (RequestFailedException)
-                {
-                    // The chunk as a whole could not be written (the count or the change log kept losing races):
-                    // its creates fail on their own, and the chunks already written stay written and recorded.
-                    foreach (var (index, _) in pending)
-                    {
-                        results[index] = Failed(index, new CommandError(503, "busy", "The user could not be written right now; retry this operation."));
-                    }
-
-                    pending.Clear();
-                    continue;
-                }
-
-                foreach (var (index, _) in pending.Skip(room))
-                {
-                    results[index] = Failed(index, UserCommands.UserLimitReached(users.MaxUsersPerTenant));
-                }
-
-                var created = pending.Take(written is null ? 0 : room).ToList();
-                foreach (var (index, user) in created)
-                {
-                    results[index] = new BulkResult(index, 201, user.Id);
-                    projections.Apply(caller.Tenant, user);
-                }
-
-                // Recorded with its chunk: a failure in a later chunk cannot lose the events of this one.
-                await events.PublishManyAsync(caller.Tenant, [.. created.Select(p => UserCommands.Created(caller, p.Value))], cancellationToken);
-                pending.Clear();
-            }
+            results[outcome.Index] = outcome.Error is { } error ? Failed(outcome.Index, error) : new BulkResult(outcome.Index, 201, prepared[outcome.Index].Id);
         }
 
         // The other operations run one by one, each recorded as soon as it is applied, so a failure midway loses no

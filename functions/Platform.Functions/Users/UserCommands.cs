@@ -20,7 +20,7 @@ public sealed record UserInput(string? Email, string? DisplayName, string? Passw
 /// caller does not hold, and never leaving a tenant without an active admin. A command does the whole change: the
 /// write, this instance's list projection and the event it causes; handlers only translate HTTP.
 /// </summary>
-public sealed class UserCommands(
+public sealed partial class UserCommands(
     UserDirectory users,
     UserSchemas schemas,
     RoleDirectory roles,
@@ -41,9 +41,12 @@ public sealed class UserCommands(
     /// <summary>Checks a create and builds the rows to write; the caller writes them (alone or in a batch).</summary>
     /// <param name="lane">Where the password is hashed: <see cref="HashingLane.Bulk"/> for the bulk route, so its many
     /// hashes can never take every slot from sign-ins.</param>
+    /// <param name="id">The new user's id when the writer needs one it can make again (an import, see
+    /// <see cref="Storage.Ids.Derived"/>); a fresh id otherwise.</param>
+    /// <param name="checkOnly">Validates only: the password is not hashed (nothing will be written).</param>
     public async Task<Outcome<UserEntity>> PrepareCreateAsync(
         TenantId tenant, IReadOnlySet<string> callerPermissions, UserInput input, CancellationToken cancellationToken,
-        HashingLane lane = HashingLane.Interactive)
+        HashingLane lane = HashingLane.Interactive, string? id = null, bool checkOnly = false)
     {
         var validation = new Validation();
         var email = UserDirectory.NormalizeEmail(input.Email);
@@ -59,6 +62,13 @@ public sealed class UserCommands(
             {
                 validation.Add("password", problem);
             }
+        }
+
+        // The HTTP create takes no status (a user starts active); an import may create a user locked, which is what a
+        // create followed by a PATCH of the status would do, under the same rule.
+        if (input.Status is not null && input.Status is not (UserStatus.Active or UserStatus.Locked))
+        {
+            validation.Add("status", SettableStatus);
         }
 
         var fields = UserSchemas.Apply(await schemas.GetAsync(tenant, cancellationToken), "{}", input.Fields, validation);
@@ -82,11 +92,12 @@ public sealed class UserCommands(
             return CommandError.Invalid(validation);
         }
 
-        var passwordHash = input.Password is null ? null : await hasher.HashAsync(input.Password, lane, cancellationToken);
+        var passwordHash = input.Password is null || checkOnly ? null : await hasher.HashAsync(input.Password, lane, cancellationToken);
         var now = time.GetUtcNow();
         return new UserEntity
         {
-            RowKey = UserEntity.KeyFor(Ids.New(time)),
+            RowKey = UserEntity.KeyFor(id ?? Ids.New(time)),
+            Status = input.Status ?? UserStatus.Active,
             Email = input.Email!.Trim(),
             DisplayName = displayName,
             PasswordHash = passwordHash,
@@ -140,10 +151,15 @@ public sealed class UserCommands(
         return change.User;
     }
 
+    /// <summary>The one message for a status a write may not set.</summary>
+    private const string SettableStatus = "must be active or locked (delete a user with DELETE)";
+
     private sealed record UserChange(UserEntity User, Dictionary<string, object?> Changes);
 
+    /// <param name="checkOnly">Runs every rule, the last-admin rule included, and writes nothing.</param>
     private async Task<Outcome<UserChange>> UpdateCoreAsync(
-        TenantId tenant, IReadOnlySet<string> callerPermissions, string id, UserInput input, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
+        TenantId tenant, IReadOnlySet<string> callerPermissions, string id, UserInput input, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken,
+        bool checkOnly = false)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null || user.Status == UserStatus.Deleted)
@@ -212,7 +228,7 @@ public sealed class UserCommands(
         {
             if (input.Status is not (UserStatus.Active or UserStatus.Locked))
             {
-                validation.Add("status", "must be active or locked (delete a user with DELETE)");
+                validation.Add("status", SettableStatus);
             }
             else
             {
@@ -244,6 +260,13 @@ public sealed class UserCommands(
         if (changes.Count == 0)
         {
             return new UserChange(user, changes);
+        }
+
+        if (checkOnly)
+        {
+            return wasActiveAdmin && !IsActiveAdmin(user) && (await OtherActiveAdminsAsync(tenant, user.Id, cancellationToken)).Others == 0
+                ? LastAdmin
+                : new UserChange(user, changes);
         }
 
         user.UpdatedAt = time.GetUtcNow();
@@ -414,18 +437,30 @@ public sealed class UserCommands(
     /// Runs one bulk operation with the permissions the bulk request resolved once; the event is added to
     /// <paramref name="published"/> for the bulk route to record with its chunk.
     /// </summary>
+    /// <param name="checkOnly">An update is checked by every rule and not written (an import's dry run).</param>
     internal async Task<Outcome<UserEntity>> RunBulkAsync(
-        Caller caller, IReadOnlySet<string> granted, string op, string id, UserInput? input, ICollection<PlatformEvent> published, CancellationToken cancellationToken)
+        Caller caller, IReadOnlySet<string> granted, string op, string id, UserInput? input, ICollection<PlatformEvent> published, CancellationToken cancellationToken,
+        bool checkOnly = false)
     {
+        if (checkOnly && op != "update")
+        {
+            throw new ArgumentException("Only an update can be checked without writing.", nameof(op));
+        }
+
         var tenant = caller.Tenant;
         Outcome<UserEntity> outcome;
         switch (op)
         {
             case "update":
-                var updated = await UpdateCoreAsync(tenant, granted, id, input!, null, cancellationToken);
+                var updated = await UpdateCoreAsync(tenant, granted, id, input!, null, cancellationToken, checkOnly);
                 if (updated.Failed(out var error, out var change))
                 {
                     return error;
+                }
+
+                if (checkOnly)
+                {
+                    return change.User;
                 }
 
                 if (change.Changes.Count > 0)
@@ -497,7 +532,7 @@ public sealed class UserCommands(
             var (others, guardRow) = await OtherActiveAdminsAsync(tenant, user.Id, cancellationToken);
             if (others == 0)
             {
-                return CommandError.Conflict("last_admin", "This is the tenant's last active admin; make someone else admin first.");
+                return LastAdmin;
             }
 
             actions.Add(guardRow.ETag == default
@@ -587,6 +622,8 @@ public sealed class UserCommands(
 
     public static CommandError UserLimitReached(int max) =>
         new(409, "user_limit_reached", $"This tenant has reached its limit of {max} users; delete users it no longer needs.");
+
+    private static CommandError LastAdmin { get; } = CommandError.Conflict("last_admin", "This is the tenant's last active admin; make someone else admin first.");
 
     public static CommandError EmailTaken(string email) => new(409, "email_taken", $"Another user of this tenant has the email {email}.");
 

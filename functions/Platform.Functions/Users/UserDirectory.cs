@@ -54,6 +54,12 @@ public sealed class UserDirectory(StorageAccount storage, IOptions<UsersOptions>
         return index is null ? null : await GetAsync(tenant, index.UserId, cancellationToken);
     }
 
+    /// <summary>The id the email index names for this email (a deleted user's too), or null when no user of the tenant has it.</summary>
+    public async Task<string?> IdByEmailAsync(TenantId tenant, string email, CancellationToken cancellationToken) =>
+        NormalizeEmail(email) is { } normalized && await Users(tenant).GetAsync<EmailIndexEntity>(EmailIndexEntity.KeyFor(normalized), cancellationToken) is { } index
+            ? index.UserId
+            : null;
+
     /// <summary>
     /// Adds the user and its email index atomically, with the tenant's user count; refused when the email is taken in
     /// this tenant or the tenant is at <see cref="UsersOptions.MaxUsersPerTenant"/>.

@@ -9,7 +9,7 @@ namespace Platform.Functions.Users;
 
 public static partial class UsersEndpoints
 {
-    private static readonly Dictionary<string, FieldType> UserFields = new(StringComparer.Ordinal)
+    internal static readonly IReadOnlyDictionary<string, FieldType> UserFields = new Dictionary<string, FieldType>(StringComparer.Ordinal)
     {
         ["id"] = FieldType.String,
         ["email"] = FieldType.String,

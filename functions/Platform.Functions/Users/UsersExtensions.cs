@@ -1,4 +1,6 @@
 using Platform.Functions.Hosting;
+using Platform.Functions.Jobs.Exports;
+using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Query;
 using Platform.Functions.Storage;
 
@@ -16,6 +18,8 @@ public static class UsersExtensions
         builder.Services.AddSingleton<UserPurge>();
         builder.Services.AddProjectionMemory();
         builder.Services.AddSingleton<UserProjections>();
+        builder.Services.AddImportKind<UserImport>(UserImport.Kind);
+        builder.Services.AddExportKind<UserExport>(UserExport.Kind);
         return builder;
     }
 
