@@ -1,5 +1,6 @@
 using Platform.Functions.Hosting;
 using Platform.Functions.Jobs.Exports;
+using Platform.Functions.Roles;
 using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Audit;
@@ -10,7 +11,7 @@ public static class AuditExtensions
     {
         builder.Services.AddValidatedOptions<AuditOptions>(AuditOptions.Section);
         builder.Services.AddTimerFunction<AuditRetention>("AuditRetention", "0 30 3 * * *");
-        builder.Services.AddExportKind<AuditExport>(AuditExport.Kind);
+        builder.Services.AddExportKind<AuditExport>(AuditExport.Kind, Permissions.AuditRead);
         return builder;
     }
 

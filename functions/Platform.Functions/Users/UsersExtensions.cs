@@ -2,6 +2,7 @@ using Platform.Functions.Hosting;
 using Platform.Functions.Jobs.Exports;
 using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Query;
+using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Users;
@@ -18,8 +19,8 @@ public static class UsersExtensions
         builder.Services.AddSingleton<UserPurge>();
         builder.Services.AddProjectionMemory();
         builder.Services.AddSingleton<UserProjections>();
-        builder.Services.AddImportKind<UserImport>(UserImport.Kind);
-        builder.Services.AddExportKind<UserExport>(UserExport.Kind);
+        builder.Services.AddImportKind<UserImport>(UserImport.Kind, Permissions.UsersWrite);
+        builder.Services.AddExportKind<UserExport>(UserExport.Kind, Permissions.UsersRead);
         return builder;
     }
 
