@@ -38,6 +38,11 @@ internal static class XlsxTabularReader
                 var number = Guard(() => sheet.ReadRow(cells));
                 if (number < 0)
                 {
+                    if (header is null)
+                    {
+                        throw new TabularFileException("The sheet is empty: it has no header row.");
+                    }
+
                     yield break;
                 }
 
@@ -136,7 +141,7 @@ internal static class XlsxTabularReader
                 total += read;
                 if (total > maxBytes)
                 {
-                    throw new TabularFileException($"The xlsx file is larger than {maxBytes / (1024 * 1024)} MB.");
+                    throw new TabularFileException($"The xlsx file is larger than {TabularLimits.Describe(maxBytes)}.");
                 }
 
                 await file.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
