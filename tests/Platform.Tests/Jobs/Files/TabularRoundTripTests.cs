@@ -139,4 +139,27 @@ public sealed class TabularRoundTripTests
         output.Position = 0;
         Assert.Equal("1", Assert.Single(await ReadAsync(output, TabularFormat.Xlsx)).Values["a"]);
     }
+
+    [Theory]
+    [InlineData(TabularFormat.Csv)]
+    [InlineData(TabularFormat.Json)]
+    [InlineData(TabularFormat.Xlsx)]
+    public async Task Reading_stops_when_cancelled(TabularFormat format)
+    {
+        var file = await WriteAsync(format, ["a"], Enumerable.Range(0, 100).Select(i => new[] { $"{i}" }));
+        using var cancel = new CancellationTokenSource();
+        var read = 0;
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var _ in TabularReader.ReadAsync(new MemoryStream(file), format, TabularLimits.Default, cancel.Token))
+            {
+                if (++read == 10)
+                {
+                    await cancel.CancelAsync();
+                }
+            }
+        });
+        Assert.InRange(read, 10, 99);
+    }
 }
