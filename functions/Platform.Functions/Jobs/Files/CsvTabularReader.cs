@@ -79,8 +79,9 @@ internal static class CsvTabularReader
         return new TabularRow(number, values);
     }
 
-    /// <summary>A cell's text: as is when unquoted, without its quotes and with "" as " when quoted; empty is null.
-    /// A quote anywhere else breaks the file: it would silently shift every following cell.</summary>
+    /// <summary>A cell's text: as is when unquoted, without its quotes and with "" as " when quoted (spaces around
+    /// the quotes, as in <c>a, "b"</c>, are dropped); empty is null. A quote anywhere else breaks the file: it would
+    /// silently shift every following cell.</summary>
     private static string? Unquote(ReadOnlySpan<char> raw, long number, int column, int maxCellChars)
     {
         if (raw.IsEmpty)
@@ -90,6 +91,12 @@ internal static class CsvTabularReader
 
         string text;
         var quote = raw.IndexOf('"');
+        if (quote > 0 && raw[..quote].Trim(' ').IsEmpty)
+        {
+            raw = raw.Trim(' ');
+            quote = 0;
+        }
+
         if (quote < 0)
         {
             text = raw.ToString();

@@ -86,7 +86,7 @@ internal static class JsonTabularReader
                     if (buffer.Length >= limits.MaxJsonRowBytes)
                     {
                         throw new TabularFileException(
-                            $"{parse.NextRowLabel}: larger than the {limits.MaxJsonRowBytes / 1024} KB a row may take " +
+                            $"{parse.NextRowLabel}: larger than the {TabularLimits.Describe(limits.MaxJsonRowBytes)} a row may take " +
                             $"(or a value is longer than {limits.MaxCellChars} characters).");
                     }
 
@@ -228,7 +228,7 @@ internal static class JsonTabularReader
 
                 var value = reader.TokenType switch
                 {
-                    JsonTokenType.String => reader.GetString(),
+                    JsonTokenType.String => reader.GetString() is { Length: > 0 } text ? text : null,
                     JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
                     JsonTokenType.True => "true",
                     JsonTokenType.False => "false",

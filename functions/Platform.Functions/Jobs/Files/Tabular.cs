@@ -38,6 +38,9 @@ public sealed class TabularLimits
     /// copied to a temporary file (deleted on close), up to this many bytes.</summary>
     public long MaxXlsxFileBytes { get; init; } = 100L * 1024 * 1024;
 
+    internal static string Describe(long bytes) =>
+        bytes >= 1024 * 1024 ? $"{bytes / (1024 * 1024)} MB" : $"{bytes / 1024} KB";
+
     /// <summary>The largest JSON object (one row) held in memory at once, as bytes of the file.</summary>
     public int MaxJsonRowBytes { get; init; } = 4 * 1024 * 1024;
 }

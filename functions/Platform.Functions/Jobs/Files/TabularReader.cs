@@ -35,6 +35,8 @@ public static class TabularReader
         long count = 0;
         await foreach (var row in rows.WithCancellation(ct).ConfigureAwait(false))
         {
+            // Rows already decoded in a buffer come without any I/O that would notice the token.
+            ct.ThrowIfCancellationRequested();
             if (++count > maxRows)
             {
                 throw new TabularFileException($"row {row.Number}: the file has more than {maxRows} rows.");

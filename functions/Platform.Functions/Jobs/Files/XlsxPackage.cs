@@ -140,7 +140,7 @@ internal sealed class XlsxPackage : IDisposable
             total += entry.Length;
             if (entry.Length < 0 || total > _limits.MaxXlsxUncompressedBytes)
             {
-                throw Bomb($"its parts would inflate to more than {_limits.MaxXlsxUncompressedBytes / (1024 * 1024)} MB");
+                throw Bomb($"its parts would inflate to more than {TabularLimits.Describe(_limits.MaxXlsxUncompressedBytes)}");
             }
 
             if (entry.Length > RatioCheckedAbove && entry.Length / Math.Max(1, entry.CompressedLength) > _limits.MaxXlsxCompressionRatio)
@@ -157,7 +157,7 @@ internal sealed class XlsxPackage : IDisposable
         _inflated += bytes;
         if (_inflated > _limits.MaxXlsxUncompressedBytes)
         {
-            throw Bomb($"its parts inflate to more than {_limits.MaxXlsxUncompressedBytes / (1024 * 1024)} MB");
+            throw Bomb($"its parts inflate to more than {TabularLimits.Describe(_limits.MaxXlsxUncompressedBytes)}");
         }
     }
 

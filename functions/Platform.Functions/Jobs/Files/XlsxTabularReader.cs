@@ -38,6 +38,11 @@ internal static class XlsxTabularReader
                 var number = Guard(() => sheet.ReadRow(cells));
                 if (number < 0)
                 {
+                    if (header is null)
+                    {
+                        throw new TabularFileException("The sheet is empty: it has no header row.");
+                    }
+
                     yield break;
                 }
 
@@ -136,7 +141,7 @@ internal static class XlsxTabularReader
                 total += read;
                 if (total > maxBytes)
                 {
-                    throw new TabularFileException($"The xlsx file is larger than {maxBytes / (1024 * 1024)} MB.");
+                    throw new TabularFileException($"The xlsx file is larger than {TabularLimits.Describe(maxBytes)}.");
                 }
 
                 await file.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
@@ -178,7 +183,7 @@ internal sealed class XlsxSheet : IDisposable
     private const int MaxCellFormats = 100_000;
     private const string RelationshipsNamespace = "relationships";
 
-    private readonly XlsxPackage _package;
+    private readonly XlsxPackage? _package;
     private readonly XmlReader _xml;
     private readonly List<string> _shared;
     private readonly bool[] _dateFormats;
@@ -188,7 +193,7 @@ internal sealed class XlsxSheet : IDisposable
     private readonly char[] _chunk = new char[4096];
     private long _lastRow;
 
-    private XlsxSheet(XlsxPackage package, XmlReader xml, List<string> shared, bool[] dateFormats, bool date1904, TabularLimits limits)
+    private XlsxSheet(XlsxPackage? package, XmlReader xml, List<string> shared, bool[] dateFormats, bool date1904, TabularLimits limits)
     {
         _package = package;
         _xml = xml;
@@ -265,7 +270,7 @@ internal sealed class XlsxSheet : IDisposable
     public void Dispose()
     {
         _xml.Dispose();
-        _package.Dispose();
+        _package?.Dispose();
     }
 
     /// <summary>Reads the next row's cells (in column order); returns its row number, or -1 at the end.</summary>
@@ -578,8 +583,9 @@ internal sealed class XlsxSheet : IDisposable
 
     private static List<string> ReadSharedStrings(XmlReader xml, TabularLimits limits)
     {
-        // Read by a throwaway sheet instance to share the chunked text reading; row 0 marks "not a cell".
-        var reader = new XlsxSheet(null!, xml, [], [], false, limits);
+        // A reader over the shared strings part instead of a sheet, for its chunked text reading; row 0 marks
+        // "not a cell" in its messages.
+        var reader = new XlsxSheet(package: null, xml, [], [], false, limits);
         var strings = new List<string>();
         long chars = 0;
         while (xml.Read())
