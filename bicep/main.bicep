@@ -94,10 +94,9 @@ var names = {
 // Queues the queue functions consume (see functions/Platform.Functions/Triggers), and their poison queues. The app
 // creates these and all its other tables, containers and queues at start as well; declaring them here makes them
 // exist before the first queue-triggered function is indexed. A test checks every queue function's queue is here.
+// The durable job engine's task-hub queues, tables and containers are not here: it creates them itself at start
+// (CreateIfNotExists) under the app identity's data roles, and their names follow the task hub's.
 var queueNames = [
-  'jobs'
-  'jobs-poison'
-  'jobs-poison-poison'
   'password-resets'
   'password-resets-poison'
 ]

@@ -142,7 +142,7 @@ resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Platform function app: job and webhook queues, queue triggers'
+    description: 'Platform function app: queue functions and the job engine task hub (queues it creates at start)'
   }
 }
 
@@ -153,7 +153,7 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Platform function app: tables'
+    description: 'Platform function app: tables, the job engine task hub tables included (created at start)'
   }
 }
 

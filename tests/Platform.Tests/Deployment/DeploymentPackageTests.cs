@@ -26,7 +26,7 @@ public sealed class DeploymentPackageTests(DeploymentPackage package, Azurite az
         }
 
         Assert.Contains("StorageHousekeeping", shipped.Keys);
-        Assert.Contains("Jobs", shipped.Keys);
+        Assert.Contains("JobRetention", shipped.Keys);
         Assert.Contains("PasswordResets", shipped.Keys);
         Assert.Equal("api/{*route}", shipped["api"]["bindings"]![0]!["route"]!.GetValue<string>());
     }
