@@ -1,5 +1,6 @@
 using Platform.Functions.Hosting;
 using Platform.Functions.Http;
+using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Query;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
@@ -21,6 +22,7 @@ public static class InventoryExtensions
         builder.Services.AddSingleton<Housekeeping.IRowExpiry, ClosedAlertExpiry>();
         builder.Services.AddValidatedOptions<InventoryOptions>(InventoryOptions.Section);
         builder.Services.AddTimerFunction<InventoryExpiryScan>("InventoryExpiryScan", "0 0 5 * * *");
+        builder.Services.AddImportKind<ItemImport>(ItemImport.Kind);
         return builder;
     }
 
