@@ -23,6 +23,7 @@ public static class InventoryExtensions
         builder.Services.AddValidatedOptions<InventoryOptions>(InventoryOptions.Section);
         builder.Services.AddTimerFunction<InventoryExpiryScan>("InventoryExpiryScan", "0 0 5 * * *");
         builder.Services.AddImportKind<ItemImport>(ItemImport.Kind);
+        builder.Services.AddImportKind<LocationImport>(LocationImport.Kind);
         return builder;
     }
 
