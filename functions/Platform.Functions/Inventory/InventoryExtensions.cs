@@ -24,6 +24,7 @@ public static class InventoryExtensions
         builder.Services.AddTimerFunction<InventoryExpiryScan>("InventoryExpiryScan", "0 0 5 * * *");
         builder.Services.AddImportKind<ItemImport>(ItemImport.Kind);
         builder.Services.AddImportKind<LocationImport>(LocationImport.Kind);
+        builder.Services.AddImportKind<MovementImport>(MovementImport.Kind);
         return builder;
     }
 
