@@ -1,5 +1,6 @@
 using Platform.Functions.Hosting;
 using Platform.Functions.Http;
+using Platform.Functions.Jobs.Exports;
 using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Query;
 using Platform.Functions.Storage;
@@ -25,6 +26,8 @@ public static class InventoryExtensions
         builder.Services.AddImportKind<ItemImport>(ItemImport.Kind);
         builder.Services.AddImportKind<LocationImport>(LocationImport.Kind);
         builder.Services.AddImportKind<MovementImport>(MovementImport.Kind);
+        builder.Services.AddExportKind<ItemExport>(ItemExport.Kind);
+        builder.Services.AddExportKind<MovementExport>(MovementExport.Kind);
         return builder;
     }
 
