@@ -136,7 +136,7 @@ public sealed class ItemImport(ItemCommands items, LocationCommands locations, I
             {
                 outcomes[group[g]] = index!.ImportKey == row.ImportKey(batch.JobId) && !batch.DryRun
                     ? RowOutcome.Ok(row.Number)
-                    : row.Fail(ItemCommands.SkuTaken(current.Sku), ColumnOf);
+                    : row.Fail(ItemCommands.SkuTaken(row.Text("sku")!), ColumnOf);
             }
             else if (current is not null)
             {

@@ -78,7 +78,8 @@ public abstract class ImportKindTests(Azurite azurite) : SignedUpTenantTests(azu
 
     protected async Task<IReadOnlyList<JsonElement>> ItemsAsync() => await Admin.ListAsync($"{InventoryApi.Items}?pageSize=1000");
 
-    protected async Task<JsonElement> ItemBySkuAsync(string sku) => Assert.Single(await ItemsAsync(), i => i.Str("sku") == sku);
+    protected async Task<JsonElement> ItemBySkuAsync(string sku) =>
+        Assert.Single(await Admin.ListAsync($"{InventoryApi.Items}?filter={Uri.EscapeDataString($"sku eq '{sku}'")}"));
 
     protected async Task<(JsonElement Item, string ETag)> ItemWithETagAsync(string id)
     {

@@ -126,7 +126,7 @@ public sealed class ItemImportTests(Azurite azurite) : ImportKindTests(azurite)
         ], dryRun: true);
 
         Assert.True(outcomes[0].Succeeded);
-        AssertFailed(outcomes[1], "sku", "taken", "Another item of this tenant has the SKU TAKEN.");
+        AssertFailed(outcomes[1], "sku", "taken", "Another item of this tenant has the SKU taken.");
         AssertFailed(outcomes[2], "locationId", "01JZZZZZZZZZZZZZZZZZZZZZZZ", "There is no location 01JZZZZZZZZZZZZZZZZZZZZZZZ in this tenant.");
         AssertFailed(outcomes[3], "sku", "NEW-1", "Another item of this tenant has the SKU NEW-1.");
         Assert.Equal(["TAKEN"], (await ItemsAsync()).Select(i => i.Str("sku")));
@@ -176,7 +176,7 @@ public sealed class ItemImportTests(Azurite azurite) : ImportKindTests(azurite)
             [Row(2, ("sku", "DUP"), ("name", "First")), Row(3, ("sku", "dup"), ("name", "Second")), Row(4, ("sku", "OTHER"), ("name", "Other"))]);
 
         Assert.True(created[0].Succeeded);
-        AssertFailed(created[1], "sku", "dup", "Another item of this tenant has the SKU DUP.");
+        AssertFailed(created[1], "sku", "dup", "Another item of this tenant has the SKU dup.");
         Assert.True(created[2].Succeeded);
         Assert.Equal("First", (await ItemBySkuAsync("DUP")).Str("name"));
 
