@@ -51,7 +51,8 @@ public sealed class ItemImport(ItemCommands items, LocationCommands locations, I
     {
         var outcomes = new RowOutcome?[batch.Rows.Count];
         var rows = batch.Rows.Select(r => new ImportRow(r)).ToList();
-        var paths = rows.Any(r => r.Text("locationId") is { } l && !InventoryStore.IsPlausibleId(l))
+        // Any cell may be a path (a one-level path such as "Main" looks like an id too); a tree is small.
+        var paths = rows.Any(r => r.Text("locationId") is not null)
             ? await LocationPaths.LoadAsync(locations, batch.Caller.Tenant, cancellationToken)
             : null;
 

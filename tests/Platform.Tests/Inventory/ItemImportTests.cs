@@ -27,6 +27,7 @@ public sealed class ItemImportTests(Azurite azurite) : ImportKindTests(azurite)
                 ("unit", "pcs"), ("unitCost", "0.25"), ("reorderPoint", "100"), ("reorderQuantity", "500"), ("expiresAt", "2027-03-01T00:00:00Z"),
                 ("supplier", "Acme"), ("tags", "metal; small;"), ("fields.colour", "grey"), ("Fields.size", "M10")),
             Row(3, ("sku", "NUT-10"), ("name", "Nut"), ("locationId", main), ("description", "")),
+            Row(4, ("sku", "WASHER"), ("name", "Washer"), ("locationId", "Main")),
         ]);
 
         AssertAllSucceeded(outcomes);
@@ -44,6 +45,7 @@ public sealed class ItemImportTests(Azurite azurite) : ImportKindTests(azurite)
         var nut = await ItemBySkuAsync("NUT-10");
         Assert.Equal(main, nut.Str("locationId"));
         Assert.Equal(JsonValueKind.Null, nut.GetProperty("description").ValueKind);
+        Assert.Equal(main, (await ItemBySkuAsync("WASHER")).Str("locationId"));
 
         // As over HTTP: the created event, and the low-stock alert a reorder point above the (zero) stock raises.
         Assert.Equal(["inventory.item.created"], await Admin.AuditActionsAsync(bolt.Id()));
