@@ -1,5 +1,7 @@
 using Platform.Functions.Hosting;
 using Platform.Functions.Http;
+using Platform.Functions.Jobs.Exports;
+using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Query;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
@@ -21,6 +23,11 @@ public static class InventoryExtensions
         builder.Services.AddSingleton<Housekeeping.IRowExpiry, ClosedAlertExpiry>();
         builder.Services.AddValidatedOptions<InventoryOptions>(InventoryOptions.Section);
         builder.Services.AddTimerFunction<InventoryExpiryScan>("InventoryExpiryScan", "0 0 5 * * *");
+        builder.Services.AddImportKind<ItemImport>(ItemImport.Kind);
+        builder.Services.AddImportKind<LocationImport>(LocationImport.Kind);
+        builder.Services.AddImportKind<MovementImport>(MovementImport.Kind);
+        builder.Services.AddExportKind<ItemExport>(ItemExport.Kind);
+        builder.Services.AddExportKind<MovementExport>(MovementExport.Kind);
         return builder;
     }
 
