@@ -1,3 +1,4 @@
+using Platform.Functions.Roles;
 using Platform.Functions.Hosting;
 using Platform.Functions.Http;
 using Platform.Functions.Jobs.Exports;
@@ -23,11 +24,11 @@ public static class InventoryExtensions
         builder.Services.AddSingleton<Housekeeping.IRowExpiry, ClosedAlertExpiry>();
         builder.Services.AddValidatedOptions<InventoryOptions>(InventoryOptions.Section);
         builder.Services.AddTimerFunction<InventoryExpiryScan>("InventoryExpiryScan", "0 0 5 * * *");
-        builder.Services.AddImportKind<ItemImport>(ItemImport.Kind);
-        builder.Services.AddImportKind<LocationImport>(LocationImport.Kind);
-        builder.Services.AddImportKind<MovementImport>(MovementImport.Kind);
-        builder.Services.AddExportKind<ItemExport>(ItemExport.Kind);
-        builder.Services.AddExportKind<MovementExport>(MovementExport.Kind);
+        builder.Services.AddImportKind<ItemImport>(ItemImport.Kind, Permissions.InventoryWrite);
+        builder.Services.AddImportKind<LocationImport>(LocationImport.Kind, Permissions.InventoryWrite);
+        builder.Services.AddImportKind<MovementImport>(MovementImport.Kind, Permissions.InventoryWrite);
+        builder.Services.AddExportKind<ItemExport>(ItemExport.Kind, Permissions.InventoryRead);
+        builder.Services.AddExportKind<MovementExport>(MovementExport.Kind, Permissions.InventoryRead);
         return builder;
     }
 
