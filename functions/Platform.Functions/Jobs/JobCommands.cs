@@ -27,6 +27,32 @@ public sealed class JobCommands(TaskHubClient client, JobFiles files, JobFailure
         return JobView.Started(jobId, type, time.GetUtcNow(), parameters);
     }
 
+    /// <summary>Starts an import of a file the caller already holds (the demo tenant's sample receipts).</summary>
+    public async Task<JobView> StartImportAsync(Caller caller, string kind, ImportMode mode, string format, BinaryData file, CancellationToken cancellationToken)
+    {
+        var jobId = Ids.New(time);
+        await files.Upload(caller.Tenant, jobId).UploadAsync(file, cancellationToken);
+        var options = Options;
+        return await StartAsync(caller, ImportOrchestrator.Name,
+            new ImportParameters(kind, mode, false, format, null, options.ChunkRows, options.ChunkBytes, options.ChunkParallelism), cancellationToken, jobId);
+    }
+
+    /// <summary>Waits until a job has finished, or the timeout passed; the job as it then is.</summary>
+    public async Task<JobView?> WaitAsync(TenantId tenant, string jobId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await client.WaitForInstanceCompletionAsync(JobIds.InstanceId(tenant, jobId), deadline.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        return await GetAsync(tenant, jobId, cancellationToken);
+    }
+
     /// <summary>The job, or null when the caller's tenant has no job with this id.</summary>
     public async Task<JobView?> GetAsync(TenantId tenant, string jobId, CancellationToken cancellationToken) =>
         await InstanceAsync(tenant, jobId, cancellationToken) is { } instance ? await ViewAsync(tenant, instance, jobId, cancellationToken) : null;

@@ -1,6 +1,9 @@
 using System.Text.Json;
 using Platform.Functions.Auth;
 using Platform.Functions.Inventory;
+using Platform.Functions.Jobs;
+using Platform.Functions.Jobs.Exports;
+using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 using Platform.Functions.Users;
@@ -13,7 +16,8 @@ namespace Platform.Functions.Tenants;
 /// shows exactly what a tenant's own calls would produce (audit trail included).
 /// </summary>
 public sealed partial class DemoData(
-    Sessions sessions, UserCommands users, LocationCommands locations, ItemCommands items, MovementCommands movements, ILogger<DemoData> logger)
+    Sessions sessions, UserCommands users, LocationCommands locations, ItemCommands items, MovementCommands movements, JobCommands jobs,
+    ILogger<DemoData> logger)
 {
     public async Task SeedAsync(TenantId tenant, string adminId, CancellationToken cancellationToken)
     {
@@ -37,6 +41,20 @@ public sealed partial class DemoData(
             await MoveAsync(admin, glue, new MovementInput("in", 24, null, null, warehouse.Id, null, "Woodcraft", "PO-1002"), cancellationToken);
             await MoveAsync(admin, saw, new MovementInput("in", 6, null, null, warehouse.Id, null, "Toolworks", "PO-1003"), cancellationToken);
             await MoveAsync(admin, saw, new MovementInput("transfer", 2, null, warehouse.Id, aisle.Id, null, null, null), cancellationToken);
+
+            // Two finished jobs to look at: an import of a supplier's price list with one bad row (so there is an
+            // error report), and an export of the items to xlsx. The session must outlive them: they run as the admin.
+            var import = await jobs.StartImportAsync(admin, "inventory-items", ImportMode.Create, "csv", BinaryData.FromString(
+                "sku,name,category,unit,unitCost,reorderPoint\nNUT-M10,Nut M10,fasteners,pcs,0.08,200\nWASHER-M10,Washer M10,fasteners,pcs,0.03,200\nSCREW-X,,fasteners,pcs,0.05,10\n"),
+                cancellationToken);
+            var export = await jobs.StartAsync(admin, ExportOrchestrator.Name, new ExportParameters("inventory-items", "xlsx", null), cancellationToken);
+            foreach (var job in new[] { import.Id, export.Id })
+            {
+                if (await jobs.WaitAsync(tenant, job, TimeSpan.FromMinutes(2), cancellationToken) is not { IsFinished: true })
+                {
+                    LogIncomplete(logger, $"job {job} did not finish within 2 minutes");
+                }
+            }
         }
         catch (InvalidOperationException ex)
         {

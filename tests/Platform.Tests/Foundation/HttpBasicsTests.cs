@@ -150,7 +150,7 @@ public sealed class HttpBasicsTests(Azurite azurite) : IAsyncLifetime
     {
         var body = "{\"Data\":{\"message\":\"" + new string('x', 600 * 1024) + "\"}}";
 
-        var response = await _client.PostAsync("/Jobs", Json(body), Ct);
+        var response = await _client.PostAsync("/PasswordResets", Json(body), Ct);
 
         var problem = await response.ReadProblemAsync(413, "payload_too_large");
         Assert.Equal(512 * 1024, problem.GetProperty("limit").GetInt64());
