@@ -22,7 +22,7 @@ public static class JobsExtensions
         services.AddSingleton<JobFiles>();
         services.AddStorageTable(JobFailures.TableName);
         services.AddSingleton<JobFailures>();
-        services.AddScoped<JobCommands>();
+        services.AddSingleton<JobCommands>();
         services.AddScoped<JobFilePermissions>();
 
         services.AddSingleton<DurableLogging>();
