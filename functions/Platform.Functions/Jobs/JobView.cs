@@ -38,7 +38,17 @@ public sealed record JobView(
         if (instance.SerializedInput is { } input && Read<JsonElement>(input) is { ValueKind: JsonValueKind.Object } inputJson &&
             inputJson.TryGetProperty("parameters", out var p))
         {
-            parameters = p.Clone();
+            // What the caller asked for; the engine's own tuning (chunk sizes) is not part of it.
+            var shown = new System.Text.Json.Nodes.JsonObject();
+            foreach (var property in p.EnumerateObject())
+            {
+                if (property.Name is not ("chunkRows" or "chunkBytes" or "parallelism"))
+                {
+                    shown[property.Name] = System.Text.Json.Nodes.JsonNode.Parse(property.Value.GetRawText());
+                }
+            }
+
+            parameters = JsonSerializer.SerializeToElement(shown);
         }
 
         var finishedAt = instance.IsCompleted ? instance.LastUpdatedAt : (DateTimeOffset?)null;

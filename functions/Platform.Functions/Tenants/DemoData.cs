@@ -47,14 +47,9 @@ public sealed partial class DemoData(
             var import = await jobs.StartImportAsync(admin, "inventory-items", ImportMode.Create, "csv", BinaryData.FromString(
                 "sku,name,category,unit,unitCost,reorderPoint\nNUT-M10,Nut M10,fasteners,pcs,0.08,200\nWASHER-M10,Washer M10,fasteners,pcs,0.03,200\nSCREW-X,,fasteners,pcs,0.05,10\n"),
                 cancellationToken);
+            await WaitAsync(tenant, import.Id, cancellationToken);
             var export = await jobs.StartAsync(admin, ExportOrchestrator.Name, new ExportParameters("inventory-items", "xlsx", null), cancellationToken);
-            foreach (var job in new[] { import.Id, export.Id })
-            {
-                if (await jobs.WaitAsync(tenant, job, TimeSpan.FromMinutes(2), cancellationToken) is not { IsFinished: true })
-                {
-                    LogIncomplete(logger, $"job {job} did not finish within 2 minutes");
-                }
-            }
+            await WaitAsync(tenant, export.Id, cancellationToken);
         }
         catch (InvalidOperationException ex)
         {
@@ -64,6 +59,14 @@ public sealed partial class DemoData(
         finally
         {
             await sessions.RevokeAsync(tenant, session, CancellationToken.None);
+        }
+    }
+
+    private async Task WaitAsync(TenantId tenant, string jobId, CancellationToken cancellationToken)
+    {
+        if (await jobs.WaitAsync(tenant, jobId, TimeSpan.FromMinutes(2), cancellationToken) is not { IsFinished: true })
+        {
+            LogIncomplete(logger, $"job {jobId} did not finish within 2 minutes");
         }
     }
 

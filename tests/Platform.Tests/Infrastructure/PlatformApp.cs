@@ -57,6 +57,9 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
 
     public string Prefix { get; }
 
+    /// <summary>The host environment the app runs in (Development turns on what only a developer's machine gets).</summary>
+    public string Environment { get; init; } = "Testing";
+
     /// <summary>Settings of an app that runs the durable worker (jobs, imports, exports).</summary>
     public static IDictionary<string, string?> RunsJobs(IDictionary<string, string?>? more = null)
     {
@@ -83,7 +86,7 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.UseEnvironment("Testing");
+        builder.UseEnvironment(Environment);
         foreach (var (key, value) in _settings)
         {
             builder.UseSetting(key, value);

@@ -94,6 +94,10 @@ public sealed class ImportJobTests(Azurite azurite) : SignedUpTenantTests(azurit
 
         Assert.Equal("completed_with_errors", job.GetProperty("status").GetString());
         Assert.Equal((3, 3, 2, 1), Progress(job));
+        var parameters = job.GetProperty("parameters");
+        Assert.Equal("users", parameters.GetProperty("kind").GetString());
+        Assert.Equal("create", parameters.GetProperty("mode").GetString());
+        Assert.False(parameters.TryGetProperty("chunkRows", out _));
         Assert.Equal("Hopper, Grace", (await UserByEmailAsync("grace@example.com"))!.Value.GetProperty("displayName").GetString());
         Assert.NotNull(await UserByEmailAsync("ada@example.com"));
 

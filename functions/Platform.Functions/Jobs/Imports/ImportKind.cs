@@ -3,12 +3,15 @@ using Platform.Functions.Jobs.Files;
 
 namespace Platform.Functions.Jobs.Imports;
 
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<ImportMode>))]
 public enum ImportMode
 {
     /// <summary>Every row is new; a row whose natural key exists already fails on its own.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("create")]
     Create,
 
     /// <summary>A row whose natural key exists updates it (a row that changes nothing writes nothing); others are created.</summary>
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("upsert")]
     Upsert,
 }
 
