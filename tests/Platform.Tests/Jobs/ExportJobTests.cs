@@ -20,8 +20,7 @@ public sealed class ExportJobTests(Azurite azurite) : SignedUpTenantTests(azurit
         var response = await Admin.PostAsJsonAsync("/api/v1/jobs/exports", request, Ct);
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         var id = (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString()!;
-        return await Eventually.Until(() => Admin.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}", Ct),
-            job => job.GetProperty("status").GetString() is not ("queued" or "running"), $"export {id} to finish", TimeSpan.FromSeconds(90));
+        return await Admin.FinishedJobAsync(id);
     }
 
     private async Task<List<IReadOnlyDictionary<string, string?>>> DownloadAsync(JsonElement job, TabularFormat format)

@@ -44,9 +44,7 @@ public sealed class ImportJobTests(Azurite azurite) : SignedUpTenantTests(azurit
         return await FinishedAsync(job.GetProperty("id").GetString()!);
     }
 
-    private Task<JsonElement> FinishedAsync(string id) =>
-        Eventually.Until(() => Admin.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}", Ct),
-            job => job.GetProperty("status").GetString() is not ("queued" or "running"), $"job {id} to finish", TimeSpan.FromSeconds(90));
+    private Task<JsonElement> FinishedAsync(string id) => Admin.FinishedJobAsync(id);
 
     private static (long Total, long Processed, long Succeeded, long Failed) Progress(JsonElement job)
     {

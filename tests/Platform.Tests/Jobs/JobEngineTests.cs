@@ -35,9 +35,7 @@ public sealed class JobEngineTests(Azurite azurite) : SignedUpTenantTests(azurit
         return job.Id;
     }
 
-    private Task<JsonElement> FinishedAsync(string id, HttpClient? client = null) =>
-        Eventually.Until(() => (client ?? Admin).GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}", Ct),
-            job => job.GetProperty("status").GetString() is not ("queued" or "running"), $"job {id} to finish", TimeSpan.FromSeconds(60));
+    private Task<JsonElement> FinishedAsync(string id) => Admin.FinishedJobAsync(id);
 
     [Fact]
     public async Task A_job_runs_on_the_engine_and_reads_back_succeeded_with_its_times()

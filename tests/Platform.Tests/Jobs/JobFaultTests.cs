@@ -47,9 +47,7 @@ public sealed class JobFaultTests(Azurite azurite)
         return (await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString()!;
     }
 
-    private static Task<JsonElement> FinishedAsync(HttpClient client, string id) =>
-        Eventually.Until(() => client.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}", Ct),
-            job => job.GetProperty("status").GetString() is not ("queued" or "running"), $"job {id} to finish", Takeover);
+    private static Task<JsonElement> FinishedAsync(HttpClient client, string id) => client.FinishedJobAsync(id, Takeover);
 
     private static async Task<List<string>> SkusAsync(HttpClient client)
     {
