@@ -25,6 +25,9 @@ namespace Platform.Functions.Inventory;
 /// </remarks>
 public sealed class LocationImport(LocationCommands locations) : IImportKind
 {
+    /// <summary>A parent may be an earlier row of the file.</summary>
+    public bool KeepsFileOrder => true;
+
     public const string Kind = "inventory-locations";
 
     public IReadOnlyList<ImportColumn> Columns { get; } =

@@ -24,6 +24,9 @@ namespace Platform.Functions.Inventory;
 /// </remarks>
 public sealed class MovementImport(MovementCommands movements, ItemCommands items, LocationCommands locations, InventoryStore store) : IImportKind
 {
+    /// <summary>An <c>out</c> may take stock an earlier row brought in.</summary>
+    public bool KeepsFileOrder => true;
+
     public const string Kind = "inventory-movements";
 
     private const int Parallelism = 8;

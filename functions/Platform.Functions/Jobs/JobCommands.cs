@@ -11,7 +11,8 @@ using Platform.Functions.Storage;
 namespace Platform.Functions.Jobs;
 
 /// <summary>Starts, reads, cancels and retries the jobs of the caller's tenant.</summary>
-public sealed class JobCommands(TaskHubClient client, JobFiles files, JobFailures failures, IOptions<JobOptions> options, TimeProvider time)
+public sealed class JobCommands(
+    TaskHubClient client, JobFiles files, JobFailures failures, DurableLogging watch, IServiceProvider services, IOptions<JobOptions> options, TimeProvider time)
 {
     public JobOptions Options => options.Value;
 
@@ -80,6 +81,11 @@ public sealed class JobCommands(TaskHubClient client, JobFiles files, JobFailure
             return CommandError.Conflict("job_finished", $"The job has finished ({job.Status}); there is nothing to cancel.");
         }
 
+        if (job.Type == Exports.ExportOrchestrator.Name)
+        {
+            return CommandError.Conflict("job_not_cancellable", "An export is one step and cannot be stopped part-way; its file is ready soon.");
+        }
+
         await client.RaiseEventAsync(JobIds.InstanceId(caller.Tenant, jobId), JobOrchestrator<object>.CancelEvent, true, cancellationToken);
         return job;
     }
@@ -110,8 +116,29 @@ public sealed class JobCommands(TaskHubClient client, JobFiles files, JobFailure
                 return CommandError.Conflict("job_succeeded", "Every part of the job succeeded; there is nothing to retry.");
             case JobOutcome.CompletedWithErrors when instance.Name == ImportOrchestrator.Name:
                 var earlier = instance.ReadInputAs<JobInput<ImportParameters>>()!.Parameters;
-                return await StartAsync(caller, ImportOrchestrator.Name, earlier with { RetryOf = jobId }, cancellationToken);
+                using (var scope = services.CreateScope())
+                {
+                    if (scope.ServiceProvider.GetRequiredKeyedService<IImportKind>(earlier.Kind).Columns.Any(c => c.Sensitive))
+                    {
+                        return CommandError.Conflict("retry_needs_file",
+                            "Rows of this import may hold secrets (passwords), which are never kept: retry with the corrected rows as the request body.");
+                    }
+                }
+
+                // One retry per job: its id is derived, so a second request finds it instead of importing the rows twice.
+                var retryId = jobId + "R";
+                if (!JobIds.IsWellFormed(retryId) || await client.GetInstanceAsync(JobIds.InstanceId(caller.Tenant, retryId), cancellationToken) is not null)
+                {
+                    return CommandError.Conflict("job_already_retried", JobIds.IsWellFormed(retryId)
+                        ? $"This job was retried already, as job {retryId}; retry that one, or send a corrected file."
+                        : "This job is a retry of a retry of ...; send a corrected file instead.");
+                }
+
+                return await StartAsync(caller, ImportOrchestrator.Name, earlier with { RetryOf = jobId }, cancellationToken, retryId);
             default:
+                // Started again under its id: a verdict of the engine on the last run no longer applies.
+                await failures.DeleteAsync(caller.Tenant, jobId, cancellationToken);
+                watch.Forget(JobIds.InstanceId(caller.Tenant, jobId));
                 try
                 {
                     // Same id, same input: the orchestration finds its recorded chunks and runs only the rest.

@@ -15,16 +15,18 @@ public sealed class JobFailures(StorageAccount storage)
 
     private TenantPartition For(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
-    public async Task RecordAsync(TenantId tenant, string jobId, string reason, DateTimeOffset at, CancellationToken cancellationToken)
+    /// <summary>Records the verdict; false when one was recorded already (by this or another instance).</summary>
+    public async Task<bool> RecordAsync(TenantId tenant, string jobId, string reason, DateTimeOffset at, CancellationToken cancellationToken)
     {
         var row = new JobFailureEntity { RowKey = jobId, Reason = reason, At = at };
         try
         {
             await For(tenant).AddAsync(row, cancellationToken);
+            return true;
         }
         catch (RequestFailedException e) when (e.Status == 409)
         {
-            // Another instance gave its verdict first.
+            return false;
         }
     }
 

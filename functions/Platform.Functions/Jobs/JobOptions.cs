@@ -43,7 +43,7 @@ public sealed class JobOptions
     [Range(10, 10_000)]
     public int ChunkRows { get; set; } = 1000;
 
-    [Range(64 * 1024, 64 * 1024 * 1024)]
+    [Range(64 * 1024, 16 * 1024 * 1024)]
     public int ChunkBytes { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>Chunks applied at once by one import; cancel is checked between these waves.</summary>

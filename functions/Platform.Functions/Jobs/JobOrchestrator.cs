@@ -33,7 +33,15 @@ public abstract class JobOrchestrator<TParameters> : TaskOrchestrator<JobInput<T
             outcome = run.Finish(JobOutcome.Failed) with { Error = Describe(failed.FailureDetails) };
         }
 
-        await context.CallActivityAsync(JobFinished.Name, new JobFinishedInput(input.TenantId, input.JobId, context.Name.Name, input.Actor, outcome), Retried);
+        try
+        {
+            await context.CallActivityAsync(JobFinished.Name, new JobFinishedInput(input.TenantId, input.JobId, context.Name.Name, input.Actor, outcome), Retried);
+        }
+        catch (TaskFailedException)
+        {
+            // The work is done and its files are written: an event that could not be published does not undo that.
+        }
+
         return outcome;
     }
 

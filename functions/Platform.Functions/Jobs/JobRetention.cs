@@ -10,7 +10,8 @@ namespace Platform.Functions.Jobs;
 /// first, then the instance and its history, so nothing of a job outlives it. Safe to run on several instances at
 /// once: a purge of what another instance already purged finds nothing.
 /// </summary>
-public sealed partial class JobRetention(TaskHubClient client, JobFiles files, IOptions<JobOptions> options, TimeProvider time, ILogger<JobRetention> logger) : ITimerHandler
+public sealed partial class JobRetention(
+    TaskHubClient client, JobFiles files, JobFailures failures, IOptions<JobOptions> options, TimeProvider time, ILogger<JobRetention> logger) : ITimerHandler
 {
     public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken) =>
         await PurgeAsync(time.GetUtcNow() - options.Value.Retention, cancellationToken);
@@ -33,6 +34,7 @@ public sealed partial class JobRetention(TaskHubClient client, JobFiles files, I
                 if (JobIds.TryParse(instance.InstanceId, out var tenant, out var jobId))
                 {
                     await files.DeleteAllAsync(tenant, jobId, "", cancellationToken);
+                    await failures.DeleteAsync(tenant, jobId, cancellationToken);
                     purged += (await client.PurgeInstanceAsync(instance.InstanceId, cancellation: cancellationToken)).PurgedInstanceCount;
                 }
             }
@@ -41,10 +43,44 @@ public sealed partial class JobRetention(TaskHubClient client, JobFiles files, I
         }
         while (continuation is not null);
 
+        purged += await PurgePoisonedAsync(cutoff, cancellationToken);
         if (purged > 0)
         {
             LogPurged(logger, purged, cutoff);
         }
+
+        return purged;
+    }
+
+    /// <summary>
+    /// Jobs the engine gave up on never reach a final runtime status (their poisoned message blocks even a
+    /// terminate): past the retention they go too, files and verdict first.
+    /// </summary>
+    private async Task<int> PurgePoisonedAsync(DateTimeOffset cutoff, CancellationToken cancellationToken)
+    {
+        var purged = 0;
+        string? continuation = null;
+        do
+        {
+            var page = await client.QueryPageAsync(new OrchestrationQuery(
+                CreatedTo: cutoff,
+                Statuses: [OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Suspended],
+                InstanceIdPrefix: "job:",
+                PageSize: 100,
+                ContinuationToken: continuation), cancellationToken);
+            foreach (var instance in page.Values)
+            {
+                if (JobIds.TryParse(instance.InstanceId, out var tenant, out var jobId) && await failures.GetAsync(tenant, jobId, cancellationToken) is not null)
+                {
+                    await files.DeleteAllAsync(tenant, jobId, "", cancellationToken);
+                    purged += (await client.PurgeInstanceAsync(instance.InstanceId, cancellation: cancellationToken)).PurgedInstanceCount;
+                    await failures.DeleteAsync(tenant, jobId, cancellationToken);
+                }
+            }
+
+            continuation = page.ContinuationToken;
+        }
+        while (continuation is not null);
 
         return purged;
     }

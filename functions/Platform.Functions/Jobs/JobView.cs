@@ -28,7 +28,30 @@ public sealed record JobView(
 
     /// <summary>A job just started, before the engine has seen it.</summary>
     public static JobView Started(string jobId, string type, DateTimeOffset at, object parameters) =>
-        new(jobId, type, Queued, JobProgress.None, at, null, null, null, null, null, null, JsonSerializer.SerializeToElement(parameters, JsonSerializerOptions.Web));
+        new(jobId, type, Queued, JobProgress.None, at, null, null, null, null, null, null, Shown(JsonSerializer.SerializeToElement(parameters, Converter)));
+
+    /// <summary>The engine's converter options: parameters read as the orchestration stored them.</summary>
+    private static readonly JsonSerializerOptions Converter = new(JsonSerializerDefaults.Web);
+
+    /// <summary>What the caller asked for; the engine's own tuning (chunk sizes) is not part of it.</summary>
+    private static JsonElement Shown(JsonElement parameters)
+    {
+        if (parameters.ValueKind != JsonValueKind.Object)
+        {
+            return parameters;
+        }
+
+        var shown = new System.Text.Json.Nodes.JsonObject();
+        foreach (var property in parameters.EnumerateObject())
+        {
+            if (property.Name is not ("chunkRows" or "chunkBytes" or "parallelism"))
+            {
+                shown[property.Name] = System.Text.Json.Nodes.JsonNode.Parse(property.Value.GetRawText());
+            }
+        }
+
+        return JsonSerializer.SerializeToElement(shown);
+    }
 
     public static JobView From(OrchestrationMetadata instance, string jobId, JobFailureEntity? poisoned = null)
     {
@@ -38,17 +61,7 @@ public sealed record JobView(
         if (instance.SerializedInput is { } input && Read<JsonElement>(input) is { ValueKind: JsonValueKind.Object } inputJson &&
             inputJson.TryGetProperty("parameters", out var p))
         {
-            // What the caller asked for; the engine's own tuning (chunk sizes) is not part of it.
-            var shown = new System.Text.Json.Nodes.JsonObject();
-            foreach (var property in p.EnumerateObject())
-            {
-                if (property.Name is not ("chunkRows" or "chunkBytes" or "parallelism"))
-                {
-                    shown[property.Name] = System.Text.Json.Nodes.JsonNode.Parse(property.Value.GetRawText());
-                }
-            }
-
-            parameters = JsonSerializer.SerializeToElement(shown);
+            parameters = Shown(p);
         }
 
         var finishedAt = instance.IsCompleted ? instance.LastUpdatedAt : (DateTimeOffset?)null;

@@ -43,7 +43,9 @@ public static class JobsEndpoints
         group.MapGet("/", ListJobs).RequirePermission(Permissions.JobsRead).WithName("ListJobs").WithSummary("The tenant's jobs, oldest first, by type, status and creation time.");
         group.MapGet("/{id}", GetJob).RequirePermission(Permissions.JobsRead).WithName("GetJob").WithSummary("A job: status, progress, times and links to its files (with Retry-After while it runs).");
         group.MapPost("/{id}/cancel", CancelJob).RequirePermission(Permissions.JobsWrite).WithName("CancelJob").WithSummary("Stops a job between chunks; what it applied stays applied.");
-        group.MapPost("/{id}/retry", RetryJob).RequirePermission(Permissions.JobsWrite).WithName("RetryJob").WithSummary("Runs again only what did not succeed.");
+        group.MapPost("/{id}/retry", RetryJob).RequirePermission(Permissions.JobsWrite)
+            .WithMetadata(new RequestSizeLimitAttribute(MaxUploadBytes))
+            .WithName("RetryJob").WithSummary("Runs again only what did not succeed; an import's corrected rows may come as the body.");
         group.MapGet("/{id}/result", GetResult).RequirePermission(Permissions.JobsRead).WithName("GetJobResult").WithSummary("Downloads a finished export's file.");
         group.MapGet("/{id}/error-report", GetErrorReport).RequirePermission(Permissions.JobsRead).WithName("GetJobErrorReport").WithSummary("Downloads an import's error report (CSV: row, column, value, message).");
         group.MapGet("/{id}/events", StreamEvents).RequirePermission(Permissions.JobsRead).WithName("StreamJobEvents").WithSummary("The job's progress and final status as server-sent events.");
@@ -130,8 +132,16 @@ public static class JobsEndpoints
             return new Validation().Add("body", "the file is empty").ToProblem();
         }
 
-        var job = await jobs.StartAsync(caller, ImportOrchestrator.Name, parameters, cancellationToken, jobId);
-        return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+        try
+        {
+            var job = await jobs.StartAsync(caller, ImportOrchestrator.Name, parameters, cancellationToken, jobId);
+            return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+        }
+        catch
+        {
+            await upload.DeleteIfExistsAsync(cancellationToken: CancellationToken.None);
+            throw;
+        }
     }
 
     internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> StartExport(
@@ -264,16 +274,23 @@ public static class JobsEndpoints
     /// rows, corrected): a new import of that file with the first job's kind and mode.
     /// </summary>
     internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> RetryJob(
-        string id, Caller caller, HttpContext http, JobCommands jobs, CallerPermissions permissions, IOptions<ImportKindCatalog> catalog, CancellationToken cancellationToken)
+        string id, Caller caller, HttpContext http, JobCommands jobs, JobFilePermissions access, CancellationToken cancellationToken)
     {
-        if (http.Request.ContentLength is null or 0 && http.Request.ContentType is null)
-        {
-            return (await jobs.RetryAsync(caller, id, cancellationToken)).ToResult(job => TypedResults.Accepted(JobView.UrlOf(job.Id), job));
-        }
-
         if (await jobs.InstanceAsync(caller.Tenant, id, cancellationToken) is not { } instance)
         {
             return CommandError.NotFound("job").ToProblem();
+        }
+
+        // Running a job again moves the same rows: it needs what starting it needed, not just jobs.write.
+        if (await access.MissingAsync(caller, instance, cancellationToken) is { } missing)
+        {
+            return CommandError.Forbidden($"Retrying this job needs the {missing} permission.").ToProblem();
+        }
+
+        var hasBody = http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true;
+        if (!hasBody || http.Request.ContentType is null)
+        {
+            return (await jobs.RetryAsync(caller, id, cancellationToken)).ToResult(job => TypedResults.Accepted(JobView.UrlOf(job.Id), job));
         }
 
         if (instance.Name != ImportOrchestrator.Name)
@@ -288,11 +305,6 @@ public static class JobsEndpoints
         }
 
         var earlier = instance.ReadInputAs<JobInput<ImportParameters>>()!.Parameters;
-        if (!catalog.Value.Kinds.TryGetValue(earlier.Kind, out var permission) || !(await permissions.ForAsync(caller, cancellationToken)).Contains(permission))
-        {
-            return CommandError.Forbidden($"Importing {earlier.Kind} needs the {permission} permission.").ToProblem();
-        }
-
         return await UploadAndStartAsync(http, caller, jobs,
             earlier with { Format = format.ToString().ToLowerInvariant(), RetryOf = null }, cancellationToken);
     }
@@ -351,6 +363,7 @@ public static class JobsEndpoints
         http.Response.Headers.CacheControl = "no-cache";
         http.Response.Headers["X-Accel-Buffering"] = "no";
         var deadline = DateTimeOffset.UtcNow.AddMinutes(10);
+        var quietSince = DateTimeOffset.UtcNow;
         string? last = null;
         var poll = TimeSpan.FromMilliseconds(Math.Clamp(options.Value.MaxPollingInterval.TotalMilliseconds, 100, 1000));
         while (!cancellationToken.IsCancellationRequested)
@@ -367,6 +380,14 @@ public static class JobsEndpoints
                 await http.Response.WriteAsync($"event: progress\ndata: {json}\n\n", cancellationToken);
                 await http.Response.Body.FlushAsync(cancellationToken);
                 last = json;
+                quietSince = DateTimeOffset.UtcNow;
+            }
+            else if (DateTimeOffset.UtcNow - quietSince > TimeSpan.FromSeconds(15))
+            {
+                // A comment line keeps proxies from closing a stream that has had nothing to say for a while.
+                await http.Response.WriteAsync(": waiting\n\n", cancellationToken);
+                await http.Response.Body.FlushAsync(cancellationToken);
+                quietSince = DateTimeOffset.UtcNow;
             }
 
             if (DateTimeOffset.UtcNow > deadline)

@@ -37,11 +37,16 @@ public sealed class UserImport(UserCommands commands, UserDirectory users, UserS
         "id", "emailVerified", "mfaEnabled", "createdAt", "updatedAt", "lastLoginAt", "deletedAt",
     };
 
+    /// <summary>The template's columns, and the read-only columns of a users export (left alone).</summary>
+    public bool Accepts(string column) =>
+        ReadOnlyColumns.Contains(column) || column.StartsWith("fields.", StringComparison.OrdinalIgnoreCase) ||
+        Columns.Any(c => string.Equals(c.Name, column, StringComparison.OrdinalIgnoreCase));
+
     public IReadOnlyList<ImportColumn> Columns { get; } =
     [
         new("email", "ada@example.com", "The user's email address; with mode=upsert, the user a row updates.", Required: true),
         new("displayName", "Ada Lovelace", "At most 100 characters; required for a new user, for an existing one empty leaves it as it is.", Required: true),
-        new("password", "", "Optional: without one the user is created without a password and sets it through a reset link. Only for new users: an import never changes an existing user's password."),
+        new("password", "", Sensitive: true, Description: "Optional: without one the user is created without a password and sets it through a reset link. Only for new users: an import never changes an existing user's password."),
         new("roles", "user", "Role names separated by ';'. Empty: the default role for a new user, unchanged for an existing one. Naming roles needs roles.manage."),
         new("status", "active", "active or locked. Empty: active for a new user, unchanged for an existing one."),
         new("fields", "{}",

@@ -22,6 +22,7 @@ public sealed class ImportJobTests(Azurite azurite) : SignedUpTenantTests(azurit
     });
 
     private const string Csv = "text/csv";
+    private static readonly string[] JobsOnly = ["jobs.read", "jobs.write"];
     private const string Xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
     private async Task<HttpResponseMessage> UploadAsync(string query, byte[] file, string contentType, HttpClient? client = null)
@@ -265,6 +266,101 @@ public sealed class ImportJobTests(Azurite azurite) : SignedUpTenantTests(azurit
         var second = await FinishedAsync((await retry.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString()!);
         Assert.Equal((1, 1, 0, 1), Progress(second));
         Assert.Equal("3", Assert.Single(await ErrorReportAsync(second))["row"]);
+    }
+
+    [Fact]
+    public async Task A_password_never_rests_in_the_clear_in_the_jobs_files_or_its_error_report()
+    {
+        const string secret = "Correct-Horse-Battery-9";
+        var job = await ImportAsync("kind=users", $"email,displayName,password\nnot-an-email,Broken,{secret}\nok@example.com,Fine,{secret}\n");
+
+        Assert.Equal("completed_with_errors", job.GetProperty("status").GetString());
+        var report = await Admin.GetStringAsync(job.GetProperty("errorReportUrl").GetString(), Ct);
+        Assert.DoesNotContain(secret, report, StringComparison.Ordinal);
+        var container = App.Storage.Container(Platform.Functions.Jobs.JobFiles.ContainerName);
+        var blobs = 0;
+        await foreach (var blob in container.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, $"{Tenant.Id}/{job.GetProperty("id").GetString()}/", Ct))
+        {
+            var content = (await container.GetBlobClient(blob.Name).DownloadContentAsync(Ct)).Value.Content.ToString();
+            Assert.DoesNotContain(secret, content, StringComparison.Ordinal);
+            blobs++;
+        }
+
+        Assert.True(blobs > 0);
+        var login = await App.CreateClient().PostLoginAsync(Tenant.Slug, "ok@example.com", secret);
+        Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+
+        var retry = await Admin.PostAsync($"/api/v1/jobs/{job.GetProperty("id").GetString()}/retry", null, Ct);
+        await retry.ReadProblemAsync(409, "retry_needs_file");
+    }
+
+    [Fact]
+    public async Task A_job_is_retried_once_and_a_second_retry_points_at_the_first()
+    {
+        var job = await ImportAsync("kind=inventory-items", "sku,name\nW-1,\n");
+        var id = job.GetProperty("id").GetString();
+
+        var first = await Admin.PostAsync($"/api/v1/jobs/{id}/retry", null, Ct);
+        var second = await Admin.PostAsync($"/api/v1/jobs/{id}/retry", null, Ct);
+
+        Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
+        var problem = await second.ReadProblemAsync(409, "job_already_retried");
+        Assert.Contains((await first.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString()!, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Retrying_needs_the_permission_of_what_the_job_moves()
+    {
+        var job = await ImportAsync("kind=inventory-items", "sku,name\nV-1,\n");
+        (await Admin.PutAsJsonAsync("/api/v1/roles/jobrunner", new { permissions = JobsOnly }, Ct)).EnsureSuccessStatusCode();
+        using var runner = await SignedInAsync("runner@example.com", "jobrunner");
+
+        await (await runner.PostAsync($"/api/v1/jobs/{job.GetProperty("id").GetString()}/retry", null, Ct)).ReadProblemAsync(403, "forbidden");
+    }
+
+    [Fact]
+    public async Task A_retry_sent_with_a_json_content_type_and_no_body_is_a_plain_retry()
+    {
+        var job = await ImportAsync("kind=inventory-items", "sku,name\nY-1,\n");
+        using var empty = new ByteArrayContent([]);
+        empty.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+
+        var retry = await Admin.PostAsync($"/api/v1/jobs/{job.GetProperty("id").GetString()}/retry", empty, Ct);
+
+        Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_users_export_imports_back_unchanged()
+    {
+        var export = await Admin.PostAsJsonAsync("/api/v1/jobs/exports", new { kind = "users", format = "csv" }, Ct);
+        var done = await FinishedAsync((await export.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString()!);
+        var file = await Admin.GetByteArrayAsync(done.GetProperty("resultUrl").GetString(), Ct);
+
+        var job = await ImportAsync("kind=users&mode=upsert", file, Csv);
+
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        Assert.Equal(1, Progress(job).Succeeded);
+    }
+
+    [Fact]
+    public async Task Locations_whose_parents_come_in_an_earlier_chunk_are_applied_in_file_order()
+    {
+        var file = new StringBuilder("path\n");
+        for (var i = 0; i < 12; i++)
+        {
+            file.Append(CultureInfo($"Site {i}\n"));
+        }
+
+        for (var i = 0; i < 12; i++)
+        {
+            file.Append(CultureInfo($"Site {i}/Aisle\n"));
+        }
+
+        var job = await ImportAsync("kind=inventory-locations", file.ToString());
+
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        Assert.Equal((24, 24, 24, 0), Progress(job));
     }
 
     [Theory]

@@ -32,6 +32,9 @@ public sealed class DurableLogging(ILoggerFactory app, Microsoft.Extensions.Opti
         }
     }
 
+    /// <summary>A job started again under its id (retry) is watched afresh.</summary>
+    public void Forget(string instanceId) => _reported.TryRemove(instanceId, out _);
+
     public void Dispose() => _poisoned.Writer.TryComplete();
 
     private sealed class WatchingFactory(ILoggerFactory app, DurableLogging owner) : ILoggerFactory

@@ -41,19 +41,20 @@ internal sealed partial class DurableWorkerHost(
         await _stopping.CancelAsync();
         try
         {
-            await _running;
+            await _running.WaitAsync(options.Value.StopTimeout, cancellationToken);
         }
-        catch (OperationCanceledException)
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException)
         {
         }
 
         if (_worker is { } worker)
         {
+            // DTFx's forced stop waits behind a graceful one, so the bound is ours: past it the process goes on
+            // stopping, and the work items still in flight come back to another instance after the visibility timeout.
             var graceful = worker.StopAsync(isForced: false);
-            if (await Task.WhenAny(graceful, Task.Delay(options.Value.StopTimeout, CancellationToken.None)) != graceful)
+            if (await Task.WhenAny(graceful, Task.Delay(options.Value.StopTimeout, cancellationToken)) != graceful)
             {
                 LogForcedStop(logger, options.Value.StopTimeout);
-                await worker.StopAsync(isForced: true);
             }
         }
     }
@@ -68,7 +69,11 @@ internal sealed partial class DurableWorkerHost(
             try
             {
                 var service = await hub.ServiceAsync(stopping);
-                var worker = new TaskHubWorker(service, objects.Orchestrations(), objects.Activities(), logging.Factory);
+                var worker = new TaskHubWorker(service, objects.Orchestrations(), objects.Activities(), logging.Factory)
+                {
+                    // Failures carry type and message as data (what the jobs API shows), not serialized exceptions.
+                    ErrorPropagationMode = ErrorPropagationMode.UseFailureDetails,
+                };
                 await worker.StartAsync();
                 _worker = worker;
                 LogStarted(logger, hub.Name, hub.Settings.WorkerId);
@@ -93,7 +98,12 @@ internal sealed partial class DurableWorkerHost(
                 }
 
                 var reason = $"The engine gave up on this job: one of its messages was delivered {poisoned.DequeueCount} times without being processed.";
-                await failures.RecordAsync(tenant, jobId, reason, time.GetUtcNow(), stopping);
+                if (!await failures.RecordAsync(tenant, jobId, reason, time.GetUtcNow(), stopping))
+                {
+                    // Another instance gave the verdict and published it.
+                    continue;
+                }
+
                 LogPoisoned(logger, poisoned.InstanceId, poisoned.DequeueCount);
                 await events.PublishAsync(tenant, new Events.PlatformEvent("job.failed", Events.Actor.System, "job", jobId,
                     new Dictionary<string, object?> { ["error"] = reason }), stopping);
@@ -115,7 +125,7 @@ internal sealed partial class DurableWorkerHost(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Durable worker could not start; retrying in {Delay}")]
     private static partial void LogStartFailed(ILogger logger, Exception exception, TimeSpan delay);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Durable worker did not stop within {Timeout}; stopping it forcibly")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Durable worker did not stop within {Timeout}; its work in flight is handed back through the queues")]
     private static partial void LogForcedStop(ILogger logger, TimeSpan timeout);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Job instance {InstanceId} failed: a message was dequeued {DequeueCount} times (poison)")]

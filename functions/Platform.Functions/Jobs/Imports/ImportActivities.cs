@@ -5,14 +5,22 @@ using Azure;
 using Azure.Storage.Blobs.Models;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Auth;
 using Platform.Functions.Jobs.Files;
 
 namespace Platform.Functions.Jobs.Imports;
 
-/// <summary>One row as a chunk file stores it: its number in the uploaded file and its cells.</summary>
+/// <summary>
+/// One row as a chunk file stores it: its number in the uploaded file, its cells, and its secret cells (passwords)
+/// sealed with the app's data key, bound to the job, row and column.
+/// </summary>
 internal sealed record ChunkRow(
     [property: JsonPropertyName("n")] long Number,
-    [property: JsonPropertyName("v")] Dictionary<string, string?> Values);
+    [property: JsonPropertyName("v")] Dictionary<string, string?> Values,
+    [property: JsonPropertyName("s")] Dictionary<string, string>? Sealed = null)
+{
+    public static string Binding(string tenant, string jobId, long row, string column) => $"import:{tenant}:{jobId}:{row}:{column.ToLowerInvariant()}";
+}
 
 /// <summary>A failed row as a chunk's error file stores it: what failed, and the row itself (so retry can re-import it).</summary>
 internal sealed record FailedRow(
@@ -45,17 +53,61 @@ internal static class ChunkJson
 /// cannot be read (broken quoting, a bad header, a zip bomb ...) ends here with a message for the job's error. Run
 /// twice it writes the same chunks again.
 /// </summary>
-public sealed class ImportSplit(JobFiles files, IServiceProvider services) : TaskActivity<JobInput<ImportParameters>, ImportSplit.Result>
+public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvider services) : TaskActivity<JobInput<ImportParameters>, ImportSplit.Result>
 {
     public const string Name = "import.split";
 
-    public sealed record Result(long Rows, int Chunks, string? Error);
+    /// <summary>
+    /// Splits at once per instance: each holds an xlsx's shared strings or a parse buffer, so the instance's memory
+    /// stays bounded however many imports arrive together.
+    /// </summary>
+    private static readonly SemaphoreSlim Splitting = new(2);
+
+    /// <param name="InFileOrder">The kind's rows may depend on earlier rows: chunks go one at a time.</param>
+    public sealed record Result(long Rows, int Chunks, string? Error, bool InFileOrder = false);
 
     public override async Task<Result> RunAsync(TaskActivityContext context, JobInput<ImportParameters> input)
     {
+        // A split that finished (a re-run after a crash, a resumed job) is read back, not redone: its upload is gone.
+        var manifest = files.Named(input.Tenant, input.JobId, "split.json");
+        if (await ReadAsync<Result>(manifest) is { } done)
+        {
+            return done;
+        }
+
+        await Splitting.WaitAsync();
+        try
+        {
+            var result = await SplitAsync(input);
+            await manifest.UploadAsync(BinaryData.FromObjectAsJson(result, ChunkJson.Options), overwrite: true);
+
+            // The chunks hold everything now, secrets sealed: the plain upload is not kept.
+            await files.Upload(input.Tenant, input.JobId).DeleteIfExistsAsync();
+            return result;
+        }
+        finally
+        {
+            Splitting.Release();
+        }
+    }
+
+    internal static async Task<T?> ReadAsync<T>(Azure.Storage.Blobs.BlobClient blob)
+    {
+        try
+        {
+            return (await blob.DownloadContentAsync()).Value.Content.ToObjectFromJson<T>(ChunkJson.Options);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return default;
+        }
+    }
+
+    private async Task<Result> SplitAsync(JobInput<ImportParameters> input)
+    {
         var parameters = input.Parameters;
         var kind = services.GetRequiredKeyedService<IImportKind>(parameters.Kind);
-        var known = kind.Columns.Select(c => c.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var sensitive = kind.Columns.Where(c => c.Sensitive).Select(c => c.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
         var chunks = 0;
         long rows = 0;
         var buffer = new MemoryStream();
@@ -81,13 +133,29 @@ public sealed class ImportSplit(JobFiles files, IServiceProvider services) : Tas
             {
                 foreach (var column in row.Values.Keys)
                 {
-                    if (!known.Contains(column) && !column.StartsWith("fields.", StringComparison.OrdinalIgnoreCase))
+                    if (!kind.Accepts(column))
                     {
-                        return new Result(0, 0, $"Row {row.Number}: unknown column '{Clip(column)}'. The {parameters.Kind} columns are: {string.Join(", ", known)}.");
+                        return new Result(0, 0, $"Row {row.Number}: unknown column '{Clip(column)}'. The {parameters.Kind} columns are: {string.Join(", ", kind.Columns.Select(c => c.Name))}.");
                     }
                 }
 
-                await JsonSerializer.SerializeAsync(buffer, row, ChunkJson.Options);
+                var stored = row;
+                if (sensitive.Count > 0 && row.Values.Any(v => v.Value is not null && sensitive.Contains(v.Key)))
+                {
+                    var values = new Dictionary<string, string?>(row.Values, StringComparer.OrdinalIgnoreCase);
+                    var sealedCells = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+                    foreach (var column in sensitive)
+                    {
+                        if (values.Remove(column, out var secret) && secret is not null)
+                        {
+                            sealedCells[column] = secrets.Seal(Encoding.UTF8.GetBytes(secret), ChunkRow.Binding(input.TenantId, input.JobId, row.Number, column));
+                        }
+                    }
+
+                    stored = row with { Values = values, Sealed = sealedCells };
+                }
+
+                await JsonSerializer.SerializeAsync(buffer, stored, ChunkJson.Options);
                 buffer.WriteByte((byte)'\n');
                 rows++;
                 inChunk++;
@@ -104,7 +172,7 @@ public sealed class ImportSplit(JobFiles files, IServiceProvider services) : Tas
             return new Result(0, 0, bad.Message);
         }
 
-        return new Result(rows, chunks, null);
+        return new Result(rows, chunks, null, kind.KeepsFileOrder);
     }
 
     private async IAsyncEnumerable<ChunkRow> SourceRowsAsync(JobInput<ImportParameters> input)
@@ -112,7 +180,9 @@ public sealed class ImportSplit(JobFiles files, IServiceProvider services) : Tas
         if (input.Parameters.RetryOf is { } earlier)
         {
             // A retry re-imports the rows the earlier job reported failed, with their original row numbers.
-            for (var chunk = 0; chunk < int.MaxValue; chunk++)
+            var split = await ReadAsync<Result>(files.Named(input.Tenant, earlier, "split.json"))
+                ?? throw new TabularFileException("The job this retries is no longer kept (finished jobs are purged after the retention period).");
+            for (var chunk = 0; chunk < split.Chunks; chunk++)
             {
                 var errors = files.ChunkErrors(input.Tenant, earlier, chunk);
                 Stream stream;
@@ -122,12 +192,7 @@ public sealed class ImportSplit(JobFiles files, IServiceProvider services) : Tas
                 }
                 catch (RequestFailedException e) when (e.Status == 404)
                 {
-                    if (await files.ChunkResult(input.Tenant, earlier, chunk).ExistsAsync())
-                    {
-                        continue;
-                    }
-
-                    yield break;
+                    continue;
                 }
 
                 await using (stream)
@@ -166,7 +231,7 @@ public sealed class ImportSplit(JobFiles files, IServiceProvider services) : Tas
 /// rows, then the chunk's result. A chunk whose result exists was applied already (a re-run after a crash or a
 /// resumed job): its recorded result is returned and nothing is applied again.
 /// </summary>
-public sealed class ImportApply(JobFiles files, IServiceProvider services) : TaskActivity<ImportApply.Request, ImportApply.Result>
+public sealed class ImportApply(JobFiles files, SecretBox secrets, IServiceProvider services) : TaskActivity<ImportApply.Request, ImportApply.Result>
 {
     public const string Name = "import.apply";
 
@@ -192,7 +257,13 @@ public sealed class ImportApply(JobFiles files, IServiceProvider services) : Tas
         {
             await foreach (var row in ChunkJson.ReadLinesAsync<ChunkRow>(chunk, CancellationToken.None))
             {
-                rows.Add(new TabularRow(row.Number, new Dictionary<string, string?>(row.Values, StringComparer.OrdinalIgnoreCase)));
+                var values = new Dictionary<string, string?>(row.Values, StringComparer.OrdinalIgnoreCase);
+                foreach (var (column, sealedText) in row.Sealed ?? [])
+                {
+                    values[column] = Encoding.UTF8.GetString(secrets.Open(sealedText, ChunkRow.Binding(job.TenantId, job.JobId, row.Number, column)));
+                }
+
+                rows.Add(new TabularRow(row.Number, values));
             }
         }
 
@@ -227,6 +298,11 @@ public sealed class ImportApply(JobFiles files, IServiceProvider services) : Tas
 
             errors.Position = 0;
             await files.ChunkErrors(job.Tenant, job.JobId, request.Chunk).UploadAsync(errors, overwrite: true);
+        }
+        else
+        {
+            // A run cut off after recording failures that this run no longer has must not leave them behind.
+            await files.ChunkErrors(job.Tenant, job.JobId, request.Chunk).DeleteIfExistsAsync();
         }
 
         var result = new Result(rows.Count, outcomes.Count - failed.Count, failed.Count);

@@ -33,6 +33,19 @@ public interface IImportKind
     /// A row's failure never stops the chunk; only storage failures throw (the engine retries the chunk).
     /// </summary>
     Task<IReadOnlyList<RowOutcome>> ApplyAsync(ImportBatch batch, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// True when a row may depend on an earlier row of the file (a location's parent, the stock an earlier movement
+    /// brought in): the engine then applies the chunks one after another, in file order, instead of side by side.
+    /// </summary>
+    bool KeepsFileOrder => false;
+
+    /// <summary>
+    /// Whether a header names a column of this kind; anything else fails the file before a row is applied. Kinds
+    /// that accept more than their template (an export's read-only columns, so an export imports back) say so here.
+    /// </summary>
+    bool Accepts(string column) =>
+        column.StartsWith("fields.", StringComparison.OrdinalIgnoreCase) || Columns.Any(c => string.Equals(c.Name, column, StringComparison.OrdinalIgnoreCase));
 }
 
 /// <param name="Name">Header text (matched case-insensitively; nested fields as <c>fields.color</c>).</param>

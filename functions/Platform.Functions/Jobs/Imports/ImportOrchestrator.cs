@@ -29,7 +29,7 @@ public sealed class ImportOrchestrator : JobOrchestrator<ImportParameters>
         run.Total = split.Rows;
         run.Report("applying");
         var applied = 0;
-        var parallelism = Math.Max(1, input.Parameters.Parallelism);
+        var parallelism = split.InFileOrder ? 1 : Math.Max(1, input.Parameters.Parallelism);
         while (applied < split.Chunks && !run.CancelRequested)
         {
             var wave = Enumerable.Range(applied, Math.Min(parallelism, split.Chunks - applied))
