@@ -36,6 +36,11 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
+@description('Always-ready instances of the HTTP group. At least 1: the durable worker runs inside the app, and the scale controller cannot see the task hub queues of a custom handler, so with no instance up, queued jobs would wait for the next HTTP request or timer.')
+@minValue(1)
+@maxValue(20)
+param alwaysReadyInstances int = 1
+
 @description('Object ID of the person or pipeline running the deployment; it gets Key Vault Secrets Officer on the vault so it can set and rotate the secrets. azd fills it in; empty for none.')
 param principalId string = ''
 
@@ -176,6 +181,7 @@ module functionApp 'modules/functionapp.bicep' = {
     keyVaultUri: keyVault.outputs.uri
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    alwaysReadyInstances: alwaysReadyInstances
     publicBaseUrl: publicBaseUrl
   }
 }

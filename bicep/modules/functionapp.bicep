@@ -55,6 +55,11 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
+@description('Always-ready instances of the HTTP group: they keep the in-process durable worker polling the task hub.')
+@minValue(1)
+@maxValue(20)
+param alwaysReadyInstances int = 1
+
 @description('External base URL used in links (mail, webhook receiver URLs). Empty: the app\'s https default host name.')
 param publicBaseUrl string = ''
 
@@ -113,6 +118,15 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        // The Functions scale controller watches the queues of declared triggers only; the task hub's control and
+        // work-item queues belong to the in-process durable worker, which it cannot see. An always-ready instance
+        // keeps a worker polling them, so a job started through the API (or by a timer) always has a worker.
+        alwaysReady: [
+          {
+            name: 'http'
+            instanceCount: alwaysReadyInstances
+          }
+        ]
       }
       // Custom handlers run on Flex Consumption as runtime "custom" (the Functions stack API lists name "custom",
       // version "1.0" for SKU FC1). That image brings no .NET, so the package carries the .NET 10 runtime itself

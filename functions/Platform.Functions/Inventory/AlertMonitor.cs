@@ -42,9 +42,7 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
                 }
 
                 var now = time.GetUtcNow();
-                var holds = item.Status == ItemStatus.Active && (kind == AlertKind.LowStock
-                    ? item.ReorderPoint is { } point && item.Quantity <= point
-                    : item.ExpiresAt is { } at && at <= now + options.Value.ExpiryWindow);
+                var holds = Holds(item, kind, now);
                 var (done, etag) = await TrySyncAsync(partition, tenant, item, kind, holds, now, cancellationToken);
                 touched = etag ?? touched;
                 if (done)
@@ -66,18 +64,7 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
         var marker = await partition.GetAsync<OpenAlertMarker>(OpenAlertMarker.KeyFor(item.Id, kind), cancellationToken);
         if (holds && marker is null)
         {
-            var alert = new AlertEntity
-            {
-                RowKey = AlertEntity.KeyFor(Ids.New(time)),
-                Kind = kind,
-                ItemId = item.Id,
-                Sku = item.Sku,
-                Name = item.Name,
-                Quantity = item.Quantity,
-                ReorderPoint = item.ReorderPoint,
-                ExpiresAt = item.ExpiresAt,
-                RaisedAt = now,
-            };
+            var alert = NewAlert(item, kind, now);
             try
             {
                 var responses = await partition.SubmitTransactionAsync(
@@ -98,15 +85,7 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
                 return (false, null);
             }
 
-            await events.PublishAsync(tenant, new PlatformEvent(kind == AlertKind.LowStock ? "inventory.low_stock" : "inventory.expiring", Actor.System, "alert", alert.Id,
-                new Dictionary<string, object?>
-                {
-                    ["itemId"] = item.Id,
-                    ["sku"] = item.Sku,
-                    ["quantity"] = item.Quantity,
-                    ["reorderPoint"] = item.ReorderPoint,
-                    ["expiresAt"] = item.ExpiresAt,
-                }), cancellationToken);
+            await events.PublishAsync(tenant, Raised(alert), cancellationToken);
         }
         else if (!holds && marker is not null)
         {
@@ -135,6 +114,55 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
 
         return (true, touched);
     }
+
+    /// <summary>
+    /// The alerts an item that is being created raises: for each, the rows to add in the item's own transaction (a new
+    /// item has no open alert yet, so nothing needs reading) and the event to publish once that committed. Bulk import
+    /// creates items this way, so the item and its alerts land together, as <see cref="SyncAsync"/> would leave them.
+    /// </summary>
+    public IEnumerable<(TableTransactionAction Alert, TableTransactionAction Marker, PlatformEvent Raised)> RaisedByNew(ItemEntity item)
+    {
+        var now = time.GetUtcNow();
+        foreach (var kind in new[] { AlertKind.LowStock, AlertKind.Expiring })
+        {
+            if (Holds(item, kind, now))
+            {
+                var alert = NewAlert(item, kind, now);
+                yield return (new(TableTransactionActionType.Add, alert),
+                    new(TableTransactionActionType.Add, new OpenAlertMarker { RowKey = OpenAlertMarker.KeyFor(item.Id, kind), AlertId = alert.Id }),
+                    Raised(alert));
+            }
+        }
+    }
+
+    private bool Holds(ItemEntity item, string kind, DateTimeOffset now) =>
+        item.Status == ItemStatus.Active && (kind == AlertKind.LowStock
+            ? item.ReorderPoint is { } point && item.Quantity <= point
+            : item.ExpiresAt is { } at && at <= now + options.Value.ExpiryWindow);
+
+    private AlertEntity NewAlert(ItemEntity item, string kind, DateTimeOffset now) => new()
+    {
+        RowKey = AlertEntity.KeyFor(Ids.New(time)),
+        Kind = kind,
+        ItemId = item.Id,
+        Sku = item.Sku,
+        Name = item.Name,
+        Quantity = item.Quantity,
+        ReorderPoint = item.ReorderPoint,
+        ExpiresAt = item.ExpiresAt,
+        RaisedAt = now,
+    };
+
+    private static PlatformEvent Raised(AlertEntity alert) =>
+        new(alert.Kind == AlertKind.LowStock ? "inventory.low_stock" : "inventory.expiring", Actor.System, "alert", alert.Id,
+            new Dictionary<string, object?>
+            {
+                ["itemId"] = alert.ItemId,
+                ["sku"] = alert.Sku,
+                ["quantity"] = alert.Quantity,
+                ["reorderPoint"] = alert.ReorderPoint,
+                ["expiresAt"] = alert.ExpiresAt,
+            });
 
     /// <summary>
     /// Acknowledges an open alert (it stays until its condition clears); acknowledging again changes nothing, and a

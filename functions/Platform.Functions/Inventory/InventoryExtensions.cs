@@ -1,5 +1,8 @@
+using Platform.Functions.Roles;
 using Platform.Functions.Hosting;
 using Platform.Functions.Http;
+using Platform.Functions.Jobs.Exports;
+using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Query;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
@@ -21,6 +24,11 @@ public static class InventoryExtensions
         builder.Services.AddSingleton<Housekeeping.IRowExpiry, ClosedAlertExpiry>();
         builder.Services.AddValidatedOptions<InventoryOptions>(InventoryOptions.Section);
         builder.Services.AddTimerFunction<InventoryExpiryScan>("InventoryExpiryScan", "0 0 5 * * *");
+        builder.Services.AddImportKind<ItemImport>(ItemImport.Kind, Permissions.InventoryWrite);
+        builder.Services.AddImportKind<LocationImport>(LocationImport.Kind, Permissions.InventoryWrite);
+        builder.Services.AddImportKind<MovementImport>(MovementImport.Kind, Permissions.InventoryWrite);
+        builder.Services.AddExportKind<ItemExport>(ItemExport.Kind, Permissions.InventoryRead);
+        builder.Services.AddExportKind<MovementExport>(MovementExport.Kind, Permissions.InventoryRead);
         return builder;
     }
 

@@ -14,7 +14,7 @@ namespace Platform.Functions.Inventory;
 /// enforce the same limits; a SKU change swaps the index rows in the item's own transaction, so two items can
 /// never end up with one SKU, however the requests interleave.
 /// </summary>
-public sealed class ItemCommands(
+public sealed partial class ItemCommands(
     InventoryStore store, LocationCommands locations, InventoryProjections projections, AlertMonitor alerts, EventPublisher events,
     IOptions<InventoryOptions> options, TimeProvider time)
 {
@@ -39,23 +39,9 @@ public sealed class ItemCommands(
     public async Task<Outcome<ItemEntity>> CreateAsync(Caller caller, JsonElement body, CancellationToken cancellationToken)
     {
         var tenant = caller.Tenant;
-        var validation = new Validation();
-        var now = time.GetUtcNow();
-        var item = new ItemEntity { RowKey = ItemEntity.KeyFor(Ids.New(time)), CreatedAt = now, UpdatedAt = now };
-        Apply(item, new PatchBody(body, validation), validation, new Dictionary<string, object?>());
-        if (item.Sku.Length == 0 && !validation.Errors.ContainsKey("sku"))
+        if (Read(body).Failed(out var invalid, out var item))
         {
-            validation.Add("sku", "is required");
-        }
-
-        if (item.Name.Length == 0 && !validation.Errors.ContainsKey("name"))
-        {
-            validation.Add("name", "is required");
-        }
-
-        if (!validation.IsValid)
-        {
-            return CommandError.Invalid(validation);
+            return invalid;
         }
 
         if (item.LocationId is not null && await locations.GetAsync(tenant, item.LocationId, cancellationToken) is null)
@@ -91,6 +77,41 @@ public sealed class ItemCommands(
         await events.PublishAsync(tenant, new PlatformEvent("inventory.item.created", caller.Actor, "item", item.Id,
             new Dictionary<string, object?> { ["sku"] = item.Sku, ["name"] = item.Name }), cancellationToken);
         return await SyncAlertsAsync(tenant, item, cancellationToken);
+    }
+
+    /// <summary>
+    /// Reads a create body as POST does, without touching storage: the item it describes (a new id, not stored yet),
+    /// or the validation failure. Bulk import reads its rows through this too, so a row passes exactly the POST rules.
+    /// </summary>
+    public Outcome<ItemEntity> Read(JsonElement body)
+    {
+        var validation = new Validation();
+        var now = time.GetUtcNow();
+        var item = new ItemEntity { RowKey = ItemEntity.KeyFor(Ids.New(time)), CreatedAt = now, UpdatedAt = now };
+        Apply(item, new PatchBody(body, validation), validation, new Dictionary<string, object?>());
+        if (item.Sku.Length == 0 && !validation.Errors.ContainsKey("sku"))
+        {
+            validation.Add("sku", "is required");
+        }
+
+        if (item.Name.Length == 0 && !validation.Errors.ContainsKey("name"))
+        {
+            validation.Add("name", "is required");
+        }
+
+        return validation.IsValid ? item : CommandError.Invalid(validation);
+    }
+
+    /// <summary>
+    /// Applies a PATCH body to <paramref name="item"/> in memory as PATCH does: what changed (empty when nothing
+    /// did), or the validation failure. Nothing is written.
+    /// </summary>
+    public static Outcome<Dictionary<string, object?>> ReadChanges(ItemEntity item, JsonElement body)
+    {
+        var validation = new Validation();
+        var changes = new Dictionary<string, object?>();
+        Apply(item, new PatchBody(body, validation), validation, changes);
+        return validation.IsValid ? changes : CommandError.Invalid(validation);
     }
 
     /// <summary>

@@ -75,6 +75,12 @@ public sealed class SkuIndexEntity : ITableEntity
     public ETag ETag { get; set; }
     public string ItemId { get; set; } = "";
 
+    /// <summary>
+    /// The import job and row that created the item (<c>{jobId}#{row}</c>), null for one made over HTTP: a chunk
+    /// applied again after a crash finds its own rows here and reports them created instead of taken.
+    /// </summary>
+    public string? ImportKey { get; set; }
+
     public static string KeyFor(string sku) => KeyPrefix + sku.ToUpperInvariant();
 }
 

@@ -41,31 +41,20 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
         return all;
     }
 
-    public async Task<Outcome<LocationEntity>> CreateAsync(Caller caller, LocationInput input, CancellationToken cancellationToken)
+    public Task<Outcome<LocationEntity>> CreateAsync(Caller caller, LocationInput input, CancellationToken cancellationToken) =>
+        CreateAsync(caller, input, importKey: null, cancellationToken);
+
+    /// <param name="importKey">The import row creating it (kept on the row, see <see cref="LocationEntity.ImportKey"/>); null over HTTP.</param>
+    public async Task<Outcome<LocationEntity>> CreateAsync(Caller caller, LocationInput input, string? importKey, CancellationToken cancellationToken)
     {
         var tenant = caller.Tenant;
-        var validation = new Validation();
-        var name = validation.Text("name", input.Name, MaxNameLength);
-        var code = Optional(validation, "code", input.Code, MaxCodeLength);
-        var description = Optional(validation, "description", input.Description, MaxDescriptionLength);
-        var parentId = string.IsNullOrWhiteSpace(input.ParentId) ? null : input.ParentId.Trim();
-        if (!validation.IsValid)
+        if (Read(input).Failed(out var invalid, out var location))
         {
-            return CommandError.Invalid(validation);
+            return invalid;
         }
 
-        var now = time.GetUtcNow();
-        var location = new LocationEntity
-        {
-            RowKey = LocationEntity.KeyFor(Ids.New(time)),
-            Name = name,
-            Code = code,
-            ParentId = parentId,
-            Description = description,
-            CreatedAt = now,
-            UpdatedAt = now,
-        };
-
+        location.ImportKey = importKey;
+        var parentId = location.ParentId;
         for (var attempt = 1; ; attempt++)
         {
             var actions = new List<TableTransactionAction> { new(TableTransactionActionType.Add, location) };
@@ -103,9 +92,41 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
         }
     }
 
-    public async Task<Outcome<LocationEntity>> UpdateAsync(Caller caller, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads a create body as POST does, without touching storage: the location it describes (a new id, not stored
+    /// yet; its parent not checked), or the validation failure.
+    /// </summary>
+    public Outcome<LocationEntity> Read(LocationInput input)
     {
-        var tenant = caller.Tenant;
+        var validation = new Validation();
+        var name = validation.Text("name", input.Name, MaxNameLength);
+        var code = Optional(validation, "code", input.Code, MaxCodeLength);
+        var description = Optional(validation, "description", input.Description, MaxDescriptionLength);
+        var parentId = string.IsNullOrWhiteSpace(input.ParentId) ? null : input.ParentId.Trim();
+        if (!validation.IsValid)
+        {
+            return CommandError.Invalid(validation);
+        }
+
+        var now = time.GetUtcNow();
+        return new LocationEntity
+        {
+            RowKey = LocationEntity.KeyFor(Ids.New(time)),
+            Name = name,
+            Code = code,
+            ParentId = parentId,
+            Description = description,
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+    }
+
+    /// <summary>
+    /// Applies a PATCH body to <paramref name="location"/> in memory as PATCH does: what changed (empty when nothing
+    /// did), or the validation failure. Nothing is written and no other location is checked.
+    /// </summary>
+    public static Outcome<Dictionary<string, object?>> ReadChanges(LocationEntity location, JsonElement body)
+    {
         var validation = new Validation();
         if (body.ValueKind != JsonValueKind.Object)
         {
@@ -113,17 +134,6 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
         }
 
         var patch = new PatchBody(body, validation);
-        var location = await GetAsync(tenant, id, cancellationToken);
-        if (location is null)
-        {
-            return CommandError.NotFound("location");
-        }
-
-        if (!ifMatch(location.ETag))
-        {
-            return CommandError.Stale("location");
-        }
-
         var changes = new Dictionary<string, object?>();
         if (patch.Has("name"))
         {
@@ -148,18 +158,40 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
             changes["description"] = location.Description = description;
         }
 
-        var parentChanged = false;
         if (patch.OptionalText("parentId", 64) is (true, var parentId) && parentId != location.ParentId)
         {
             changes["parentId"] = location.ParentId = parentId;
-            parentChanged = true;
         }
 
-        if (!validation.IsValid)
+        return validation.IsValid ? changes : CommandError.Invalid(validation);
+    }
+
+    public async Task<Outcome<LocationEntity>> UpdateAsync(Caller caller, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    {
+        var tenant = caller.Tenant;
+        var validation = new Validation();
+        if (body.ValueKind != JsonValueKind.Object)
         {
-            return CommandError.Invalid(validation);
+            return CommandError.Invalid(validation.Add("body", "must be a JSON object"));
         }
 
+        var location = await GetAsync(tenant, id, cancellationToken);
+        if (location is null)
+        {
+            return CommandError.NotFound("location");
+        }
+
+        if (!ifMatch(location.ETag))
+        {
+            return CommandError.Stale("location");
+        }
+
+        if (ReadChanges(location, body).Failed(out var invalid, out var changes))
+        {
+            return invalid;
+        }
+
+        var parentChanged = changes.ContainsKey("parentId");
         if (changes.Count == 0)
         {
             return location;

@@ -21,6 +21,9 @@ public sealed class LocationEntity : ITableEntity
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 
+    /// <summary>The import job and row that created the location (<c>{jobId}#{row}</c>), so a re-run of the chunk finds its own.</summary>
+    public string? ImportKey { get; set; }
+
     [IgnoreDataMember]
     public string Id => RowKey[KeyPrefix.Length..];
 

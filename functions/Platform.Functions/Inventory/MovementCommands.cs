@@ -10,6 +10,13 @@ namespace Platform.Functions.Inventory;
 public sealed record MovementInput(
     string? Type, double? Quantity, string? Reason, string? FromLocationId, string? ToLocationId, string? Batch, string? Supplier, string? Reference);
 
+/// <summary>A movement body as <see cref="MovementCommands.Read"/> accepted it: type lower-cased, texts trimmed, quantity rounded.</summary>
+public sealed record MovementRequest(
+    string Type, double Quantity, string? Reason, string? FromLocationId, string? ToLocationId, string? Batch, string? Supplier, string? Reference);
+
+/// <summary>Where a movement takes stock from and adds it to (null: no location), and which of the two it touches.</summary>
+public sealed record MovementRoute(string? Source, string? Target, bool TakesFrom, bool AddsTo);
+
 /// <summary>
 /// Records movements. The item row, the stock rows it touches and the two movement rows are written in one
 /// entity-group transaction conditioned on the ETags read, so a movement either happens entirely or not at all,
@@ -33,10 +40,133 @@ public sealed class MovementCommands(
     /// Records the movement and does what follows from it: this instance's projection, the
     /// <c>inventory.movement.created</c> event and the item's alerts.
     /// </summary>
-    public async Task<Outcome<RecordedMovement>> RecordAsync(Caller caller, string itemId, MovementInput input, CancellationToken cancellationToken)
+    public Task<Outcome<RecordedMovement>> RecordAsync(Caller caller, string itemId, MovementInput input, CancellationToken cancellationToken) =>
+        RecordAsync(caller, itemId, input, importKey: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="RecordAsync(Caller, string, MovementInput, CancellationToken)"/>, at most once per
+    /// <paramref name="importKey"/> (an import's job and row): the key's marker row is added in the movement's own
+    /// transaction, so a second call with it - a chunk applied again after a crash - records nothing and answers with
+    /// the movement the first one recorded.
+    /// </summary>
+    public async Task<Outcome<RecordedMovement>> RecordAsync(Caller caller, string itemId, MovementInput input, string? importKey, CancellationToken cancellationToken)
     {
         var tenant = caller.Tenant;
         var actorId = caller.UserId;
+        if (Read(input).Failed(out var invalid, out var request))
+        {
+            return invalid;
+        }
+
+        var partition = store.For(tenant);
+        var marker = importKey is null ? null : new ImportedMovementMarker { RowKey = ImportedMovementMarker.KeyFor(importKey) };
+        if (marker is not null && await RecordedBeforeAsync(tenant, marker.RowKey, cancellationToken) is { } before)
+        {
+            return before;
+        }
+
+        for (var attempt = 1; attempt <= MaxAttempts; attempt++)
+        {
+            var item = await items.GetAsync(tenant, itemId, cancellationToken);
+            if (item is null)
+            {
+                return CommandError.NotFound("item");
+            }
+
+            if (Route(request, item).Failed(out var unroutable, out var route))
+            {
+                return unroutable;
+            }
+
+            foreach (var locationId in new[] { route.Source, route.Target })
+            {
+                if (locationId is not null && await locations.GetAsync(tenant, locationId, cancellationToken) is null)
+                {
+                    return ItemCommands.LocationNotFound(locationId);
+                }
+            }
+
+            var sourceStock = route.TakesFrom ? await StockAsync(partition, item.Id, route.Source, cancellationToken) : null;
+            var targetStock = route.AddsTo ? await StockAsync(partition, item.Id, route.Target, cancellationToken) : null;
+            if (Apply(request, route, item, sourceStock, targetStock, Ids.New(time), actorId, time.GetUtcNow()).Failed(out var refused, out var movement))
+            {
+                return refused;
+            }
+
+            var actions = new List<TableTransactionAction>
+            {
+                new(TableTransactionActionType.UpdateReplace, item, item.ETag),
+                new(TableTransactionActionType.Add, movement),
+                new(TableTransactionActionType.Add, movement.CopyAs(MovementEntity.TenantPrefix + movement.Id)),
+            };
+            foreach (var stock in new[] { sourceStock, targetStock })
+            {
+                if (stock is not null)
+                {
+                    actions.Add(stock.ETag == default ? new(TableTransactionActionType.Add, stock) : new(TableTransactionActionType.UpdateReplace, stock, stock.ETag));
+                }
+            }
+
+            // Stock arriving at a location touches its row, so a concurrent delete of that location (conditioned on
+            // the ETag it read while checking the location is empty) fails and checks again - and so this fails if
+            // the location was deleted meanwhile.
+            var touchAt = actions.Count;
+            if (targetStock is not null && route.Target is not null)
+            {
+                actions.Add(new(TableTransactionActionType.UpdateMerge, new TableEntity(tenant.Value, LocationEntity.KeyFor(route.Target)), ETag.All));
+            }
+
+            var markAt = actions.Count;
+            if (marker is not null)
+            {
+                marker.MovementId = movement.Id;
+                actions.Add(new(TableTransactionActionType.Add, marker));
+            }
+
+            try
+            {
+                var responses = await partition.SubmitTransactionAsync(actions, cancellationToken);
+                item.ETag = responses.Value[0].Headers.ETag ?? default;
+            }
+            catch (TableTransactionFailedException ex) when (ex.Status == 404 && ex.FailedTransactionActionIndex == touchAt)
+            {
+                return ItemCommands.LocationNotFound(route.Target!);
+            }
+            catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
+            {
+                // The same import row, recorded meanwhile by another run of its chunk.
+                if (ex.Status == 409 && marker is not null && ex.FailedTransactionActionIndex == markAt &&
+                    await RecordedBeforeAsync(tenant, marker.RowKey, cancellationToken) is { } racing)
+                {
+                    return racing;
+                }
+
+                // Another movement of this item won the race; read again. The jitter spreads the retries out.
+                await Task.Delay(Random.Shared.Next(1, 5 + Math.Min(attempt, 20) * 5), cancellationToken);
+                continue;
+            }
+
+            // Committed: what follows is outside the retry, so nothing after the write can record the movement twice.
+            projections.Apply(tenant, item, sourceStock, targetStock);
+            await events.PublishAsync(tenant, new PlatformEvent("inventory.movement.created", caller.Actor, "movement", movement.Id,
+                new Dictionary<string, object?>
+                {
+                    ["itemId"] = movement.ItemId,
+                    ["type"] = movement.Type,
+                    ["quantity"] = movement.Quantity,
+                    ["delta"] = movement.Delta,
+                    ["quantityAfter"] = movement.QuantityAfter,
+                }), cancellationToken);
+            item.ETag = await alerts.SyncAsync(tenant, item, cancellationToken) ?? item.ETag;
+            return new RecordedMovement(movement, item);
+        }
+
+        return CommandError.Conflict("concurrent_update", "This item is changing too quickly right now; retry the movement.");
+    }
+
+    /// <summary>Reads a movement body as the route does, without touching storage.</summary>
+    public static Outcome<MovementRequest> Read(MovementInput input)
+    {
         var validation = new Validation();
         var type = input.Type?.Trim().ToLowerInvariant();
         if (type is null || !MovementType.All.Contains(type))
@@ -63,163 +193,117 @@ public sealed class MovementCommands(
             validation.Add("toLocationId", "is required for a transfer");
         }
 
-        if (!validation.IsValid)
+        return validation.IsValid
+            ? new MovementRequest(type!, Math.Round(quantity, 6), reason, from, to, batch, supplier, reference)
+            : CommandError.Invalid(validation);
+    }
+
+    /// <summary>
+    /// Where the stock leaves from and arrives at for this item; the item's own location stands in for one not given.
+    /// Refused for an archived item and for a transfer within one location.
+    /// </summary>
+    public static Outcome<MovementRoute> Route(MovementRequest request, ItemEntity item)
+    {
+        if (item.Status == ItemStatus.Archived)
         {
-            return CommandError.Invalid(validation);
+            return CommandError.Conflict("item_archived", "This item is archived; movements cannot be recorded for it.");
         }
 
-        quantity = Math.Round(quantity, 6);
-        for (var attempt = 1; attempt <= MaxAttempts; attempt++)
+        var (from, to) = (request.FromLocationId, request.ToLocationId);
+        var (source, target) = request.Type switch
         {
-            var item = await items.GetAsync(tenant, itemId, cancellationToken);
-            if (item is null)
+            MovementType.In => (null, to ?? item.LocationId),
+            MovementType.Out => (from ?? item.LocationId, null),
+            MovementType.Transfer => (from ?? item.LocationId, to),
+            _ => ((string?)null, to ?? from ?? item.LocationId),
+        };
+
+        if (request.Type == MovementType.Transfer && source == target)
+        {
+            return new CommandError(400, "same_location", "A transfer needs two different locations.");
+        }
+
+        return new MovementRoute(source, target, request.Type is MovementType.Out or MovementType.Transfer,
+            request.Type is MovementType.In or MovementType.Transfer or MovementType.Adjust);
+    }
+
+    /// <summary>
+    /// Applies the movement to the item and its stock rows in memory (the rows the route takes from and adds to), and
+    /// returns the movement to record; refused when the source holds too little.
+    /// </summary>
+    public static Outcome<MovementEntity> Apply(
+        MovementRequest request, MovementRoute route, ItemEntity item, StockEntity? sourceStock, StockEntity? targetStock, string id, string? actorId, DateTimeOffset now)
+    {
+        var (type, quantity) = (request.Type, request.Quantity);
+        double delta;
+        if (sourceStock is not null)
+        {
+            if (sourceStock.Quantity < quantity)
             {
-                return CommandError.NotFound("item");
+                return CommandError.Conflict("insufficient_stock",
+                    $"Only {sourceStock.Quantity} in stock at {(route.Source is null ? "no location" : $"location {route.Source}")}; cannot take {quantity}.");
             }
 
-            if (item.Status == ItemStatus.Archived)
-            {
-                return CommandError.Conflict("item_archived", "This item is archived; movements cannot be recorded for it.");
-            }
+            sourceStock.Quantity = Math.Round(sourceStock.Quantity - quantity, 6);
+            sourceStock.UpdatedAt = now;
+        }
 
-            // Where the stock leaves from and arrives at; the item's own location stands in for one not given.
-            var (source, target) = type switch
+        if (type == MovementType.Adjust)
+        {
+            delta = Math.Round(quantity - targetStock!.Quantity, 6);
+            targetStock.Quantity = quantity;
+            targetStock.UpdatedAt = now;
+        }
+        else
+        {
+            delta = type switch { MovementType.In => quantity, MovementType.Out => -quantity, _ => 0 };
+            if (targetStock is not null)
             {
-                MovementType.In => (null, to ?? item.LocationId),
-                MovementType.Out => (from ?? item.LocationId, null),
-                MovementType.Transfer => (from ?? item.LocationId, to),
-                _ => ((string?)null, to ?? from ?? item.LocationId),
-            };
-
-            if (type == MovementType.Transfer && source == target)
-            {
-                return new CommandError(400, "same_location", "A transfer needs two different locations.");
-            }
-
-            foreach (var locationId in new[] { source, target })
-            {
-                if (locationId is not null && await locations.GetAsync(tenant, locationId, cancellationToken) is null)
-                {
-                    return ItemCommands.LocationNotFound(locationId);
-                }
-            }
-
-            var partition = store.For(tenant);
-            var sourceStock = type is MovementType.Out or MovementType.Transfer ? await StockAsync(partition, item.Id, source, cancellationToken) : null;
-            var targetStock = type is MovementType.In or MovementType.Transfer or MovementType.Adjust ? await StockAsync(partition, item.Id, target, cancellationToken) : null;
-            var now = time.GetUtcNow();
-            double delta;
-            if (sourceStock is not null)
-            {
-                if (sourceStock.Quantity < quantity)
-                {
-                    return CommandError.Conflict("insufficient_stock",
-                        $"Only {sourceStock.Quantity} in stock at {(source is null ? "no location" : $"location {source}")}; cannot take {quantity}.");
-                }
-
-                sourceStock.Quantity = Math.Round(sourceStock.Quantity - quantity, 6);
-                sourceStock.UpdatedAt = now;
-            }
-
-            if (type == MovementType.Adjust)
-            {
-                delta = Math.Round(quantity - targetStock!.Quantity, 6);
-                targetStock.Quantity = quantity;
+                targetStock.Quantity = Math.Round(targetStock.Quantity + quantity, 6);
                 targetStock.UpdatedAt = now;
             }
-            else
-            {
-                delta = type switch { MovementType.In => quantity, MovementType.Out => -quantity, _ => 0 };
-                if (targetStock is not null)
-                {
-                    targetStock.Quantity = Math.Round(targetStock.Quantity + quantity, 6);
-                    targetStock.UpdatedAt = now;
-                }
-            }
-
-            item.Quantity = Math.Round(item.Quantity + delta, 6);
-            item.UpdatedAt = now;
-            if (type == MovementType.Out)
-            {
-                item.OutTotal = Math.Round(item.OutTotal + quantity, 6);
-                item.LastOutAt = now;
-            }
-
-            var id = Ids.New(time);
-            var movement = new MovementEntity
-            {
-                RowKey = MovementEntity.ItemPrefixFor(item.Id) + id,
-                Id = id,
-                ItemId = item.Id,
-                Type = type!,
-                Quantity = quantity,
-                Delta = delta,
-                QuantityAfter = item.Quantity,
-                FromLocationId = type is MovementType.Out or MovementType.Transfer ? source : null,
-                ToLocationId = type is MovementType.In or MovementType.Transfer or MovementType.Adjust ? target : null,
-                Reason = reason,
-                Batch = batch,
-                Supplier = supplier,
-                Reference = reference,
-                ActorId = actorId,
-                At = now,
-            };
-
-            var actions = new List<TableTransactionAction>
-            {
-                new(TableTransactionActionType.UpdateReplace, item, item.ETag),
-                new(TableTransactionActionType.Add, movement),
-                new(TableTransactionActionType.Add, movement.CopyAs(MovementEntity.TenantPrefix + id)),
-            };
-            foreach (var stock in new[] { sourceStock, targetStock })
-            {
-                if (stock is not null)
-                {
-                    actions.Add(stock.ETag == default ? new(TableTransactionActionType.Add, stock) : new(TableTransactionActionType.UpdateReplace, stock, stock.ETag));
-                }
-            }
-
-            // Stock arriving at a location touches its row, so a concurrent delete of that location (conditioned on
-            // the ETag it read while checking the location is empty) fails and checks again - and so this fails if
-            // the location was deleted meanwhile.
-            var touchAt = actions.Count;
-            if (targetStock is not null && target is not null)
-            {
-                actions.Add(new(TableTransactionActionType.UpdateMerge, new TableEntity(tenant.Value, LocationEntity.KeyFor(target)), ETag.All));
-            }
-
-            try
-            {
-                var responses = await partition.SubmitTransactionAsync(actions, cancellationToken);
-                item.ETag = responses.Value[0].Headers.ETag ?? default;
-            }
-            catch (TableTransactionFailedException ex) when (ex.Status == 404 && ex.FailedTransactionActionIndex == touchAt)
-            {
-                return ItemCommands.LocationNotFound(target!);
-            }
-            catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
-            {
-                // Another movement of this item won the race; read again. The jitter spreads the retries out.
-                await Task.Delay(Random.Shared.Next(1, 5 + Math.Min(attempt, 20) * 5), cancellationToken);
-                continue;
-            }
-
-            // Committed: what follows is outside the retry, so nothing after the write can record the movement twice.
-            projections.Apply(tenant, item, sourceStock, targetStock);
-            await events.PublishAsync(tenant, new PlatformEvent("inventory.movement.created", caller.Actor, "movement", movement.Id,
-                new Dictionary<string, object?>
-                {
-                    ["itemId"] = movement.ItemId,
-                    ["type"] = movement.Type,
-                    ["quantity"] = movement.Quantity,
-                    ["delta"] = movement.Delta,
-                    ["quantityAfter"] = movement.QuantityAfter,
-                }), cancellationToken);
-            item.ETag = await alerts.SyncAsync(tenant, item, cancellationToken) ?? item.ETag;
-            return new RecordedMovement(movement, item);
         }
 
-        return CommandError.Conflict("concurrent_update", "This item is changing too quickly right now; retry the movement.");
+        item.Quantity = Math.Round(item.Quantity + delta, 6);
+        item.UpdatedAt = now;
+        if (type == MovementType.Out)
+        {
+            item.OutTotal = Math.Round(item.OutTotal + quantity, 6);
+            item.LastOutAt = now;
+        }
+
+        return new MovementEntity
+        {
+            RowKey = MovementEntity.ItemPrefixFor(item.Id) + id,
+            Id = id,
+            ItemId = item.Id,
+            Type = type,
+            Quantity = quantity,
+            Delta = delta,
+            QuantityAfter = item.Quantity,
+            FromLocationId = route.TakesFrom ? route.Source : null,
+            ToLocationId = route.AddsTo ? route.Target : null,
+            Reason = request.Reason,
+            Batch = request.Batch,
+            Supplier = request.Supplier,
+            Reference = request.Reference,
+            ActorId = actorId,
+            At = now,
+        };
+    }
+
+    /// <summary>The movement an import row recorded already, with its item as it stands now; null when none.</summary>
+    private async Task<RecordedMovement?> RecordedBeforeAsync(TenantId tenant, string markerKey, CancellationToken cancellationToken)
+    {
+        var partition = store.For(tenant);
+        if (await partition.GetAsync<ImportedMovementMarker>(markerKey, cancellationToken) is not { } marker ||
+            await partition.GetAsync<MovementEntity>(MovementEntity.TenantPrefix + marker.MovementId, cancellationToken) is not { } movement ||
+            await items.GetAsync(tenant, movement.ItemId, cancellationToken) is not { } item)
+        {
+            return null;
+        }
+
+        return new RecordedMovement(movement, item);
     }
 
     public async Task<List<StockEntity>> StockOfAsync(TenantId tenant, string itemId, CancellationToken cancellationToken)
@@ -233,7 +317,8 @@ public sealed class MovementCommands(
         return rows;
     }
 
-    private static async Task<StockEntity> StockAsync(TenantPartition partition, string itemId, string? locationId, CancellationToken cancellationToken) =>
+    /// <summary>The stock row of an item at a location, or a new one (no ETag) when there is none yet.</summary>
+    public static async Task<StockEntity> StockAsync(TenantPartition partition, string itemId, string? locationId, CancellationToken cancellationToken) =>
         await partition.GetAsync<StockEntity>(StockEntity.KeyFor(itemId, locationId), cancellationToken)
             ?? new StockEntity { RowKey = StockEntity.KeyFor(itemId, locationId), ItemId = itemId, LocationId = locationId ?? StockEntity.Unassigned };
 

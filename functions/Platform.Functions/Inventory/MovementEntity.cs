@@ -52,6 +52,26 @@ public sealed class MovementEntity : ITableEntity
     }
 }
 
+/// <summary>
+/// Row <c>x:{hash of job and row}</c>: an import row recorded the movement <see cref="MovementId"/>. Added in that
+/// movement's transaction, so the same row applied again finds it and records nothing (see
+/// <see cref="MovementCommands.RecordAsync(Platform.Functions.Auth.Caller, string, MovementInput, string?, CancellationToken)"/>).
+/// </summary>
+public sealed class ImportedMovementMarker : ITableEntity
+{
+    public const string KeyPrefix = "x:";
+
+    public string PartitionKey { get; set; } = "";
+    public string RowKey { get; set; } = "";
+    public DateTimeOffset? Timestamp { get; set; }
+    public ETag ETag { get; set; }
+    public string MovementId { get; set; } = "";
+
+    /// <summary>Hashed: an import key holds the engine's job id, whatever its characters, and row keys must not.</summary>
+    public static string KeyFor(string importKey) =>
+        KeyPrefix + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(importKey)))[..40];
+}
+
 public static class MovementType
 {
     public const string In = "in";

@@ -266,6 +266,13 @@ public sealed class BicepTemplateTests(CompiledBicepTemplate template, Azurite a
         var scale = config.GetProperty("scaleAndConcurrency");
         Assert.Contains("maximumInstanceCount", scale.GetProperty("maximumInstanceCount").GetString(), StringComparison.Ordinal);
         Assert.Contains("instanceMemoryMB", scale.GetProperty("instanceMemoryMB").GetString(), StringComparison.Ordinal);
+
+        // The durable worker runs in the app and the scale controller cannot see the task hub's queues: at least one
+        // instance must stay up to poll them.
+        var alwaysReady = Assert.Single(scale.GetProperty("alwaysReady").EnumerateArray());
+        Assert.Equal("http", alwaysReady.GetProperty("name").GetString());
+        Assert.Contains("alwaysReadyInstances", alwaysReady.GetProperty("instanceCount").GetString(), StringComparison.Ordinal);
+        Assert.Equal(1, template.Root.GetProperty("parameters").GetProperty("alwaysReadyInstances").GetProperty("minValue").GetInt32());
     }
 
     [Fact]

@@ -194,6 +194,15 @@ public sealed class ImportJobTests(Azurite azurite) : SignedUpTenantTests(azurit
     }
 
     [Fact]
+    public async Task Bytes_that_are_not_an_xlsx_fail_the_job_instead_of_crashing_it()
+    {
+        var job = await ImportAsync("kind=inventory-items", Encoding.UTF8.GetBytes("sku,name\nnot,a zip\n"), Xlsx);
+
+        Assert.Equal("failed", job.GetProperty("status").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(job.GetProperty("error").GetString()));
+    }
+
+    [Fact]
     public async Task Invalid_utf8_fails_the_job_and_names_the_row()
     {
         var bytes = Encoding.UTF8.GetBytes("sku,name\nU-1,Fine\nU-2,").Concat(new byte[] { 0xC3, 0x28, (byte)'\n' }).ToArray();
