@@ -292,7 +292,11 @@ internal static class JobsFigure
             Unit = values[4], UnitCost = double.Parse(values[5]!, CultureInfo.InvariantCulture), Supplier = values[6],
             Tags = JsonSerializer.Serialize(values[7]!.Split(';')), CreatedAt = now, UpdatedAt = now,
         };
-        var index = new SkuIndexEntity { PartitionKey = partition, RowKey = SkuIndexEntity.KeyFor(item.Sku), ItemId = id };
+        var index = new SkuIndexEntity
+        {
+            PartitionKey = partition, RowKey = SkuIndexEntity.KeyFor(item.Sku), ItemId = id,
+            ImportKey = string.Create(CultureInfo.InvariantCulture, $"{Ids.New()}#{n + 2}"),
+        };
         return [item, index];
     }
 
