@@ -38,6 +38,12 @@ internal static class Program
               GET /api/v1/users?q= p50/p99 with that many tenants of that many users (preloaded) active at once, a
               random one each request, next to one such tenant alone, and the first (cold) list of each;
               needs AzureWebJobsStorage
+          jobs <appExecutable> [rows=100000]
+              import of that many inventory items and users from CSV (upload to succeeded) next to the SDK writing the same
+              rows in 100-action transactions with the import's chunk parallelism; dry run; export of the items to CSV next
+              to an SDK scan written to CSV; peak memory of 100 MB CSV and 20 MB xlsx dry-run imports; engine overhead
+              (1-row dry-run import, p50/p99) next to one authenticated GET; kill-and-resume of rows/10 items;
+              needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -62,6 +68,8 @@ internal static class Program
                 return await UsersFigure.RunAsync(args[1..]);
             case "movements":
                 return await MovementsFigure.RunAsync(args[1..]);
+            case "jobs":
+                return await JobsFigure.RunAsync(args[1..]);
             case "tenants":
                 return await TenantsFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":

@@ -184,6 +184,13 @@ internal sealed class ServerProcess : IDisposable
         return (stopwatch.Elapsed, killed, _process.ExitCode);
     }
 
+    /// <summary>Kills the process at once (SIGKILL on Linux): no graceful stop, in-flight work abandoned, as a crash would.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
     public string OutputTail()
     {
         lock (_outputTail)
