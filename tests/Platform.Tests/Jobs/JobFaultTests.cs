@@ -147,8 +147,9 @@ public sealed class JobFaultTests(Azurite azurite)
 
         Assert.Equal("failed", job.GetProperty("status").GetString());
         Assert.Contains("delivered 2 times", job.GetProperty("error").GetString(), StringComparison.Ordinal);
-        var audit = await client.GetFromJsonAsync<JsonElement>("/api/v1/audit?action=job.failed", Ct);
-        Assert.Contains(audit.GetProperty("items").EnumerateArray(), e => e.GetProperty("targetId").GetString() == jobId);
+        // The verdict is recorded first, then published: the audit entry follows shortly.
+        await Eventually.Until(() => client.GetFromJsonAsync<JsonElement>("/api/v1/audit?action=job.failed", Ct),
+            audit => audit.GetProperty("items").EnumerateArray().Any(e => e.GetProperty("targetId").GetString() == jobId), "the job.failed audit entry");
         await (await client.PostAsync($"/api/v1/jobs/{jobId}/retry", null, Ct)).ReadProblemAsync(409, "job_poisoned");
     }
 }
