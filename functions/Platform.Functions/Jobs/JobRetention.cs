@@ -16,34 +16,15 @@ public sealed partial class JobRetention(
     public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken) =>
         await PurgeAsync(time.GetUtcNow() - options.Value.Retention, cancellationToken);
 
-    /// <summary>Purges every finished job created before <paramref name="cutoff"/>; returns how many.</summary>
+    /// <summary>
+    /// Purges every finished job created before <paramref name="cutoff"/>, and every job the engine gave up on (its
+    /// poisoned message keeps it from ever reaching a final runtime status, even by terminate); returns how many.
+    /// </summary>
     public async Task<int> PurgeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken)
     {
-        var purged = 0;
-        string? continuation = null;
-        do
-        {
-            var page = await client.QueryPageAsync(new OrchestrationQuery(
-                CreatedTo: cutoff,
-                Statuses: [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Terminated],
-                InstanceIdPrefix: "job:",
-                PageSize: 100,
-                ContinuationToken: continuation), cancellationToken);
-            foreach (var instance in page.Values)
-            {
-                if (JobIds.TryParse(instance.InstanceId, out var tenant, out var jobId))
-                {
-                    await files.DeleteAllAsync(tenant, jobId, "", cancellationToken);
-                    await failures.DeleteAsync(tenant, jobId, cancellationToken);
-                    purged += (await client.PurgeInstanceAsync(instance.InstanceId, cancellation: cancellationToken)).PurgedInstanceCount;
-                }
-            }
-
-            continuation = page.ContinuationToken;
-        }
-        while (continuation is not null);
-
-        purged += await PurgePoisonedAsync(cutoff, cancellationToken);
+        var purged = await PurgeWhereAsync(cutoff, Finished, (_, _) => Task.FromResult(true), cancellationToken);
+        purged += await PurgeWhereAsync(cutoff, Unfinished,
+            async (tenant, jobId) => await failures.GetAsync(tenant, jobId, cancellationToken) is not null, cancellationToken);
         if (purged > 0)
         {
             LogPurged(logger, purged, cutoff);
@@ -52,26 +33,27 @@ public sealed partial class JobRetention(
         return purged;
     }
 
-    /// <summary>
-    /// Jobs the engine gave up on never reach a final runtime status (their poisoned message blocks even a
-    /// terminate): past the retention they go too, files and verdict first.
-    /// </summary>
-    private async Task<int> PurgePoisonedAsync(DateTimeOffset cutoff, CancellationToken cancellationToken)
+    private static readonly OrchestrationRuntimeStatus[] Finished =
+        [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Terminated];
+
+    private static readonly OrchestrationRuntimeStatus[] Unfinished =
+        [OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Suspended];
+
+    /// <summary>Purges the job instances of these statuses created before the cutoff that <paramref name="due"/> picks: files, the instance, then the verdict.</summary>
+    private async Task<int> PurgeWhereAsync(
+        DateTimeOffset cutoff, OrchestrationRuntimeStatus[] statuses, Func<Storage.TenantId, string, Task<bool>> due, CancellationToken cancellationToken)
     {
         var purged = 0;
         string? continuation = null;
         do
         {
             var page = await client.QueryPageAsync(new OrchestrationQuery(
-                CreatedTo: cutoff,
-                Statuses: [OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Suspended],
-                InstanceIdPrefix: "job:",
-                PageSize: 100,
-                ContinuationToken: continuation), cancellationToken);
+                CreatedTo: cutoff, Statuses: statuses, InstanceIdPrefix: "job:", PageSize: 100, ContinuationToken: continuation), cancellationToken);
             foreach (var instance in page.Values)
             {
-                if (JobIds.TryParse(instance.InstanceId, out var tenant, out var jobId) && await failures.GetAsync(tenant, jobId, cancellationToken) is not null)
+                if (JobIds.TryParse(instance.InstanceId, out var tenant, out var jobId) && await due(tenant, jobId))
                 {
+                    // The verdict goes last: a purge cut off part-way is found again by the next run.
                     await files.DeleteAllAsync(tenant, jobId, "", cancellationToken);
                     purged += (await client.PurgeInstanceAsync(instance.InstanceId, cancellation: cancellationToken)).PurgedInstanceCount;
                     await failures.DeleteAsync(tenant, jobId, cancellationToken);
