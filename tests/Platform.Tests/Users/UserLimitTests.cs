@@ -87,6 +87,22 @@ public sealed class UserLimitTests(Azurite azurite) : SignedUpTenantTests(azurit
     }
 
     [Fact]
+    public async Task ASlotFreedOnAnotherInstanceIsSeenByAnInstanceThatLastSawTheTenantFull()
+    {
+        // This instance writes the counter last, at the cap, and remembers that.
+        await Admin.CreateUserAsync("one@example.com");
+        var two = await Admin.CreateUserIdAsync("two@example.com");
+
+        await using (var other = await new PlatformApp(Azurite, App.Prefix, Settings).ReadyAsync())
+        {
+            using var otherAdmin = await other.SignedInClientAsync(Tenant);
+            Assert.Equal(HttpStatusCode.NoContent, (await otherAdmin.DeleteAsync($"{UserApi.Users}/{two}", Ct)).StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.Created, (await Admin.PostUserAsync(new { email = "three@example.com", displayName = "Three" })).StatusCode);
+    }
+
+    [Fact]
     public async Task ATenantWithoutACounterRowIsCountedOnceAndHeldToTheCap()
     {
         var one = await Admin.CreateUserIdAsync("one@example.com");
