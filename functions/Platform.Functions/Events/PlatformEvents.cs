@@ -32,11 +32,21 @@ public sealed record Actor(string Type, string? Id, string? Ip)
     public static Actor Anonymous(string? ip) => new("anonymous", null, ip);
 }
 
-/// <summary>Receives every published event; the audit trail is one, webhook delivery will be another.</summary>
+/// <summary>
+/// An event as subscribers receive it: its id (a ULID, so ids sort by time; stable across redeliveries, which makes
+/// it the key for idempotent handling) and when it happened.
+/// </summary>
+public sealed record PublishedEvent(string Id, DateTimeOffset At, PlatformEvent Event);
+
+/// <summary>Receives every published event; the audit trail is one, webhook delivery is another.</summary>
+/// <remarks>
+/// Delivery is at least once: after a crash the same event (same <see cref="PublishedEvent.Id"/>) can come again,
+/// so a subscriber acts on an id once.
+/// </remarks>
 public interface IEventSubscriber
 {
-    /// <summary>Events of one tenant that happened together (one request, one bulk call), in order.</summary>
-    Task OnEventsAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, DateTimeOffset at, CancellationToken cancellationToken);
+    /// <summary>Events of one tenant, in the order they happened.</summary>
+    Task OnEventsAsync(TenantId tenant, IReadOnlyList<PublishedEvent> events, CancellationToken cancellationToken);
 }
 
 public sealed class EventPublisher(IEnumerable<IEventSubscriber> subscribers, TimeProvider time)
@@ -53,9 +63,10 @@ public sealed class EventPublisher(IEnumerable<IEventSubscriber> subscribers, Ti
         }
 
         var at = time.GetUtcNow();
+        var published = events.Select(e => new PublishedEvent(Ids.New(time), at, e)).ToList();
         foreach (var subscriber in subscribers)
         {
-            await subscriber.OnEventsAsync(tenant, events, at, cancellationToken);
+            await subscriber.OnEventsAsync(tenant, published, cancellationToken);
         }
     }
 }
@@ -64,7 +75,7 @@ public sealed class EventPublisher(IEnumerable<IEventSubscriber> subscribers, Ti
 /// Appends each event to the tenant's partition of the <c>audit</c> table. Row keys are ULIDs, so a partition
 /// reads in time order; rows are only ever added.
 /// </summary>
-public sealed class AuditTrail(StorageAccount storage, TimeProvider time) : IEventSubscriber
+public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
 {
     public const string TableName = "audit";
 
@@ -97,20 +108,20 @@ public sealed class AuditTrail(StorageAccount storage, TimeProvider time) : IEve
         }
     }
 
-    public async Task OnEventsAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, DateTimeOffset at, CancellationToken cancellationToken)
+    public async Task OnEventsAsync(TenantId tenant, IReadOnlyList<PublishedEvent> events, CancellationToken cancellationToken)
     {
-        var entries = events.Select(e => new AuditEntry
+        var entries = events.Select(p => new AuditEntry
         {
-            RowKey = Ids.New(time),
-            At = at,
-            Action = e.Type,
-            ActorType = e.Actor.Type,
-            ActorId = e.Actor.Id,
-            OnBehalfOf = e.Actor.OnBehalfOf,
-            Ip = e.Actor.Ip,
-            TargetType = e.TargetType,
-            TargetId = e.TargetId,
-            Changes = e.Changes is null ? null : JsonSerializer.Serialize(e.Changes, JsonSerializerOptions.Web),
+            RowKey = p.Id,
+            At = p.At,
+            Action = p.Event.Type,
+            ActorType = p.Event.Actor.Type,
+            ActorId = p.Event.Actor.Id,
+            OnBehalfOf = p.Event.Actor.OnBehalfOf,
+            Ip = p.Event.Actor.Ip,
+            TargetType = p.Event.TargetType,
+            TargetId = p.Event.TargetId,
+            Changes = p.Event.Changes is null ? null : JsonSerializer.Serialize(p.Event.Changes, JsonSerializerOptions.Web),
         }).ToList();
 
         if (entries.Count == 1)

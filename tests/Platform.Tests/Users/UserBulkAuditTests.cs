@@ -44,9 +44,9 @@ public sealed class UserBulkAuditTests(Azurite azurite) : SignedUpTenantTests(az
         /// <summary>Set once the tenant is signed up, so the sign-up's own event is not taken for a chunk.</summary>
         public bool Armed { get; set; }
 
-        public async Task OnEventsAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, DateTimeOffset at, CancellationToken cancellationToken)
+        public async Task OnEventsAsync(TenantId tenant, IReadOnlyList<PublishedEvent> events, CancellationToken cancellationToken)
         {
-            var created = events.Count(e => e.Type == "user.created");
+            var created = events.Count(e => e.Event.Type == "user.created");
             if (!Armed || created == 0)
             {
                 return;
