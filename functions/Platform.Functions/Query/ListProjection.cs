@@ -104,7 +104,7 @@ public sealed class ListProjection<TEntity, TItem>(
     }
 
     /// <summary>
-    /// Scans the rows. The change-log entries numbered up to the log's last number when the scan starts describe
+    /// Scans the rows. The change-log entries numbered up to each lane's last number when the scan starts describe
     /// writes committed before it, which the scan sees: the first catch-up reads only entries after that number, where
     /// it would otherwise re-read every row of a bulk import that just ended.
     /// </summary>
@@ -113,7 +113,7 @@ public sealed class ListProjection<TEntity, TItem>(
         Interlocked.Increment(ref _loads);
         rows.Items.Clear();
         Interlocked.Exchange(ref rows.Bytes, 0);
-        rows.Position = await ChangeLog.LastSequenceAsync(partition, cancellationToken);
+        rows.Position = await ChangeLog.PositionAsync(partition, cancellationToken);
         await foreach (var entity in partition.QueryAsync<TEntity>(keyPrefix, maxPerPage: 1000, cancellationToken))
         {
             Set(rows, entity);
@@ -196,8 +196,8 @@ public sealed class ListProjection<TEntity, TItem>(
         public ConcurrentDictionary<string, TItem> Items { get; } = new(StringComparer.Ordinal);
         public ProjectionMemory.Entry Held { get; set; } = null!;
 
-        /// <summary>The number of the last change-log entry whose rows are reflected here.</summary>
-        public long Position { get; set; }
+        /// <summary>The last change-log entry of each lane whose rows are reflected here.</summary>
+        public LogPosition Position { get; set; } = LogPosition.Start;
         public DateTimeOffset? LoadedAt { get; set; }
         public DateTimeOffset RefreshedAt { get; set; }
     }

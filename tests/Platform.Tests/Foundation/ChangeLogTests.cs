@@ -35,7 +35,7 @@ public sealed class ChangeLogTests(Azurite azurite) : IAsyncLifetime
     }
 
     private async Task<List<ChangeEntity>> EntriesAsync(TenantId tenant) =>
-        await ChangeLog.ReadAfterAsync(_table.For(tenant), 0, Ct).ToListAsync(Ct);
+        await ChangeLog.ReadAllAsync(_table.For(tenant), Ct).ToListAsync(Ct);
 
     [Fact]
     public async Task EveryWriteOfALoggedRowIsLoggedAndOthersAreNot()
@@ -104,13 +104,14 @@ public sealed class ChangeLogTests(Azurite azurite) : IAsyncLifetime
     {
         var partition = _table.For(TenantA);
         await partition.AddAsync(new TableEntity { RowKey = "x:before" }, Ct);
-        var seen = await ChangeLog.LastSequenceAsync(partition, Ct);
+        var seen = await ChangeLog.PositionAsync(partition, Ct);
         await partition.AddAsync(new TableEntity { RowKey = "x:after" }, Ct);
 
-        var entries = await ChangeLog.ReadAfterAsync(partition, seen, Ct).ToListAsync(Ct);
+        var read = await ChangeLog.Read(partition, seen, "x:", 100, Ct);
 
-        Assert.Equal(1, seen);
-        Assert.Equal(["x:after"], entries.SelectMany(e => e.ChangedKeys()));
+        Assert.Equal(1, seen.Total);
+        Assert.Equal(["x:after"], read!.Value.Keys);
+        Assert.Equal(2, read.Value.Last.Total);
     }
 
     [Fact]
@@ -128,9 +129,38 @@ public sealed class ChangeLogTests(Azurite azurite) : IAsyncLifetime
         await Task.WhenAll(Enumerable.Range(6, 20).Select(i => (i % 2 == 0 ? partition : other).AddAsync(new TableEntity { RowKey = $"x:{i}" }, Ct)));
 
         var entries = await EntriesAsync(TenantA);
-        Assert.Equal(Enumerable.Range(1, 26).Select(n => (long)n), entries.Select(e => e.Sequence));
+        Assert.Equal(26, entries.Count);
+        Assert.All(entries.GroupBy(e => e.Lane), lane => Assert.Equal(Enumerable.Range(1, lane.Count()).Select(n => (long)n), lane.Select(e => e.Sequence)));
         Assert.Equal(26, entries.SelectMany(e => e.ChangedKeys()).Distinct().Count());
-        Assert.Equal(26, await ChangeLog.LastSequenceAsync(partition, Ct));
+        Assert.Equal(26, (await ChangeLog.PositionAsync(partition, Ct)).Total);
+    }
+
+    [Fact]
+    public async Task ConcurrentWritersOfOneTenantCommitInParallelLanes()
+    {
+        // One sequence row serialized every logged write of a tenant; writers in flight together now take free lanes.
+        var partition = _table.For(TenantA);
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => partition.AddAsync(new TableEntity { RowKey = $"x:{i}" }, Ct)));
+
+        var entries = await EntriesAsync(TenantA);
+        Assert.True(entries.Select(e => e.Lane).Distinct().Count() > 1, "all writes went through one lane");
+        Assert.All(entries.GroupBy(e => e.Lane), lane => Assert.Equal(Enumerable.Range(1, lane.Count()).Select(n => (long)n), lane.Select(e => e.Sequence)));
+
+        var read = await ChangeLog.Read(partition, LogPosition.Start, "x:", 100, Ct);
+        Assert.Equal(20, read!.Value.Keys.Count);
+    }
+
+    [Fact]
+    public async Task AReaderFindsAHoleInAnyLaneAndReloads()
+    {
+        var partition = _table.For(TenantA);
+        await Task.WhenAll(Enumerable.Range(0, 6).Select(i => partition.AddAsync(new TableEntity { RowKey = $"x:{i}" }, Ct)));
+        var entries = await EntriesAsync(TenantA);
+        var victim = entries.First(e => e.Sequence == 1);
+        var raw = PlatformApp.StorageFor(azurite, _prefix, Layout(), _clock).Table(Table);
+        await raw.DeleteEntityAsync(TenantA.Value, victim.RowKey, cancellationToken: Ct);
+
+        Assert.Null(await ChangeLog.Read(partition, LogPosition.Start, "x:", 100, Ct));
     }
 
     [Fact]
