@@ -41,7 +41,7 @@ public static class AuditEndpoints
 
     internal static async Task<Results<Ok<PagedList<AuditEntryView>>, ProblemHttpResult>> ListAudit(
         DateTimeOffset? from, DateTimeOffset? to, string? actorId, string? targetId, string? action, string? pageSize, string? continuationToken,
-        Caller caller, AuditTrail audit, ContinuationTokens tokens, CancellationToken cancellationToken)
+        Caller caller, AuditTrail audit, EventRelay relay, ContinuationTokens tokens, CancellationToken cancellationToken)
     {
         var validation = new Validation();
         var size = Paging.Parse(pageSize, validation);
@@ -69,6 +69,9 @@ public static class AuditEndpoints
         {
             return ContinuationTokens.Invalid();
         }
+
+        // The trail shows every change already answered: events still in an outbox are relayed first.
+        await relay.CatchUpAsync(caller.Tenant, cancellationToken);
 
         var low = Ids.Floor(from ?? DateTimeOffset.UnixEpoch);
         var high = Ids.After(to ?? DateTimeOffset.MaxValue);

@@ -14,7 +14,7 @@ namespace Platform.Functions.Audit;
 /// <c>at</c> joined by <c>and</c> at the top level narrow the scan to a row-key range (keys are time-ordered ids), the
 /// rest is evaluated on each entry.
 /// </summary>
-public sealed class AuditExport(AuditTrail audit, CallerPermissions permissions) : IExportKind
+public sealed class AuditExport(AuditTrail audit, EventRelay relay, CallerPermissions permissions) : IExportKind
 {
     public const string Kind = "audit";
 
@@ -71,6 +71,7 @@ public sealed class AuditExport(AuditTrail audit, CallerPermissions permissions)
             yield break;
         }
 
+        await relay.CatchUpAsync(caller.Tenant, cancellationToken);
         var low = from is { } start && start > DateTimeOffset.UnixEpoch + KeySkew ? Ids.Floor(start - KeySkew) : Ids.Floor(DateTimeOffset.UnixEpoch);
         var high = Ids.After(to is { } end && end < DateTimeOffset.MaxValue - KeySkew ? end + KeySkew : DateTimeOffset.MaxValue);
         await foreach (var entry in audit.Entries(caller.Tenant).QueryWhereAsync<AuditEntry>($"RowKey ge {low} and RowKey lt {high}", PageSize, cancellationToken))

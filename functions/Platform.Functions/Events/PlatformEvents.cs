@@ -17,7 +17,14 @@ public sealed record PlatformEvent(
     Actor Actor,
     string? TargetType = null,
     string? TargetId = null,
-    IReadOnlyDictionary<string, object?>? Changes = null);
+    IReadOnlyDictionary<string, object?>? Changes = null)
+{
+    /// <summary>
+    /// The event's id when its publisher may publish it more than once (an activity retried after a crash): the same
+    /// id every time (see <see cref="Storage.Ids.Derived"/>), so subscribers act on it once. Null: a fresh id.
+    /// </summary>
+    public string? StableId { get; init; }
+}
 
 /// <summary>Who caused an event: a user, an API key, the system itself, or an anonymous caller.</summary>
 public sealed record Actor(string Type, string? Id, string? Ip)
@@ -49,25 +56,92 @@ public interface IEventSubscriber
     Task OnEventsAsync(TenantId tenant, IReadOnlyList<PublishedEvent> events, CancellationToken cancellationToken);
 }
 
-public sealed class EventPublisher(IEnumerable<IEventSubscriber> subscribers, TimeProvider time)
+/// <summary>
+/// The one way events enter the event path. A change and its events commit together (<see cref="CommitAsync"/>: the
+/// events ride in an outbox row of the change's own transaction); events that change no row (a failed sign-in) are
+/// written to the tenant's partition of the <c>events</c> table (<see cref="PublishAsync"/>). Either way
+/// <see cref="EventRelay"/> then hands them to the subscribers, at least once, in order per partition.
+/// </summary>
+public sealed class EventPublisher(StorageAccount storage, EventRelay relay, MonotonicIds ids, TimeProvider time)
 {
-    public Task PublishAsync(TenantId tenant, PlatformEvent platformEvent, CancellationToken cancellationToken) =>
-        PublishManyAsync(tenant, [platformEvent], cancellationToken);
+    /// <summary>The outbox of events that belong to no change of a row.</summary>
+    public const string TableName = "events";
 
-    /// <summary>Publishes a batch at once, so a bulk change costs a few writes rather than one per event.</summary>
-    public async Task PublishManyAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, CancellationToken cancellationToken)
+    /// <summary>Events per outbox row when they come without a change.</summary>
+    private const int EventsPerRow = 100;
+
+    /// <summary>
+    /// Submits <paramref name="actions"/> with <paramref name="events"/> as one entity-group transaction: both commit or
+    /// neither does. The transaction holds one action more than the caller's (the outbox row, last but for the change
+    /// log's two), so at most 97 when it writes logged rows. Responses keep the caller's order.
+    /// </summary>
+    public async Task<Response<IReadOnlyList<Response>>> CommitAsync(
+        TenantPartition partition, IReadOnlyCollection<TableTransactionAction> actions, IReadOnlyList<PlatformEvent> events, CancellationToken cancellationToken)
     {
         if (events.Count == 0)
         {
-            return;
+            return await partition.SubmitTransactionAsync(actions, cancellationToken);
         }
 
-        var at = time.GetUtcNow();
-        var published = events.Select(e => new PublishedEvent(Ids.New(time), at, e)).ToList();
-        foreach (var subscriber in subscribers)
+        return await CommitWithAsync(partition, events, (outbox, token) => partition.SubmitTransactionAsync([.. actions, outbox], token), cancellationToken);
+    }
+
+    /// <summary>
+    /// For a write built elsewhere (a counted write, a retried plan): <paramref name="write"/> gets the outbox row of
+    /// <paramref name="events"/> and adds it to its own transaction, in the same partition.
+    /// </summary>
+    public async Task<T> CommitWithAsync<T>(
+        TenantPartition partition, IReadOnlyList<PlatformEvent> events, Func<TableTransactionAction, CancellationToken, Task<T>> write, CancellationToken cancellationToken)
+    {
+        var outbox = OutboxRow(events);
+        return await CoveredAsync(partition, token => write(outbox, token), cancellationToken);
+    }
+
+    /// <summary>
+    /// The outbox row of <paramref name="events"/>, for a write that decides its events only as it plans its rows (a
+    /// counted write). Such a write must run inside <see cref="CoveredAsync"/>.
+    /// </summary>
+    public TableTransactionAction OutboxRow(IReadOnlyList<PlatformEvent> events) =>
+        new(TableTransactionActionType.Add, EventOutbox.Row(Stamp(events)));
+
+    /// <summary>Runs a write that may add outbox rows (<see cref="OutboxRow"/>) to <paramref name="partition"/>: covered against a crash and relayed after.</summary>
+    public Task<T> CoveredAsync<T>(TenantPartition partition, Func<CancellationToken, Task<T>> write, CancellationToken cancellationToken) =>
+        relay.WriteCoveredAsync(partition, write, cancellationToken);
+
+    /// <summary>One row written with its events; the entity holds its new ETag afterwards, like the partition's own writes.</summary>
+    public async Task CommitAsync(TenantPartition partition, TableTransactionAction action, IReadOnlyList<PlatformEvent> events, CancellationToken cancellationToken)
+    {
+        var response = await CommitAsync(partition, [action], events, cancellationToken);
+        if (action.ActionType != TableTransactionActionType.Delete)
         {
-            await subscriber.OnEventsAsync(tenant, published, cancellationToken);
+            action.Entity.ETag = response.Value[0].Headers.ETag ?? default;
         }
+    }
+
+    public Task PublishAsync(TenantId tenant, PlatformEvent platformEvent, CancellationToken cancellationToken) =>
+        PublishManyAsync(tenant, [platformEvent], cancellationToken);
+
+    /// <summary>Events that change no row, e.g. a refused sign-in: written to the <c>events</c> outbox, a row per hundred.</summary>
+    public async Task PublishManyAsync(TenantId tenant, IReadOnlyList<PlatformEvent> events, CancellationToken cancellationToken)
+    {
+        var partition = storage.TenantTable(TableName).For(tenant);
+        foreach (var chunk in events.Chunk(EventsPerRow))
+        {
+            try
+            {
+                await CommitAsync(partition, [], chunk, cancellationToken);
+            }
+            catch (TableTransactionFailedException ex) when (ex.Status == 409 && chunk.All(e => e.StableId is not null))
+            {
+                // Events with stable ids published again while the first publication still waits to be relayed.
+            }
+        }
+    }
+
+    private List<PublishedEvent> Stamp(IReadOnlyList<PlatformEvent> events)
+    {
+        var at = time.GetUtcNow();
+        return [.. events.Select(e => new PublishedEvent(e.StableId ?? ids.Next(), at, e with { StableId = null }))];
     }
 }
 
@@ -124,16 +198,28 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
             Changes = p.Event.Changes is null ? null : JsonSerializer.Serialize(p.Event.Changes, JsonSerializerOptions.Web),
         }).ToList();
 
-        if (entries.Count == 1)
-        {
-            await Entries(tenant).AddAsync(entries[0], cancellationToken);
-            return;
-        }
-
-        // One partition, so up to 100 entries go in one entity-group transaction.
+        // One partition, so up to 100 entries go in one entity-group transaction. An event relayed again finds its
+        // entry there (the row key is the event id): the entry is kept as it is, because it may have been scrubbed since.
+        var partition = Entries(tenant);
         foreach (var chunk in entries.DistinctBy(e => e.RowKey).Chunk(100))
         {
-            await Entries(tenant).SubmitTransactionAsync([.. chunk.Select(e => new TableTransactionAction(TableTransactionActionType.Add, e))], cancellationToken);
+            try
+            {
+                await partition.SubmitTransactionAsync([.. chunk.Select(e => new TableTransactionAction(TableTransactionActionType.Add, e))], cancellationToken);
+            }
+            catch (TableTransactionFailedException ex) when (ex.Status == 409)
+            {
+                foreach (var entry in chunk)
+                {
+                    try
+                    {
+                        await partition.AddAsync(entry, cancellationToken);
+                    }
+                    catch (RequestFailedException duplicate) when (duplicate.Status == 409)
+                    {
+                    }
+                }
+            }
         }
     }
 }

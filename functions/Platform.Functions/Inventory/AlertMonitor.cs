@@ -43,6 +43,13 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
 
                 var now = time.GetUtcNow();
                 var holds = Holds(item, kind, now);
+                if (item.OpenAlerts is { } open && IsOpen(open, kind) == holds)
+                {
+                    // The item's own record of its open alerts already agrees: no marker to read, nothing to write.
+                    known = item;
+                    break;
+                }
+
                 var (done, etag) = await TrySyncAsync(partition, tenant, item, kind, holds, now, cancellationToken);
                 touched = etag ?? touched;
                 if (done)
@@ -71,7 +78,7 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
                     [
                         new TableTransactionAction(TableTransactionActionType.Add, alert),
                         new TableTransactionAction(TableTransactionActionType.Add, new OpenAlertMarker { RowKey = OpenAlertMarker.KeyFor(item.Id, kind), AlertId = alert.Id }),
-                        LocationCommands.Touch(item),
+                        Record(item, kind, open: true),
                     ],
                     cancellationToken);
                 touched = responses.Value[2].Headers.ETag;
@@ -90,7 +97,7 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
         else if (!holds && marker is not null)
         {
             var alert = await partition.GetAsync<AlertEntity>(AlertEntity.KeyFor(marker.AlertId), cancellationToken);
-            var actions = new List<TableTransactionAction> { new(TableTransactionActionType.Delete, marker, marker.ETag), LocationCommands.Touch(item) };
+            var actions = new List<TableTransactionAction> { new(TableTransactionActionType.Delete, marker, marker.ETag), Record(item, kind, open: false) };
             if (alert is not null)
             {
                 alert.Status = AlertStatus.Closed;
@@ -134,6 +141,33 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
             }
         }
     }
+
+    /// <summary>
+    /// The write of the item that goes with opening or closing an alert: conditioned on the ETag the decision was made
+    /// on, and keeping the item's record of open alerts (when it has one) in step with the markers.
+    /// </summary>
+    private static TableTransactionAction Record(ItemEntity item, string kind, bool open)
+    {
+        var row = new TableEntity(item.PartitionKey, item.RowKey);
+        if (item.OpenAlerts is { } current)
+        {
+            var kinds = current.Split(',', StringSplitOptions.RemoveEmptyEntries).Where(k => k != kind).ToList();
+            if (open)
+            {
+                kinds.Add(kind);
+            }
+
+            row["OpenAlerts"] = string.Join(',', kinds.Order(StringComparer.Ordinal));
+        }
+
+        return new(TableTransactionActionType.UpdateMerge, row, item.ETag);
+    }
+
+    /// <summary>The open alerts an item created with <paramref name="raised"/> records.</summary>
+    public static string OpenAlertsOf(IEnumerable<string> raised) => string.Join(',', raised.Order(StringComparer.Ordinal));
+
+    private static bool IsOpen(string openAlerts, string kind) =>
+        openAlerts.Split(',', StringSplitOptions.RemoveEmptyEntries).Contains(kind, StringComparer.Ordinal);
 
     private bool Holds(ItemEntity item, string kind, DateTimeOffset now) =>
         item.Status == ItemStatus.Active && (kind == AlertKind.LowStock

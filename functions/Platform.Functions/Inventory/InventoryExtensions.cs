@@ -1,3 +1,4 @@
+using Platform.Functions.Events;
 using Platform.Functions.Roles;
 using Platform.Functions.Hosting;
 using Platform.Functions.Http;
@@ -14,6 +15,7 @@ public static class InventoryExtensions
     public static IHostApplicationBuilder AddInventory(this IHostApplicationBuilder builder)
     {
         builder.Services.AddStorageTable(InventoryStore.TableName, changeLogged: [ItemEntity.KeyPrefix, StockEntity.KeyPrefix]);
+        builder.Services.AddEventOutbox(InventoryStore.TableName);
         builder.Services.AddProjectionMemory();
         builder.Services.AddSingleton<InventoryProjections>();
         builder.Services.AddSingleton<InventoryStore>();

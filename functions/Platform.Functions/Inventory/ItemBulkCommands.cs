@@ -77,6 +77,7 @@ public sealed partial class ItemCommands
                     break;
                 }
 
+                item.OpenAlerts = AlertMonitor.OpenAlertsOf(raisedAlerts.Select(a => ((AlertEntity)a.Alert.Entity).Kind));
                 actions.Add(new(TableTransactionActionType.Add, item));
                 actions.Add(new(TableTransactionActionType.Add, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku), ItemId = item.Id, ImportKey = importKey }));
                 foreach (var (alert, marker, _) in raisedAlerts)

@@ -87,7 +87,7 @@ public sealed partial class ItemCommands(
     {
         var validation = new Validation();
         var now = time.GetUtcNow();
-        var item = new ItemEntity { RowKey = ItemEntity.KeyFor(Ids.New(time)), CreatedAt = now, UpdatedAt = now };
+        var item = new ItemEntity { RowKey = ItemEntity.KeyFor(Ids.New(time)), CreatedAt = now, UpdatedAt = now, OpenAlerts = "" };
         Apply(item, new PatchBody(body, validation), validation, new Dictionary<string, object?>());
         if (item.Sku.Length == 0 && !validation.Errors.ContainsKey("sku"))
         {

@@ -43,6 +43,13 @@ public sealed class ItemEntity : ITableEntity
     /// <summary>When the last <c>out</c> movement happened; null for never (dead-stock analytics).</summary>
     public DateTimeOffset? LastOutAt { get; set; }
 
+    /// <summary>
+    /// The kinds of alert open on the item, comma-separated ("" for none), written in the same transaction as their
+    /// markers, so a movement that changes no alert needs no marker reads. Null on items written before it was kept:
+    /// their markers are read.
+    /// </summary>
+    public string? OpenAlerts { get; set; }
+
     [IgnoreDataMember]
     public string Id => RowKey[KeyPrefix.Length..];
 

@@ -123,9 +123,19 @@ public sealed class MovementCommands(
                 actions.Add(new(TableTransactionActionType.Add, marker));
             }
 
+            // The event commits with the movement: neither exists without the other, whatever crashes when.
+            var created = new PlatformEvent("inventory.movement.created", caller.Actor, "movement", movement.Id,
+                new Dictionary<string, object?>
+                {
+                    ["itemId"] = movement.ItemId,
+                    ["type"] = movement.Type,
+                    ["quantity"] = movement.Quantity,
+                    ["delta"] = movement.Delta,
+                    ["quantityAfter"] = movement.QuantityAfter,
+                });
             try
             {
-                var responses = await partition.SubmitTransactionAsync(actions, cancellationToken);
+                var responses = await events.CommitAsync(partition, actions, [created], cancellationToken);
                 item.ETag = responses.Value[0].Headers.ETag ?? default;
             }
             catch (TableTransactionFailedException ex) when (ex.Status == 404 && ex.FailedTransactionActionIndex == touchAt)
@@ -148,15 +158,6 @@ public sealed class MovementCommands(
 
             // Committed: what follows is outside the retry, so nothing after the write can record the movement twice.
             projections.Apply(tenant, item, sourceStock, targetStock);
-            await events.PublishAsync(tenant, new PlatformEvent("inventory.movement.created", caller.Actor, "movement", movement.Id,
-                new Dictionary<string, object?>
-                {
-                    ["itemId"] = movement.ItemId,
-                    ["type"] = movement.Type,
-                    ["quantity"] = movement.Quantity,
-                    ["delta"] = movement.Delta,
-                    ["quantityAfter"] = movement.QuantityAfter,
-                }), cancellationToken);
             item.ETag = await alerts.SyncAsync(tenant, item, cancellationToken) ?? item.ETag;
             return new RecordedMovement(movement, item);
         }

@@ -35,7 +35,7 @@ public abstract class JobOrchestrator<TParameters> : TaskOrchestrator<JobInput<T
 
         try
         {
-            await context.CallActivityAsync(JobFinished.Name, new JobFinishedInput(input.TenantId, input.JobId, context.Name.Name, input.Actor, outcome), Retried);
+            await context.CallActivityAsync(JobFinished.Name, new JobFinishedInput(input.TenantId, input.JobId, context.Name.Name, input.Actor, outcome, context.CurrentUtcDateTime), Retried);
         }
         catch (TaskFailedException)
         {
@@ -89,7 +89,8 @@ public sealed class JobRun(TaskOrchestrationContext context, Task<bool> cancelRe
     public JobOutcome Finish(string status) => new(status, Progress, StartedAt);
 }
 
-public sealed record JobFinishedInput(string TenantId, string JobId, string Type, JobActor Actor, JobOutcome Outcome);
+/// <param name="FinishedAt">The orchestration's time at the end (the same on every replay): the time of the event's stable id.</param>
+public sealed record JobFinishedInput(string TenantId, string JobId, string Type, JobActor Actor, JobOutcome Outcome, DateTimeOffset? FinishedAt = null);
 
 /// <summary>Publishes how a job ended, as the actor who started it, on the one event path (audit, webhooks).</summary>
 public sealed class JobFinished(EventPublisher events) : TaskActivity<JobFinishedInput, bool>
@@ -112,7 +113,11 @@ public sealed class JobFinished(EventPublisher events) : TaskActivity<JobFinishe
                 ["succeeded"] = outcome.Progress.Succeeded,
                 ["failed"] = outcome.Progress.Failed,
                 ["error"] = outcome.Error,
-            }),
+            })
+        {
+            // The activity runs at least once: a run after a crash publishes the same event, which subscribers act on once.
+            StableId = Storage.Ids.Derived(input.FinishedAt ?? outcome.StartedAt ?? DateTimeOffset.UnixEpoch, $"job.finished\n{input.TenantId}\n{input.JobId}"),
+        },
             CancellationToken.None);
         return true;
     }

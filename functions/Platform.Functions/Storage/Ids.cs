@@ -121,4 +121,59 @@ public static class Ids
             milliseconds >>= 5;
         }
     }
+
+    /// <summary>An id of <paramref name="milliseconds"/> with the given 80 random bits.</summary>
+    internal static string Format(long milliseconds, UInt128 bits)
+    {
+        Span<char> id = stackalloc char[26];
+        WriteTime(DateTimeOffset.FromUnixTimeMilliseconds(milliseconds), id);
+        for (var i = 25; i >= 10; i--)
+        {
+            id[i] = Alphabet[(int)(bits & 31)];
+            bits >>= 5;
+        }
+
+        return new string(id);
+    }
+}
+
+/// <summary>
+/// Ids like <see cref="Ids.New"/> that also sort in the order this instance made them, within a millisecond too (the
+/// random part counts up from the last one): events keyed by them keep their order wherever they are sorted by id.
+/// A clock that steps back keeps the last millisecond until it catches up.
+/// </summary>
+public sealed class MonotonicIds(TimeProvider time)
+{
+    private static readonly UInt128 RandomMask = (UInt128.One << 80) - 1;
+    private readonly Lock _lock = new();
+    private long _milliseconds = -1;
+    private UInt128 _bits;
+
+    public string Next()
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        lock (_lock)
+        {
+            if (now > _milliseconds)
+            {
+                Span<byte> random = stackalloc byte[10];
+                System.Security.Cryptography.RandomNumberGenerator.Fill(random);
+                UInt128 bits = 0;
+                foreach (var b in random)
+                {
+                    bits = (bits << 8) | b;
+                }
+
+                // The top bit clear leaves room to count up within the millisecond without wrapping.
+                _milliseconds = now;
+                _bits = bits >> 1;
+            }
+            else
+            {
+                _bits = (_bits + 1) & RandomMask;
+            }
+
+            return Ids.Format(_milliseconds, _bits);
+        }
+    }
 }

@@ -78,5 +78,5 @@ public sealed class StorageAccount
 
     /// <summary>A table whose every partition is one tenant: the only way to reach tenant rows.</summary>
     public TenantTable TenantTable(string name) =>
-        new(Table(name), _layout.ChangeLogged.TryGetValue(name, out var prefixes) ? prefixes : [], _changeLog);
+        new(name, Table(name), _layout.ChangeLogged.TryGetValue(name, out var prefixes) ? prefixes : [], _changeLog);
 }

@@ -12,6 +12,9 @@ public sealed class StorageLayout
 
     /// <summary>Per table, the row-key prefixes whose writes are logged (<see cref="ChangeLog"/>).</summary>
     public Dictionary<string, string[]> ChangeLogged { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Tables whose partitions carry an event outbox (changes and their events commit together).</summary>
+    public HashSet<string> Outboxes { get; } = new(StringComparer.Ordinal);
 }
 
 public static class StorageLayoutExtensions

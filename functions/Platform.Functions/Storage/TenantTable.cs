@@ -10,27 +10,35 @@ namespace Platform.Functions.Storage;
 /// repository. A table may log changes to some of its rows (<see cref="ChangeLog"/>): writes to those rows then
 /// carry their log entry in the same transaction.
 /// </summary>
-public sealed class TenantTable(TableClient table, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog)
+public sealed class TenantTable(string name, TableClient table, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog)
 {
+    /// <summary>The table's name in storage (with the deployment's prefix).</summary>
     public string Name => table.Name;
 
-    public TenantPartition For(TenantId tenant) => new(table, tenant.Value, loggedPrefixes, changeLog);
+    public TenantPartition For(TenantId tenant) => new(name, table, tenant.Value, loggedPrefixes, changeLog);
 }
 
 public readonly struct TenantPartition
 {
+    private readonly string _name;
     private readonly TableClient _table;
     private readonly string _partitionKey;
     private readonly IReadOnlyList<string> _loggedPrefixes;
     private readonly ChangeLogWriter _changeLog;
 
-    internal TenantPartition(TableClient table, string partitionKey, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog)
+    internal TenantPartition(string name, TableClient table, string partitionKey, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog)
     {
+        _name = name;
         _table = table;
         _partitionKey = partitionKey;
         _loggedPrefixes = loggedPrefixes;
         _changeLog = changeLog;
     }
+
+    /// <summary>The table's logical name (as registered, without the deployment's prefix).</summary>
+    public string Table => _name;
+
+    public TenantId Tenant => new(_partitionKey);
 
     public async Task<T?> GetAsync<T>(string rowKey, CancellationToken cancellationToken = default)
         where T : class, ITableEntity

@@ -42,10 +42,17 @@ public sealed class TenantSignUp(
             CreatedAt = now,
             UpdatedAt = now,
         };
+        // The tenant's first events commit with its admin: a crash after this write loses neither.
+        var actor = Actor.User(admin.Id, ip);
+        PlatformEvent[] signedUp =
+        [
+            new("tenant.created", actor, "tenant", tenant.Id, new Dictionary<string, object?> { ["slug"] = slug, ["name"] = name }),
+            new("user.created", actor, "user", admin.Id, new Dictionary<string, object?> { ["email"] = admin.Email, ["roles"] = admin.RoleList }),
+        ];
         UserDirectory.CreateResult created;
         try
         {
-            created = await users.TryCreateAsync(tenantId, admin, cancellationToken);
+            created = await events.CommitWithAsync(users.Users(tenantId), signedUp, (outbox, token) => users.TryCreateAsync(tenantId, admin, outbox, token), cancellationToken);
         }
         catch
         {
@@ -60,11 +67,6 @@ public sealed class TenantSignUp(
             throw new InvalidOperationException($"The first user of a new tenant was not created ({created}).");
         }
 
-        var actor = Actor.User(admin.Id, ip);
-        await events.PublishAsync(tenantId, new PlatformEvent("tenant.created", actor, "tenant", tenant.Id,
-            new Dictionary<string, object?> { ["slug"] = slug, ["name"] = name }), cancellationToken);
-        await events.PublishAsync(tenantId, new PlatformEvent("user.created", actor, "user", admin.Id,
-            new Dictionary<string, object?> { ["email"] = admin.Email, ["roles"] = admin.RoleList }), cancellationToken);
         await accountMail.SendVerificationAsync(tenantId, tenant.Name, admin, cancellationToken);
         return (tenant, admin);
     }

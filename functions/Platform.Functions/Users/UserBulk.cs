@@ -34,7 +34,7 @@ public static partial class UsersEndpoints
     /// row fails only itself. Creates beyond the tenant's user cap fail on their own with <c>user_limit_reached</c>.
     /// </summary>
     internal static async Task<Results<Ok<BulkResponse>, ProblemHttpResult>> Bulk(
-        BulkRequest request, Caller caller, CallerPermissions permissions, UserCommands commands, EventPublisher events, CancellationToken cancellationToken)
+        BulkRequest request, Caller caller, CallerPermissions permissions, UserCommands commands, CancellationToken cancellationToken)
     {
         if (request.Operations is not { Count: > 0 } operations || operations.Count > MaxBulkOperations)
         {
@@ -73,28 +73,17 @@ public static partial class UsersEndpoints
             results[outcome.Index] = outcome.Error is { } error ? Failed(outcome.Index, error) : new BulkResult(outcome.Index, 201, prepared[outcome.Index].Id);
         }
 
-        // The other operations run one by one, each recorded as soon as it is applied, so a failure midway loses no
-        // event of an applied change.
-        var published = new List<PlatformEvent>();
+        // The other operations run one by one; each one's event commits with its write.
         for (var i = 0; i < operations.Count; i++)
         {
-            if (results[i] is null)
-            {
-                results[i] = await RunOneAsync(i, operations[i], caller, granted, commands, published, cancellationToken);
-            }
-
-            if (published.Count > 0)
-            {
-                await events.PublishManyAsync(caller.Tenant, [.. published], cancellationToken);
-                published.Clear();
-            }
+            results[i] ??= await RunOneAsync(i, operations[i], caller, granted, commands, cancellationToken);
         }
 
         return TypedResults.Ok(new BulkResponse([.. results.Select(r => r!)]));
     }
 
     private static async Task<BulkResult> RunOneAsync(int index, BulkOperation? operation, Caller caller, IReadOnlySet<string> granted,
-        UserCommands commands, List<PlatformEvent> published, CancellationToken cancellationToken)
+        UserCommands commands, CancellationToken cancellationToken)
     {
         if (operation?.Op is not ("update" or "delete" or "restore"))
         {
@@ -122,7 +111,7 @@ public static partial class UsersEndpoints
             input = new UserInput(data!.Email, data.DisplayName, null, data.Roles, data.Fields, data.Status);
         }
 
-        var outcome = await commands.RunBulkAsync(caller, granted, operation.Op, id, input, published, cancellationToken);
+        var outcome = await commands.RunBulkAsync(caller, granted, operation.Op, id, input, cancellationToken);
         return outcome.Failed(out var error, out _) ? Failed(index, error) with { Id = id } : new BulkResult(index, 200, id);
     }
 

@@ -116,7 +116,9 @@ public sealed partial class UserCommands(
             return error;
         }
 
-        switch (await users.TryCreateAsync(caller.Tenant, user, cancellationToken))
+        var created = await events.CommitWithAsync(users.Users(caller.Tenant), [Created(caller, user)],
+            (outbox, token) => users.TryCreateAsync(caller.Tenant, user, outbox, token), cancellationToken);
+        switch (created)
         {
             case UserDirectory.CreateResult.EmailTaken:
                 return EmailTaken(user.Email);
@@ -125,7 +127,6 @@ public sealed partial class UserCommands(
         }
 
         projections.Apply(caller.Tenant, user);
-        await events.PublishAsync(caller.Tenant, Created(caller, user), cancellationToken);
         return user;
     }
 
@@ -136,7 +137,7 @@ public sealed partial class UserCommands(
     /// <summary>Changes what <paramref name="input"/> sets; an update that changes nothing writes and publishes nothing.</summary>
     public async Task<Outcome<UserEntity>> UpdateAsync(Caller caller, string id, UserInput input, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
     {
-        var updated = await UpdateCoreAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), id, input, ifMatch, cancellationToken);
+        var updated = await UpdateCoreAsync(caller.Tenant, caller.Actor, await permissions.ForAsync(caller, cancellationToken), id, input, ifMatch, cancellationToken);
         if (updated.Failed(out var error, out var change))
         {
             return error;
@@ -145,7 +146,6 @@ public sealed partial class UserCommands(
         if (change.Changes.Count > 0)
         {
             projections.Apply(caller.Tenant, change.User);
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.updated", caller.Actor, "user", change.User.Id, change.Changes), cancellationToken);
         }
 
         return change.User;
@@ -157,8 +157,9 @@ public sealed partial class UserCommands(
     private sealed record UserChange(UserEntity User, Dictionary<string, object?> Changes);
 
     /// <param name="checkOnly">Runs every rule, the last-admin rule included, and writes nothing.</param>
+    /// <param name="actor">Who changes the user: the <c>user.updated</c> event commits with the change.</param>
     private async Task<Outcome<UserChange>> UpdateCoreAsync(
-        TenantId tenant, IReadOnlySet<string> callerPermissions, string id, UserInput input, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken,
+        TenantId tenant, Actor actor, IReadOnlySet<string> callerPermissions, string id, UserInput input, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken,
         bool checkOnly = false)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
@@ -270,7 +271,8 @@ public sealed partial class UserCommands(
         }
 
         user.UpdatedAt = time.GetUtcNow();
-        var error = await WriteAsync(tenant, user, oldEmail, removesAdmin: wasActiveAdmin && !IsActiveAdmin(user), countDelta: 0, cancellationToken);
+        var error = await WriteAsync(tenant, user, oldEmail, removesAdmin: wasActiveAdmin && !IsActiveAdmin(user), countDelta: 0,
+            new PlatformEvent("user.updated", actor, "user", user.Id, changes), cancellationToken);
         if (error is null)
         {
             guard.ForgetUser(tenant, user.Id);
@@ -293,18 +295,18 @@ public sealed partial class UserCommands(
     /// <summary>Soft-deletes the user: sessions revoked, what other capabilities hold for them released (API keys ...).</summary>
     public async Task<Outcome<UserEntity>> DeleteAsync(Caller caller, string id, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
     {
-        var deleted = await DeleteCoreAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), id, ifMatch, cancellationToken);
+        var deleted = await DeleteCoreAsync(caller.Tenant, caller.Actor, await permissions.ForAsync(caller, cancellationToken), id, ifMatch, cancellationToken);
         if (deleted.Succeeded)
         {
             projections.Apply(caller.Tenant, deleted.Value);
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.deleted", caller.Actor, "user", id), cancellationToken);
         }
 
         return deleted;
     }
 
+    /// <param name="actor">Who deletes the user, for the <c>user.deleted</c> event that commits with the delete; null for none (a purge tells its own).</param>
     private async Task<Outcome<UserEntity>> DeleteCoreAsync(
-        TenantId tenant, IReadOnlySet<string> callerPermissions, string id, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
+        TenantId tenant, Actor? actor, IReadOnlySet<string> callerPermissions, string id, Func<ETag, bool>? ifMatch, CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null || user.Status == UserStatus.Deleted)
@@ -325,7 +327,8 @@ public sealed partial class UserCommands(
         var wasAdmin = IsActiveAdmin(user);
         user.Status = UserStatus.Deleted;
         user.DeletedAt = user.UpdatedAt = time.GetUtcNow();
-        if (await WriteAsync(tenant, user, null, wasAdmin, countDelta: -1, cancellationToken) is { } error)
+        if (await WriteAsync(tenant, user, null, wasAdmin, countDelta: -1,
+            actor is null ? null : new PlatformEvent("user.deleted", actor, "user", id), cancellationToken) is { } error)
         {
             return error;
         }
@@ -342,17 +345,16 @@ public sealed partial class UserCommands(
 
     public async Task<Outcome<UserEntity>> RestoreAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
-        var restored = await RestoreCoreAsync(caller.Tenant, await permissions.ForAsync(caller, cancellationToken), id, cancellationToken);
+        var restored = await RestoreCoreAsync(caller.Tenant, caller.Actor, await permissions.ForAsync(caller, cancellationToken), id, cancellationToken);
         if (restored.Succeeded)
         {
             projections.Apply(caller.Tenant, restored.Value);
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("user.restored", caller.Actor, "user", id), cancellationToken);
         }
 
         return restored;
     }
 
-    private async Task<Outcome<UserEntity>> RestoreCoreAsync(TenantId tenant, IReadOnlySet<string> callerPermissions, string id, CancellationToken cancellationToken)
+    private async Task<Outcome<UserEntity>> RestoreCoreAsync(TenantId tenant, Actor actor, IReadOnlySet<string> callerPermissions, string id, CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(tenant, id, cancellationToken);
         if (user is null)
@@ -376,10 +378,11 @@ public sealed partial class UserCommands(
         try
         {
             // A restored user counts again, so a restore takes a slot like a create (and is refused at the cap).
-            var responses = await users.Count.SubmitAsync(tenant, count => count >= users.MaxUsersPerTenant
+            var restored = new PlatformEvent("user.restored", actor, "user", id);
+            var responses = await events.CommitWithAsync(users.Users(tenant), [restored], (outbox, token) => users.Count.SubmitAsync(tenant, count => count >= users.MaxUsersPerTenant
                     ? null
-                    : new([new(TableTransactionActionType.UpdateReplace, user, user.ETag)], +1),
-                cancellationToken);
+                    : new([new(TableTransactionActionType.UpdateReplace, user, user.ETag), outbox], +1),
+                token), cancellationToken);
             if (responses is null)
             {
                 return UserLimitReached(users.MaxUsersPerTenant);
@@ -422,24 +425,22 @@ public sealed partial class UserCommands(
         }
 
         if (user.Status != UserStatus.Deleted &&
-            (await DeleteCoreAsync(caller.Tenant, granted, id, null, cancellationToken)).Failed(out var refused, out _))
+            (await DeleteCoreAsync(caller.Tenant, null, granted, id, null, cancellationToken)).Failed(out var refused, out _))
         {
             return refused;
         }
 
-        await purge.EraseAsync(caller.Tenant, user, cancellationToken);
+        await purge.EraseAsync(caller.Tenant, user, new PlatformEvent("user.purged", caller.Actor, "user", id), cancellationToken);
         projections.Remove(caller.Tenant, id);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.purged", caller.Actor, "user", id), cancellationToken);
         return id;
     }
 
     /// <summary>
-    /// Runs one bulk operation with the permissions the bulk request resolved once; the event is added to
-    /// <paramref name="published"/> for the bulk route to record with its chunk.
+    /// Runs one bulk operation with the permissions the bulk request resolved once; its event commits with its write.
     /// </summary>
     /// <param name="checkOnly">An update is checked by every rule and not written (an import's dry run).</param>
     internal async Task<Outcome<UserEntity>> RunBulkAsync(
-        Caller caller, IReadOnlySet<string> granted, string op, string id, UserInput? input, ICollection<PlatformEvent> published, CancellationToken cancellationToken,
+        Caller caller, IReadOnlySet<string> granted, string op, string id, UserInput? input, CancellationToken cancellationToken,
         bool checkOnly = false)
     {
         if (checkOnly && op != "update")
@@ -452,7 +453,7 @@ public sealed partial class UserCommands(
         switch (op)
         {
             case "update":
-                var updated = await UpdateCoreAsync(tenant, granted, id, input!, null, cancellationToken, checkOnly);
+                var updated = await UpdateCoreAsync(tenant, caller.Actor, granted, id, input!, null, cancellationToken, checkOnly);
                 if (updated.Failed(out var error, out var change))
                 {
                     return error;
@@ -463,28 +464,13 @@ public sealed partial class UserCommands(
                     return change.User;
                 }
 
-                if (change.Changes.Count > 0)
-                {
-                    published.Add(new PlatformEvent("user.updated", caller.Actor, "user", id, change.Changes));
-                }
-
                 outcome = change.User;
                 break;
             case "delete":
-                outcome = await DeleteCoreAsync(tenant, granted, id, null, cancellationToken);
-                if (outcome.Succeeded)
-                {
-                    published.Add(new PlatformEvent("user.deleted", caller.Actor, "user", id));
-                }
-
+                outcome = await DeleteCoreAsync(tenant, caller.Actor, granted, id, null, cancellationToken);
                 break;
             default:
-                outcome = await RestoreCoreAsync(tenant, granted, id, cancellationToken);
-                if (outcome.Succeeded)
-                {
-                    published.Add(new PlatformEvent("user.restored", caller.Actor, "user", id));
-                }
-
+                outcome = await RestoreCoreAsync(tenant, caller.Actor, granted, id, cancellationToken);
                 break;
         }
 
@@ -518,7 +504,7 @@ public sealed partial class UserCommands(
     /// counting against the cap (a delete) moves the tenant's user count in the same transaction too.
     /// </summary>
     private async Task<CommandError?> WriteAsync(
-        TenantId tenant, UserEntity user, string? oldEmail, bool removesAdmin, long countDelta, CancellationToken cancellationToken)
+        TenantId tenant, UserEntity user, string? oldEmail, bool removesAdmin, long countDelta, PlatformEvent? happened, CancellationToken cancellationToken)
     {
         var actions = new List<TableTransactionAction> { new(TableTransactionActionType.UpdateReplace, user, user.ETag) };
         if (oldEmail is not null)
@@ -542,9 +528,18 @@ public sealed partial class UserCommands(
 
         try
         {
-            var responses = countDelta == 0
-                ? await users.Users(tenant).SubmitTransactionAsync(actions, cancellationToken)
-                : (await users.Count.SubmitAsync(tenant, _ => new(actions, countDelta), cancellationToken))!;
+            // The event is the last action: the indexes of the others stay as the failures below read them.
+            var partition = users.Users(tenant);
+            async Task<Response<IReadOnlyList<Response>>> SubmitAsync(CancellationToken token) => countDelta == 0
+                ? await partition.SubmitTransactionAsync(actions, token)
+                : (await users.Count.SubmitAsync(tenant, _ => new(actions, countDelta), token))!;
+            var responses = happened is null
+                ? await SubmitAsync(cancellationToken)
+                : await events.CommitWithAsync(partition, [happened], (outbox, token) =>
+                {
+                    actions.Add(outbox);
+                    return SubmitAsync(token);
+                }, cancellationToken);
             user.ETag = responses.Value[0].Headers.ETag ?? default;
             return null;
         }

@@ -19,7 +19,7 @@ public sealed partial class UserCommands
 {
     /// <summary>
     /// Creates per entity-group transaction: each takes two actions (user + email index) of the 100 allowed; the
-    /// tenant's user count takes one, and the change-log entry and its sequence row two.
+    /// tenant's user count takes one, their events' outbox row one, and the change-log entry and its lane row two.
     /// </summary>
     public const int CreatesPerTransaction = 48;
 
@@ -55,102 +55,94 @@ public sealed partial class UserCommands
             }
         }
 
-        // The events of one transaction are recorded while the next one is written: a crash between the two loses at
-        // most the events of the transaction in flight, and the audit write costs no time of its own.
-        var recording = Task.CompletedTask;
-        try
+        // The events of each transaction are in it (their outbox row): a crash loses no event of a written create.
+        var partition = users.Users(tenant);
+        foreach (var chunk in firsts.Chunk(CreatesPerTransaction))
         {
-            foreach (var chunk in firsts.Chunk(CreatesPerTransaction))
+            var pending = chunk.ToList();
+            while (pending.Count > 0)
             {
-                var pending = chunk.ToList();
-                while (pending.Count > 0)
+                var room = 0;
+                Response<IReadOnlyList<Response>>? written;
+                try
                 {
-                    var room = 0;
-                    Response<IReadOnlyList<Response>>? written;
-                    try
+                    written = await events.CoveredAsync(partition, token => users.Count.SubmitAsync(tenant, count =>
                     {
-                        written = await users.Count.SubmitAsync(tenant, count =>
-                        {
-                            room = (int)Math.Clamp(users.MaxUsersPerTenant - count, 0, pending.Count);
-                            return room == 0 ? null : new(
-                                [.. pending.Take(room).SelectMany(p => new[]
+                        room = (int)Math.Clamp(users.MaxUsersPerTenant - count, 0, pending.Count);
+                        return room == 0 ? null : new(
+                            [
+                                .. pending.Take(room).SelectMany(p => new[]
                                 {
                                     new TableTransactionAction(TableTransactionActionType.Add, p.User),
                                     new TableTransactionAction(TableTransactionActionType.Add,
                                         new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(UserDirectory.NormalizeEmail(p.User.Email)!), UserId = p.User.Id }),
-                                })],
-                                room);
-                        }, cancellationToken);
-                    }
-                    catch (TableTransactionFailedException ex) when (ex.Status == 409 && ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < room)
-                    {
-                        // One conflict often comes with others (a chunk run again, a file of existing users): they are
-                        // all looked up at once rather than found one failed transaction at a time.
-                        var failed = pending[failedAction / 2];
-                        foreach (var conflict in await ConflictsAsync(tenant, pending, cancellationToken))
-                        {
-                            outcomes[conflict.Index] = conflict;
-                        }
-
-                        outcomes.TryAdd(failed.Index, failedAction % 2 == 0
-                            ? new CreateOutcome(failed.Index, null, Existed: true)
-                            : new CreateOutcome(failed.Index, EmailTaken(failed.User.Email)));
-                        pending.RemoveAll(p => outcomes.ContainsKey(p.Index));
-                        continue;
-                    }
-                    catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < room &&
-                        (!storageFailuresThrow || ex.Status is >= 400 and < 500))
-                    {
-                        // A row storage refuses (not a failure of storage itself): only its create fails, also for an
-                        // import, which would otherwise retry a chunk that can never pass.
-                        var failed = pending[failedAction / 2];
-                        outcomes[failed.Index] = new CreateOutcome(failed.Index, new CommandError(ex.Status, "write_failed", "The user could not be written."));
-                        pending.RemoveAt(failedAction / 2);
-                        continue;
-                    }
-                    catch (RequestFailedException) when (!storageFailuresThrow)
-                    {
-                        // The chunk as a whole could not be written: its creates fail on their own, and the chunks
-                        // already written stay written and recorded.
-                        foreach (var failed in pending)
-                        {
-                            outcomes[failed.Index] = new CreateOutcome(failed.Index, new CommandError(503, "busy", "The user could not be written right now; retry this operation."));
-                        }
-
-                        pending.Clear();
-                        continue;
-                    }
-
-                    var created = pending.Take(written is null ? 0 : room).ToList();
-                    var refused = pending.Skip(created.Count).ToList();
-                    if (refused.Count > 0)
-                    {
-                        // At the cap, a create this import wrote before is still reported as written, not as refused.
-                        var existing = await ExistingAsync(tenant, refused, cancellationToken);
-                        foreach (var over in refused)
-                        {
-                            outcomes[over.Index] = existing.Contains(over.User.Id)
-                                ? new CreateOutcome(over.Index, null, Existed: true)
-                                : new CreateOutcome(over.Index, UserLimitReached(users.MaxUsersPerTenant));
-                        }
-                    }
-
-                    foreach (var create in created)
-                    {
-                        outcomes[create.Index] = new CreateOutcome(create.Index, null);
-                        projections.Apply(tenant, create.User);
-                    }
-
-                    await recording;
-                    recording = events.PublishManyAsync(tenant, [.. created.Select(c => Created(caller, c.User))], cancellationToken);
-                    pending.Clear();
+                                }),
+                                events.OutboxRow([.. pending.Take(room).Select(p => Created(caller, p.User))]),
+                            ],
+                            room);
+                    }, token), cancellationToken);
                 }
+                catch (TableTransactionFailedException ex) when (ex.Status == 409 && ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < room)
+                {
+                    // One conflict often comes with others (a chunk run again, a file of existing users): they are
+                    // all looked up at once rather than found one failed transaction at a time.
+                    var failed = pending[failedAction / 2];
+                    foreach (var conflict in await ConflictsAsync(tenant, pending, cancellationToken))
+                    {
+                        outcomes[conflict.Index] = conflict;
+                    }
+
+                    outcomes.TryAdd(failed.Index, failedAction % 2 == 0
+                        ? new CreateOutcome(failed.Index, null, Existed: true)
+                        : new CreateOutcome(failed.Index, EmailTaken(failed.User.Email)));
+                    pending.RemoveAll(p => outcomes.ContainsKey(p.Index));
+                    continue;
+                }
+                catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < room &&
+                    (!storageFailuresThrow || ex.Status is >= 400 and < 500))
+                {
+                    // A row storage refuses (not a failure of storage itself): only its create fails, also for an
+                    // import, which would otherwise retry a chunk that can never pass.
+                    var failed = pending[failedAction / 2];
+                    outcomes[failed.Index] = new CreateOutcome(failed.Index, new CommandError(ex.Status, "write_failed", "The user could not be written."));
+                    pending.RemoveAt(failedAction / 2);
+                    continue;
+                }
+                catch (RequestFailedException) when (!storageFailuresThrow)
+                {
+                    // The chunk as a whole could not be written: its creates fail on their own, and the chunks
+                    // already written stay written and recorded.
+                    foreach (var failed in pending)
+                    {
+                        outcomes[failed.Index] = new CreateOutcome(failed.Index, new CommandError(503, "busy", "The user could not be written right now; retry this operation."));
+                    }
+
+                    pending.Clear();
+                    continue;
+                }
+
+                var created = pending.Take(written is null ? 0 : room).ToList();
+                var refused = pending.Skip(created.Count).ToList();
+                if (refused.Count > 0)
+                {
+                    // At the cap, a create this import wrote before is still reported as written, not as refused.
+                    var existing = await ExistingAsync(tenant, refused, cancellationToken);
+                    foreach (var over in refused)
+                    {
+                        outcomes[over.Index] = existing.Contains(over.User.Id)
+                            ? new CreateOutcome(over.Index, null, Existed: true)
+                            : new CreateOutcome(over.Index, UserLimitReached(users.MaxUsersPerTenant));
+                    }
+                }
+
+                foreach (var create in created)
+                {
+                    outcomes[create.Index] = new CreateOutcome(create.Index, null);
+                    projections.Apply(tenant, create.User);
+                }
+
+                pending.Clear();
             }
-        }
-        finally
-        {
-            // Also when a write throws: what was written is recorded before the failure goes up.
-            await recording;
         }
 
         return [.. ordered.Select(c => outcomes[c.Index])];

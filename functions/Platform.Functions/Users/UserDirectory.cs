@@ -64,15 +64,19 @@ public sealed class UserDirectory(StorageAccount storage, IOptions<UsersOptions>
     /// Adds the user and its email index atomically, with the tenant's user count; refused when the email is taken in
     /// this tenant or the tenant is at <see cref="UsersOptions.MaxUsersPerTenant"/>.
     /// </summary>
-    public async Task<CreateResult> TryCreateAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken)
+    /// <param name="outbox">The outbox row of the creation's events, committed with it (<see cref="EventPublisher.CommitWithAsync"/>).</param>
+    public async Task<CreateResult> TryCreateAsync(TenantId tenant, UserEntity user, TableTransactionAction? outbox, CancellationToken cancellationToken)
     {
         var index = new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(NormalizeEmail(user.Email)!), UserId = user.Id };
+        List<TableTransactionAction> actions = [new(TableTransactionActionType.Add, user), new(TableTransactionActionType.Add, index)];
+        if (outbox is not null)
+        {
+            actions.Add(outbox);
+        }
+
         try
         {
-            var responses = await Count.SubmitAsync(tenant, count => count >= MaxUsersPerTenant
-                    ? null
-                    : new([new(TableTransactionActionType.Add, user), new(TableTransactionActionType.Add, index)], +1),
-                cancellationToken);
+            var responses = await Count.SubmitAsync(tenant, count => count >= MaxUsersPerTenant ? null : new(actions, +1), cancellationToken);
             if (responses is null)
             {
                 return CreateResult.LimitReached;

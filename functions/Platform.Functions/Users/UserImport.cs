@@ -24,7 +24,7 @@ namespace Platform.Functions.Users;
 /// created, so it creates nothing twice and counts nothing twice.
 /// </para>
 /// </summary>
-public sealed class UserImport(UserCommands commands, UserDirectory users, UserSchemas schemas, CallerPermissions permissions, EventPublisher events) : IImportKind
+public sealed class UserImport(UserCommands commands, UserDirectory users, UserSchemas schemas, CallerPermissions permissions) : IImportKind
 {
     public const string Kind = "users";
 
@@ -96,11 +96,9 @@ public sealed class UserImport(UserCommands commands, UserDirectory users, UserS
         var updates = Enumerable.Range(0, rows.Length).Where(i => outcomes[i] is null && existing[i] is not null).ToList();
         foreach (var group in updates.Chunk(UpdatesAtOnce))
         {
-            var published = new List<PlatformEvent>?[rows.Length];
             await Parallel.ForEachAsync(group, Parallelism(8, cancellationToken), async (i, ct) =>
             {
-                published[i] = [];
-                var outcome = await commands.RunBulkAsync(batch.Caller, granted, "update", existing[i]!, rows[i].UpdateInput(), published[i]!, ct, checkOnly: batch.DryRun);
+                var outcome = await commands.RunBulkAsync(batch.Caller, granted, "update", existing[i]!, rows[i].UpdateInput(), ct, checkOnly: batch.DryRun);
                 if (outcome.Failed(out var error, out _))
                 {
                     outcomes[i] = error == UserCommands.UserNotFound
@@ -109,9 +107,6 @@ public sealed class UserImport(UserCommands commands, UserDirectory users, UserS
                         : rows[i].Fail(error);
                 }
             });
-
-            // In file order, recorded per group: a failure in a later group cannot lose the events of this one.
-            await events.PublishManyAsync(batch.Caller.Tenant, [.. group.SelectMany(i => published[i] ?? [])], cancellationToken);
         }
     }
 

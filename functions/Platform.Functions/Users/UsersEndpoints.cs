@@ -81,7 +81,7 @@ public static partial class UsersEndpoints
 
     /// <summary>Everything stored about a user, as one document (data portability).</summary>
     internal static async Task<Results<Ok<UserExport>, ProblemHttpResult>> ExportUser(
-        string id, Caller caller, UserDirectory users, RoleDirectory roles, Sessions sessions, AuditTrail audit,
+        string id, Caller caller, UserDirectory users, RoleDirectory roles, Sessions sessions, AuditTrail audit, EventRelay relay,
         CancellationToken cancellationToken)
     {
         var user = await users.GetAsync(caller.Tenant, id, cancellationToken);
@@ -94,6 +94,7 @@ public static partial class UsersEndpoints
         var userSessions = (await sessions.ListAsync(caller.Tenant, user.Id, cancellationToken))
             .Select(s => new AuthEndpoints.SessionView(s.Id, s.CreatedAt, s.LastSeenAt, s.UserAgent, s.Ip, false)).ToList();
         var entries = new List<AuditEntryView>();
+        await relay.CatchUpAsync(caller.Tenant, cancellationToken);
         await foreach (var entry in audit.AboutAsync(caller.Tenant, user.Id, cancellationToken))
         {
             entries.Add(AuditEntryView.From(entry));
@@ -126,10 +127,11 @@ public sealed record AuditEntryView(
 /// email index row, avatar, sessions and keys go, and so do the field values recorded in audit entries about them.
 /// The audit entries themselves stay, with ids only - the anonymised trace of what happened.
 /// </summary>
-public sealed class UserPurge(UserDirectory users, AuditTrail audit, Sessions sessions, IEnumerable<IUserPurgeHook> purgeHooks)
+public sealed class UserPurge(UserDirectory users, AuditTrail audit, EventPublisher events, EventRelay relay, Sessions sessions, IEnumerable<IUserPurgeHook> purgeHooks)
 {
     /// <summary>Erases a user who is already deleted (<see cref="UserCommands.PurgeAsync"/> runs the rules first).</summary>
-    public async Task EraseAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken)
+    /// <param name="purged">The event of the purge, committed with the tombstone.</param>
+    public async Task EraseAsync(TenantId tenant, UserEntity user, PlatformEvent purged, CancellationToken cancellationToken)
     {
         await sessions.DeleteAllAsync(tenant, user.Id, cancellationToken);
         foreach (var hook in purgeHooks)
@@ -138,12 +140,16 @@ public sealed class UserPurge(UserDirectory users, AuditTrail audit, Sessions se
         }
 
         var tombstone = new UserEntity { RowKey = UserEntity.KeyFor(user.Id), Status = UserStatus.Purged, DeletedAt = user.DeletedAt, CreatedAt = user.CreatedAt, UpdatedAt = user.UpdatedAt };
-        await users.Users(tenant).SubmitTransactionAsync(
+        await events.CommitAsync(users.Users(tenant),
             [
                 new TableTransactionAction(TableTransactionActionType.UpsertReplace, tombstone),
                 new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(tenant.Value, EmailIndexEntity.KeyFor(UserDirectory.NormalizeEmail(user.Email)!)), ETag.All),
             ],
+            [purged],
             cancellationToken);
+
+        // Events about the user still waiting in an outbox would reach the trail after the scrub, addresses and all.
+        await relay.CatchUpAsync(tenant, cancellationToken);
         await audit.ScrubAsync(tenant, user.Id, cancellationToken);
     }
 }

@@ -1,3 +1,4 @@
+using Platform.Functions.Events;
 using Platform.Functions.Hosting;
 using Platform.Functions.Jobs.Exports;
 using Platform.Functions.Jobs.Imports;
@@ -12,6 +13,7 @@ public static class UsersExtensions
     public static IHostApplicationBuilder AddUsers(this IHostApplicationBuilder builder)
     {
         builder.Services.AddStorageTable(UserDirectory.TableName, changeLogged: UserEntity.KeyPrefix);
+        builder.Services.AddEventOutbox(UserDirectory.TableName);
         builder.Services.AddSingleton<UserDirectory>();
         builder.Services.AddValidatedOptions<UsersOptions>(UsersOptions.Section);
         builder.Services.AddSingleton<UserSchemas>();

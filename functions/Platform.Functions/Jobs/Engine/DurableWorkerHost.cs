@@ -98,15 +98,18 @@ internal sealed partial class DurableWorkerHost(
                 }
 
                 var reason = $"The engine gave up on this job: one of its messages was delivered {poisoned.DequeueCount} times without being processed.";
+                // Published before the verdict is recorded, under an id of the job's own: a crash in between publishes it
+                // again, and subscribers act on that id once, whichever instance gave the verdict.
+                Storage.Ids.TryReadTime(jobId, out var createdAt);
+                await events.PublishAsync(tenant, new Events.PlatformEvent("job.failed", Events.Actor.System, "job", jobId,
+                    new Dictionary<string, object?> { ["error"] = reason }) { StableId = Storage.Ids.Derived(createdAt, $"job.poisoned\n{tenant.Value}\n{jobId}") }, stopping);
                 if (!await failures.RecordAsync(tenant, jobId, reason, time.GetUtcNow(), stopping))
                 {
-                    // Another instance gave the verdict and published it.
+                    // Another instance gave the verdict (and published the same event).
                     continue;
                 }
 
                 LogPoisoned(logger, poisoned.InstanceId, poisoned.DequeueCount);
-                await events.PublishAsync(tenant, new Events.PlatformEvent("job.failed", Events.Actor.System, "job", jobId,
-                    new Dictionary<string, object?> { ["error"] = reason }), stopping);
 
                 // Best effort: a terminate queues behind the poisoned message, so it ends the instance only when the
                 // poison was an activity's; the recorded verdict is what the job shows either way.

@@ -1,0 +1,312 @@
+using System.Collections.Concurrent;
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
+using System.Threading.Channels;
+using Azure;
+using Azure.Data.Tables;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Storage;
+using Platform.Functions.Triggers;
+
+namespace Platform.Functions.Events;
+
+/// <summary>Settings under <c>Platform:Events</c>.</summary>
+public sealed class EventsOptions
+{
+    public const string Section = "Platform:Events";
+
+    /// <summary>
+    /// When a cover message (see <see cref="EventRelay"/>) makes the relay look at a partition whose writer may have
+    /// died: the longest a crash delays an event. At least <see cref="EventRelay.WriteBudget"/> plus the storage
+    /// service's own timeout beyond the time a cover is relied on, which this also sets.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan CoverDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Partitions this instance relays at once.</summary>
+    [Range(1, 64)]
+    public int RelayConcurrency { get; set; } = 4;
+}
+
+/// <summary>
+/// Moves events from the outboxes (<see cref="EventOutbox"/>) to the subscribers (the audit trail, webhook fan-out),
+/// at least once and in order per partition, then deletes them.
+/// <para>
+/// Normally the writer's own instance relays a partition moments after the write: the write nudges this relay in
+/// memory. For a writer that dies between its commit and the relay, every outbox write is <b>covered</b> first: before
+/// the first such write to a partition in a while, the instance queues a message on the <c>event-relay</c> queue that
+/// becomes visible only after <see cref="EventsOptions.CoverDelay"/>, and whichever instance receives it relays that
+/// partition. A cover is relied on by writes that start within <c>CoverDelay - WriteBudget - 30 s</c> of sending it, and
+/// such a write is cancelled after <see cref="WriteBudget"/>: so any transaction a dead writer left in flight has
+/// committed or failed (storage's own limit is 30 s) before its cover is read. An idle cover costs one message that
+/// finds nothing; a cover per partition per few minutes is the whole price of surviving a crash there.
+/// </para>
+/// </summary>
+public sealed partial class EventRelay(
+    StorageAccount storage,
+    IServiceProvider services,
+    IOptions<EventsOptions> options,
+    IOptions<StorageLayout> layout,
+    TimeProvider time,
+    ILogger<EventRelay> logger) : BackgroundService
+{
+    public const string QueueName = "event-relay";
+
+    /// <summary>The longest an outbox write may take (its retries included) before it is given up.</summary>
+    public static readonly TimeSpan WriteBudget = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long storage may still commit a transaction whose writer is gone (the service's operation timeout).</summary>
+    private static readonly TimeSpan StorageCommitLag = TimeSpan.FromSeconds(30);
+
+    private const int RowsPerPage = 100;
+    private const int MaxRemembered = 10_000;
+
+    private readonly Channel<Partition> _nudges = Channel.CreateUnbounded<Partition>(new UnboundedChannelOptions { SingleReader = false });
+    private readonly ConcurrentDictionary<Partition, byte> _queued = new();
+    private readonly ConcurrentDictionary<Partition, Cover> _covers = new();
+    private readonly ConcurrentDictionary<Partition, SemaphoreSlim> _gates = new();
+    private IEventSubscriber[]? _subscribers;
+
+    private readonly record struct Partition(string Table, string Tenant);
+
+    private sealed record Cover(DateTimeOffset SentAt, Task Sending);
+
+    private sealed record CoverMessage(string Table, string Tenant);
+
+    private IEventSubscriber[] Subscribers => _subscribers ??= [.. services.GetServices<IEventSubscriber>()];
+
+    private TimeSpan RelyFor => options.Value.CoverDelay - WriteBudget - StorageCommitLag;
+
+    /// <summary>
+    /// Runs a write that adds an outbox row: covered first, bounded by <see cref="WriteBudget"/>, and followed by a
+    /// nudge so this instance relays the partition at once.
+    /// </summary>
+    internal async Task<T> WriteCoveredAsync<T>(TenantPartition partition, Func<CancellationToken, Task<T>> write, CancellationToken cancellationToken)
+    {
+        if (!layout.Value.Outboxes.Contains(partition.Table))
+        {
+            throw new InvalidOperationException($"The table '{partition.Table}' carries no outbox: register it with AddEventOutbox.");
+        }
+
+        var key = new Partition(partition.Table, partition.Tenant.Value);
+        await CoverAsync(key, cancellationToken);
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(WriteBudget);
+        try
+        {
+            return await write(bounded.Token);
+        }
+        finally
+        {
+            // Also after a failure whose outcome is unknown: the relay finds the row or nothing.
+            Nudge(key);
+        }
+    }
+
+    private async Task CoverAsync(Partition key, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (_covers.TryGetValue(key, out var cover) && now - cover.SentAt < RelyFor)
+        {
+            await cover.Sending.WaitAsync(cancellationToken);
+            return;
+        }
+
+        if (_covers.Count > MaxRemembered)
+        {
+            _covers.Clear();
+        }
+
+        var fresh = new Cover(now, SendCoverAsync(key));
+        _covers[key] = fresh;
+        try
+        {
+            await fresh.Sending.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            // Not sent: the next write tries again rather than relying on it.
+            _covers.TryRemove(new KeyValuePair<Partition, Cover>(key, fresh));
+            throw;
+        }
+    }
+
+    private async Task SendCoverAsync(Partition key) =>
+        await storage.Queue(QueueName).SendMessageAsync(
+            BinaryData.FromObjectAsJson(new CoverMessage(key.Table, key.Tenant), JsonSerializerOptions.Web),
+            visibilityTimeout: options.Value.CoverDelay, cancellationToken: CancellationToken.None);
+
+    private void Nudge(Partition key)
+    {
+        if (_queued.TryAdd(key, 0))
+        {
+            _nudges.Writer.TryWrite(key);
+        }
+    }
+
+    /// <summary>
+    /// Relays every event waiting for <paramref name="tenant"/> in any outbox, before returning: for readers that must
+    /// see the events of writes that were answered already (the audit trail's routes, a purge's scrub).
+    /// </summary>
+    public async Task CatchUpAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        foreach (var table in layout.Value.Outboxes)
+        {
+            await RelayAsync(new Partition(table, tenant.Value), cancellationToken);
+        }
+    }
+
+    /// <summary>Relays one partition's outbox; with a cover message, whatever instance wrote it.</summary>
+    internal async Task RelayAsync(string table, TenantId tenant, CancellationToken cancellationToken)
+    {
+        if (!layout.Value.Outboxes.Contains(table))
+        {
+            throw new InvalidOperationException($"The table '{table}' carries no outbox.");
+        }
+
+        await RelayAsync(new Partition(table, tenant.Value), cancellationToken);
+    }
+
+    private async Task RelayAsync(Partition key, CancellationToken cancellationToken)
+    {
+        if (_gates.Count > MaxRemembered)
+        {
+            _gates.Clear();
+        }
+
+        // One relay of a partition at a time on this instance, so its events reach subscribers in order.
+        var gate = _gates.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            var tenant = new TenantId(key.Tenant);
+            var partition = storage.TenantTable(key.Table).For(tenant);
+            while (true)
+            {
+                List<TableEntity> rows = [];
+                await foreach (var page in EventOutbox.PendingAsync(partition, RowsPerPage, cancellationToken).AsPages().WithCancellation(cancellationToken))
+                {
+                    rows = [.. page.Values];
+                    break;
+                }
+
+                if (rows.Count == 0)
+                {
+                    return;
+                }
+
+                var events = rows.SelectMany(EventOutbox.EventsOf).ToList();
+                if (events.Count > 0)
+                {
+                    foreach (var subscriber in Subscribers)
+                    {
+                        await subscriber.OnEventsAsync(tenant, events, cancellationToken);
+                    }
+                }
+
+                await DeleteAsync(partition, rows, cancellationToken);
+            }
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private static async Task DeleteAsync(TenantPartition partition, List<TableEntity> rows, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await partition.SubmitTransactionAsync([.. rows.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, r, ETag.All))], cancellationToken);
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status == 404)
+        {
+            // Another instance relayed some of them meanwhile (their subscribers saw them twice: at least once).
+            foreach (var row in rows)
+            {
+                try
+                {
+                    await partition.DeleteAsync(row.RowKey, ETag.All, cancellationToken);
+                }
+                catch (RequestFailedException gone) when (gone.Status == 404)
+                {
+                }
+            }
+        }
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(Enumerable.Range(0, options.Value.RelayConcurrency).Select(_ => RelayNudgedAsync(stoppingToken)));
+
+    private async Task RelayNudgedAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await foreach (var key in _nudges.Reader.ReadAllAsync(stoppingToken))
+            {
+                // Taken off before relaying: a write committed while this relay runs nudges again and is not missed.
+                _queued.TryRemove(key, out _);
+                try
+                {
+                    await RelayAsync(key, stoppingToken);
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    LogRelayFailed(logger, key.Table, ex.Message);
+                    _ = RetryLaterAsync(key, stoppingToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>A relay that failed (storage down, a subscriber failing) is tried again after a pause; the cover stays as the last resort.</summary>
+    private async Task RetryLaterAsync(Partition key, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(5), stoppingToken);
+            Nudge(key);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Relaying the events of a partition of '{Table}' failed and will be retried: {Reason}")]
+    private static partial void LogRelayFailed(ILogger logger, string table, string reason);
+
+    /// <summary>Reads a cover message; null for text that is not one.</summary>
+    internal static (string Table, TenantId Tenant)? ReadCover(string text)
+    {
+        try
+        {
+            var message = JsonSerializer.Deserialize<CoverMessage>(text, JsonSerializerOptions.Web);
+            return message is { Table.Length: > 0, Tenant.Length: > 0 } && TenantId.TryParse(message.Tenant, out var tenant) ? (message.Table, tenant) : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>The <c>EventRelay</c> queue function: a cover message came due, so its partition is relayed, by whichever instance.</summary>
+public sealed partial class EventRelayCovers(EventRelay relay, IOptions<StorageLayout> layout, ILogger<EventRelayCovers> logger) : IQueueHandler
+{
+    public async Task HandleAsync(QueueInvocation message, CancellationToken cancellationToken)
+    {
+        if (EventRelay.ReadCover(message.Text) is not { } cover || !layout.Value.Outboxes.Contains(cover.Table))
+        {
+            LogUnreadable(logger, message.Id);
+            return;
+        }
+
+        await relay.RelayAsync(cover.Table, cover.Tenant, cancellationToken);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Event relay message {MessageId} is not a cover message; dropped.")]
+    private static partial void LogUnreadable(ILogger logger, string messageId);
+}
