@@ -74,12 +74,13 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
             var alert = NewAlert(item, kind, now);
             try
             {
-                var responses = await partition.SubmitTransactionAsync(
+                var responses = await events.CommitAsync(partition,
                     [
                         new TableTransactionAction(TableTransactionActionType.Add, alert),
                         new TableTransactionAction(TableTransactionActionType.Add, new OpenAlertMarker { RowKey = OpenAlertMarker.KeyFor(item.Id, kind), AlertId = alert.Id }),
                         Record(item, kind, open: true),
                     ],
+                    [Raised(alert)],
                     cancellationToken);
                 touched = responses.Value[2].Headers.ETag;
             }
@@ -91,8 +92,6 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
             {
                 return (false, null);
             }
-
-            await events.PublishAsync(tenant, Raised(alert), cancellationToken);
         }
         else if (!holds && marker is not null)
         {

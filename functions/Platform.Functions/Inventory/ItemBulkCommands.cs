@@ -17,12 +17,12 @@ public sealed record ItemUpdate(ItemEntity Item, JsonElement Patch, IReadOnlyDic
 /// Many creates or updates at once, for bulk import: the same rows, checks and consequences as
 /// <see cref="ItemCommands.CreateAsync"/> and <see cref="ItemCommands.UpdateAsync"/>, but written as entity-group
 /// transactions of up to <see cref="MaxActions"/> actions (a tenant's rows share one partition) and with their events
-/// published together, so an import costs a transaction per few dozen items rather than several round trips each.
+/// committed with them, so an import costs a transaction per few dozen items rather than several round trips each.
 /// </summary>
 public sealed partial class ItemCommands
 {
-    /// <summary>Actions of ours per transaction: 100 less the item counter's move and the change log's two.</summary>
-    private const int MaxActions = 97;
+    /// <summary>Actions of ours per transaction: 100 less the item counter's move, the events' outbox row and the change log's two.</summary>
+    private const int MaxActions = 96;
 
     /// <summary>Reads of one batch that may be in flight together (SKU look-ups after a conflict, alert syncs).</summary>
     private const int BulkParallelism = 16;
@@ -59,7 +59,6 @@ public sealed partial class ItemCommands
         }
 
         var max = options.Value.MaxItemsPerTenant;
-        var published = new List<PlatformEvent>();
         var unexplained = 0;
         while (pending.Count > 0)
         {
@@ -91,16 +90,24 @@ public sealed partial class ItemCommands
                 raised.Add([.. raisedAlerts.Select(a => a.Raised)]);
             }
 
+            IEnumerable<PlatformEvent> Created(int index, int b) =>
+            [
+                new PlatformEvent("inventory.item.created", caller.Actor, "item", items[index].Item.Id,
+                    new Dictionary<string, object?> { ["sku"] = items[index].Item.Sku, ["name"] = items[index].Item.Name }),
+                .. raised[b],
+            ];
+
             var taken = 0;
             try
             {
-                var responses = await store.Items.SubmitAsync(tenant, count =>
+                // The events of the items taken (and of their alerts) commit with them, in the outbox row.
+                var responses = await events.CoveredAsync(store.For(tenant), token => store.Items.SubmitAsync(tenant, count =>
                     {
                         // Up to the cap: the items past it stay pending and find the cap reached next time round.
                         taken = (int)Math.Clamp(max - count, 0, batch.Count);
-                        return taken == 0 ? null : new([.. actions.Take(ends[taken - 1])], taken);
+                        return taken == 0 ? null : new([.. actions.Take(ends[taken - 1]), events.OutboxRow([.. Enumerable.Range(0, taken).SelectMany(b => Created(batch[b], b))])], taken);
                     },
-                    cancellationToken);
+                    token), cancellationToken);
                 if (responses is null)
                 {
                     foreach (var index in pending)
@@ -116,9 +123,6 @@ public sealed partial class ItemCommands
                     var item = items[batch[b]].Item;
                     item.ETag = responses.Value[b == 0 ? 0 : ends[b - 1]].Headers.ETag ?? default;
                     projections.Apply(tenant, item);
-                    published.Add(new PlatformEvent("inventory.item.created", caller.Actor, "item", item.Id,
-                        new Dictionary<string, object?> { ["sku"] = item.Sku, ["name"] = item.Name }));
-                    published.AddRange(raised[b]);
                 }
 
                 pending.RemoveRange(0, taken);
@@ -137,7 +141,6 @@ public sealed partial class ItemCommands
             }
         }
 
-        await events.PublishManyAsync(tenant, published, cancellationToken);
         return results;
     }
 
@@ -174,7 +177,6 @@ public sealed partial class ItemCommands
         }
 
         var now = time.GetUtcNow();
-        var published = new List<PlatformEvent>();
         var written = new List<ItemEntity>();
         while (pending.Count > 0)
         {
@@ -186,13 +188,13 @@ public sealed partial class ItemCommands
             }).ToList();
             try
             {
-                var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
+                var responses = await events.CommitAsync(store.For(tenant), actions,
+                    [.. batch.Select(i => new PlatformEvent("inventory.item.updated", caller.Actor, "item", updates[i].Item.Id, updates[i].Changes))], cancellationToken);
                 for (var b = 0; b < batch.Count; b++)
                 {
-                    var (item, _, changes) = updates[batch[b]];
+                    var item = updates[batch[b]].Item;
                     item.ETag = responses.Value[b].Headers.ETag ?? default;
                     projections.Apply(tenant, item);
-                    published.Add(new PlatformEvent("inventory.item.updated", caller.Actor, "item", item.Id, changes));
                     written.Add(item);
                 }
 
@@ -206,7 +208,6 @@ public sealed partial class ItemCommands
             }
         }
 
-        await events.PublishManyAsync(tenant, published, cancellationToken);
         await Parallel.ForEachAsync(written, new ParallelOptions { MaxDegreeOfParallelism = BulkParallelism, CancellationToken = cancellationToken },
             async (item, ct) => await SyncAlertsAsync(tenant, item, ct));
         foreach (var i in oneByOne)

@@ -50,17 +50,20 @@ public sealed partial class ItemCommands(
         }
 
         var max = options.Value.MaxItemsPerTenant;
+        var created = new PlatformEvent("inventory.item.created", caller.Actor, "item", item.Id,
+            new Dictionary<string, object?> { ["sku"] = item.Sku, ["name"] = item.Name });
         try
         {
-            var responses = await store.Items.SubmitAsync(tenant, count => count >= max
+            var responses = await events.CommitWithAsync(store.For(tenant), [created], (outbox, token) => store.Items.SubmitAsync(tenant, count => count >= max
                     ? null
                     : new(
                         [
                             new(TableTransactionActionType.Add, item),
                             new(TableTransactionActionType.Add, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku), ItemId = item.Id }),
+                            outbox,
                         ],
                         +1),
-                cancellationToken);
+                token), cancellationToken);
             if (responses is null)
             {
                 return ItemLimitReached(max);
@@ -74,8 +77,6 @@ public sealed partial class ItemCommands(
         }
 
         projections.Apply(tenant, item);
-        await events.PublishAsync(tenant, new PlatformEvent("inventory.item.created", caller.Actor, "item", item.Id,
-            new Dictionary<string, object?> { ["sku"] = item.Sku, ["name"] = item.Name }), cancellationToken);
         return await SyncAlertsAsync(tenant, item, cancellationToken);
     }
 
@@ -122,7 +123,7 @@ public sealed partial class ItemCommands(
     {
         for (var attempt = 1; ; attempt++)
         {
-            var result = await TryUpdateAsync(caller.Tenant, id, body, ifMatch, cancellationToken);
+            var result = await TryUpdateAsync(caller.Tenant, caller.Actor, id, body, ifMatch, cancellationToken);
             if (result.Error == Lost && attempt < MaxAttempts)
             {
                 continue;
@@ -138,7 +139,6 @@ public sealed partial class ItemCommands(
                 return change.Item;
             }
 
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.updated", caller.Actor, "item", id, change.Changes), cancellationToken);
             return await SyncAlertsAsync(caller.Tenant, change.Item, cancellationToken);
         }
     }
@@ -148,7 +148,7 @@ public sealed partial class ItemCommands(
     {
         for (var attempt = 1; ; attempt++)
         {
-            var result = await TryArchiveAsync(caller.Tenant, id, ifMatch, cancellationToken);
+            var result = await TryArchiveAsync(caller.Tenant, caller.Actor, id, ifMatch, cancellationToken);
             if (result.Error == Lost && attempt < MaxAttempts)
             {
                 continue;
@@ -159,8 +159,6 @@ public sealed partial class ItemCommands(
                 return error == Lost ? CommandError.Stale("item") : error;
             }
 
-            await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.item.deleted", caller.Actor, "item", id,
-                new Dictionary<string, object?> { ["sku"] = item.Sku, ["quantity"] = item.Quantity }), cancellationToken);
             return await SyncAlertsAsync(caller.Tenant, item, cancellationToken);
         }
     }
@@ -180,7 +178,7 @@ public sealed partial class ItemCommands(
     private static readonly CommandError Lost = new(412, "precondition_failed", "The item changed meanwhile.");
 
     private async Task<Outcome<ItemChange>> TryUpdateAsync(
-        TenantId tenant, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+        TenantId tenant, Actor actor, string id, JsonElement body, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
         var item = await GetAsync(tenant, id, cancellationToken);
         if (item is null || item.Status == ItemStatus.Archived)
@@ -223,7 +221,7 @@ public sealed partial class ItemCommands(
 
         try
         {
-            var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
+            var responses = await events.CommitAsync(store.For(tenant), actions, [new PlatformEvent("inventory.item.updated", actor, "item", id, changes)], cancellationToken);
             item.ETag = responses.Value[0].Headers.ETag ?? default;
             projections.Apply(tenant, item);
             return new ItemChange(item, changes);
@@ -238,7 +236,7 @@ public sealed partial class ItemCommands(
         }
     }
 
-    private async Task<Outcome<ItemEntity>> TryArchiveAsync(TenantId tenant, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
+    private async Task<Outcome<ItemEntity>> TryArchiveAsync(TenantId tenant, Actor actor, string id, Func<ETag, bool> ifMatch, CancellationToken cancellationToken)
     {
         var item = await GetAsync(tenant, id, cancellationToken);
         if (item is null || item.Status == ItemStatus.Archived)
@@ -256,13 +254,16 @@ public sealed partial class ItemCommands(
         try
         {
             // An archived item no longer counts against the cap: the count moves in the archive's transaction.
-            var responses = (await store.Items.SubmitAsync(tenant, _ => new(
+            var deleted = new PlatformEvent("inventory.item.deleted", actor, "item", id,
+                new Dictionary<string, object?> { ["sku"] = item.Sku, ["quantity"] = item.Quantity });
+            var responses = (await events.CommitWithAsync(store.For(tenant), [deleted], (outbox, token) => store.Items.SubmitAsync(tenant, _ => new(
                     [
                         new(TableTransactionActionType.UpdateReplace, item, item.ETag),
                         new(TableTransactionActionType.Delete, new SkuIndexEntity { RowKey = SkuIndexEntity.KeyFor(item.Sku) }, ETag.All),
+                        outbox,
                     ],
                     -1),
-                cancellationToken))!;
+                token), cancellationToken))!;
             item.ETag = responses.Value[0].Headers.ETag ?? default;
             projections.Apply(tenant, item);
             return item;
