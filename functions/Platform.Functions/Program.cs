@@ -67,6 +67,7 @@ app.MapEntra();
 app.MapApiKeys();
 app.MapInventory();
 app.MapJobs();
+app.MapWebhooks();
 app.MapFunctionInvocations();
 
 app.Run();
