@@ -106,6 +106,8 @@ var queueNames = [
   'password-resets-poison'
   'event-relay'
   'event-relay-poison'
+  'webhook-deliveries'
+  'webhook-deliveries-poison'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -16,6 +16,7 @@ using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
 using Platform.Functions.Triggers;
 using Platform.Functions.Users;
+using Platform.Functions.Webhooks;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -39,6 +40,7 @@ builder.AddHousekeeping();
 builder.AddIdempotency();
 builder.AddJobs();
 builder.AddInventory();
+builder.AddWebhooks();
 
 var app = builder.Build();
 
@@ -65,6 +67,7 @@ app.MapEntra();
 app.MapApiKeys();
 app.MapInventory();
 app.MapJobs();
+app.MapWebhooks();
 app.MapFunctionInvocations();
 
 app.Run();

@@ -51,6 +51,13 @@ internal static class ProblemResponses
         ["UpdateLocation"] = [409, 412],
         ["DeleteLocation"] = [409, 412],
         ["AcknowledgeAlert"] = [409, 412],
+        ["CreateWebhookEndpoint"] = [409],
+        ["UpdateWebhookEndpoint"] = [412],
+        ["DeleteWebhookEndpoint"] = [412],
+        ["RotateWebhookSecret"] = [412],
+        ["TestWebhookEndpoint"] = [409],
+        ["RecoverWebhookEndpoint"] = [409],
+        ["ReplayWebhookDelivery"] = [409],
     };
 
     private static readonly Dictionary<int, string> Descriptions = new()

@@ -13,6 +13,9 @@ public enum MailKind
     PasswordChanged,
     MfaEnabled,
     MfaDisabled,
+
+    /// <summary>To the tenant's admins: a webhook endpoint was disabled (410 Gone, or failing for days).</summary>
+    WebhookEndpointDisabled,
 }
 
 /// <summary>
@@ -37,11 +40,16 @@ public static class MailPlaceholders
     private static readonly string[] EmailVerification = [DisplayName, Link, ExpiresInHours, TenantName];
     private static readonly string[] Notification = [DisplayName, TenantName, At];
 
+    public const string Url = "url";
+    public const string Reason = "reason";
+    private static readonly string[] EndpointDisabled = [DisplayName, TenantName, At, Url, Reason];
+
     public static IReadOnlyList<string> For(MailKind kind) => kind switch
     {
         MailKind.PasswordReset => PasswordReset,
         MailKind.EmailVerification => EmailVerification,
         MailKind.PasswordChanged or MailKind.MfaEnabled or MailKind.MfaDisabled => Notification,
+        MailKind.WebhookEndpointDisabled => EndpointDisabled,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown mail kind."),
     };
 

@@ -241,6 +241,8 @@ public sealed class MailTests : IDisposable
             [MailPlaceholders.ExpiresInMinutes] = "30",
             [MailPlaceholders.ExpiresInHours] = "24",
             [MailPlaceholders.At] = MailPlaceholders.FormatAt(new DateTimeOffset(2025, 1, 2, 13, 45, 0, TimeSpan.Zero)),
+            [MailPlaceholders.Url] = "https://erp.example.com/hooks",
+            [MailPlaceholders.Reason] = "it answered 410 Gone.",
         };
         return MailPlaceholders.For(kind).ToDictionary(name => name, name => all[name]);
     }

@@ -9,7 +9,7 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
     private static readonly string[] AllPermissions =
     [
         "apikeys.manage", "audit.read", "backups.manage", "inventory.read", "inventory.write", "jobs.read", "jobs.write",
-        "reports.read", "roles.manage", "tenant.manage", "users.delete", "users.read", "users.write", "webhooks.manage",
+        "reports.read", "roles.manage", "tenant.manage", "users.delete", "users.read", "users.write", "webhooks.manage", "webhooks.read",
     ];
 
     protected override bool SignsInAdmin => true;
@@ -128,7 +128,7 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
     }
 
     [Fact]
-    public async Task PermissionsListsAllFourteenWithDescriptions()
+    public async Task PermissionsListsAllFifteenWithDescriptions()
     {
         var items = (await Admin.GetJsonAsync("/api/v1/permissions")).GetProperty("items").EnumerateArray().ToList();
 

@@ -1,0 +1,341 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Azure;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Storage;
+using Platform.Functions.Triggers;
+
+namespace Platform.Functions.Webhooks;
+
+/// <summary>
+/// The <c>WebhookDeliveries</c> queue function. A message wakes one endpoint's lane: the handler takes the lane's
+/// lease (ETag-conditioned), then sends the endpoint's pending deliveries oldest first until one fails, none is left,
+/// or <see cref="WebhookOptions.LaneBudget"/> is spent. A failure schedules its retry as a new message whose visibility
+/// delay is the backoff, and ends the run, so later deliveries wait behind it (per-endpoint order). A message that
+/// finds the lane leased comes back when the lease ends. So a dead or slow endpoint holds at most one handler at a
+/// time and never blocks another endpoint's messages.
+/// </summary>
+public sealed partial class WebhookLane(
+    WebhookDirectory directory,
+    WebhookDeliveries deliveries,
+    WebhookCommands commands,
+    WebhookAdminMail adminMail,
+    OutboundHttp outbound,
+    IOptions<WebhookOptions> options,
+    TimeProvider time,
+    ILogger<WebhookLane> logger) : IQueueHandler
+{
+    public const string UserAgent = "Platform-Webhooks/1";
+    public const int MaxResponseBodyBytes = 4096;
+    private const int PageSize = 50;
+
+    public async Task HandleAsync(QueueInvocation message, CancellationToken cancellationToken)
+    {
+        var wake = Read(message.Text);
+        var tenant = new TenantId(wake.T);
+        if (await directory.GetAsync(tenant, wake.E, cancellationToken) is not { } endpoint)
+        {
+            // Deleted: its backlog went with it.
+            return;
+        }
+
+        var rows = directory.Rows(tenant);
+        var settings = options.Value;
+        var now = time.GetUtcNow();
+        var lane = await rows.GetAsync<LaneEntity>(WebhookRows.Lane(endpoint.Id), cancellationToken);
+        if (lane?.LeaseUntil is { } leased && leased > now)
+        {
+            await deliveries.WakeAsync(tenant, endpoint.Id, wake.D, leased - now + TimeSpan.FromMilliseconds(100), cancellationToken);
+            return;
+        }
+
+        lane ??= new LaneEntity { RowKey = WebhookRows.Lane(endpoint.Id) };
+        lane.LeaseUntil = now + settings.LaneLease;
+        lane.LeaseOwner = Guid.NewGuid().ToString("N");
+        try
+        {
+            if (lane.ETag == default)
+            {
+                await rows.AddAsync(lane, cancellationToken);
+            }
+            else
+            {
+                await rows.UpdateAsync(lane, lane.ETag, cancellationToken);
+            }
+        }
+        catch (RequestFailedException ex) when (ex.Status is 409 or 412)
+        {
+            // Another handler took the lane a moment ago.
+            await deliveries.WakeAsync(tenant, endpoint.Id, wake.D, TimeSpan.FromSeconds(1), cancellationToken);
+            return;
+        }
+
+        try
+        {
+            await RunLaneAsync(tenant, endpoint, lane, wake.D, cancellationToken);
+        }
+        finally
+        {
+            lane.LeaseUntil = null;
+            lane.LeaseOwner = null;
+            try
+            {
+                await rows.UpdateAsync(lane, lane.ETag, CancellationToken.None);
+            }
+            catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+            {
+                // Our lease ran out and someone else holds the lane now; theirs is the word.
+            }
+        }
+    }
+
+    private async Task RunLaneAsync(TenantId tenant, EndpointEntity endpoint, LaneEntity lane, string wokenFor, CancellationToken cancellationToken)
+    {
+        var rows = directory.Rows(tenant);
+        var settings = options.Value;
+        var started = Stopwatch.StartNew();
+        var interval = endpoint.RateLimitPerSecond is { } rate ? TimeSpan.FromSeconds(1.0 / rate) : TimeSpan.Zero;
+        var lastSent = -interval;
+        while (true)
+        {
+            var page = new List<PendingEntity>();
+            await foreach (var row in rows.QueryAsync<PendingEntity>(WebhookRows.PendingPrefix(endpoint.Id), maxPerPage: PageSize, cancellationToken: cancellationToken))
+            {
+                page.Add(row);
+                if (page.Count == PageSize)
+                {
+                    break;
+                }
+            }
+
+            if (page.Count == 0)
+            {
+                return;
+            }
+
+            if (!endpoint.Enabled)
+            {
+                foreach (var pending in page)
+                {
+                    await FinishAsync(tenant, endpoint.Id, pending, null, DeliveryStatus.Failed, "endpoint disabled", cancellationToken);
+                }
+
+                continue;
+            }
+
+            foreach (var pending in page)
+            {
+                if (!endpoint.Enabled)
+                {
+                    // Disabled just now: the next page run fails what is left.
+                    break;
+                }
+
+                var now = time.GetUtcNow();
+                if (pending.NextAttemptAt is { } due && due > now)
+                {
+                    // The head waits for its retry; the message scheduled for that moment carries the lane on. If this is
+                    // that message come early or again, it schedules itself for then.
+                    if (pending.DeliveryId == wokenFor)
+                    {
+                        await deliveries.WakeAsync(tenant, endpoint.Id, pending.DeliveryId, due - now, cancellationToken);
+                    }
+
+                    return;
+                }
+
+                if (started.Elapsed > settings.LaneBudget)
+                {
+                    await deliveries.WakeAsync(tenant, endpoint.Id, pending.DeliveryId, TimeSpan.Zero, cancellationToken);
+                    return;
+                }
+
+                if (await rows.GetAsync<DeliveryEntity>(WebhookRows.Log(endpoint.Id, pending.DeliveryId), cancellationToken) is not { } delivery)
+                {
+                    await rows.DeleteAsync(pending.RowKey, cancellationToken: cancellationToken);
+                    continue;
+                }
+
+                var wait = lastSent + interval - started.Elapsed;
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, cancellationToken);
+                }
+
+                lastSent = started.Elapsed;
+                var result = await SendAsync(tenant, endpoint, delivery, cancellationToken);
+                delivery.Attempt++;
+                delivery.At = time.GetUtcNow();
+                delivery.ResponseStatus = result.Status;
+                delivery.ResponseBody = result.Body;
+                delivery.Error = result.Error;
+                delivery.DurationMs = result.DurationMs;
+                var attempts = JsonSerializer.Deserialize<List<DeliveryAttempt>>(delivery.Attempts) ?? [];
+                attempts.Add(new DeliveryAttempt(delivery.Attempt, delivery.At.Value, result.Status, result.DurationMs, result.Error));
+                delivery.Attempts = JsonSerializer.Serialize(attempts.TakeLast(20));
+
+                if (result.Status is >= 200 and < 300)
+                {
+                    lane.FailingSince = null;
+                    await FinishAsync(tenant, endpoint.Id, pending, delivery, DeliveryStatus.Succeeded, null, cancellationToken);
+                    continue;
+                }
+
+                now = time.GetUtcNow();
+                lane.FailingSince ??= now;
+                if (result.Status == (int)HttpStatusCode.Gone)
+                {
+                    await FinishAsync(tenant, endpoint.Id, pending, delivery, DeliveryStatus.Failed, null, cancellationToken);
+                    await DisableAsync(tenant, endpoint, "gone", lane.FailingSince, cancellationToken);
+                    continue;
+                }
+
+                if (now - lane.FailingSince >= settings.DisableAfter)
+                {
+                    await FinishAsync(tenant, endpoint.Id, pending, delivery, DeliveryStatus.Failed, null, cancellationToken);
+                    await DisableAsync(tenant, endpoint, "failing", lane.FailingSince, cancellationToken);
+                    continue;
+                }
+
+                var schedule = settings.Delays;
+                if (delivery.Attempt >= schedule.Count)
+                {
+                    // Given up: the lane moves on; recover or replay can send it again.
+                    await FinishAsync(tenant, endpoint.Id, pending, delivery, DeliveryStatus.Failed, null, cancellationToken);
+                    continue;
+                }
+
+                var delay = result.RetryAfter is { } asked && result.Status is 429 or 503
+                    ? (asked > settings.MaxRetryAfter ? settings.MaxRetryAfter : asked)
+                    : schedule[delivery.Attempt];
+
+                // The wake first: if we stop between the two writes, the retry still comes (only the recorded time is lost).
+                await deliveries.WakeAsync(tenant, endpoint.Id, pending.DeliveryId, delay, cancellationToken);
+                pending.NextAttemptAt = now + delay;
+                delivery.NextAttemptAt = pending.NextAttemptAt;
+                delivery.Status = DeliveryStatus.Pending;
+                await rows.UpdateAsync(pending, ETag.All, cancellationToken);
+                await rows.UpdateAsync(delivery, ETag.All, cancellationToken);
+                return;
+            }
+        }
+    }
+
+    private async Task DisableAsync(TenantId tenant, EndpointEntity endpoint, string reason, DateTimeOffset? failingSince, CancellationToken cancellationToken)
+    {
+        endpoint.Enabled = false;
+        if (await commands.DisableAsync(tenant, endpoint.Id, reason, failingSince, cancellationToken))
+        {
+            LogDisabled(logger, endpoint.Id, tenant.Value, reason);
+            await adminMail.SendDisabledAsync(tenant, endpoint, reason, cancellationToken);
+        }
+    }
+
+    /// <summary>Ends a delivery: the log row says how, and the pending row goes.</summary>
+    private async Task FinishAsync(TenantId tenant, string endpointId, PendingEntity pending, DeliveryEntity? delivery, string status, string? error, CancellationToken cancellationToken)
+    {
+        var rows = directory.Rows(tenant);
+        delivery ??= await rows.GetAsync<DeliveryEntity>(WebhookRows.Log(endpointId, pending.DeliveryId), cancellationToken);
+        if (delivery is not null)
+        {
+            delivery.Status = status;
+            delivery.NextAttemptAt = null;
+            delivery.PendingKey = null;
+            delivery.Error = error ?? delivery.Error;
+            await rows.UpdateAsync(delivery, ETag.All, cancellationToken);
+        }
+
+        try
+        {
+            await rows.DeleteAsync(pending.RowKey, cancellationToken: cancellationToken);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+        }
+    }
+
+    private sealed record Attempt(int? Status, string? Body, string? Error, long DurationMs, TimeSpan? RetryAfter);
+
+    private async Task<Attempt> SendAsync(TenantId tenant, EndpointEntity endpoint, DeliveryEntity delivery, CancellationToken cancellationToken)
+    {
+        var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
+        using var request = new HttpRequestMessage(HttpMethod.Post, endpoint.Url)
+        {
+            Content = new StringContent(delivery.Payload, Encoding.UTF8, "application/json"),
+        };
+        foreach (var (name, value) in endpoint.HeaderMap)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        request.Headers.TryAddWithoutValidation("webhook-id", delivery.MessageId);
+        request.Headers.TryAddWithoutValidation("webhook-timestamp", timestamp.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        request.Headers.TryAddWithoutValidation("webhook-signature", WebhookSigner.Sign(directory.SigningKeys(tenant, endpoint), delivery.MessageId, timestamp, delivery.Payload));
+        request.Headers.TryAddWithoutValidation("user-agent", UserAgent);
+
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            using var response = await outbound.SendAsync(request, cancellationToken);
+            var body = await ReadStartAsync(response, cancellationToken);
+            TimeSpan? retryAfter = response.Headers.RetryAfter switch
+            {
+                { Delta: { } delta } => delta,
+                { Date: { } date } => date - time.GetUtcNow(),
+                _ => null,
+            };
+            return new Attempt((int)response.StatusCode, body, null, watch.ElapsedMilliseconds, retryAfter < TimeSpan.Zero ? TimeSpan.Zero : retryAfter);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new Attempt(null, null, "timed out", watch.ElapsedMilliseconds, null);
+        }
+        catch (HttpRequestException ex)
+        {
+            var refused = ex as OutboundRefusedException ?? ex.InnerException as OutboundRefusedException;
+            return new Attempt(null, null, refused?.Message ?? "connection failed: " + ex.Message, watch.ElapsedMilliseconds, null);
+        }
+    }
+
+    /// <summary>The first 4 KB of the response body, as text; the rest is not read.</summary>
+    private static async Task<string?> ReadStartAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            var buffer = new byte[MaxResponseBodyBytes];
+            var filled = 0;
+            int read;
+            while (filled < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken)) > 0)
+            {
+                filled += read;
+            }
+
+            return filled == 0 ? null : Encoding.UTF8.GetString(buffer, 0, filled);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            return null;
+        }
+    }
+
+    private static LaneMessage Read(string text)
+    {
+        LaneMessage? message;
+        try
+        {
+            message = JsonSerializer.Deserialize<LaneMessage>(text, JsonSerializerOptions.Web);
+        }
+        catch (JsonException)
+        {
+            message = null;
+        }
+
+        return message is { T.Length: > 0, E.Length: > 0, D.Length: > 0 } ? message : throw new PoisonMessageException("Not a webhook lane message.");
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook endpoint {EndpointId} of tenant {TenantId} disabled: {Reason}")]
+    private static partial void LogDisabled(ILogger logger, string endpointId, string tenantId, string reason);
+}

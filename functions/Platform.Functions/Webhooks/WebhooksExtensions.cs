@@ -1,0 +1,35 @@
+using Platform.Functions.Events;
+using Platform.Functions.Hosting;
+using Platform.Functions.Storage;
+using Platform.Functions.Triggers;
+
+namespace Platform.Functions.Webhooks;
+
+public static class WebhooksExtensions
+{
+    public const string DeliveryFunction = "WebhookDeliveries";
+
+    /// <summary>Outgoing webhooks: the guarded client, the <c>webhooks</c> table, the fan-out subscriber and the delivery queue function.</summary>
+    public static IHostApplicationBuilder AddWebhooks(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOutboundHttp();
+        services.AddValidatedOptions<WebhookOptions>(WebhookOptions.Section);
+        services.AddStorageTable(WebhookDirectory.TableName);
+        services.AddSingleton<WebhookDirectory>();
+        services.AddSingleton<WebhookCommands>();
+        services.AddSingleton<WebhookDeliveries>();
+        services.AddSingleton<WebhookAdminMail>();
+        services.AddSingleton<WebhookFanOut>();
+        services.AddSingleton<IEventSubscriber>(sp => sp.GetRequiredService<WebhookFanOut>());
+        services.AddQueueFunction<WebhookLane>(DeliveryFunction, WebhookDeliveries.QueueName);
+        return builder;
+    }
+
+    public static RouteGroupBuilder MapWebhooks(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(WebhookEndpoints.Path).WithTags("Webhooks");
+        WebhookEndpoints.Map(group);
+        return group;
+    }
+}
