@@ -104,6 +104,8 @@ var names = {
 var queueNames = [
   'password-resets'
   'password-resets-poison'
+  'webhook-receipts'
+  'webhook-receipts-poison'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -51,6 +51,9 @@ internal static class ProblemResponses
         ["UpdateLocation"] = [409, 412],
         ["DeleteLocation"] = [409, 412],
         ["AcknowledgeAlert"] = [409, 412],
+        ["ReceiveWebhook"] = [401],
+        ["CreateWebhookReceiver"] = [409],
+        ["DeleteWebhookReceiver"] = [412],
     };
 
     private static readonly Dictionary<int, string> Descriptions = new()

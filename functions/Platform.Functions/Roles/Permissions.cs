@@ -18,6 +18,7 @@ public static class Permissions
     public const string InventoryWrite = "inventory.write";
     public const string JobsRead = "jobs.read";
     public const string JobsWrite = "jobs.write";
+    public const string WebhooksRead = "webhooks.read";
     public const string WebhooksManage = "webhooks.manage";
     public const string ReportsRead = "reports.read";
     public const string AuditRead = "audit.read";
@@ -35,6 +36,7 @@ public static class Permissions
         [InventoryWrite] = "Change items and locations, record movements, acknowledge alerts.",
         [JobsRead] = "Read jobs and schedules.",
         [JobsWrite] = "Start, cancel and retry jobs; manage schedules.",
+        [WebhooksRead] = "Read webhook endpoints, receivers and their logs.",
         [WebhooksManage] = "Manage webhook endpoints and receivers.",
         [ReportsRead] = "Run and download reports.",
         [AuditRead] = "Read the audit log.",
