@@ -26,7 +26,7 @@ public sealed record ReceiverView(string Id, string Name, string Action, string 
 /// <summary>A receiver right after creation: the only time its <c>secret</c> is shown.</summary>
 public sealed record CreatedReceiverView(string Id, string Url, string Secret, string Name, string Action, string Scheme, JsonElement? Options, IReadOnlyList<string> Permissions, DateTimeOffset CreatedAt);
 
-public sealed record LineError(int Line, string Code, string Message);
+public sealed record LineError(int Index, string Code, string Message);
 
 public sealed record ReceivedMessageView(
     string Id, string WebhookId, string Status, string? Error, IReadOnlyList<LineError>? Errors, int? LinesApplied, int? LinesFailed, string? JobId,
