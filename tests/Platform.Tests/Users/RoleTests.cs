@@ -10,6 +10,7 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
     [
         "apikeys.manage", "audit.read", "backups.manage", "inventory.read", "inventory.write", "jobs.read", "jobs.write",
         "reports.read", "roles.manage", "tenant.manage", "users.delete", "users.read", "users.write", "webhooks.manage",
+        "webhooks.read",
     ];
 
     protected override bool SignsInAdmin => true;
