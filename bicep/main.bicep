@@ -108,6 +108,8 @@ var queueNames = [
   'event-relay-poison'
   'webhook-deliveries'
   'webhook-deliveries-poison'
+  'webhook-receipts'
+  'webhook-receipts-poison'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

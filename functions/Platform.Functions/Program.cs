@@ -17,6 +17,7 @@ using Platform.Functions.Tenants;
 using Platform.Functions.Triggers;
 using Platform.Functions.Users;
 using Platform.Functions.Webhooks;
+using Platform.Functions.Webhooks.Receivers;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -41,6 +42,7 @@ builder.AddIdempotency();
 builder.AddJobs();
 builder.AddInventory();
 builder.AddWebhooks();
+builder.AddWebhookReceivers();
 
 var app = builder.Build();
 
@@ -68,6 +70,7 @@ app.MapApiKeys();
 app.MapInventory();
 app.MapJobs();
 app.MapWebhooks();
+app.MapWebhookReceivers();
 app.MapFunctionInvocations();
 
 app.Run();

@@ -34,7 +34,17 @@ public sealed record Caller(TenantId Tenant, string UserId, string SessionId)
     public string? ApiKeyId => Kind == CallerKind.ApiKey ? SessionId[SessionGuard.SessionlessPrefix.Length..] : null;
 
     /// <summary>Who the audit trail and webhooks name as having done what this caller does.</summary>
-    public Actor Actor => ApiKeyId is { } keyId ? new Actor("apikey", keyId, Ip) { OnBehalfOf = UserId } : Actor.User(UserId, Ip);
+    public Actor Actor => ApiKeyId is { } keyId
+        ? keyId.StartsWith(ReceiverKeyPrefix, StringComparison.Ordinal)
+            ? new Actor("receiver", keyId[ReceiverKeyPrefix.Length..], Ip) { OnBehalfOf = UserId }
+            : new Actor("apikey", keyId, Ip) { OnBehalfOf = UserId }
+        : Actor.User(UserId, Ip);
+
+    /// <summary>
+    /// A webhook receiver acts like an API key of its creator (session <c>apikey:receiver:{id}</c>, narrowed to the
+    /// receiver's scopes) but is named as itself in the audit trail. Key ids are alphanumeric, so none starts so.
+    /// </summary>
+    public const string ReceiverKeyPrefix = "receiver:";
 
     /// <summary>The caller a principal names, or null when it names no complete one (anonymous, malformed claims).</summary>
     public static Caller? From(ClaimsPrincipal? principal, string? ip = null) =>

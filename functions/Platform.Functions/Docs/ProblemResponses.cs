@@ -58,6 +58,9 @@ internal static class ProblemResponses
         ["TestWebhookEndpoint"] = [409],
         ["RecoverWebhookEndpoint"] = [409],
         ["ReplayWebhookDelivery"] = [409],
+        ["ReceiveWebhook"] = [401],
+        ["CreateWebhookReceiver"] = [409],
+        ["DeleteWebhookReceiver"] = [412],
     };
 
     private static readonly Dictionary<int, string> Descriptions = new()

@@ -36,7 +36,7 @@ public static class Permissions
         [InventoryWrite] = "Change items and locations, record movements, acknowledge alerts.",
         [JobsRead] = "Read jobs and schedules.",
         [JobsWrite] = "Start, cancel and retry jobs; manage schedules.",
-        [WebhooksRead] = "Read webhook endpoints, the event catalogue and delivery logs.",
+        [WebhooksRead] = "Read webhook endpoints, receivers, the event catalogue and delivery and message logs.",
         [WebhooksManage] = "Manage webhook endpoints and receivers; test, replay and recover deliveries.",
         [ReportsRead] = "Run and download reports.",
         [AuditRead] = "Read the audit log.",

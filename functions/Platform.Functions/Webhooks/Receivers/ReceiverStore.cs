@@ -1,0 +1,300 @@
+using System.Text.Json;
+using Azure;
+using Azure.Data.Tables;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Webhooks.Receivers;
+
+/// <summary>A receiver as the hook needs it: its tenant, its row and its HMAC key.</summary>
+public sealed record HookTarget(TenantId Tenant, ReceiverEntity Receiver, byte[] Key);
+
+/// <summary>What the hook did with a message: accepted it, or found it had been received before.</summary>
+public sealed record Receipt(ReceivedMessageEntity Message, bool Duplicate);
+
+/// <summary>The queue message that hands a received message to <see cref="ReceiptProcessor"/>.</summary>
+public sealed record ReceiptMessage(string Tenant, string ReceiverId, string MessageKey);
+
+/// <summary>
+/// Receivers and their messages. A receiver is a row of its tenant's partition of <c>webhookreceivers</c> plus a row
+/// of the platform index <c>webhookreceiverindex</c> (receiver id → tenant), written first, so the public hook can find
+/// the tenant from the URL alone. The count against <see cref="ReceiverOptions.MaxReceiversPerTenant"/> moves in the
+/// receiver's own transaction (<see cref="TenantCounter"/>). Messages live in the same partition; their raw bodies are
+/// blobs of <c>webhookpayloads</c>.
+/// </summary>
+public sealed class ReceiverStore(
+    StorageAccount storage, SecretBox secrets, IMemoryCache cache, EventPublisher events, IOptions<ReceiverOptions> options, TimeProvider time)
+{
+    public const string TableName = "webhookreceivers";
+    public const string IndexTableName = "webhookreceiverindex";
+    public const string PayloadContainer = "webhookpayloads";
+    public const string QueueName = "webhook-receipts";
+    public const string CounterKey = "~count:receivers";
+    public const int MaxNameLength = 100;
+
+    /// <summary>What the hook learnt about a receiver is kept this long; a delete elsewhere takes effect within it.</summary>
+    private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
+
+    private readonly TenantCounter _count = new(tenant => storage.TenantTable(TableName).For(tenant), CounterKey, CountAsync);
+
+    public TenantPartition Rows(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
+
+    private TableClient Index => storage.Table(IndexTableName);
+
+    private BlobContainerClient Payloads => storage.Container(PayloadContainer);
+
+    /// <summary>Ids are ULIDs; anything else names no receiver and never reaches a key.</summary>
+    public static bool IsId(string? id) => id is { Length: > 0 and <= 32 } && id.All(char.IsAsciiLetterOrDigit);
+
+    public async Task<ReceiverEntity?> GetAsync(TenantId tenant, string id, CancellationToken cancellationToken) =>
+        IsId(id) ? await Rows(tenant).GetAsync<ReceiverEntity>(ReceiverEntity.KeyFor(id), cancellationToken) : null;
+
+    /// <summary>Creates a receiver; null when the tenant has its most. Returns the row and the secret's text (shown once).</summary>
+    public async Task<(ReceiverEntity Receiver, string Secret)?> CreateAsync(
+        Caller caller, string name, string action, string scheme, string? optionsJson, IReadOnlyList<string> scopes, CancellationToken cancellationToken)
+    {
+        var id = Ids.New(time);
+        var (text, key) = ReceiverSignatures.NewSecret(scheme);
+        var receiver = new ReceiverEntity
+        {
+            RowKey = ReceiverEntity.KeyFor(id),
+            Name = name,
+            Action = action,
+            Scheme = scheme,
+            Options = optionsJson,
+            SealedSecret = secrets.SealBytes(key, Binding(caller.Tenant, id)),
+            CreatedBy = caller.UserId,
+            ScopeList = scopes,
+            CreatedAt = time.GetUtcNow(),
+        };
+
+        // The index row first: by the time the receiver exists, its URL finds it. One left by a refused or failed
+        // create names a receiver row that does not exist, so it answers like an unknown id.
+        await Index.AddEntityAsync(new ReceiverIndexEntity { PartitionKey = id, TenantId = caller.Tenant.Value }, cancellationToken);
+        Azure.Response<IReadOnlyList<Azure.Response>>? written;
+        try
+        {
+            var max = options.Value.MaxReceiversPerTenant;
+            written = await _count.SubmitAsync(caller.Tenant, count => count >= max ? null : new([new(TableTransactionActionType.Add, receiver)], +1), cancellationToken);
+        }
+        catch
+        {
+            await DeleteIndexAsync(id);
+            throw;
+        }
+
+        if (written is null)
+        {
+            await DeleteIndexAsync(id);
+            return null;
+        }
+
+        receiver.ETag = written.Value[0].Headers.ETag ?? default;
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.receiver.created", caller.Actor, "receiver", id,
+            new Dictionary<string, object?> { ["name"] = name, ["action"] = action, ["scheme"] = scheme }), cancellationToken);
+        return (receiver, text);
+    }
+
+    public async Task<IReadOnlyList<ReceiverEntity>> ListAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var all = new List<ReceiverEntity>();
+        await foreach (var receiver in Rows(tenant).QueryAsync<ReceiverEntity>(ReceiverEntity.KeyPrefix, cancellationToken: cancellationToken))
+        {
+            all.Add(receiver);
+        }
+
+        return all;
+    }
+
+    /// <summary>
+    /// Deletes the receiver (under <paramref name="ifMatch"/>) and its index row: its URL stops working at once on this
+    /// instance and within <see cref="CacheFor"/> on others. Its messages are kept until their blobs and rows are
+    /// removed by <see cref="ForgetMessagesAsync"/>.
+    /// </summary>
+    public async Task<bool> DeleteAsync(Caller caller, ReceiverEntity receiver, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _count.SubmitAsync(caller.Tenant, _ => new([new(TableTransactionActionType.Delete, receiver, receiver.ETag)], -1), cancellationToken);
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status is 404 or 412)
+        {
+            return false;
+        }
+
+        cache.Remove(CacheKey(receiver.Id));
+        await DeleteIndexAsync(receiver.Id);
+        await ForgetMessagesAsync(caller.Tenant, receiver.Id, cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.receiver.deleted", caller.Actor, "receiver", receiver.Id), cancellationToken);
+        return true;
+    }
+
+    /// <summary>Removes a deleted receiver's messages, their de-duplication rows and their bodies.</summary>
+    private async Task ForgetMessagesAsync(TenantId tenant, string receiverId, CancellationToken cancellationToken)
+    {
+        var rows = Rows(tenant);
+        foreach (var prefix in new[] { ReceivedMessageEntity.PrefixFor(receiverId), $"{SeenMessageEntity.KeyPrefix}{receiverId}:" })
+        {
+            var batch = new List<TableTransactionAction>();
+            await foreach (var row in rows.QueryAsync<TableEntity>(prefix, cancellationToken: cancellationToken))
+            {
+                batch.Add(new(TableTransactionActionType.Delete, row, ETag.All));
+                if (batch.Count == 100)
+                {
+                    await rows.SubmitTransactionAsync(batch, cancellationToken);
+                    batch.Clear();
+                }
+            }
+
+            if (batch.Count > 0)
+            {
+                await rows.SubmitTransactionAsync(batch, cancellationToken);
+            }
+        }
+
+        await foreach (var blob in Payloads.GetBlobsAsync(BlobTraits.None, BlobStates.None, $"{tenant.Value}/{receiverId}/", cancellationToken))
+        {
+            await Payloads.DeleteBlobIfExistsAsync(blob.Name, cancellationToken: cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The receiver a hook URL names, with its key; null for an id no receiver has. Kept in memory for
+    /// <see cref="CacheFor"/> (unknown ids too, so repeating one costs no read).
+    /// </summary>
+    public async Task<HookTarget?> FindForHookAsync(string id, CancellationToken cancellationToken)
+    {
+        if (!IsId(id))
+        {
+            return null;
+        }
+
+        if (cache.TryGetValue(CacheKey(id), out HookTarget? known))
+        {
+            return known;
+        }
+
+        HookTarget? target = null;
+        var index = await Index.GetEntityIfExistsAsync<ReceiverIndexEntity>(id, ReceiverIndexEntity.Row, cancellationToken: cancellationToken);
+        if (index.HasValue && TenantId.TryParse(index.Value!.TenantId, out var tenant) &&
+            await Rows(tenant).GetAsync<ReceiverEntity>(ReceiverEntity.KeyFor(id), cancellationToken) is { } receiver)
+        {
+            target = new HookTarget(tenant, receiver, secrets.Open(receiver.SealedSecret, Binding(tenant, id)));
+        }
+
+        cache.Set(CacheKey(id), target, CacheFor);
+        return target;
+    }
+
+    /// <summary>
+    /// Stores a verified message: the body as a blob, then the message row together with the row that marks its sender
+    /// id as seen, then the queue message. A sender id seen before is a duplicate and changes nothing - except that a
+    /// message still only <c>received</c> is queued again, so one whose queue message was lost (a crash between the row
+    /// and the queue) is picked up when the sender retries it.
+    /// </summary>
+    public async Task<Receipt> AcceptAsync(HookTarget target, string webhookId, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    {
+        var (tenant, receiver) = (target.Tenant, target.Receiver);
+        var rows = Rows(tenant);
+        var seenKey = SeenMessageEntity.KeyFor(receiver.Id, webhookId);
+        if (await rows.GetAsync<SeenMessageEntity>(seenKey, cancellationToken) is { } seen)
+        {
+            return await DuplicateAsync(tenant, seen, cancellationToken);
+        }
+
+        var now = time.GetUtcNow();
+        var id = Ids.New(time);
+        var message = new ReceivedMessageEntity
+        {
+            RowKey = ReceivedMessageEntity.KeyFor(receiver.Id, now, id),
+            Id = id,
+            ReceiverId = receiver.Id,
+            WebhookId = webhookId,
+            Bytes = body.Length,
+            ReceivedAt = now,
+        };
+        var blob = Payloads.GetBlobClient(BlobName(tenant, receiver.Id, id));
+        await blob.UploadAsync(new BinaryData(body), new BlobUploadOptions { HttpHeaders = new BlobHttpHeaders { ContentType = "application/json" } }, cancellationToken);
+        try
+        {
+            var responses = await rows.SubmitTransactionAsync(
+            [
+                new(TableTransactionActionType.Add, new SeenMessageEntity { RowKey = seenKey, MessageKey = message.RowKey }),
+                new(TableTransactionActionType.Add, message),
+            ], cancellationToken);
+            message.ETag = responses.Value[1].Headers.ETag ?? default;
+        }
+        catch (TableTransactionFailedException ex) when (ex.Status == 409 && ex.FailedTransactionActionIndex == 0)
+        {
+            // The same message, delivered twice at once: the other delivery won.
+            await blob.DeleteIfExistsAsync(cancellationToken: CancellationToken.None);
+            return await DuplicateAsync(tenant, (await rows.GetAsync<SeenMessageEntity>(seenKey, cancellationToken))!, cancellationToken);
+        }
+
+        await EnqueueAsync(tenant, message, cancellationToken);
+        return new Receipt(message, Duplicate: false);
+    }
+
+    private async Task<Receipt> DuplicateAsync(TenantId tenant, SeenMessageEntity seen, CancellationToken cancellationToken)
+    {
+        var message = await Rows(tenant).GetAsync<ReceivedMessageEntity>(seen.MessageKey, cancellationToken)
+            ?? throw new InvalidOperationException("A seen message id names no message row.");
+        if (message.Status == MessageStatus.Received)
+        {
+            await EnqueueAsync(tenant, message, cancellationToken);
+        }
+
+        return new Receipt(message, Duplicate: true);
+    }
+
+    public async Task EnqueueAsync(TenantId tenant, ReceivedMessageEntity message, CancellationToken cancellationToken) =>
+        await storage.Queue(QueueName).SendMessageAsync(
+            BinaryData.FromObjectAsJson(new ReceiptMessage(tenant.Value, message.ReceiverId, message.RowKey), JsonSerializerOptions.Web),
+            cancellationToken: cancellationToken);
+
+    public async Task<BinaryData?> PayloadAsync(TenantId tenant, ReceivedMessageEntity message, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await Payloads.GetBlobClient(BlobName(tenant, message.ReceiverId, message.Id)).DownloadContentAsync(cancellationToken)).Value.Content;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    private static string BlobName(TenantId tenant, string receiverId, string messageId) => $"{tenant.Value}/{receiverId}/{messageId}";
+
+    private static string Binding(TenantId tenant, string receiverId) => $"webhook-receiver:{tenant.Value}:{receiverId}";
+
+    private static string CacheKey(string receiverId) => "webhook-receiver:" + receiverId;
+
+    private async Task DeleteIndexAsync(string id)
+    {
+        cache.Remove(CacheKey(id));
+        try
+        {
+            await Index.DeleteEntityAsync(id, ReceiverIndexEntity.Row, ETag.All, CancellationToken.None);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+        }
+    }
+
+    private static async Task<long> CountAsync(TenantPartition partition, CancellationToken cancellationToken)
+    {
+        long count = 0;
+        await foreach (var _ in partition.QueryAsync<TableEntity>(ReceiverEntity.KeyPrefix, cancellationToken: cancellationToken))
+        {
+            count++;
+        }
+
+        return count;
+    }
+}

@@ -1,0 +1,337 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Azure.Data.Tables;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Storage;
+using Platform.Functions.Webhooks.Receivers;
+using Platform.Tests.Infrastructure;
+using Platform.Tests.Inventory;
+using static Platform.Tests.Webhooks.Receivers.ReceiverApi;
+
+namespace Platform.Tests.Webhooks.Receivers;
+
+/// <summary>Incoming webhook receivers through HTTP: management, the signed public hook and the queued actions.</summary>
+public sealed class ReceiverTests(Azurite azurite) : SignedUpTenantTests(azurite)
+{
+    protected override bool SignsInAdmin => true;
+
+    protected override bool UsesFakeClock => false;
+
+    protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
+    {
+        ["Platform:Webhooks:Receivers:MaxReceiversPerTenant"] = "4",
+        ["Platform:Webhooks:Receivers:RequestsPerMinute"] = "100000",
+    };
+
+    private static readonly int[] OneNumber = [1];
+    private static readonly string[] HookPermissions = ["webhooks.manage", "webhooks.read"];
+
+    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request)
+    {
+        using var client = App.CreateClient();
+        using (request)
+        {
+            return await client.SendAsync(request, Ct);
+        }
+    }
+
+    private async Task<double> QuantityAsync(string itemId) => (await Admin.GetJsonAsync($"{InventoryApi.Items}/{itemId}")).Num("quantity");
+
+    private static string Movements(params object[] lines) => JsonSerializer.Serialize(new { type = "erp.receipt", data = new { movements = lines } });
+
+    [Fact]
+    public async Task CreatingAReceiverGivesItsUrlAndAStandardSecretOnceAndKeepsTheSecretSealed()
+    {
+        var response = await Admin.PostAsJsonAsync(ReceiversPath, new { name = "ERP", action = "inventory.movements" }, Ct);
+        var created = await response.ReadJsonAsync(HttpStatusCode.Created);
+        var id = created.Id();
+        Assert.Equal($"http://localhost:7071/api/v1/hooks/{id}", created.Str("url"));
+        Assert.Equal($"{ReceiversPath}/{id}", response.Headers.Location?.OriginalString);
+        var secret = created.Str("secret")!;
+        Assert.StartsWith("whsec_", secret, StringComparison.Ordinal);
+        Assert.Equal(32, Convert.FromBase64String(secret["whsec_".Length..]).Length);
+        Assert.Equal("standard", created.Str("scheme"));
+
+        var read = await Admin.GetJsonAsync($"{ReceiversPath}/{id}");
+        Assert.False(read.TryGetProperty("secret", out _));
+        Assert.Single(await Admin.ListAsync(ReceiversPath));
+
+        // At rest the key is sealed: neither its text nor its bytes are in the row.
+        var row = await App.Services.GetRequiredService<ReceiverStore>().Rows(new TenantId(Tenant.Id)).GetAsync<TableEntity>($"r:{id}", Ct);
+        var stored = string.Join("|", row!.Select(kv => kv.Value).Select(v => v is byte[] b ? Convert.ToBase64String(b) : v?.ToString()));
+        Assert.DoesNotContain(secret["whsec_".Length..], stored, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, stored, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BadInputToCreateIsRefusedAndWorkflowsAreNotAvailableYet()
+    {
+        var workflows = await (await Admin.PostAsJsonAsync(ReceiversPath, new { name = "approvals", action = "workflows.event" }, Ct)).ReadProblemAsync(400, "validation_failed");
+        Assert.Contains("workflows", workflows.GetProperty("errors").GetProperty("action")[0].GetString(), StringComparison.Ordinal);
+        await (await Admin.PostAsJsonAsync(ReceiversPath, new { name = "x", action = "reports.run" }, Ct)).ReadProblemAsync(400, "validation_failed");
+        await (await Admin.PostAsJsonAsync(ReceiversPath, new { name = "x", action = "jobs.start", scheme = "svix" }, Ct)).ReadProblemAsync(400, "validation_failed");
+        await (await Admin.PostAsJsonAsync(ReceiversPath, new { name = "", action = "jobs.start" }, Ct)).ReadProblemAsync(400, "validation_failed");
+        await (await Admin.PostAsJsonAsync(ReceiversPath, new { name = "x", action = "jobs.start", options = OneNumber }, Ct)).ReadProblemAsync(400, "validation_failed");
+        Assert.Empty(await Admin.ListAsync(ReceiversPath));
+    }
+
+    [Fact]
+    public async Task ATenantHasAtMostItsCapOfReceivers()
+    {
+        for (var i = 0; i < 4; i++)
+        {
+            await Admin.CreateReceiverAsync("jobs.start");
+        }
+
+        await (await Admin.PostAsJsonAsync(ReceiversPath, new { name = "one more", action = "jobs.start" }, Ct)).ReadProblemAsync(409, "receiver_limit_reached");
+        var first = (await Admin.ListAsync(ReceiversPath))[0].Id();
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"{ReceiversPath}/{first}", Ct)).StatusCode);
+        await Admin.CreateReceiverAsync("jobs.start");
+    }
+
+    [Fact]
+    public async Task AReceiverNeverGetsMoreThanItsCreatorHolds()
+    {
+        var role = await Admin.PutAsJsonAsync("/api/v1/roles/hooks", new { permissions = HookPermissions }, Ct);
+        Assert.True(role.IsSuccessStatusCode);
+        using var hooksOnly = await SignedInAsync("hooks@example.com", "hooks");
+        var refused = await (await hooksOnly.PostAsJsonAsync(ReceiversPath, new { name = "x", action = "inventory.movements" }, Ct)).ReadProblemAsync(403, "permission_not_held");
+        Assert.Equal("inventory.write", refused.GetProperty("permissions")[0].GetString());
+        await (await hooksOnly.PostAsJsonAsync(ReceiversPath, new { name = "x", action = "jobs.start" }, Ct)).ReadProblemAsync(403, "permission_not_held");
+
+        using var user = await SignedInAsync("plain@example.com");
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.PostAsJsonAsync(ReceiversPath, new { name = "x", action = "jobs.start" }, Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await user.GetAsync(ReceiversPath, Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AMessageSignedByTheReferenceLibraryIsAcceptedAt202AndItsMovementsAppliedAsTheReceiver()
+    {
+        var item = (await Admin.CreateItemAsync("BOLT-10")).Id();
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+
+        var response = await SendAsync(SignedStandard(receiver, Movements(new { sku = "bolt-10", type = "in", quantity = 40, reference = "PO-1" }, new { itemId = item, type = "out", quantity = 15 })));
+        var accepted = await response.ReadJsonAsync(HttpStatusCode.Accepted);
+        Assert.False(accepted.GetProperty("duplicate").GetBoolean());
+
+        var message = await Admin.ProcessedMessageAsync(receiver.Id);
+        Assert.Equal("succeeded", message.Str("status"));
+        Assert.Equal(2, message.GetProperty("linesApplied").GetInt32());
+        Assert.StartsWith("msg_", message.Str("webhookId"), StringComparison.Ordinal);
+        Assert.Equal(25, await QuantityAsync(item));
+
+        var audit = (await Admin.GetJsonAsync($"/api/v1/audit?pageSize=1000&actorId={receiver.Id}")).GetProperty("items").EnumerateArray().ToList();
+        var movements = audit.Where(e => e.Str("action") == "inventory.movement.created").ToList();
+        Assert.Equal(2, movements.Count);
+        Assert.All(movements, e => Assert.Equal("receiver", e.Str("actorType")));
+        Assert.Contains(audit, e => e.Str("action") == "webhook.message.processed");
+    }
+
+    [Fact]
+    public async Task SeveralSignaturesAreAcceptedWhenOneIsRight()
+    {
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        var body = Movements(new { sku = "NONE", type = "in", quantity = 1 });
+        var request = SignedStandard(receiver, body);
+        var good = request.Headers.GetValues("webhook-signature").Single();
+        request.Headers.Remove("webhook-signature");
+        request.Headers.Add("webhook-signature", $"v1,{Convert.ToBase64String(new byte[32])} v1a,xyz {good}");
+        Assert.Equal(HttpStatusCode.Accepted, (await SendAsync(request)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AReplayedMessageIdAnswers200AndActsOnce()
+    {
+        var item = (await Admin.CreateItemAsync("NUT-5")).Id();
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        var body = Movements(new { sku = "NUT-5", type = "in", quantity = 7 });
+
+        var first = await (await SendAsync(SignedStandard(receiver, body, id: "evt_1"))).ReadJsonAsync(HttpStatusCode.Accepted);
+        await Admin.ProcessedMessageAsync(receiver.Id);
+        var again = await (await SendAsync(SignedStandard(receiver, body, id: "evt_1"))).ReadJsonAsync(HttpStatusCode.OK);
+        Assert.True(again.GetProperty("duplicate").GetBoolean());
+        Assert.Equal(first.Id(), again.Id());
+
+        Assert.Single(await Admin.MessagesAsync(receiver.Id));
+        Assert.Equal(7, await QuantityAsync(item));
+    }
+
+    [Fact]
+    public async Task AMessageProcessedTwiceAppliesEachLineOnce()
+    {
+        var item = (await Admin.CreateItemAsync("WASHER")).Id();
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        await SendAsync(SignedStandard(receiver, Movements(new { sku = "WASHER", type = "in", quantity = 10 }, new { sku = "WASHER", type = "out", quantity = 3 })));
+        var done = await Admin.ProcessedMessageAsync(receiver.Id);
+        Assert.Equal(7, await QuantityAsync(item));
+
+        // A consumer that applied the lines and crashed before recording it: the row still says processing, and the
+        // queue hands the same message out again.
+        var store = App.Services.GetRequiredService<ReceiverStore>();
+        var tenant = new TenantId(Tenant.Id);
+        var row = await store.Rows(tenant).QueryAsync<ReceivedMessageEntity>(ReceivedMessageEntity.PrefixFor(receiver.Id), cancellationToken: Ct).SingleAsync(Ct);
+        row.Status = MessageStatus.Processing;
+        await store.Rows(tenant).UpdateAsync(row, Azure.ETag.All, Ct);
+        await store.EnqueueAsync(tenant, row, Ct);
+
+        var again = await Eventually.Until(() => Admin.MessagesAsync(receiver.Id),
+            m => m[0].GetProperty("attempts").GetInt32() == 2 && m[0].Str("status") == "succeeded", "the message to be processed again");
+        Assert.Equal(done.Id(), again[0].Id());
+        Assert.Equal(7, await QuantityAsync(item));
+        var movements = (await Admin.GetJsonAsync($"{InventoryApi.Items}/{item}/movements")).GetProperty("items").GetArrayLength();
+        Assert.Equal(2, movements);
+    }
+
+    [Fact]
+    public async Task BadLinesFailAloneAndAreListedWithTheMessage()
+    {
+        var item = (await Admin.CreateItemAsync("GEAR")).Id();
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        await SendAsync(SignedStandard(receiver, Movements(
+            new { sku = "GEAR", type = "in", quantity = 5 },
+            new { sku = "NO-SUCH-SKU", type = "in", quantity = 1 },
+            new { sku = "GEAR", type = "sideways", quantity = 1 },
+            new { sku = "GEAR", type = "out", quantity = 500 },
+            new { type = "in", quantity = 1 },
+            new { sku = "GEAR", type = "out", quantity = 2 })));
+
+        var message = await Admin.ProcessedMessageAsync(receiver.Id);
+        Assert.Equal("completed_with_errors", message.Str("status"));
+        Assert.Equal(2, message.GetProperty("linesApplied").GetInt32());
+        Assert.Equal(4, message.GetProperty("linesFailed").GetInt32());
+        var errors = message.GetProperty("errors").EnumerateArray().ToDictionary(e => e.GetProperty("index").GetInt32(), e => e.Str("code"));
+        Assert.Equal(new Dictionary<int, string?> { [1] = "not_found", [2] = "validation_failed", [3] = "insufficient_stock", [4] = "invalid_line" }, errors);
+        Assert.Equal(3, await QuantityAsync(item));
+    }
+
+    [Fact]
+    public async Task AMessageWithoutMovementsFails()
+    {
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        await SendAsync(SignedStandard(receiver, """{"hello":"world"}"""));
+        var message = await Admin.ProcessedMessageAsync(receiver.Id);
+        Assert.Equal("failed", message.Str("status"));
+        Assert.Contains("movements", message.Str("error"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BadSignatureOldTimestampAndUnknownReceiverAre401AndStoreNothing()
+    {
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        var body = Movements(new { sku = "X", type = "in", quantity = 1 });
+
+        var wrongSecret = "whsec_" + Convert.ToBase64String(new byte[32]);
+        var bad = await (await SendAsync(SignedStandard(receiver, body, secret: wrongSecret))).ReadProblemAsync(401, "invalid_signature");
+        var unknown = await (await SendAsync(SignedStandard(receiver with { Url = "http://localhost/api/v1/hooks/01JZZZZZZZZZZZZZZZZZZZZZZZ" }, body))).ReadProblemAsync(401, "invalid_signature");
+        Assert.Equal(bad.GetProperty("detail").GetString(), unknown.GetProperty("detail").GetString());
+
+        var tampered = SignedStandard(receiver, body);
+        tampered.Content = new StringContent(body.Replace("1", "9", StringComparison.Ordinal), Encoding.UTF8, "application/json");
+        await (await SendAsync(tampered)).ReadProblemAsync(401, "invalid_signature");
+
+        var unsigned = Post(receiver, body);
+        await (await SendAsync(unsigned)).ReadProblemAsync(401, "invalid_signature");
+
+        await (await SendAsync(SignedStandard(receiver, body, at: DateTimeOffset.UtcNow.AddMinutes(-6)))).ReadProblemAsync(401, "timestamp_out_of_range");
+        await (await SendAsync(SignedStandard(receiver, body, at: DateTimeOffset.UtcNow.AddMinutes(6)))).ReadProblemAsync(401, "timestamp_out_of_range");
+
+        Assert.Empty(await Admin.MessagesAsync(receiver.Id));
+    }
+
+    [Fact]
+    public async Task BodiesOverOneMegabyteWrongContentTypesAndEmptyBodiesAreRefused()
+    {
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        var huge = "{\"pad\":\"" + new string('a', ReceiverOptions.MaxBodyBytes) + "\"}";
+        await (await SendAsync(SignedStandard(receiver, huge))).ReadProblemAsync(413, "payload_too_large");
+
+        // A chunked body (no Content-Length) is stopped at the limit too.
+        var chunked = SignedStandard(receiver, "{}");
+        chunked.Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(huge)));
+        chunked.Content.Headers.ContentType = new("application/json");
+        await (await SendAsync(chunked)).ReadProblemAsync(413, "payload_too_large");
+
+        await (await SendAsync(Post(receiver, "hello", "text/plain"))).ReadProblemAsync(415, "unsupported_media_type");
+        await (await SendAsync(SignedStandard(receiver, ""))).ReadProblemAsync(400, "invalid_body");
+        await (await SendAsync(SignedStandard(receiver, "{not json"))).ReadProblemAsync(400, "invalid_json");
+
+        // Just under the limit is accepted.
+        var fits = "{\"pad\":\"" + new string('a', ReceiverOptions.MaxBodyBytes - 20) + "\"}";
+        Assert.Equal(HttpStatusCode.Accepted, (await SendAsync(SignedStandard(receiver, fits))).StatusCode);
+    }
+
+    [Fact]
+    public async Task GitHubSignedDeliveriesAreAcceptedAndDeduplicatedByDeliveryId()
+    {
+        var item = (await Admin.CreateItemAsync("CABLE")).Id();
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements", "github");
+        Assert.DoesNotContain("whsec_", receiver.Secret, StringComparison.Ordinal);
+        var body = JsonSerializer.Serialize(new { movements = new[] { new { sku = "CABLE", type = "in", quantity = 3 } } });
+
+        Assert.Equal(HttpStatusCode.Accepted, (await SendAsync(SignedGitHub(receiver, body, "72d3162e-cc78-11e3-81ab-4c9367dc0958"))).StatusCode);
+        await Admin.ProcessedMessageAsync(receiver.Id);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(SignedGitHub(receiver, body, "72d3162e-cc78-11e3-81ab-4c9367dc0958"))).StatusCode);
+        await (await SendAsync(SignedGitHub(receiver, body, "other", secret: "not the secret"))).ReadProblemAsync(401, "invalid_signature");
+        Assert.Equal(3, await QuantityAsync(item));
+    }
+
+    [Fact]
+    public async Task StripeSignedEventsAreAcceptedByTheirIdAndStaleOnesRefused()
+    {
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements", "stripe");
+        var body = JsonSerializer.Serialize(new { id = "evt_1NG8Du2eZvKYlo2CUI79vXWy", type = "invoice.paid", data = new { movements = new[] { new { sku = "NONE", type = "in", quantity = 1 } } } });
+
+        var accepted = await (await SendAsync(SignedStripe(receiver, body))).ReadJsonAsync(HttpStatusCode.Accepted);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(SignedStripe(receiver, body))).StatusCode);
+        await (await SendAsync(SignedStripe(receiver, body, DateTimeOffset.UtcNow.AddMinutes(-10)))).ReadProblemAsync(401, "timestamp_out_of_range");
+        var message = await Admin.ProcessedMessageAsync(receiver.Id);
+        Assert.Equal(accepted.Id(), message.Id());
+        Assert.Equal("evt_1NG8Du2eZvKYlo2CUI79vXWy", message.Str("webhookId"));
+    }
+
+    [Fact]
+    public async Task ADeletedReceiverStopsAcceptingAndItsMessagesGo()
+    {
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        var body = Movements(new { sku = "X", type = "in", quantity = 1 });
+        Assert.Equal(HttpStatusCode.Accepted, (await SendAsync(SignedStandard(receiver, body))).StatusCode);
+        await Admin.ProcessedMessageAsync(receiver.Id);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"{ReceiversPath}/{receiver.Id}", Ct)).StatusCode);
+        await (await SendAsync(SignedStandard(receiver, body))).ReadProblemAsync(401, "invalid_signature");
+        Assert.Equal(HttpStatusCode.NotFound, (await Admin.GetAsync($"{ReceiversPath}/{receiver.Id}/messages", Ct)).StatusCode);
+        var left = await App.Services.GetRequiredService<ReceiverStore>().Rows(new TenantId(Tenant.Id)).QueryAsync<TableEntity>(ReceivedMessageEntity.PrefixFor(receiver.Id), cancellationToken: Ct).CountAsync(Ct);
+        Assert.Equal(0, left);
+    }
+
+    [Fact]
+    public async Task AnotherTenantCannotSeeDeleteOrListTheMessagesOfAReceiver()
+    {
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        var other = await App.SignUpAsync();
+        using var otherAdmin = await App.SignedInClientAsync(other);
+
+        await (await otherAdmin.GetAsync($"{ReceiversPath}/{receiver.Id}", Ct)).ReadProblemAsync(404, "not_found");
+        await (await otherAdmin.GetAsync($"{ReceiversPath}/{receiver.Id}/messages", Ct)).ReadProblemAsync(404, "not_found");
+        await (await otherAdmin.DeleteAsync($"{ReceiversPath}/{receiver.Id}", Ct)).ReadProblemAsync(404, "not_found");
+        Assert.Empty(await otherAdmin.ListAsync(ReceiversPath));
+
+        Assert.Equal(HttpStatusCode.OK, (await Admin.GetAsync($"{ReceiversPath}/{receiver.Id}", Ct)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AnImportFromALoopbackUrlIsRefusedWithoutAConnection()
+    {
+        using var listener = new RecordingListener();
+        var receiver = await Admin.CreateReceiverAsync("jobs.start");
+        var body = JsonSerializer.Serialize(new { type = "import", parameters = new { kind = "inventory-items", url = $"http://127.0.0.1:{listener.Port}/items.csv" } });
+        Assert.Equal(HttpStatusCode.Accepted, (await SendAsync(SignedStandard(receiver, body))).StatusCode);
+
+        var message = await Admin.ProcessedMessageAsync(receiver.Id);
+        Assert.Equal("failed", message.Str("status"));
+        Assert.Contains("loopback", message.Str("error"), StringComparison.Ordinal);
+        Assert.Equal(0, listener.Connections);
+    }
+}
