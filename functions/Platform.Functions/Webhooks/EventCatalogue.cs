@@ -68,6 +68,9 @@ public static class EventCatalogue
         ("webhook.endpoint.deleted", "webhook_endpoint", "A webhook endpoint was deleted.", null),
         ("webhook.endpoint.secret_rotated", "webhook_endpoint", "A webhook endpoint's signing secret was rotated.", new JsonObject { ["graceSeconds"] = 86400 }),
         (EndpointDisabledEvent, "webhook_endpoint", "A webhook endpoint was disabled: it answered 410 Gone, or its deliveries failed for days.", new JsonObject { ["reason"] = "failing_since", ["failingSince"] = "2026-11-17T14:00:00Z" }),
+        ("webhook.receiver.created", "receiver", "An incoming webhook receiver was created.", new JsonObject { ["name"] = "ERP goods receipts", ["action"] = "inventory.movements", ["scheme"] = "standard" }),
+        ("webhook.receiver.deleted", "receiver", "An incoming webhook receiver was deleted.", null),
+        ("webhook.message.processed", "receiver", "A receiver acted on a message it accepted; status tells how it went.", new JsonObject { ["messageId"] = "01JD3Z8M6Q0000000000000000", ["webhookId"] = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", ["status"] = "succeeded" }),
         (TestEvent, "webhook_endpoint", "Sent by POST /api/v1/webhooks/endpoints/{id}/test to check an endpoint; never sent otherwise.", new JsonObject { ["message"] = "This is a test delivery." }),
     ];
 
