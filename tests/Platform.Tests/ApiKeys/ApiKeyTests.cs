@@ -5,6 +5,7 @@ using System.Text.Json;
 using Azure.Data.Tables;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Functions.ApiKeys;
+using Platform.Functions.Events;
 using Platform.Functions.Storage;
 using Platform.Tests.Infrastructure;
 using Platform.Tests.Users;
@@ -404,6 +405,7 @@ public sealed class ApiKeyTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var key = await CreateKeyAsync(admin, [Manage]);
         var rotated = await (await admin.PostAsync($"/api/v1/api-keys/{key.Id}/rotate", null, Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct);
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/v1/api-keys/{key.Id}", Ct)).StatusCode);
+        await App.Services.GetRequiredService<EventRelay>().CatchUpAsync(new TenantId(Tenant.Id), Ct);
 
         var entries = new List<TableEntity>();
         await foreach (var entry in App.Storage.TenantTable("audit").For(new TenantId(Tenant.Id)).QueryAsync<TableEntity>(cancellationToken: Ct))

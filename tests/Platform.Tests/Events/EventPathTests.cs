@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Azure.Data.Tables;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Functions.Events;
@@ -18,8 +20,14 @@ public sealed class EventPathTests(Azurite azurite)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    private static readonly string[] MovementEvents = ["inventory.movement.*"];
+
     /// <summary>A cover comes due this soon after a write, so a test sees a dead writer's events relayed within seconds.</summary>
-    private static Dictionary<string, string?> QuickCovers() => new() { ["Platform:Events:CoverDelay"] = "00:00:02" };
+    private static Dictionary<string, string?> QuickCovers() => new()
+    {
+        ["Platform:Events:CoverDelay"] = "00:00:02",
+        ["Platform:Webhooks:AllowPrivateNetworks"] = "true",
+    };
 
     private static async Task<List<TableEntity>> OutboxAsync(StorageAccount storage, string table, string tenant) =>
         await EventOutbox.PendingAsync(storage.TenantTable(table).For(new TenantId(tenant)), 100, Ct).ToListAsync(Ct);
@@ -28,33 +36,43 @@ public sealed class EventPathTests(Azurite azurite)
         await storage.TenantTable(AuditTrail.TableName).For(new TenantId(tenant)).QueryWhereAsync<AuditEntry>($"Action eq {action}", cancellationToken: Ct).ToListAsync(Ct);
 
     [Fact]
-    public async Task A_movement_recorded_by_an_instance_that_stops_before_relaying_is_audited_once_by_another_instance()
+    public async Task A_movement_recorded_by_an_instance_that_stops_before_relaying_is_audited_and_delivered_once_by_another_instance()
     {
         var prefix = PlatformApp.NewPrefix();
+        await using var receiver = await Webhooks.WebhookReceiver.StartAsync();
         TestTenant tenant;
         string movementId;
         await using (var dying = await new PlatformApp(azurite, prefix, QuickCovers(), StuckFirst).ReadyAsync())
         {
             tenant = await dying.SignUpAsync();
             using var admin = await dying.SignedInClientAsync(tenant);
+            var endpoint = await admin.PostAsJsonAsync("/api/v1/webhooks/endpoints", new { url = receiver.Url, events = MovementEvents }, Ct);
+            Assert.Equal(HttpStatusCode.Created, endpoint.StatusCode);
             var item = await admin.CreateItemAsync("HOT-1");
             var movement = await (await admin.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{InventoryApi.Id(item)}/movements", new { type = "in", quantity = 5 }))
                 .ReadJsonAsync(HttpStatusCode.Created);
             movementId = InventoryApi.Id(movement.GetProperty("movement"));
 
-            // Answered, and its event is in the movement's own partition - not yet in the trail, since relaying is stuck.
+            // Answered, and its event is in the movement's own partition - neither audited nor delivered, since relaying is stuck.
             var waiting = (await OutboxAsync(dying.Storage, InventoryStore.TableName, tenant.Id)).SelectMany(EventOutbox.EventsOf).ToList();
             Assert.Contains(waiting, e => e.Event.Type == "inventory.movement.created" && e.Event.TargetId == movementId);
             Assert.Empty(await AuditAsync(dying.Storage, tenant.Id, "inventory.movement.created"));
         }
 
+        Assert.Empty(receiver.Received);
+
         // A new instance that never hears of the tenant: the cover message the dying one queued before writing brings it there.
         await using var next = await new PlatformApp(azurite, prefix, QuickCovers()).ReadyAsync();
         var audited = await Eventually.Until(
             () => AuditAsync(next.Storage, tenant.Id, "inventory.movement.created"), entries => entries.Count > 0, "the movement's audit entry");
+        await Eventually.Until(() => Task.FromResult(receiver.Succeeded.Count), count => count > 0, "the movement's delivery");
+        await Eventually.Until(() => OutboxAsync(next.Storage, InventoryStore.TableName, tenant.Id), rows => rows.Count == 0, "the relayed outbox row to go");
 
         Assert.Equal(movementId, Assert.Single(audited).TargetId);
-        await Eventually.Until(() => OutboxAsync(next.Storage, InventoryStore.TableName, tenant.Id), rows => rows.Count == 0, "the relayed outbox row to go");
+        var delivered = Assert.Single(receiver.Succeeded);
+        using var body = JsonDocument.Parse(delivered.Body);
+        Assert.Equal("inventory.movement.created", body.RootElement.GetProperty("type").GetString());
+        Assert.Equal(movementId, body.RootElement.GetProperty("data").GetProperty("id").GetString());
         Assert.Single(await AuditAsync(next.Storage, tenant.Id, "inventory.movement.created"));
     }
 

@@ -179,6 +179,7 @@ public sealed class LoginTests(Azurite azurite) : SignedUpTenantTests(azurite)
         using var client = App.CreateClient();
         await client.PostLoginAsync(Tenant.Slug, Tenant.AdminEmail, "a wrong guess");
         await App.LoginAsync(Tenant);
+        await App.Services.GetRequiredService<EventRelay>().CatchUpAsync(new TenantId(Tenant.Id), Ct);
 
         var entries = await App.Services.GetRequiredService<AuditTrail>().Entries(new TenantId(Tenant.Id))
             .QueryAsync<AuditEntry>(cancellationToken: Ct).ToListAsync(Ct);
