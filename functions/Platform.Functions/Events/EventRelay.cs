@@ -64,7 +64,12 @@ public sealed partial class EventRelay(
     private readonly Channel<Partition> _nudges = Channel.CreateUnbounded<Partition>(new UnboundedChannelOptions { SingleReader = false });
     private readonly ConcurrentDictionary<Partition, byte> _queued = new();
     private readonly ConcurrentDictionary<Partition, Cover> _covers = new();
-    private readonly ConcurrentDictionary<Partition, SemaphoreSlim> _gates = new();
+    /// <summary>
+    /// One relay of a partition at a time on this instance, through a fixed set of gates picked by the partition's
+    /// hash: bounded memory without ever dropping a gate that someone holds. Two partitions that share a gate only take
+    /// turns.
+    /// </summary>
+    private readonly SemaphoreSlim[] _gates = [.. Enumerable.Range(0, 1024).Select(_ => new SemaphoreSlim(1, 1))];
     private IEventSubscriber[]? _subscribers;
 
     private readonly record struct Partition(string Table, string Tenant);
@@ -169,13 +174,8 @@ public sealed partial class EventRelay(
 
     private async Task RelayAsync(Partition key, CancellationToken cancellationToken)
     {
-        if (_gates.Count > MaxRemembered)
-        {
-            _gates.Clear();
-        }
-
         // One relay of a partition at a time on this instance, so its events reach subscribers in order.
-        var gate = _gates.GetOrAdd(key, _ => new SemaphoreSlim(1, 1));
+        var gate = _gates[(int)((uint)key.GetHashCode() % (uint)_gates.Length)];
         await gate.WaitAsync(cancellationToken);
         try
         {
