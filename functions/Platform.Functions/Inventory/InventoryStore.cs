@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Inventory;
@@ -7,7 +8,7 @@ namespace Platform.Functions.Inventory;
 /// live in the tenant's one partition, told apart by row-key prefix, so that a movement can change an item, its
 /// stock rows and append its own rows in a single entity-group transaction.
 /// </summary>
-public sealed class InventoryStore(StorageAccount storage)
+public sealed class InventoryStore(StorageAccount storage, IOptions<InventoryOptions> options)
 {
     public const string TableName = "inventory";
 
@@ -20,7 +21,7 @@ public sealed class InventoryStore(StorageAccount storage)
     /// The tenant's items that count against <see cref="InventoryOptions.MaxItemsPerTenant"/>: those not archived.
     /// Create and archive move it in their own transaction.
     /// </summary>
-    public TenantCounter Items { get; } = new(tenant => storage.TenantTable(TableName).For(tenant), ItemCounterKey, CountItemsAsync);
+    public TenantCounter Items { get; } = new(tenant => storage.TenantTable(TableName).For(tenant), ItemCounterKey, CountItemsAsync, () => options.Value.MaxItemsPerTenant);
 
     private static async Task<long> CountItemsAsync(TenantPartition partition, CancellationToken cancellationToken)
     {

@@ -121,27 +121,30 @@ public sealed partial class UserCommands
                     continue;
                 }
 
-                var created = pending.Take(written is null ? 0 : room).ToList();
-                var refused = pending.Skip(created.Count).ToList();
-                if (refused.Count > 0)
+                if (written is null)
                 {
                     // At the cap, a create this import wrote before is still reported as written, not as refused.
-                    var existing = await ExistingAsync(tenant, refused, cancellationToken);
-                    foreach (var over in refused)
+                    var existing = await ExistingAsync(tenant, pending, cancellationToken);
+                    foreach (var over in pending)
                     {
                         outcomes[over.Index] = existing.Contains(over.User.Id)
                             ? new CreateOutcome(over.Index, null, Existed: true)
                             : new CreateOutcome(over.Index, UserLimitReached(users.MaxUsersPerTenant));
                     }
+
+                    pending.Clear();
+                    continue;
                 }
 
-                foreach (var create in created)
+                // The count's shard may have had room for only some; the rest go round again (and find room on
+                // another shard, or the cap).
+                foreach (var create in pending.Take(room))
                 {
                     outcomes[create.Index] = new CreateOutcome(create.Index, null);
                     projections.Apply(tenant, create.User);
                 }
 
-                pending.Clear();
+                pending.RemoveRange(0, room);
             }
         }
 

@@ -28,7 +28,7 @@ public sealed class UserDirectory(StorageAccount storage, IOptions<UsersOptions>
     /// write that makes a user count or stop counting - create, sign-up, delete, restore - goes through it.
     /// </summary>
     public TenantCounter Count { get; } = new(
-        tenant => storage.TenantTable(TableName).For(tenant), CounterKey, CountUsersAsync);
+        tenant => storage.TenantTable(TableName).For(tenant), CounterKey, CountUsersAsync, () => options.Value.MaxUsersPerTenant);
 
     public enum CreateResult
     {

@@ -40,7 +40,7 @@ public sealed class ReceiverStore(
     /// <summary>What the hook learnt about a receiver is kept this long; a delete elsewhere takes effect within it.</summary>
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(30);
 
-    private readonly TenantCounter _count = new(tenant => storage.TenantTable(TableName).For(tenant), CounterKey, CountAsync);
+    private readonly TenantCounter _count = new(tenant => storage.TenantTable(TableName).For(tenant), CounterKey, CountAsync, () => options.Value.MaxReceiversPerTenant);
 
     public TenantPartition Rows(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
