@@ -14,6 +14,7 @@ internal sealed class BenchAdmin(string slug, string email, string password, str
     /// <summary>Access tokens live 15 minutes; a figure signs in again well before that, outside any timed call.</summary>
     private static readonly TimeSpan TokenReuse = TimeSpan.FromMinutes(10);
 
+    private readonly SemaphoreSlim _signingIn = new(1, 1);
     private string? _token;
     private DateTime _tokenAt;
 
@@ -54,19 +55,33 @@ internal sealed class BenchAdmin(string slug, string email, string password, str
             return _token;
         }
 
-        using var response = await client.PostAsJsonAsync(new Uri(server.BaseAddress, "/api/v1/auth/login"),
-            new { tenant = Slug, email = Email, password = Password });
-        var body = await response.Content.ReadAsStringAsync();
-        if (!response.IsSuccessStatusCode)
+        // One sign-in for all callers: parallel sign-ins of one account count as attempts and trip its lockout.
+        await _signingIn.WaitAsync();
+        try
         {
-            throw new InvalidOperationException($"login answered {(int)response.StatusCode}: {body}");
-        }
+            if (_token is not null && DateTime.UtcNow - _tokenAt < TokenReuse)
+            {
+                return _token;
+            }
 
-        using var json = JsonDocument.Parse(body);
-        _token = json.RootElement.GetProperty("accessToken").GetString()
-            ?? throw new InvalidOperationException($"login answered without an access token: {body}");
-        _tokenAt = DateTime.UtcNow;
-        return _token;
+            using var response = await client.PostAsJsonAsync(new Uri(server.BaseAddress, "/api/v1/auth/login"),
+                new { tenant = Slug, email = Email, password = Password });
+            var body = await response.Content.ReadAsStringAsync();
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new InvalidOperationException($"login answered {(int)response.StatusCode}: {body}");
+            }
+
+            using var json = JsonDocument.Parse(body);
+            _token = json.RootElement.GetProperty("accessToken").GetString()
+                ?? throw new InvalidOperationException($"login answered without an access token: {body}");
+            _tokenAt = DateTime.UtcNow;
+            return _token;
+        }
+        finally
+        {
+            _signingIn.Release();
+        }
     }
 
     /// <summary>
