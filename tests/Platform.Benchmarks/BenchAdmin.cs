@@ -14,8 +14,8 @@ internal sealed class BenchAdmin(string slug, string email, string password, str
     /// <summary>Access tokens live 15 minutes; a figure signs in again well before that, outside any timed call.</summary>
     private static readonly TimeSpan TokenReuse = TimeSpan.FromMinutes(10);
 
-    private readonly SemaphoreSlim _signingIn = new(1, 1);
-    private string? _token;
+    private readonly Lock _gate = new();
+    private Task<string>? _signIn;
     private DateTime _tokenAt;
 
     public string Slug { get; } = slug;
@@ -48,40 +48,34 @@ internal sealed class BenchAdmin(string slug, string email, string password, str
     }
 
     /// <summary>A valid access token; signs in (outside any timed call) when the last one is 10 minutes old.</summary>
-    public async Task<string> TokenAsync(HttpClient client, ServerProcess server)
+    public Task<string> TokenAsync(HttpClient client, ServerProcess server)
     {
-        if (_token is not null && DateTime.UtcNow - _tokenAt < TokenReuse)
+        // One sign-in shared by all callers: parallel sign-ins of one account count as attempts and trip its lockout.
+        lock (_gate)
         {
-            return _token;
-        }
-
-        // One sign-in for all callers: parallel sign-ins of one account count as attempts and trip its lockout.
-        await _signingIn.WaitAsync();
-        try
-        {
-            if (_token is not null && DateTime.UtcNow - _tokenAt < TokenReuse)
+            if (_signIn is null || _signIn.IsFaulted || DateTime.UtcNow - _tokenAt >= TokenReuse)
             {
-                return _token;
+                _tokenAt = DateTime.UtcNow;
+                _signIn = SignInAsync(client, server);
             }
 
-            using var response = await client.PostAsJsonAsync(new Uri(server.BaseAddress, "/api/v1/auth/login"),
-                new { tenant = Slug, email = Email, password = Password });
-            var body = await response.Content.ReadAsStringAsync();
-            if (!response.IsSuccessStatusCode)
-            {
-                throw new InvalidOperationException($"login answered {(int)response.StatusCode}: {body}");
-            }
+            return _signIn;
+        }
+    }
 
-            using var json = JsonDocument.Parse(body);
-            _token = json.RootElement.GetProperty("accessToken").GetString()
-                ?? throw new InvalidOperationException($"login answered without an access token: {body}");
-            _tokenAt = DateTime.UtcNow;
-            return _token;
-        }
-        finally
+    private async Task<string> SignInAsync(HttpClient client, ServerProcess server)
+    {
+        using var response = await client.PostAsJsonAsync(new Uri(server.BaseAddress, "/api/v1/auth/login"),
+            new { tenant = Slug, email = Email, password = Password });
+        var body = await response.Content.ReadAsStringAsync();
+        if (!response.IsSuccessStatusCode)
         {
-            _signingIn.Release();
+            throw new InvalidOperationException($"login answered {(int)response.StatusCode}: {body}");
         }
+
+        using var json = JsonDocument.Parse(body);
+        return json.RootElement.GetProperty("accessToken").GetString()
+            ?? throw new InvalidOperationException($"login answered without an access token: {body}");
     }
 
     /// <summary>
