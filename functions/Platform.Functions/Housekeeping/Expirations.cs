@@ -44,6 +44,26 @@ public sealed class Expirations(StorageAccount storage, TimeProvider time, IEnum
         }, cancellationToken);
 
     /// <summary>
+    /// Schedules the deletion of many rows of one tenant table at one time: the entries share a bucket (a partition of
+    /// the index), so they go a hundred to a transaction rather than one write each.
+    /// </summary>
+    public async Task ScheduleManyAsync(string table, TenantId tenant, IReadOnlyCollection<string> rowKeys, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        foreach (var chunk in rowKeys.Chunk(100))
+        {
+            await Index.SubmitTransactionAsync(chunk.Select(rowKey => new TableTransactionAction(TableTransactionActionType.Add, new ExpirationEntity
+            {
+                PartitionKey = Bucket(at),
+                RowKey = Ids.New(time),
+                Table = table,
+                TargetPartition = tenant.Value,
+                TargetRow = rowKey,
+                ExpiresAt = at,
+            })), cancellationToken);
+        }
+    }
+
+    /// <summary>
     /// Handles up to <paramref name="limit"/> due entries (deleting their rows, or scheduling them again when their
     /// owner says they are not due yet); returns how many.
     /// </summary>
