@@ -133,6 +133,14 @@ public sealed partial class ApiKeyStore(
             SecretHash = hash,
         };
 
+        var created = new PlatformEvent("apikey.created", actor, "apikey", id, new Dictionary<string, object?>
+        {
+            ["name"] = name,
+            ["prefix"] = prefix,
+            ["permissions"] = permissions,
+            ["expiresAt"] = expiresAt,
+            ["createdBy"] = createdBy,
+        });
         try
         {
             for (var attempt = 0; ; attempt++)
@@ -151,11 +159,13 @@ public sealed partial class ApiKeyStore(
                 guard.LastCreatedAt = now;
                 try
                 {
-                    var responses = await Rows(tenant).SubmitTransactionAsync(
+                    // The key row is the decisive write (the prefix row before it finds nothing without it): the event
+                    // commits with it, its outbox row last.
+                    var responses = await events.CommitAsync(Rows(tenant),
                     [
                         isNew ? new TableTransactionAction(TableTransactionActionType.Add, guard) : new TableTransactionAction(TableTransactionActionType.UpdateReplace, guard, guard.ETag),
                         new TableTransactionAction(TableTransactionActionType.Add, key),
-                    ], cancellationToken);
+                    ], [created], cancellationToken);
                     key.ETag = responses.Value[1].Headers.ETag ?? default;
                     break;
                 }
@@ -171,14 +181,6 @@ public sealed partial class ApiKeyStore(
             throw;
         }
 
-        await events.PublishAsync(tenant, new PlatformEvent("apikey.created", actor, "apikey", id, new Dictionary<string, object?>
-        {
-            ["name"] = name,
-            ["prefix"] = prefix,
-            ["permissions"] = permissions,
-            ["expiresAt"] = expiresAt,
-            ["createdBy"] = createdBy,
-        }), cancellationToken);
         return new ApiKeyIssue(ApiKeyOutcome.Done, key, ApiKeyText.Format(prefix, secret));
     }
 
@@ -220,7 +222,15 @@ public sealed partial class ApiKeyStore(
                 key.RotatedAt = now;
                 try
                 {
-                    await Rows(tenant).UpdateAsync(key, key.ETag, cancellationToken);
+                    // The decisive write (the new text works from here on): the event commits with it; the dropped
+                    // prefix row deleted after it is only cleanup.
+                    await events.CommitAsync(Rows(tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, key, key.ETag),
+                        [new PlatformEvent("apikey.rotated", actor, "apikey", id, new Dictionary<string, object?>
+                        {
+                            ["prefix"] = new { from = replaced, to = prefix },
+                            ["previousValidUntil"] = key.PreviousValidUntil,
+                        })],
+                        cancellationToken);
                     break;
                 }
                 catch (RequestFailedException ex) when (ex.Status is 412 or 404 && attempt < MaxAttempts)
@@ -247,11 +257,6 @@ public sealed partial class ApiKeyStore(
             await DeletePrefixQuietlyAsync(dropped);
         }
 
-        await events.PublishAsync(tenant, new PlatformEvent("apikey.rotated", actor, "apikey", id, new Dictionary<string, object?>
-        {
-            ["prefix"] = new { from = replaced, to = prefix },
-            ["previousValidUntil"] = key.PreviousValidUntil,
-        }), cancellationToken);
         return new ApiKeyIssue(ApiKeyOutcome.Done, key, ApiKeyText.Format(prefix, secret));
     }
 
@@ -281,10 +286,19 @@ public sealed partial class ApiKeyStore(
                 return ApiKeyOutcome.PreconditionFailed;
             }
 
+            var changes = new Dictionary<string, object?> { ["name"] = key.Name, ["prefix"] = key.Prefix };
+            if (reason is not null)
+            {
+                changes["reason"] = reason;
+            }
+
             try
             {
-                // Under the ETag just read: a rotation in between would otherwise leave its new prefix row behind.
-                await Rows(tenant).DeleteAsync(key.RowKey, key.ETag, cancellationToken);
+                // Under the ETag just read: a rotation in between would otherwise leave its new prefix row behind. The
+                // delete is the decisive write (the prefix rows deleted after it authenticate nothing without the key
+                // row), so the event commits with it.
+                await events.CommitAsync(Rows(tenant), new TableTransactionAction(TableTransactionActionType.Delete, key, key.ETag),
+                    [new PlatformEvent("apikey.revoked", actor, "apikey", id, changes)], cancellationToken);
             }
             catch (RequestFailedException ex) when (ex.Status == 404)
             {
@@ -304,13 +318,6 @@ public sealed partial class ApiKeyStore(
                 }
             }
 
-            var changes = new Dictionary<string, object?> { ["name"] = key.Name, ["prefix"] = key.Prefix };
-            if (reason is not null)
-            {
-                changes["reason"] = reason;
-            }
-
-            await events.PublishAsync(tenant, new PlatformEvent("apikey.revoked", actor, "apikey", id, changes), cancellationToken);
             return ApiKeyOutcome.Done;
         }
     }

@@ -2,6 +2,7 @@ using Platform.Functions.Hosting;
 using System.ComponentModel.DataAnnotations;
 using Microsoft.AspNetCore.Authentication;
 using Platform.Functions.Auth;
+using Platform.Functions.Events;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.ApiKeys;
@@ -31,6 +32,7 @@ public static class ApiKeysExtensions
         var services = builder.Services;
         services.AddValidatedOptions<ApiKeyOptions>(ApiKeyOptions.Section);
         services.AddStorageTable(ApiKeyStore.TableName);
+        services.AddEventOutbox(ApiKeyStore.TableName);
         services.AddStorageTable(ApiKeyStore.PrefixTableName);
         services.AddMemoryCache();
         services.AddSingleton<ApiKeyStore>();

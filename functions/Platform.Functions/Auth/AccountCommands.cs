@@ -94,20 +94,29 @@ public sealed class AccountCommands(
         }
 
         await lockouts.ClearAsync(tenantId, email, cancellationToken);
-        var (session, refreshToken) = await sessions.StartAsync(tenantId, user.Id, userAgent, ip, cancellationToken);
-        await events.PublishAsync(tenantId, new PlatformEvent("auth.login.succeeded", Actor.User(user.Id, ip), "session", session.Id), cancellationToken);
+
+        // The session row is the decisive write of a sign-in (the user row's last-login stamp above may even lose a
+        // race harmlessly): the event commits with it.
+        var (session, refreshToken) = await sessions.StartAsync(tenantId, user.Id, userAgent, ip, cancellationToken,
+            sessionId => new PlatformEvent("auth.login.succeeded", Actor.User(user.Id, ip), "session", sessionId));
         return AuthEndpoints.Tokens(tokens, tenantId, user.Id, session.Id, refreshToken);
     }
 
     /// <summary>Ends the caller's session (if it still exists) and audits the sign-out either way.</summary>
     public async Task<Outcome<bool>> SignOutAsync(Caller caller, CancellationToken cancellationToken)
     {
+        var loggedOut = new PlatformEvent("auth.logout", caller.Actor, "session", caller.SessionId);
         if (await sessions.GetAsync(caller.Tenant, caller.UserId, caller.SessionId, cancellationToken) is { } session)
         {
-            await sessions.RevokeAsync(caller.Tenant, session, cancellationToken);
+            // Committed with the revocation, or published alone when there is nothing left to revoke.
+            await sessions.RevokeAsync(caller.Tenant, session, cancellationToken, [loggedOut]);
+        }
+        else
+        {
+            // No session row to write (a sessionless caller, or one already removed): an event that changes no row.
+            await events.PublishAsync(caller.Tenant, loggedOut, cancellationToken);
         }
 
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.logout", caller.Actor, "session", caller.SessionId), cancellationToken);
         return true;
     }
 
@@ -122,8 +131,7 @@ public sealed class AccountCommands(
             return CommandError.NotFound("session") with { Message = "No session of yours has this id." };
         }
 
-        await sessions.RevokeAsync(caller.Tenant, session, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("auth.session.revoked", caller.Actor, "session", id), cancellationToken);
+        await sessions.RevokeAsync(caller.Tenant, session, cancellationToken, [new PlatformEvent("auth.session.revoked", caller.Actor, "session", id)]);
         return true;
     }
 
@@ -140,8 +148,7 @@ public sealed class AccountCommands(
         {
             user.EmailVerified = true;
             user.UpdatedAt = time.GetUtcNow();
-            await users.UpdateAsync(owner.Tenant, user, cancellationToken);
-            await events.PublishAsync(owner.Tenant, new PlatformEvent("user.email_verified", Actor.User(user.Id, ip), "user", user.Id), cancellationToken);
+            await users.UpdateAsync(owner.Tenant, user, events, [new PlatformEvent("user.email_verified", Actor.User(user.Id, ip), "user", user.Id)], cancellationToken);
         }
 
         return true;
@@ -194,8 +201,7 @@ public sealed class AccountCommands(
         user.BackupCodeHashes = hashes;
         user.MfaEnabled = true;
         user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.enabled", MailKind.MfaEnabled, caller.SessionId, caller.Ip, cancellationToken);
+        await security.WriteChangeAsync(caller.Tenant, user, "auth.mfa.enabled", MailKind.MfaEnabled, caller.SessionId, caller.Ip, cancellationToken);
         return new AuthEndpoints.BackupCodeList(codes);
     }
 
@@ -218,8 +224,7 @@ public sealed class AccountCommands(
         user.PendingTotpSecret = null;
         user.BackupCodeHashes = "[]";
         user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.disabled", MailKind.MfaDisabled, caller.SessionId, caller.Ip, cancellationToken);
+        await security.WriteChangeAsync(caller.Tenant, user, "auth.mfa.disabled", MailKind.MfaDisabled, caller.SessionId, caller.Ip, cancellationToken);
         return true;
     }
 
@@ -239,8 +244,7 @@ public sealed class AccountCommands(
 
         var (codes, hashes) = mfa.NewBackupCodes(caller.Tenant, user.Id);
         user.BackupCodeHashes = hashes;
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
-        await security.AfterChangeAsync(caller.Tenant, user, "auth.mfa.backup_codes_regenerated", null, caller.SessionId, caller.Ip, cancellationToken);
+        await security.WriteChangeAsync(caller.Tenant, user, "auth.mfa.backup_codes_regenerated", null, caller.SessionId, caller.Ip, cancellationToken);
         return new AuthEndpoints.BackupCodeList(codes);
     }
 
@@ -264,7 +268,10 @@ public sealed class AccountCommands(
         return false;
     }
 
-    /// <summary>Audits a failed attempt (already counted when it was reserved) and the lockout it started, if any.</summary>
+    /// <summary>
+    /// Audits a failed attempt (already counted when it was reserved) and the lockout it started, if any. Nothing is
+    /// written here (the reservation wrote before the outcome was known), so these are events that change no row.
+    /// </summary>
     private async Task RecordFailureAsync(TenantId tenant, UserEntity? user, string reason, string? ip, AttemptReservation attempt, CancellationToken cancellationToken)
     {
         var lockout = attempt.StartedLockout;

@@ -95,17 +95,26 @@ public sealed class AccountSecurity(
     {
         user.PasswordHash = await hasher.HashAsync(newPassword, cancellationToken);
         user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(tenant, user, cancellationToken);
-        await lockouts.ClearAsync(tenant, UserDirectory.NormalizeEmail(user.Email)!, cancellationToken);
-        await AfterChangeAsync(tenant, user, eventType, MailKind.PasswordChanged, keepSessionId, ip, cancellationToken);
+        await WriteChangeAsync(tenant, user, eventType, MailKind.PasswordChanged, keepSessionId, ip, cancellationToken,
+            () => lockouts.ClearAsync(tenant, UserDirectory.NormalizeEmail(user.Email)!, cancellationToken));
     }
 
+    /// <summary>
+    /// Writes the user row as changed in memory, with the change's event in the same transaction (the decisive write:
+    /// the new password or MFA state holds from here on), then ends the other sessions and mails the owner.
+    /// </summary>
     /// <param name="keepSessionId">The session that made the change and stays; null ends every session.</param>
-    public async Task AfterChangeAsync(TenantId tenant, UserEntity user, string eventType, MailKind? notice, string? keepSessionId, string? ip,
-        CancellationToken cancellationToken)
+    /// <param name="afterWrite">Further cleanup after the write, before the sessions end (a password change clears the lockout).</param>
+    public async Task WriteChangeAsync(TenantId tenant, UserEntity user, string eventType, MailKind? notice, string? keepSessionId, string? ip,
+        CancellationToken cancellationToken, Func<Task>? afterWrite = null)
     {
+        await users.UpdateAsync(tenant, user, events, [new PlatformEvent(eventType, Actor.User(user.Id, ip), "user", user.Id)], cancellationToken);
+        if (afterWrite is not null)
+        {
+            await afterWrite();
+        }
+
         await sessions.RevokeAllAsync(tenant, user.Id, keepSessionId, cancellationToken);
-        await events.PublishAsync(tenant, new PlatformEvent(eventType, Actor.User(user.Id, ip), "user", user.Id), cancellationToken);
         if (notice is { } kind && await tenants.GetAsync(tenant, cancellationToken) is { } owner)
         {
             await mail.SendNoticeAsync(kind, owner.Name, user, cancellationToken);

@@ -1,6 +1,5 @@
 using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Roles;
 using Platform.Functions.Storage;
@@ -69,8 +68,7 @@ public static partial class AuthEndpoints
             .ToResult(http, response => TypedResults.Ok(response));
 
     internal static async Task<Results<Ok<TokenResponse>, ProblemHttpResult>> Refresh(
-        RefreshRequest request, HttpContext http, Sessions sessions, UserDirectory users, AccessTokens tokens, EventPublisher events,
-        CancellationToken cancellationToken)
+        RefreshRequest request, HttpContext http, Sessions sessions, UserDirectory users, AccessTokens tokens, CancellationToken cancellationToken)
     {
         if (Sessions.Parse(request.RefreshToken) is not { } presented)
         {
@@ -84,12 +82,11 @@ public static partial class AuthEndpoints
         }
 
         var user = await users.GetAsync(presented.Tenant, presented.UserId, cancellationToken);
-        var result = await sessions.RefreshAsync(request.RefreshToken, user, presented.Tenant, session, presented.Hash, cancellationToken);
+        // A reuse revokes the session and commits its auth.refresh_token.reused event with that write.
+        var result = await sessions.RefreshAsync(request.RefreshToken, user, presented.Tenant, session, presented.Hash, Caller.ClientIp(http), cancellationToken);
         switch (result.Outcome)
         {
             case RefreshOutcome.Reused:
-                await events.PublishAsync(presented.Tenant, new PlatformEvent("auth.refresh_token.reused", Actor.Anonymous(Caller.ClientIp(http)), "session", session.Id,
-                    new Dictionary<string, object?> { ["userId"] = presented.UserId, ["sessionRevoked"] = true }), cancellationToken);
                 return Problems.Create(401, "refresh_token_reused", "Refresh token reused",
                     "This refresh token was already used; the session has been revoked. Sign in again.");
             case RefreshOutcome.Refreshed:

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Events;
 using Platform.Functions.Housekeeping;
 using Platform.Functions.Identity.Passwords;
 using Platform.Functions.Storage;
@@ -89,8 +90,10 @@ public static class AuthExtensions
         services.AddMemoryCache();
         services.AddPasswords();
         services.AddStorageTable(Sessions.TableName);
+        services.AddEventOutbox(Sessions.TableName);
         services.AddStorageTable(Lockouts.TableName);
         services.AddStorageTable(UserTokens.TableName);
+        services.AddEventOutbox(UserTokens.TableName);
         services.AddSingleton<KeyMaterial>();
         services.AddHostedService<KeyMaterialCheck>();
         services.AddSingleton<AccessTokens>();

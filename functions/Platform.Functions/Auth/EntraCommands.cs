@@ -34,6 +34,8 @@ public sealed class EntraCommands(
             return new CommandError(409, "entra_tenant_taken", "Another Platform tenant trusts this Entra ID tenant.") { Title = "Entra tenant already trusted" };
         }
 
+        // Trusts and links are rows of the platform's entra table (one partition shared by all tenants, keyed by the
+        // Entra tenant), which carries no tenant outbox: these events are published after the write, not with it.
         await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.trusted", caller.Actor, "tenant", caller.Tenant.Value,
             new Dictionary<string, object?> { ["entraTenantId"] = entraTenant.ToString(), ["allowEmailLinking"] = allowEmailLinking }), cancellationToken);
         return new Entra.TrustView(entraTenant.ToString(), allowEmailLinking);
@@ -46,6 +48,7 @@ public sealed class EntraCommands(
             return NoTrust;
         }
 
+        // Written in the platform's entra table (no tenant outbox), as for a trust.
         await events.PublishAsync(caller.Tenant, new PlatformEvent("tenant.entra.untrusted", caller.Actor, "tenant", caller.Tenant.Value), cancellationToken);
         return true;
     }
@@ -76,6 +79,8 @@ public sealed class EntraCommands(
         }
 
         await entra.LinkAsync(trust, entraObjectId.ToString(), userId, cancellationToken);
+
+        // Written in the platform's entra table (no tenant outbox), as for a trust.
         await events.PublishAsync(caller.Tenant, new PlatformEvent("user.entra.linked", caller.Actor, "user", userId,
             new Dictionary<string, object?> { ["objectId"] = entraObjectId.ToString() }), cancellationToken);
         return true;

@@ -74,15 +74,18 @@ public sealed partial class PasswordResetMailer(
 
         // A host that passes no message id gets no de-duplication: an empty id must not make every request "seen".
         var messageId = message.Id is { Length: > 0 } id ? id : Guid.NewGuid().ToString("N");
-        if (!await CountAsync(tenantId, user.Id, messageId, cancellationToken))
+        // The count is the decisive write (from it on the request is admitted and the mail owed; a message handled again
+        // finds itself counted and only mails): the requested event commits with it, once per message.
+        var requested = new PlatformEvent("auth.password_reset.requested", Actor.Anonymous(request.Ip), "user", user.Id);
+        if (!await CountAsync(tenantId, user.Id, messageId, requested, cancellationToken))
         {
+            // Refused without a write: an event that changes no row.
             LogThrottled(logger, tenant.Id, user.Id);
             await events.PublishAsync(tenantId, new PlatformEvent("auth.password_reset.throttled", Actor.Anonymous(request.Ip), "user", user.Id), cancellationToken);
             return;
         }
 
         await mail.SendPasswordResetAsync(tenantId, tenant.Name, user, cancellationToken);
-        await events.PublishAsync(tenantId, new PlatformEvent("auth.password_reset.requested", Actor.Anonymous(request.Ip), "user", user.Id), cancellationToken);
     }
 
     /// <summary>
@@ -90,7 +93,8 @@ public sealed partial class PasswordResetMailer(
     /// <c>usertokens</c> table, written under its ETag so concurrent requests cannot both take the last one);
     /// false when the hour's mails are used up. A message already counted counts as allowed again.
     /// </summary>
-    private async Task<bool> CountAsync(TenantId tenant, string userId, string messageId, CancellationToken cancellationToken)
+    /// <param name="requested">Committed with the write that counts the message (not again for one already counted).</param>
+    private async Task<bool> CountAsync(TenantId tenant, string userId, string messageId, PlatformEvent requested, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var hour = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, 0, 0, TimeSpan.Zero);
@@ -105,7 +109,8 @@ public sealed partial class PasswordResetMailer(
                 await expirations.ScheduleAsync(UserTokens.TableName, tenant, rowKey, hour.AddHours(1), cancellationToken);
                 try
                 {
-                    await rows.AddAsync(new ResetMailCountEntity { RowKey = rowKey, Count = 1, Messages = JsonSerializer.Serialize(new[] { messageId }) }, cancellationToken);
+                    await events.CommitAsync(rows, new TableTransactionAction(TableTransactionActionType.Add,
+                        new ResetMailCountEntity { RowKey = rowKey, Count = 1, Messages = JsonSerializer.Serialize(new[] { messageId }) }), [requested], cancellationToken);
                     return true;
                 }
                 catch (RequestFailedException ex) when (ex.Status == 409)
@@ -130,7 +135,7 @@ public sealed partial class PasswordResetMailer(
             row.Messages = JsonSerializer.Serialize(counted);
             try
             {
-                await rows.UpdateAsync(row, row.ETag, cancellationToken);
+                await events.CommitAsync(rows, new TableTransactionAction(TableTransactionActionType.UpdateReplace, row, row.ETag), [requested], cancellationToken);
                 return true;
             }
             catch (RequestFailedException ex) when (ex.Status == 412)

@@ -7,6 +7,7 @@ using Azure.Data.Tables;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
+using Platform.Functions.Events;
 using Platform.Functions.Housekeeping;
 using Platform.Functions.Storage;
 using Platform.Functions.Users;
@@ -71,7 +72,8 @@ public sealed record RefreshResult(RefreshOutcome Outcome, SessionEntity? Sessio
 /// recently - of two refreshes racing with one token, one wins and the other is reuse. The tag keeps anyone who only
 /// knows a session's id (it is in access tokens and the audit trail) from forging an "old" token to end it.
 /// </summary>
-public sealed class Sessions(StorageAccount storage, Expirations expirations, SessionGuard guard, KeyMaterial keys, IOptions<AuthOptions> options, TimeProvider time)
+public sealed class Sessions(
+    StorageAccount storage, Expirations expirations, SessionGuard guard, KeyMaterial keys, EventPublisher events, IOptions<AuthOptions> options, TimeProvider time)
 {
     public const string TableName = "sessions";
     private const int MaxSpentHashes = 50;
@@ -89,7 +91,9 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
     /// Sessions over <see cref="AuthOptions.MaxSessionsPerUser"/> (the oldest) are deleted, not marked revoked: a
     /// row kept for an evicted session would only lengthen the next sign-in's read of the user's sessions.
     /// </remarks>
-    public async Task<(SessionEntity Session, string RefreshToken)> StartAsync(TenantId tenant, string userId, string? userAgent, string? ip, CancellationToken cancellationToken)
+    /// <param name="started">The event of the sign-in, given the new session's id: it commits with the session row.</param>
+    public async Task<(SessionEntity Session, string RefreshToken)> StartAsync(
+        TenantId tenant, string userId, string? userAgent, string? ip, CancellationToken cancellationToken, Func<string, PlatformEvent>? started = null)
     {
         var now = time.GetUtcNow();
         var active = (await ListAsync(tenant, userId, cancellationToken)).OrderBy(s => s.CreatedAt).ToList();
@@ -121,7 +125,15 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         // Scheduled once: when the entry comes due, SessionExpiry deletes the session if it went idle or ended, and
         // otherwise schedules it again for its new idle deadline (at most one write per idle timeout, not per refresh).
         await expirations.ScheduleAsync(TableName, tenant, session.RowKey, SessionExpiry.DueAt(session.ExpiresAt, session.LastSeenAt, null, Settings), cancellationToken);
-        await Rows(tenant).AddAsync(session, cancellationToken);
+        if (started is null)
+        {
+            await Rows(tenant).AddAsync(session, cancellationToken);
+        }
+        else
+        {
+            await events.CommitAsync(Rows(tenant), new TableTransactionAction(TableTransactionActionType.Add, session), [started(session.Id)], cancellationToken);
+        }
+
         return (session, token);
     }
 
@@ -153,7 +165,9 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
     public Task<SessionEntity?> GetAsync(TenantId tenant, string userId, string sessionId, CancellationToken cancellationToken) =>
         Rows(tenant).GetAsync<SessionEntity>(SessionEntity.KeyFor(userId, sessionId), cancellationToken);
 
-    public async Task<RefreshResult> RefreshAsync(string? refreshToken, UserEntity? user, TenantId tenant, SessionEntity session, string presentedHash, CancellationToken cancellationToken)
+    /// <param name="ip">The presenter's address, for the <c>auth.refresh_token.reused</c> event a reuse commits with the session's revocation.</param>
+    public async Task<RefreshResult> RefreshAsync(
+        string? refreshToken, UserEntity? user, TenantId tenant, SessionEntity session, string presentedHash, string? ip, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         if (!session.IsActive(now, Settings.SessionIdleTimeout) || user is not { IsActive: true } || refreshToken is null)
@@ -169,7 +183,7 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
             // telling them apart by timing would give a thief who is quick a free pass.
             if (IsSpent(tenant, session, refreshToken, generation, presentedHash))
             {
-                await RevokeAsync(tenant, session, cancellationToken);
+                await RevokeAsync(tenant, session, cancellationToken, [Reused(session, ip)]);
                 return new(RefreshOutcome.Reused, session);
             }
 
@@ -205,7 +219,7 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
             var latest = await Rows(tenant).GetAsync<SessionEntity>(session.RowKey, cancellationToken);
             if (latest is not null && latest.IsActive(time.GetUtcNow(), Settings.SessionIdleTimeout) && !FixedTimeEquals(latest.RefreshHash, presentedHash))
             {
-                await RevokeAsync(tenant, latest, cancellationToken);
+                await RevokeAsync(tenant, latest, cancellationToken, [Reused(latest, ip)]);
                 return new(RefreshOutcome.Reused, latest);
             }
 
@@ -214,6 +228,10 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
 
         return new(RefreshOutcome.Refreshed, session, token);
     }
+
+    private static PlatformEvent Reused(SessionEntity session, string? ip) =>
+        new("auth.refresh_token.reused", Actor.Anonymous(ip), "session", session.Id,
+            new Dictionary<string, object?> { ["userId"] = session.UserId, ["sessionRevoked"] = true });
 
     /// <summary>Whether a token that is not the session's current one is a genuine earlier one of this session.</summary>
     private bool IsSpent(TenantId tenant, SessionEntity session, string refreshToken, long? generation, string presentedHash)
@@ -271,8 +289,13 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
     /// The revoked row is deleted by housekeeping at its next run: a row kept longer would serve nothing (a refresh
     /// of a missing session fails exactly like one of a revoked session) and would be read by every sign-in.
     /// </remarks>
-    public async Task RevokeAsync(TenantId tenant, SessionEntity session, CancellationToken cancellationToken)
+    /// <param name="happened">
+    /// Events of the revocation: they commit with the write that revokes the row, or, when there is none to make (the
+    /// session was already revoked or is gone), are published on their own. Either way exactly once.
+    /// </param>
+    public async Task RevokeAsync(TenantId tenant, SessionEntity session, CancellationToken cancellationToken, IReadOnlyList<PlatformEvent>? happened = null)
     {
+        var committed = false;
         for (var attempt = 0; attempt < 5; attempt++)
         {
             if (session.RevokedAt is not null)
@@ -287,7 +310,16 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
                 // Scheduled before the row becomes deletable; should the revocation not be written, SessionExpiry
                 // finds the row still active and schedules it for its own end instead.
                 await expirations.ScheduleAsync(TableName, tenant, session.RowKey, now, cancellationToken);
-                await Rows(tenant).UpdateAsync(session, session.ETag, cancellationToken);
+                if (happened is { Count: > 0 })
+                {
+                    await events.CommitAsync(Rows(tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, session, session.ETag), happened, cancellationToken);
+                    committed = true;
+                }
+                else
+                {
+                    await Rows(tenant).UpdateAsync(session, session.ETag, cancellationToken);
+                }
+
                 break;
             }
             catch (RequestFailedException ex) when (ex.Status == 404)
@@ -302,6 +334,11 @@ public sealed class Sessions(StorageAccount storage, Expirations expirations, Se
         }
 
         guard.Forget(tenant, session.UserId, session.Id);
+        if (!committed && happened is { Count: > 0 })
+        {
+            // No row to write it with (revoked meanwhile, or gone): an event that changes no row.
+            await events.PublishManyAsync(tenant, happened, cancellationToken);
+        }
     }
 
     /// <summary>Ends every session of a user (password reset, MFA change, deletion), optionally sparing one.</summary>

@@ -153,13 +153,9 @@ public sealed partial class EventRelay(
     /// Relays every event waiting for <paramref name="tenant"/> in any outbox, before returning: for readers that must
     /// see the events of writes that were answered already (the audit trail's routes, a purge's scrub).
     /// </summary>
-    public async Task CatchUpAsync(TenantId tenant, CancellationToken cancellationToken)
-    {
-        foreach (var table in layout.Value.Outboxes)
-        {
-            await RelayAsync(new Partition(table, tenant.Value), cancellationToken);
-        }
-    }
+    /// <remarks>The tables at once: order holds per partition, and every capability's table carries an outbox.</remarks>
+    public Task CatchUpAsync(TenantId tenant, CancellationToken cancellationToken) =>
+        Task.WhenAll(layout.Value.Outboxes.Select(table => RelayAsync(new Partition(table, tenant.Value), cancellationToken)));
 
     /// <summary>Relays one partition's outbox; with a cover message, whatever instance wrote it.</summary>
     internal async Task RelayAsync(string table, TenantId tenant, CancellationToken cancellationToken)

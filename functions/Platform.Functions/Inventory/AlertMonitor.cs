@@ -225,15 +225,16 @@ public sealed class AlertMonitor(InventoryStore store, EventPublisher events, Ex
         alert.AcknowledgedBy = caller.UserId;
         try
         {
-            await partition.UpdateAsync(alert, alert.ETag, cancellationToken);
+            await events.CommitAsync(partition, new TableTransactionAction(TableTransactionActionType.UpdateReplace, alert, alert.ETag),
+                [new PlatformEvent("inventory.alert.acknowledged", caller.Actor, "alert", alert.Id,
+                    new Dictionary<string, object?> { ["itemId"] = alert.ItemId, ["kind"] = alert.Kind })],
+                cancellationToken);
         }
         catch (RequestFailedException ex) when (ex.Status == 412)
         {
             return CommandError.Stale("alert");
         }
 
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("inventory.alert.acknowledged", caller.Actor, "alert", alert.Id,
-            new Dictionary<string, object?> { ["itemId"] = alert.ItemId, ["kind"] = alert.Kind }), cancellationToken);
         return alert;
     }
 }

@@ -72,7 +72,11 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
 
             try
             {
-                var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
+                // The event commits with the location (its outbox row last, after the parent's touch).
+                var responses = await events.CommitAsync(store.For(tenant), actions,
+                    [new PlatformEvent("inventory.location.created", caller.Actor, "location", location.Id,
+                        new Dictionary<string, object?> { ["name"] = location.Name, ["parentId"] = location.ParentId })],
+                    cancellationToken);
                 location.ETag = responses.Value[0].Headers.ETag ?? default;
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 404 or 412 && attempt < MaxAttempts)
@@ -85,9 +89,6 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
                 return ParentNotFound(parentId!);
             }
 
-            // Committed: outside the retry, so nothing after the write can create the location twice.
-            await events.PublishAsync(tenant, new PlatformEvent("inventory.location.created", caller.Actor, "location", location.Id,
-                new Dictionary<string, object?> { ["name"] = location.Name, ["parentId"] = location.ParentId }), cancellationToken);
             return location;
         }
     }
@@ -213,7 +214,9 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
 
         try
         {
-            var responses = await store.For(tenant).SubmitTransactionAsync(actions, cancellationToken);
+            // At most 1 + 15 ancestors, and the event's outbox row last.
+            var responses = await events.CommitAsync(store.For(tenant), actions,
+                [new PlatformEvent("inventory.location.updated", caller.Actor, "location", location.Id, changes)], cancellationToken);
             location.ETag = responses.Value[0].Headers.ETag ?? default;
         }
         catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)
@@ -221,7 +224,6 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
             return CommandError.Stale("location or one of its new ancestors");
         }
 
-        await events.PublishAsync(tenant, new PlatformEvent("inventory.location.updated", caller.Actor, "location", location.Id, changes), cancellationToken);
         return location;
     }
 
@@ -258,7 +260,8 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
             {
                 // Conditioned on the ETag read before the checks: adding a child or moving stock in touches this
                 // row, so either of them happening meanwhile fails the delete and the checks run again.
-                await partition.DeleteAsync(location.RowKey, location.ETag, cancellationToken);
+                await events.CommitAsync(partition, new TableTransactionAction(TableTransactionActionType.Delete, location, location.ETag),
+                    [new PlatformEvent("inventory.location.deleted", caller.Actor, "location", id)], cancellationToken);
             }
             catch (RequestFailedException ex) when (ex.Status == 412 && attempt < MaxAttempts)
             {
@@ -269,7 +272,6 @@ public sealed class LocationCommands(InventoryStore store, EventPublisher events
                 return ex.Status == 404 ? CommandError.NotFound("location") : CommandError.Stale("location");
             }
 
-            await events.PublishAsync(tenant, new PlatformEvent("inventory.location.deleted", caller.Actor, "location", id), cancellationToken);
             return id;
         }
     }

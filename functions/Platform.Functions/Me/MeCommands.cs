@@ -83,7 +83,7 @@ public sealed class MeCommands(
         user.UpdatedAt = time.GetUtcNow();
         try
         {
-            await users.UpdateAsync(caller.Tenant, user, cancellationToken);
+            await users.UpdateAsync(caller.Tenant, user, events, [new PlatformEvent("user.updated", caller.Actor, "user", user.Id, changes)], cancellationToken);
         }
         catch (RequestFailedException ex) when (ex.Status == 412)
         {
@@ -91,7 +91,6 @@ public sealed class MeCommands(
         }
 
         projections.Apply(caller.Tenant, user);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.updated", caller.Actor, "user", user.Id, changes), cancellationToken);
         return user;
     }
 
@@ -118,9 +117,10 @@ public sealed class MeCommands(
             .UploadAsync(content, new BlobUploadOptions { HttpHeaders = new BlobHttpHeaders { ContentType = image.ContentType } }, cancellationToken);
         user.AvatarContentType = image.ContentType;
         user.UpdatedAt = time.GetUtcNow();
-        await users.UpdateAsync(caller.Tenant, user, cancellationToken);
+        // The blob cannot carry an outbox: the event commits with the user row written after it, the write that records
+        // the avatar (a first avatar is served only once the row names its type).
+        await users.UpdateAsync(caller.Tenant, user, events, [new PlatformEvent("user.avatar.updated", caller.Actor, "user", user.Id)], cancellationToken);
         projections.Apply(caller.Tenant, user);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("user.avatar.updated", caller.Actor, "user", user.Id), cancellationToken);
         return user;
     }
 

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Azure;
+using Azure.Data.Tables;
 using Platform.Functions.Auth;
 using Platform.Functions.Events;
 using Platform.Functions.Http;
@@ -63,14 +64,14 @@ public sealed partial class RoleCommands(RoleDirectory roles, CallerPermissions 
         role.UpdatedAt = now;
         try
         {
-            if (existing is null)
-            {
-                await rows.AddAsync(role, cancellationToken);
-            }
-            else
-            {
-                await rows.UpdateAsync(role, role.ETag, cancellationToken);
-            }
+            // The event commits with the role row.
+            var write = existing is null
+                ? new TableTransactionAction(TableTransactionActionType.Add, role)
+                : new TableTransactionAction(TableTransactionActionType.UpdateReplace, role, role.ETag);
+            await events.CommitAsync(rows, write,
+                [new PlatformEvent(existing is null ? "role.created" : "role.updated", caller.Actor, "role", name,
+                    new Dictionary<string, object?> { ["permissions"] = role.PermissionList })],
+                cancellationToken);
         }
         catch (RequestFailedException ex) when (ex.Status is 404 or 409 or 412)
         {
@@ -79,8 +80,6 @@ public sealed partial class RoleCommands(RoleDirectory roles, CallerPermissions 
         }
 
         roles.Forget(caller.Tenant);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent(existing is null ? "role.created" : "role.updated",
-            caller.Actor, "role", name, new Dictionary<string, object?> { ["permissions"] = role.PermissionList }), cancellationToken);
         return new SavedRole(new RolesEndpoints.RoleView(name, role.PermissionList, false), existing is null);
     }
 
@@ -108,7 +107,8 @@ public sealed partial class RoleCommands(RoleDirectory roles, CallerPermissions 
 
         try
         {
-            await rows.DeleteAsync(name, cancellationToken: cancellationToken);
+            await events.CommitAsync(rows, new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity { RowKey = name }, ETag.All),
+                [new PlatformEvent("role.deleted", caller.Actor, "role", name)], cancellationToken);
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
@@ -117,7 +117,6 @@ public sealed partial class RoleCommands(RoleDirectory roles, CallerPermissions 
         }
 
         roles.Forget(caller.Tenant);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("role.deleted", caller.Actor, "role", name), cancellationToken);
         return name;
     }
 

@@ -6,6 +6,7 @@ using Azure.Data.Tables;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Caching.Memory;
 using Platform.Functions.Auth;
+using Platform.Functions.Events;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Roles;
@@ -57,7 +58,8 @@ public sealed class RoleDirectory(StorageAccount storage, IMemoryCache cache)
             all[name] = grants;
         }
 
-        await foreach (var role in Rows(tenant).QueryAsync<RoleEntity>(cancellationToken: cancellationToken))
+        // Role names start with a letter: the partition's event outbox (keys from '~') is not a role.
+        await foreach (var role in Rows(tenant).QueryWhereAsync<RoleEntity>($"RowKey lt {EventOutbox.KeyPrefix}", cancellationToken: cancellationToken))
         {
             all[role.RowKey] = role.PermissionList.Where(Permissions.All.Contains).ToHashSet(StringComparer.Ordinal);
         }

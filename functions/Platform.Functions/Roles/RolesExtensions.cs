@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
+using Platform.Functions.Events;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Roles;
@@ -10,6 +11,7 @@ public static class RolesExtensions
     public static IHostApplicationBuilder AddRoles(this IHostApplicationBuilder builder)
     {
         builder.Services.AddStorageTable(RoleDirectory.TableName);
+        builder.Services.AddEventOutbox(RoleDirectory.TableName);
         builder.Services.AddSingleton<RoleDirectory>();
         builder.Services.AddSingleton<RoleCommands>();
         builder.Services.AddSingleton<CallerPermissions>();

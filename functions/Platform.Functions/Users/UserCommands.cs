@@ -491,9 +491,8 @@ public sealed partial class UserCommands(
             return CommandError.Invalid(validation);
         }
 
-        await schemas.SaveAsync(caller.Tenant, schema, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("schema.users.updated", caller.Actor, "schema", "users",
-            new Dictionary<string, object?> { ["fields"] = schema.Fields.Select(f => f.Name).ToList() }), cancellationToken);
+        await schemas.SaveAsync(caller.Tenant, schema, events, [new PlatformEvent("schema.users.updated", caller.Actor, "schema", "users",
+            new Dictionary<string, object?> { ["fields"] = schema.Fields.Select(f => f.Name).ToList() })], cancellationToken);
         return schema;
     }
 

@@ -2,6 +2,7 @@ using System.Net.Mail;
 using Azure;
 using Azure.Data.Tables;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Events;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Users;
@@ -112,6 +113,10 @@ public sealed class UserDirectory(StorageAccount storage, IOptions<UsersOptions>
     /// <summary>Replaces the user row if nobody changed it since it was read (412 otherwise).</summary>
     public Task UpdateAsync(TenantId tenant, UserEntity user, CancellationToken cancellationToken) =>
         Users(tenant).UpdateAsync(user, user.ETag, cancellationToken);
+
+    /// <summary>As <see cref="UpdateAsync(TenantId, UserEntity, CancellationToken)"/>, with the change's events committed in the same transaction.</summary>
+    public Task UpdateAsync(TenantId tenant, UserEntity user, EventPublisher events, IReadOnlyList<PlatformEvent> happened, CancellationToken cancellationToken) =>
+        events.CommitAsync(Users(tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, user, user.ETag), happened, cancellationToken);
 
     /// <summary>
     /// The form emails are compared in: trimmed and lower-cased (invariant). Null when the text is not an address

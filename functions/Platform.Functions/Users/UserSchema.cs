@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Azure;
 using Azure.Data.Tables;
 using Microsoft.Extensions.Caching.Memory;
+using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Storage;
 
@@ -82,10 +83,13 @@ public sealed partial class UserSchemas(StorageAccount storage, IMemoryCache cac
         return schema;
     }
 
-    public async Task SaveAsync(TenantId tenant, SchemaDocument schema, CancellationToken cancellationToken)
+    /// <param name="happened">The change's events, committed with the schema row.</param>
+    public async Task SaveAsync(TenantId tenant, SchemaDocument schema, EventPublisher events, IReadOnlyList<PlatformEvent> happened, CancellationToken cancellationToken)
     {
-        await storage.TenantTable(UserDirectory.TableName).For(tenant)
-            .UpsertAsync(new SchemaEntity { RowKey = RowKey, Document = JsonSerializer.Serialize(schema, JsonSerializerOptions.Web) }, cancellationToken);
+        await events.CommitAsync(storage.TenantTable(UserDirectory.TableName).For(tenant),
+            new TableTransactionAction(TableTransactionActionType.UpsertReplace,
+                new SchemaEntity { RowKey = RowKey, Document = JsonSerializer.Serialize(schema, JsonSerializerOptions.Web) }),
+            happened, cancellationToken);
         cache.Remove("schema:" + tenant.Value);
     }
 

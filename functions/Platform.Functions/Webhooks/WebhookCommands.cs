@@ -104,7 +104,11 @@ public sealed class WebhookCommands(
                 : new(TableTransactionActionType.UpdateReplace, counter, count.ETag);
             try
             {
-                var responses = await rows.SubmitTransactionAsync([counting, new(TableTransactionActionType.Add, endpoint)], cancellationToken);
+                // The event commits with the endpoint (its outbox row last).
+                var responses = await events.CommitAsync(rows, [counting, new(TableTransactionActionType.Add, endpoint)],
+                    [new PlatformEvent("webhook.endpoint.created", caller.Actor, "webhook_endpoint", id,
+                        new Dictionary<string, object?> { ["url"] = endpoint.Url, ["events"] = checkedInput.Events })],
+                    cancellationToken);
                 endpoint.ETag = responses.Value[1].Headers.ETag ?? default;
                 break;
             }
@@ -114,8 +118,6 @@ public sealed class WebhookCommands(
         }
 
         directory.Forget(caller.Tenant);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.endpoint.created", caller.Actor, "webhook_endpoint", id,
-            new Dictionary<string, object?> { ["url"] = endpoint.Url, ["events"] = checkedInput.Events }), cancellationToken);
         return new IssuedEndpoint(endpoint, secret);
     }
 
@@ -185,7 +187,8 @@ public sealed class WebhookCommands(
         endpoint.UpdatedAt = time.GetUtcNow();
         try
         {
-            await directory.Rows(caller.Tenant).UpdateAsync(endpoint, endpoint.ETag, cancellationToken);
+            await events.CommitAsync(directory.Rows(caller.Tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, endpoint, endpoint.ETag),
+                [new PlatformEvent("webhook.endpoint.updated", caller.Actor, "webhook_endpoint", id, changes)], cancellationToken);
         }
         catch (RequestFailedException ex) when (ex.Status is 404 or 412)
         {
@@ -193,7 +196,6 @@ public sealed class WebhookCommands(
         }
 
         directory.Forget(caller.Tenant);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.endpoint.updated", caller.Actor, "webhook_endpoint", id, changes), cancellationToken);
         return endpoint;
     }
 
@@ -222,7 +224,8 @@ public sealed class WebhookCommands(
 
             try
             {
-                await rows.SubmitTransactionAsync(actions, cancellationToken);
+                // The delete is the decisive write (the backlog removed below is cleanup): the event commits with it, last.
+                await events.CommitAsync(rows, actions, [new PlatformEvent("webhook.endpoint.deleted", caller.Actor, "webhook_endpoint", id)], cancellationToken);
                 break;
             }
             catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex == 0)
@@ -242,7 +245,6 @@ public sealed class WebhookCommands(
             await rows.DeleteAsync(pending.RowKey, cancellationToken: cancellationToken);
         }
 
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.endpoint.deleted", caller.Actor, "webhook_endpoint", id), cancellationToken);
         return true;
     }
 
@@ -267,7 +269,9 @@ public sealed class WebhookCommands(
         endpoint.UpdatedAt = now;
         try
         {
-            await directory.Rows(caller.Tenant).UpdateAsync(endpoint, endpoint.ETag, cancellationToken);
+            await events.CommitAsync(directory.Rows(caller.Tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, endpoint, endpoint.ETag),
+                [new PlatformEvent("webhook.endpoint.secret_rotated", caller.Actor, "webhook_endpoint", id, new Dictionary<string, object?> { ["graceSeconds"] = grace })],
+                cancellationToken);
         }
         catch (RequestFailedException ex) when (ex.Status is 404 or 412)
         {
@@ -275,8 +279,6 @@ public sealed class WebhookCommands(
         }
 
         directory.Forget(caller.Tenant);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.endpoint.secret_rotated", caller.Actor, "webhook_endpoint", id,
-            new Dictionary<string, object?> { ["graceSeconds"] = grace }), cancellationToken);
         return new IssuedEndpoint(endpoint, secret);
     }
 
@@ -298,7 +300,10 @@ public sealed class WebhookCommands(
             endpoint.DisabledAt = time.GetUtcNow();
             try
             {
-                await directory.Rows(tenant).UpdateAsync(endpoint, endpoint.ETag, cancellationToken);
+                await events.CommitAsync(directory.Rows(tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, endpoint, endpoint.ETag),
+                    [new PlatformEvent(EventCatalogue.EndpointDisabledEvent, Actor.System, "webhook_endpoint", id,
+                        new Dictionary<string, object?> { ["reason"] = reason, ["url"] = endpoint.Url, ["failingSince"] = failingSince })],
+                    cancellationToken);
             }
             catch (RequestFailedException ex) when (ex.Status == 412)
             {
@@ -310,8 +315,6 @@ public sealed class WebhookCommands(
             }
 
             directory.Forget(tenant);
-            await events.PublishAsync(tenant, new PlatformEvent(EventCatalogue.EndpointDisabledEvent, Actor.System, "webhook_endpoint", id,
-                new Dictionary<string, object?> { ["reason"] = reason, ["url"] = endpoint.Url, ["failingSince"] = failingSince }), cancellationToken);
             return true;
         }
 

@@ -16,6 +16,7 @@ public static class WebhooksExtensions
         services.AddOutboundHttp();
         services.AddValidatedOptions<WebhookOptions>(WebhookOptions.Section);
         services.AddStorageTable(WebhookDirectory.TableName);
+        services.AddEventOutbox(WebhookDirectory.TableName);
         services.AddSingleton<WebhookDirectory>();
         services.AddSingleton<WebhookCommands>();
         services.AddSingleton<WebhookDeliveries>();

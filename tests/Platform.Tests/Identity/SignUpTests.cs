@@ -169,6 +169,8 @@ public sealed class SignUpTests(Azurite azurite) : IAsyncLifetime
     {
         var tenant = await _app.SignUpAsync();
 
+        // Events reach the trail through the relay, moments after the answer: read it as the audit route does, caught up.
+        await _app.Services.GetRequiredService<EventRelay>().CatchUpAsync(new TenantId(tenant.Id), Ct);
         var entries = await _app.Services.GetRequiredService<AuditTrail>().Entries(new TenantId(tenant.Id))
             .QueryAsync<AuditEntry>(cancellationToken: Ct).ToListAsync(Ct);
 

@@ -84,9 +84,11 @@ public sealed partial class ReceiptProcessor(
         received.LinesFailed = result.Failed;
         received.JobId = result.JobId;
         received.ProcessedAt = time.GetUtcNow();
-        await rows.UpdateAsync(received, Azure.ETag.All, cancellationToken);
-        await events.PublishAsync(tenant, new PlatformEvent("webhook.message.processed", ActorOf(receiver), "receiver", receiver.Id,
-            new Dictionary<string, object?> { ["messageId"] = received.Id, ["webhookId"] = received.WebhookId, ["status"] = received.Status, ["jobId"] = received.JobId }),
+
+        // The final status is the decisive write (a message found final is never handled again): the event commits with it.
+        await events.CommitAsync(rows, new Azure.Data.Tables.TableTransactionAction(Azure.Data.Tables.TableTransactionActionType.UpdateReplace, received, Azure.ETag.All),
+            [new PlatformEvent("webhook.message.processed", ActorOf(receiver), "receiver", receiver.Id,
+                new Dictionary<string, object?> { ["messageId"] = received.Id, ["webhookId"] = received.WebhookId, ["status"] = received.Status, ["jobId"] = received.JobId })],
             cancellationToken);
     }
 

@@ -80,7 +80,12 @@ public sealed class ReceiverStore(
         try
         {
             var max = options.Value.MaxReceiversPerTenant;
-            written = await _count.SubmitAsync(caller.Tenant, count => count >= max ? null : new([new(TableTransactionActionType.Add, receiver)], +1), cancellationToken);
+
+            // The event commits with the receiver (its outbox row after the receiver, before the counter's move).
+            PlatformEvent created = new("webhook.receiver.created", caller.Actor, "receiver", id,
+                new Dictionary<string, object?> { ["name"] = name, ["action"] = action, ["scheme"] = scheme });
+            written = await events.CommitWithAsync(Rows(caller.Tenant), [created], (outbox, token) =>
+                _count.SubmitAsync(caller.Tenant, count => count >= max ? null : new([new(TableTransactionActionType.Add, receiver), outbox], +1), token), cancellationToken);
         }
         catch
         {
@@ -95,8 +100,6 @@ public sealed class ReceiverStore(
         }
 
         receiver.ETag = written.Value[0].Headers.ETag ?? default;
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.receiver.created", caller.Actor, "receiver", id,
-            new Dictionary<string, object?> { ["name"] = name, ["action"] = action, ["scheme"] = scheme }), cancellationToken);
         return (receiver, text);
     }
 
@@ -120,7 +123,9 @@ public sealed class ReceiverStore(
     {
         try
         {
-            await _count.SubmitAsync(caller.Tenant, _ => new([new(TableTransactionActionType.Delete, receiver, receiver.ETag)], -1), cancellationToken);
+            // The delete is the decisive write (the index row and messages removed below are cleanup): the event commits with it.
+            await events.CommitWithAsync(Rows(caller.Tenant), [new PlatformEvent("webhook.receiver.deleted", caller.Actor, "receiver", receiver.Id)], (outbox, token) =>
+                _count.SubmitAsync(caller.Tenant, _ => new([new(TableTransactionActionType.Delete, receiver, receiver.ETag), outbox], -1), token), cancellationToken);
         }
         catch (TableTransactionFailedException ex) when (ex.Status is 404 or 412)
         {
@@ -130,7 +135,6 @@ public sealed class ReceiverStore(
         cache.Remove(CacheKey(receiver.Id));
         await DeleteIndexAsync(receiver.Id);
         await ForgetMessagesAsync(caller.Tenant, receiver.Id, cancellationToken);
-        await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.receiver.deleted", caller.Actor, "receiver", receiver.Id), cancellationToken);
         return true;
     }
 

@@ -1,6 +1,7 @@
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Events;
 using Platform.Functions.Hosting;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
@@ -17,6 +18,7 @@ public static class ReceiversExtensions
         services.AddOutboundHttp();
         services.AddMemoryCache();
         services.AddStorageTable(ReceiverStore.TableName);
+        services.AddEventOutbox(ReceiverStore.TableName);
         services.AddStorageTable(ReceiverStore.IndexTableName);
         services.AddStorageContainer(ReceiverStore.PayloadContainer);
         services.AddSingleton<ReceiverStore>();
