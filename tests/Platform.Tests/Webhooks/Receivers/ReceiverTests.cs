@@ -379,6 +379,15 @@ public sealed class ReceiverTests(Azurite azurite) : SignedUpTenantTests(azurite
     }
 
     [Fact]
+    public async Task TheApiDocumentDescribesTheGivenSecret()
+    {
+        using var client = App.CreateClient();
+        var document = await client.GetStringAsync("/api/openapi/v1.json", Ct);
+        Assert.Contains("options.secret is the signing secret the sender made", document, StringComparison.Ordinal);
+        Assert.Contains("null when options.secret gave the sender's own", document, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AGivenSecretIsCheckedAndOnlyForStripeAndGitHub()
     {
         async Task<string> RefusedAsync(string scheme, object secret)
