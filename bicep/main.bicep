@@ -110,6 +110,8 @@ var queueNames = [
   'webhook-deliveries-poison'
   'webhook-receipts'
   'webhook-receipts-poison'
+  'webhook-receiver-cleanup'
+  'webhook-receiver-cleanup-poison'
 ]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

@@ -22,9 +22,15 @@ public static class HookEndpoint
     public const string Path = "/api/v1/hooks";
     public const string RateLimitPolicy = "webhook-receiver";
 
+    /// <summary>Marks the hook route for the limits that apply to it whatever the receiver id.</summary>
+    public sealed class Marker;
+
+    /// <summary>What a body without Content-Length starts with; it grows (doubling) up to the limit as it arrives.</summary>
+    private const int ChunkedStartBytes = 16 * 1024;
+
     public static RouteHandlerBuilder Map(IEndpointRouteBuilder app) =>
         app.MapPost(Path + "/{receiverId}", ReceiveAsync).WithTags("Webhooks").AllowAnonymous()
-            .RequireRateLimiting(RateLimitPolicy)
+            .RequireRateLimiting(RateLimitPolicy).WithMetadata(new Marker())
             .WithMetadata(new RequestSizeLimitAttribute(ReceiverOptions.MaxBodyBytes))
             .Accepts<JsonElement>("application/json")
             .Produces<HookReceipt>(StatusCodes.Status202Accepted)
@@ -39,13 +45,17 @@ public static class HookEndpoint
             return Problems.Create(415, "unsupported_media_type", "Unsupported media type", "Send the message as application/json.");
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(ReceiverOptions.MaxBodyBytes + 1);
+        if (http.Request.ContentLength > ReceiverOptions.MaxBodyBytes)
+        {
+            return TooLarge();
+        }
+
+        var (buffer, length) = await ReadBoundedAsync(http.Request, cancellationToken);
         try
         {
-            var length = await ReadBoundedAsync(http.Request.Body, buffer, cancellationToken);
             if (length > ReceiverOptions.MaxBodyBytes)
             {
-                return Problems.Create(413, "payload_too_large", "Message too large", $"A message is at most {ReceiverOptions.MaxBodyBytes} bytes.");
+                return TooLarge();
             }
 
             if (length == 0)
@@ -100,16 +110,32 @@ public static class HookEndpoint
     private static ProblemHttpResult InvalidSignature() =>
         Problems.Create(401, "invalid_signature", "Invalid signature", "The receiver does not exist or the message is not signed with its secret.");
 
-    /// <summary>Reads at most one byte beyond the limit, so an oversized body is known without reading the rest.</summary>
-    private static async Task<int> ReadBoundedAsync(Stream body, byte[] buffer, CancellationToken cancellationToken)
+    private static ProblemHttpResult TooLarge() =>
+        Problems.Create(413, "payload_too_large", "Message too large", $"A message is at most {ReceiverOptions.MaxBodyBytes} bytes.");
+
+    /// <summary>
+    /// Reads the body into a pooled buffer (the caller returns it), at most one byte beyond the limit, so an oversized
+    /// body is known without reading the rest. The buffer is as large as Content-Length says (checked against the limit
+    /// before), or, for a chunked body, grows as bytes arrive: memory follows what a sender actually sends.
+    /// </summary>
+    private static async Task<(byte[] Buffer, int Length)> ReadBoundedAsync(HttpRequest request, CancellationToken cancellationToken)
     {
+        const int cap = ReceiverOptions.MaxBodyBytes + 1;
+        var buffer = ArrayPool<byte>.Shared.Rent(request.ContentLength is { } declared ? (int)declared + 1 : ChunkedStartBytes);
         var total = 0;
         try
         {
-            var cap = ReceiverOptions.MaxBodyBytes + 1;
             while (total < cap)
             {
-                var read = await body.ReadAsync(buffer.AsMemory(total, cap - total), cancellationToken);
+                if (total == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, cap));
+                    buffer.AsSpan(0, total).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                var read = await request.Body.ReadAsync(buffer.AsMemory(total, Math.Min(buffer.Length, cap) - total), cancellationToken);
                 if (read == 0)
                 {
                     break;
@@ -121,10 +147,15 @@ public static class HookEndpoint
         catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             // The server stopped a chunked body at the route's limit.
-            return ReceiverOptions.MaxBodyBytes + 1;
+            total = cap;
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
         }
 
-        return total;
+        return (buffer, total);
     }
 
     private static bool IsJson(string? contentType) =>

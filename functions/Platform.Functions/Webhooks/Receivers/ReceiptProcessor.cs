@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Azure.Storage.Blobs.Models;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Auth;
 using Platform.Functions.Events;
@@ -27,6 +28,13 @@ internal sealed record ActionResult(string Status, string? Error = null, IReadOn
 /// with the movement), a job starts under an id derived from the message, and a message already finished is left
 /// alone. A message that keeps failing is recorded as failed on its last attempt.
 /// </summary>
+/// <remarks>
+/// One run at a time: the message row moves to <c>processing</c> under the ETag it was read with, so of two runs that
+/// read it together one wins and the other stops. A run that finds it <c>processing</c> by another queue message leaves
+/// it to that one (whose queue message is deleted only once the row is final, so it comes back after a crash) and
+/// looks again when <see cref="ReceiverOptions.ProcessingLease"/> ends, taking it over if it is still not final then.
+/// Its own queue message, handed out again after a crash, takes it over at once.
+/// </remarks>
 public sealed partial class ReceiptProcessor(
     ReceiverStore store,
     MovementCommands movements,
@@ -62,9 +70,29 @@ public sealed partial class ReceiptProcessor(
             return;
         }
 
+        var now = time.GetUtcNow();
+        var lease = options.Value.ProcessingLease;
+        if (received.Status == MessageStatus.Processing && !(received.ProcessingBy is { Length: > 0 } by && by == message.Id) &&
+            received.ProcessingSince + lease is { } leasedUntil && leasedUntil > now)
+        {
+            // Another run holds it. Look again once its lease ends, in case that run and its queue message are gone.
+            await store.EnqueueAsync(tenant, received, cancellationToken, leasedUntil - now + TimeSpan.FromSeconds(1));
+            return;
+        }
+
         received.Status = MessageStatus.Processing;
         received.Attempts++;
-        await rows.UpdateAsync(received, Azure.ETag.All, cancellationToken);
+        received.ProcessingBy = message.Id;
+        received.ProcessingSince = now;
+        try
+        {
+            await rows.UpdateAsync(received, received.ETag, cancellationToken);
+        }
+        catch (Azure.RequestFailedException ex) when (ex.Status == 412)
+        {
+            // Another run moved it first: that one acts on it.
+            return;
+        }
 
         ActionResult result;
         try
@@ -84,12 +112,20 @@ public sealed partial class ReceiptProcessor(
         received.LinesFailed = result.Failed;
         received.JobId = result.JobId;
         received.ProcessedAt = time.GetUtcNow();
-
-        // The final status is the decisive write (a message found final is never handled again): the event commits with it.
-        await events.CommitAsync(rows, new Azure.Data.Tables.TableTransactionAction(Azure.Data.Tables.TableTransactionActionType.UpdateReplace, received, Azure.ETag.All),
-            [new PlatformEvent("webhook.message.processed", ActorOf(receiver), "receiver", receiver.Id,
-                new Dictionary<string, object?> { ["messageId"] = received.Id, ["webhookId"] = received.WebhookId, ["status"] = received.Status, ["jobId"] = received.JobId })],
-            cancellationToken);
+        // The final status is the decisive write (a message found final is never handled again): the event commits with
+        // it, conditioned on the row this run holds.
+        try
+        {
+            await events.CommitAsync(rows, new Azure.Data.Tables.TableTransactionAction(Azure.Data.Tables.TableTransactionActionType.UpdateReplace, received, received.ETag),
+                [new PlatformEvent("webhook.message.processed", ActorOf(receiver), "receiver", receiver.Id,
+                    new Dictionary<string, object?> { ["messageId"] = received.Id, ["webhookId"] = received.WebhookId, ["status"] = received.Status, ["jobId"] = received.JobId })],
+                cancellationToken);
+        }
+        catch (Azure.RequestFailedException ex) when (ex.Status == 412)
+        {
+            // Taken over after the lease ran out: the run that holds it now records the outcome (its actions are the
+            // same, applied once).
+        }
     }
 
     /// <summary>The receiver as a caller: its creator, through a sessionless credential narrowed to the receiver's scopes.</summary>
@@ -287,11 +323,17 @@ public sealed partial class ReceiptProcessor(
             await using var body = new BoundedStream(await response.Content.ReadAsStreamAsync(cancellationToken), limit);
             try
             {
-                await upload.UploadAsync(body, overwrite: true, cancellationToken);
+                // Never over a file already there: a job started from it may be reading it. One is there only when an
+                // earlier run of this message uploaded it (the job's id is this message's), so it is the same file.
+                await upload.UploadAsync(body, new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = Azure.ETag.All } }, cancellationToken);
+            }
+            catch (Azure.RequestFailedException ex) when (ex.Status is 409 or 412)
+            {
+                // Already uploaded: start the job from it.
             }
             catch (Exception) when (body.BytesRead > limit)
             {
-                await upload.DeleteIfExistsAsync(cancellationToken: CancellationToken.None);
+                // Nothing was written: an upload commits only once the whole body is read.
                 return ActionResult.Fail($"The file is larger than {limit} bytes.");
             }
         }

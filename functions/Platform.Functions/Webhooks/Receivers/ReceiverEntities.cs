@@ -126,6 +126,13 @@ public sealed class ReceivedMessageEntity : ITableEntity
     public string? JobId { get; set; }
     public long Bytes { get; set; }
     public int Attempts { get; set; }
+
+    /// <summary>The queue message whose run set <c>processing</c>; its own redelivery after a crash takes over at once.</summary>
+    public string? ProcessingBy { get; set; }
+
+    /// <summary>When <c>processing</c> was set; another run takes over only after <see cref="ReceiverOptions.ProcessingLease"/>.</summary>
+    public DateTimeOffset? ProcessingSince { get; set; }
+
     public DateTimeOffset ReceivedAt { get; set; }
     public DateTimeOffset? ProcessedAt { get; set; }
 

@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Platform.Functions.Http;
 
 namespace Platform.Functions.Webhooks.Receivers;
 
@@ -61,6 +64,69 @@ public static class ReceiverSignatures
         var text = (scheme == ReceiverSchemes.Stripe ? StandardSecretPrefix : "") + Convert.ToHexStringLower(bytes);
         return (text, Encoding.UTF8.GetBytes(text));
     }
+
+    /// <summary>Shortest and longest secret a sender may bring (<c>options.secret</c>), in characters.</summary>
+    public const int MinGivenSecretLength = 16;
+    public const int MaxGivenSecretLength = 256;
+
+    /// <summary>
+    /// Why a secret the sender made cannot be used, or null when it can. Only for the schemes whose senders make their
+    /// own and key the HMAC with its text (Stripe: its <c>whsec_...</c> signing secret; GitHub: the webhook's secret).
+    /// The reason never quotes the secret.
+    /// </summary>
+    public static string? CheckGivenSecret(string scheme, string? secret)
+    {
+        if (scheme is not (ReceiverSchemes.Stripe or ReceiverSchemes.GitHub))
+        {
+            return "can only be given for the stripe and github schemes; a standard receiver's secret is made by Platform";
+        }
+
+        if (secret is null || secret.Length < MinGivenSecretLength || secret.Length > MaxGivenSecretLength)
+        {
+            return $"must be a string of {MinGivenSecretLength} to {MaxGivenSecretLength} characters";
+        }
+
+        if (!secret.All(c => c is > ' ' and <= '~'))
+        {
+            return "must be printable ASCII without spaces";
+        }
+
+        return scheme == ReceiverSchemes.Stripe && (!secret.StartsWith(StandardSecretPrefix, StringComparison.Ordinal) || secret.Length < StandardSecretPrefix.Length + MinGivenSecretLength)
+            ? $"must be the endpoint's signing secret from Stripe: {StandardSecretPrefix} followed by at least {MinGivenSecretLength} characters"
+            : null;
+    }
+
+    /// <summary>
+    /// Splits <c>options.secret</c> off a receiver's options: the options to keep (null when nothing else is left) and
+    /// the secret, or the reason it cannot be used in <paramref name="validation"/>. The secret is never kept in options.
+    /// </summary>
+    public static (string? OptionsJson, string? Secret) TakeGivenSecret(string scheme, JsonElement options, Validation validation)
+    {
+        var rest = new JsonObject();
+        string? secret = null;
+        foreach (var property in options.EnumerateObject())
+        {
+            if (property.NameEquals("secret"))
+            {
+                secret = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : null;
+            }
+            else
+            {
+                rest[property.Name] = JsonNode.Parse(property.Value.GetRawText());
+            }
+        }
+
+        if (CheckGivenSecret(scheme, secret) is { } reason)
+        {
+            validation.Add("options.secret", reason);
+            return (null, null);
+        }
+
+        return (rest.Count == 0 ? null : rest.ToJsonString(), secret);
+    }
+
+    /// <summary>The HMAC key of a secret the sender made: its text, as Stripe and GitHub use it.</summary>
+    public static byte[] KeyOfGivenSecret(string secret) => Encoding.UTF8.GetBytes(secret);
 
     /// <summary>Spends the time a check would, for a request whose receiver does not exist.</summary>
     public static void Decoy(ReadOnlySpan<byte> body) => HMACSHA256.HashData(DecoyKey, body);

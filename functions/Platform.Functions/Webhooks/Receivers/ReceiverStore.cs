@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
@@ -28,7 +29,7 @@ public sealed record ReceiptMessage(string Tenant, string ReceiverId, string Mes
 /// blobs of <c>webhookpayloads</c>.
 /// </summary>
 public sealed class ReceiverStore(
-    StorageAccount storage, SecretBox secrets, IMemoryCache cache, EventPublisher events, IOptions<ReceiverOptions> options, TimeProvider time)
+    StorageAccount storage, SecretBox secrets, EventPublisher events, IOptions<ReceiverOptions> options, TimeProvider time) : IDisposable
 {
     public const string TableName = "webhookreceivers";
     public const string IndexTableName = "webhookreceiverindex";
@@ -42,6 +43,12 @@ public sealed class ReceiverStore(
 
     private readonly TenantCounter _count = new(tenant => storage.TenantTable(TableName).For(tenant), CounterKey, CountAsync, () => options.Value.MaxReceiversPerTenant);
 
+    /// <summary>
+    /// The hook's own cache, bounded in entries (each counts 1): anybody can make up receiver ids, and unknown ones are
+    /// cached too. When full, a new id is simply not cached (and compaction makes room) - never unbounded growth.
+    /// </summary>
+    private readonly MemoryCache cache = new(new MemoryCacheOptions { SizeLimit = options.Value.MaxCachedReceivers });
+
     public TenantPartition Rows(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
     private TableClient Index => storage.Table(IndexTableName);
@@ -51,15 +58,44 @@ public sealed class ReceiverStore(
     /// <summary>Ids are ULIDs; anything else names no receiver and never reaches a key.</summary>
     public static bool IsId(string? id) => id is { Length: > 0 and <= 32 } && id.All(char.IsAsciiLetterOrDigit);
 
+    /// <summary>
+    /// False when a JSON value holds a string or name that is no valid Unicode (an escaped unpaired surrogate such as
+    /// <c>"\ud800"</c>): the parser lets it through, but it cannot be written out again, so kept it would break every
+    /// answer that shows it.
+    /// </summary>
+    public static bool IsValidText(JsonElement value)
+    {
+        try
+        {
+            return Walk(value);
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+
+        static bool Walk(JsonElement value) => value.ValueKind switch
+        {
+            JsonValueKind.Object => value.EnumerateObject().All(p => p.Name is not null && Walk(p.Value)),
+            JsonValueKind.Array => value.EnumerateArray().All(Walk),
+            JsonValueKind.String => value.GetString() is not null,
+            _ => true,
+        };
+    }
+
     public async Task<ReceiverEntity?> GetAsync(TenantId tenant, string id, CancellationToken cancellationToken) =>
         IsId(id) ? await Rows(tenant).GetAsync<ReceiverEntity>(ReceiverEntity.KeyFor(id), cancellationToken) : null;
 
     /// <summary>Creates a receiver; null when the tenant has its most. Returns the row and the secret's text (shown once).</summary>
-    public async Task<(ReceiverEntity Receiver, string Secret)?> CreateAsync(
-        Caller caller, string name, string action, string scheme, string? optionsJson, IReadOnlyList<string> scopes, CancellationToken cancellationToken)
+    /// <param name="givenSecret">
+    /// The secret the sender made (Stripe and GitHub make their own; checked by <see cref="ReceiverSignatures.CheckGivenSecret"/>),
+    /// or null for one we make. A given secret is sealed like ours and never handed back: the text returned is then null.
+    /// </param>
+    public async Task<(ReceiverEntity Receiver, string? Secret)?> CreateAsync(
+        Caller caller, string name, string action, string scheme, string? optionsJson, string? givenSecret, IReadOnlyList<string> scopes, CancellationToken cancellationToken)
     {
         var id = Ids.New(time);
-        var (text, key) = ReceiverSignatures.NewSecret(scheme);
+        (string? text, byte[] key) = givenSecret is null ? ReceiverSignatures.NewSecret(scheme) : (null, ReceiverSignatures.KeyOfGivenSecret(givenSecret));
         var receiver = new ReceiverEntity
         {
             RowKey = ReceiverEntity.KeyFor(id),
@@ -115,9 +151,9 @@ public sealed class ReceiverStore(
     }
 
     /// <summary>
-    /// Deletes the receiver (under <paramref name="ifMatch"/>) and its index row: its URL stops working at once on this
-    /// instance and within <see cref="CacheFor"/> on others. Its messages are kept until their blobs and rows are
-    /// removed by <see cref="ForgetMessagesAsync"/>.
+    /// Deletes the receiver (under its ETag) and its index row: its URL stops working at once on this instance and
+    /// within <see cref="CacheFor"/> on others, and its messages route is 404. Its messages - any number - are not
+    /// removed here but by <see cref="ReceiverCleanup"/> off the request, a bounded amount per run.
     /// </summary>
     public async Task<bool> DeleteAsync(Caller caller, ReceiverEntity receiver, CancellationToken cancellationToken)
     {
@@ -134,19 +170,40 @@ public sealed class ReceiverStore(
 
         cache.Remove(CacheKey(receiver.Id));
         await DeleteIndexAsync(receiver.Id);
-        await ForgetMessagesAsync(caller.Tenant, receiver.Id, cancellationToken);
+        await ReceiverCleanup.EnqueueAsync(storage, caller.Tenant, receiver.Id, ReceiverCleanup.FirstPass, TimeSpan.Zero, CancellationToken.None);
         return true;
     }
 
-    /// <summary>Removes a deleted receiver's messages, their de-duplication rows and their bodies.</summary>
-    private async Task ForgetMessagesAsync(TenantId tenant, string receiverId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Removes up to <paramref name="budget"/> of a deleted receiver's message rows, de-duplication rows and bodies;
+    /// true when none is left. Everything is found again by its prefix, so a run cut short anywhere loses nothing.
+    /// </summary>
+    public async Task<bool> ForgetMessagesAsync(TenantId tenant, string receiverId, int budget, CancellationToken cancellationToken)
     {
+        var left = budget;
+        await foreach (var blob in Payloads.GetBlobsAsync(BlobTraits.None, BlobStates.None, $"{tenant.Value}/{receiverId}/", cancellationToken))
+        {
+            if (left-- == 0)
+            {
+                return false;
+            }
+
+            await Payloads.DeleteBlobIfExistsAsync(blob.Name, cancellationToken: cancellationToken);
+        }
+
         var rows = Rows(tenant);
-        foreach (var prefix in new[] { ReceivedMessageEntity.PrefixFor(receiverId), $"{SeenMessageEntity.KeyPrefix}{receiverId}:" })
+        // "Seen" rows before messages: a retry that comes meanwhile (an instance that still has the receiver cached) is
+        // then stored anew and removed by the last pass, instead of finding a "seen" row whose message is gone.
+        foreach (var prefix in new[] { $"{SeenMessageEntity.KeyPrefix}{receiverId}:", ReceivedMessageEntity.PrefixFor(receiverId) })
         {
             var batch = new List<TableTransactionAction>();
-            await foreach (var row in rows.QueryAsync<TableEntity>(prefix, cancellationToken: cancellationToken))
+            await foreach (var row in rows.QueryAsync<TableEntity>(prefix, maxPerPage: 100, cancellationToken: cancellationToken))
             {
+                if (left-- == 0)
+                {
+                    break;
+                }
+
                 batch.Add(new(TableTransactionActionType.Delete, row, ETag.All));
                 if (batch.Count == 100)
                 {
@@ -159,12 +216,14 @@ public sealed class ReceiverStore(
             {
                 await rows.SubmitTransactionAsync(batch, cancellationToken);
             }
+
+            if (left < 0)
+            {
+                return false;
+            }
         }
 
-        await foreach (var blob in Payloads.GetBlobsAsync(BlobTraits.None, BlobStates.None, $"{tenant.Value}/{receiverId}/", cancellationToken))
-        {
-            await Payloads.DeleteBlobIfExistsAsync(blob.Name, cancellationToken: cancellationToken);
-        }
+        return true;
     }
 
     /// <summary>
@@ -191,21 +250,28 @@ public sealed class ReceiverStore(
             target = new HookTarget(tenant, receiver, secrets.Open(receiver.SealedSecret, Binding(tenant, id)));
         }
 
-        cache.Set(CacheKey(id), target, CacheFor);
+        cache.Set(CacheKey(id), target, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = CacheFor });
         return target;
     }
 
     /// <summary>
-    /// Stores a verified message: the body as a blob, then the message row together with the row that marks its sender
-    /// id as seen, then the queue message. A sender id seen before is a duplicate and changes nothing - except that a
-    /// message still only <c>received</c> is queued again, so one whose queue message was lost (a crash between the row
-    /// and the queue) is picked up when the sender retries it.
+    /// Stores a verified message: the body as a blob, then the message row together with the row that marks it as
+    /// seen, then the queue message. A message seen before is a duplicate and changes nothing - except that a message
+    /// still only <c>received</c> is queued again, so one whose queue message was lost (a crash between the row and the
+    /// queue) is picked up when the sender retries it.
     /// </summary>
+    /// <remarks>
+    /// What "seen before" means follows what the scheme signs: the sender's id where the signature covers it
+    /// (Standard Webhooks signs <c>webhook-id</c>, Stripe's id is in the signed body). GitHub signs the body alone and
+    /// <c>X-GitHub-Delivery</c> is not signed, so anyone holding one signed request could resend it under a new
+    /// delivery id; there the body's SHA-256 is the identity, and an identical signed body is acted on once.
+    /// </remarks>
     public async Task<Receipt> AcceptAsync(HookTarget target, string webhookId, ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
     {
         var (tenant, receiver) = (target.Tenant, target.Receiver);
         var rows = Rows(tenant);
-        var seenKey = SeenMessageEntity.KeyFor(receiver.Id, webhookId);
+        var seenKey = SeenMessageEntity.KeyFor(receiver.Id,
+            receiver.Scheme == ReceiverSchemes.GitHub ? "sha256:" + Convert.ToHexString(SHA256.HashData(body.Span)) : webhookId);
         if (await rows.GetAsync<SeenMessageEntity>(seenKey, cancellationToken) is { } seen)
         {
             return await DuplicateAsync(tenant, seen, cancellationToken);
@@ -256,10 +322,11 @@ public sealed class ReceiverStore(
         return new Receipt(message, Duplicate: true);
     }
 
-    public async Task EnqueueAsync(TenantId tenant, ReceivedMessageEntity message, CancellationToken cancellationToken) =>
+    /// <summary>Queues a message for <see cref="ReceiptProcessor"/>, visible after <paramref name="delay"/> (none by default).</summary>
+    public async Task EnqueueAsync(TenantId tenant, ReceivedMessageEntity message, CancellationToken cancellationToken, TimeSpan? delay = null) =>
         await storage.Queue(QueueName).SendMessageAsync(
             BinaryData.FromObjectAsJson(new ReceiptMessage(tenant.Value, message.ReceiverId, message.RowKey), JsonSerializerOptions.Web),
-            cancellationToken: cancellationToken);
+            visibilityTimeout: delay, cancellationToken: cancellationToken);
 
     public async Task<BinaryData?> PayloadAsync(TenantId tenant, ReceivedMessageEntity message, CancellationToken cancellationToken)
     {
@@ -301,4 +368,6 @@ public sealed class ReceiverStore(
 
         return count;
     }
+
+    public void Dispose() => cache.Dispose();
 }

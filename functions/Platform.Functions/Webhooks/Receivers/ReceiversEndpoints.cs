@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -11,7 +12,12 @@ using Platform.Functions.Storage;
 
 namespace Platform.Functions.Webhooks.Receivers;
 
-public sealed record CreateReceiverRequest(string? Name, string? Action, string? Scheme, JsonElement? Options);
+public sealed record CreateReceiverRequest(
+    string? Name, string? Action, string? Scheme,
+    [property: Description("Any JSON object up to 4 KB, kept and shown with the receiver. For the stripe and github schemes, " +
+        "options.secret is the signing secret the sender made (Stripe: the endpoint's whsec_... signing secret; 16 to 256 printable " +
+        "ASCII characters): it is used instead of one Platform makes, stored sealed, never shown, and not kept in options.")]
+    JsonElement? Options);
 
 public sealed record ReceiverView(string Id, string Name, string Action, string Scheme, JsonElement? Options, string Url, IReadOnlyList<string> Permissions, string CreatedBy, DateTimeOffset CreatedAt)
 {
@@ -23,8 +29,12 @@ public sealed record ReceiverView(string Id, string Name, string Action, string 
     public static string UrlOf(string id, Uri publicBaseUrl) => $"{publicBaseUrl.ToString().TrimEnd('/')}{HookEndpoint.Path}/{id}";
 }
 
-/// <summary>A receiver right after creation: the only time its <c>secret</c> is shown.</summary>
-public sealed record CreatedReceiverView(string Id, string Url, string Secret, string Name, string Action, string Scheme, JsonElement? Options, IReadOnlyList<string> Permissions, DateTimeOffset CreatedAt);
+/// <summary>A receiver right after creation: the only time its <c>secret</c> is shown (null when the sender's own was given).</summary>
+public sealed record CreatedReceiverView(
+    string Id, string Url,
+    [property: Description("The signing secret, shown only here; null when options.secret gave the sender's own, which is never shown.")]
+    string? Secret,
+    string Name, string Action, string Scheme, JsonElement? Options, IReadOnlyList<string> Permissions, DateTimeOffset CreatedAt);
 
 public sealed record LineError(int Index, string Code, string Message);
 
@@ -51,11 +61,11 @@ public static class ReceiversEndpoints
     {
         var group = app.MapGroup(Path).WithTags("Webhooks");
         group.MapPost("/", Create).RequirePermission(Permissions.WebhooksManage).WithIdempotency().WithName("CreateWebhookReceiver")
-            .WithSummary("Creates an incoming webhook receiver: its public url and signing secret (shown only here).");
+            .WithSummary("Creates an incoming webhook receiver: its public url and signing secret (shown only here; for stripe and github, options.secret may give the sender's own).");
         group.MapGet("/", List).RequirePermission(Permissions.WebhooksRead).WithName("ListWebhookReceivers").WithSummary("The tenant's webhook receivers, oldest first.");
         group.MapGet("/{id}", Get).RequirePermission(Permissions.WebhooksRead).WithName("GetWebhookReceiver").WithSummary("One webhook receiver, without its secret.");
         group.MapDelete("/{id}", Delete).RequirePermission(Permissions.WebhooksManage).WithName("DeleteWebhookReceiver")
-            .WithSummary("Deletes the receiver: its URL stops accepting messages, and its messages are removed.");
+            .WithSummary("Deletes the receiver: its URL stops accepting messages and its messages route is 404 at once; its messages are removed in the background.");
         group.MapGet("/{id}/messages", Messages).RequirePermission(Permissions.WebhooksRead).WithName("ListWebhookReceiverMessages")
             .WithSummary("What the receiver received, newest first: status (received, processing, succeeded, completed_with_errors, failed) and errors.");
         return group;
@@ -85,6 +95,7 @@ public static class ReceiversEndpoints
         }
 
         string? optionsJson = null;
+        string? givenSecret = null;
         if (request.Options is { } given && given.ValueKind != JsonValueKind.Null)
         {
             optionsJson = given.GetRawText();
@@ -95,6 +106,14 @@ public static class ReceiversEndpoints
             else if (optionsJson.Length > MaxOptionsBytes)
             {
                 validation.Add("options", $"must be at most {MaxOptionsBytes} characters as JSON");
+            }
+            else if (!ReceiverStore.IsValidText(given))
+            {
+                validation.Add("options", "must hold valid Unicode text (no unpaired surrogate escapes)");
+            }
+            else if (given.TryGetProperty("secret", out _))
+            {
+                (optionsJson, givenSecret) = ReceiverSignatures.TakeGivenSecret(scheme, given, validation);
             }
         }
 
@@ -120,7 +139,7 @@ public static class ReceiversEndpoints
             scopes.UnionWith(imports.Value.Kinds.Values.Concat(exports.Value.Kinds.Values).Where(held.Contains));
         }
 
-        if (await store.CreateAsync(caller, name, action!, scheme, optionsJson, [.. scopes], cancellationToken) is not var (receiver, secret))
+        if (await store.CreateAsync(caller, name, action!, scheme, optionsJson, givenSecret, [.. scopes], cancellationToken) is not var (receiver, secret))
         {
             return Problems.Create(409, "receiver_limit_reached", "Too many receivers",
                 $"A tenant has at most {options.Value.MaxReceiversPerTenant} webhook receivers; delete one you no longer use.");

@@ -146,6 +146,135 @@ public sealed class ReceiverFuzzTests(Azurite azurite) : SignedUpTenantTests(azu
     }
 }
 
+/// <summary>Odd input that is signed (so it gets past the signature) or well-formed enough to reach storage: never a 5xx.</summary>
+public sealed class ReceiverOddInputTests(Azurite azurite) : SignedUpTenantTests(azurite)
+{
+    protected override bool SignsInAdmin => true;
+
+    protected override bool UsesFakeClock => false;
+
+    protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
+    {
+        ["Platform:Webhooks:Receivers:RequestsPerMinute"] = "100000",
+    };
+
+    private async Task<int> StatusAsync(HttpRequestMessage request)
+    {
+        using var client = App.CreateClient();
+        using (request)
+        {
+            return (int)(await client.SendAsync(request, Ct)).StatusCode;
+        }
+    }
+
+    private static readonly string[] OddIds =
+    [
+        "evt_\u0000nul", "evt_\u0001\u001f\u007f", "evt_\ufffe\uffff", "\ud83d\ude00", "", " ", "evt_" + new string('x', 252), "evt_" + new string('x', 253),
+        "evt_\\/\\'\"#?%&", "evt_\u2028\u2029",
+    ];
+
+    [Fact]
+    public async Task SignedMessagesWithOddIdsAndHeadersNeverGetA5xx()
+    {
+        var standard = await Admin.CreateReceiverAsync("inventory.movements");
+        var github = await Admin.CreateReceiverAsync("inventory.movements", "github");
+        var stripe = await Admin.CreateReceiverAsync("inventory.movements", "stripe");
+        var statuses = new List<(string Case, int Status)>();
+
+        // Stripe's id comes from the (signed) body: any JSON string, escapes and all.
+        foreach (var id in OddIds)
+        {
+            var body = "{\"id\":\"" + id + "\",\"data\":{\"movements\":[]}}";
+            statuses.Add(("stripe id " + id[..Math.Min(20, id.Length)], await StatusAsync(SignedStripe(stripe, body))));
+        }
+
+        // Standard Webhooks' id is a header the sender signs: long, odd characters.
+        foreach (var id in new[] { new string('i', 256), new string('i', 257), new string('i', 4096), new string('i', 5000), "id with spaces", "\"quoted\"", "a,b", "%00" })
+        {
+            statuses.Add(("standard id " + id.Length, await StatusAsync(SignedStandard(standard, """{"movements":[]}""", id: id))));
+        }
+
+        // GitHub's delivery id is not signed at all.
+        foreach (var delivery in new[] { new string('d', 256), new string('d', 257), new string('d', 60_000), "", "x\ty" })
+        {
+            var body = "{\"movements\":[],\"n\":" + statuses.Count + "}";
+            statuses.Add(("github delivery " + delivery.Length, await StatusAsync(SignedGitHub(github, body, delivery))));
+        }
+
+        // Content types with odd parameters (the body is signed and fine).
+        foreach (var contentType in new[]
+        {
+            "application/json; charset=utf-16", "application/json; charset=nonsense", "application/json;;;", "application/json; a=\"\\\"\"",
+            "application/json; boundary=" + new string('b', 8000), "application/JSON", "application/vnd.api+json; version=2", "application/json, text/plain",
+            "application/json; charset=\"utf-8\"; q=0.5",
+        })
+        {
+            var request = SignedStandard(standard, """{"movements":[]}""");
+            request.Content!.Headers.Remove("Content-Type");
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+            statuses.Add(("content type " + contentType[..Math.Min(40, contentType.Length)], await StatusAsync(request)));
+        }
+
+        // Lengths around the limit, declared and not.
+        foreach (var length in new[] { 0, 1, ReceiverOptionsLimit - 1, ReceiverOptionsLimit, ReceiverOptionsLimit + 1 })
+        {
+            var request = Post(standard, "");
+            request.Content = new ByteArrayContent(new byte[length]);
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", "application/json");
+            statuses.Add(("length " + length, await StatusAsync(request)));
+        }
+
+        Assert.All(statuses, s => Assert.True(s.Status is >= 200 and < 500, $"{s.Case}: {s.Status}"));
+    }
+
+    private const int ReceiverOptionsLimit = 1024 * 1024;
+
+    [Fact]
+    public async Task OddManagementInputNeverGetsA5xx()
+    {
+        var receiver = await Admin.CreateReceiverAsync("inventory.movements");
+        var statuses = new List<(string Case, int Status)>();
+        foreach (var (method, uri, body, ifMatch) in new (HttpMethod, string, string?, string?)[]
+        {
+            (HttpMethod.Post, ReceiversPath, "{\"name\":\"nul \\u0000 and \\u0001\",\"action\":\"jobs.start\"}", null),
+            (HttpMethod.Post, ReceiversPath, "{\"name\":\"x\",\"action\":\"jobs.start\",\"options\":{\"k\":\"\\u0000\\ud800\"}}", null),
+            (HttpMethod.Post, ReceiversPath, "{\"name\":\"x\",\"action\":\"jobs.start\",\"options\":{\"\\u0000\":1}}", null),
+            (HttpMethod.Post, ReceiversPath, "{\"name\":\"x\",\"action\":\"jobs.start\",\"scheme\":\"stripe\",\"options\":{\"secret\":\"whsec_\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\"}}", null),
+            (HttpMethod.Post, ReceiversPath, "{\"name\":\"x\",\"action\":\"jobs.start\",\"scheme\":\"github\",\"options\":{\"secret\":{\"a\":[1]}}}", null),
+            (HttpMethod.Post, ReceiversPath, "{\"name\":\"x\",\"action\":\"jobs.start\",\"scheme\":\"github\",\"options\":{\"secret\":null,\"secret\":\"" + new string('s', 100_000) + "\"}}", null),
+            (HttpMethod.Post, ReceiversPath, "{\"name\":\"x\",\"action\":\"jobs.start\",\"scheme\":\"" + new string('s', 100_000) + "\"}", null),
+            (HttpMethod.Delete, ReceiversPath + "/" + receiver.Id, null, "garbage"),
+            (HttpMethod.Delete, ReceiversPath + "/" + receiver.Id, null, "W/\"x\", \"" + new string('e', 10_000) + "\""),
+            (HttpMethod.Get, ReceiversPath + "/" + receiver.Id + "/messages?pageSize=99999999999999999999", null, null),
+            (HttpMethod.Get, ReceiversPath + "/" + receiver.Id + "/messages?pageSize=-1", null, null),
+            (HttpMethod.Post, ReceiversPath, "null", null),
+            (HttpMethod.Post, ReceiversPath, "[]", null),
+            (HttpMethod.Post, ReceiversPath, "\"receiver\"", null),
+            (HttpMethod.Post, ReceiversPath, "{\"name\":null,\"action\":null,\"scheme\":null,\"options\":null}", null),
+            (HttpMethod.Get, ReceiversPath + "/%C0%80/messages", null, null),
+            (HttpMethod.Get, ReceiversPath + "/" + new string('0', 26) + "/messages", null, null),
+            (HttpMethod.Get, ReceiversPath + "/" + receiver.Id + "/messages?continuationToken=" + Uri.EscapeDataString("\u0000.\u0000"), null, null),
+            (HttpMethod.Get, ReceiversPath + "?pageSize=1&continuationToken=" + new string('A', 20_000), null, null),
+        })
+        {
+            using var request = new HttpRequestMessage(method, uri);
+            if (body is not null)
+            {
+                request.Content = new StringContent(body, Encoding.UTF8, new MediaTypeHeaderValue("application/json"));
+            }
+
+            if (ifMatch is not null)
+            {
+                request.Headers.TryAddWithoutValidation("If-Match", ifMatch);
+            }
+
+            statuses.Add(($"{method} {uri[..Math.Min(80, uri.Length)]} {body?[..Math.Min(80, body.Length)]}", (int)(await Admin.SendAsync(request, Ct)).StatusCode));
+        }
+
+        Assert.All(statuses, s => Assert.True(s.Status is >= 200 and < 500, $"{s.Case}: {s.Status}"));
+    }
+}
+
 /// <summary>The per-receiver limit of the public hook.</summary>
 public sealed class ReceiverRateLimitTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
@@ -177,5 +306,66 @@ public sealed class ReceiverRateLimitTests(Azurite azurite) : SignedUpTenantTest
 
         using var other = SignedStandard(quiet, "{\"movements\":[]}");
         Assert.Equal(HttpStatusCode.Accepted, (await client.SendAsync(other, Ct)).StatusCode);
+    }
+}
+
+/// <summary>The hook's limits that hold whatever the receiver id: per instance, and per client address.</summary>
+public sealed class ReceiverHookLimitTests(Azurite azurite) : SignedUpTenantTests(azurite)
+{
+    protected override bool UsesFakeClock => false;
+
+    protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
+    {
+        ["Platform:Webhooks:Receivers:RequestsPerMinute"] = "100000",
+        ["Platform:Webhooks:Receivers:RequestsPerMinutePerInstance"] = "5",
+    };
+
+    [Fact]
+    public async Task SprayingMadeUpReceiverIdsIsLimitedForTheWholeInstance()
+    {
+        // Each made-up id had a window of its own, so a spray of them was never limited (and each one was looked up).
+        using var client = App.CreateClient();
+        var statuses = new List<HttpStatusCode>();
+        HttpResponseMessage? last = null;
+        for (var i = 0; i < 12; i++)
+        {
+            var id = "01J" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12))[..23];
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/hooks/" + id) { Content = new StringContent("{}", Encoding.UTF8, "application/json") };
+            last = await client.SendAsync(request, Ct);
+            statuses.Add(last.StatusCode);
+        }
+
+        Assert.Equal(Enumerable.Repeat(HttpStatusCode.Unauthorized, 5).Concat(Enumerable.Repeat(HttpStatusCode.TooManyRequests, 7)), statuses);
+        await last!.ReadProblemAsync(429, "rate_limited");
+        Assert.NotNull(last!.Headers.RetryAfter);
+
+        // Other routes are not limited by it.
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/health/live", Ct)).StatusCode);
+    }
+}
+
+/// <summary>The hook's per-address limit, which comes before the instance's.</summary>
+public sealed class ReceiverHookPerIpLimitTests(Azurite azurite) : SignedUpTenantTests(azurite)
+{
+    protected override bool UsesFakeClock => false;
+
+    protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
+    {
+        ["Platform:Webhooks:Receivers:RequestsPerMinute"] = "100000",
+        ["Platform:Webhooks:Receivers:RequestsPerMinutePerIp"] = "3",
+    };
+
+    [Fact]
+    public async Task OneAddressGetsAtMostItsShare()
+    {
+        using var client = App.CreateClient();
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 5; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/hooks/01JZZZZZZZZZZZZZZZZZZZZZZ" + i) { Content = new StringContent("{}", Encoding.UTF8, "application/json") };
+            statuses.Add((await client.SendAsync(request, Ct)).StatusCode);
+        }
+
+        Assert.Equal([HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.Unauthorized, HttpStatusCode.TooManyRequests, HttpStatusCode.TooManyRequests], statuses);
     }
 }
