@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Platform.Functions.Auth;
 using Platform.Functions.Events;
 using Platform.Functions.Http;
+using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Webhooks;
@@ -27,6 +28,7 @@ public sealed class WebhookCommands(
     WebhookDirectory directory,
     OutboundHttp outbound,
     EventPublisher events,
+    CallerPermissions callerPermissions,
     IOptions<WebhookOptions> options,
     TimeProvider time)
 {
@@ -67,6 +69,11 @@ public sealed class WebhookCommands(
         if (!validation.IsValid)
         {
             return CommandError.Invalid(validation);
+        }
+
+        if (await SecurityEventsRefusalAsync(caller, checkedInput.Events!, cancellationToken) is { } refused)
+        {
+            return refused;
         }
 
         var now = time.GetUtcNow();
@@ -115,7 +122,7 @@ public sealed class WebhookCommands(
 
         directory.Forget(caller.Tenant);
         await events.PublishAsync(caller.Tenant, new PlatformEvent("webhook.endpoint.created", caller.Actor, "webhook_endpoint", id,
-            new Dictionary<string, object?> { ["url"] = endpoint.Url, ["events"] = checkedInput.Events }), cancellationToken);
+            new Dictionary<string, object?> { ["url"] = endpoint.ShownUrl, ["events"] = checkedInput.Events }), cancellationToken);
         return new IssuedEndpoint(endpoint, secret);
     }
 
@@ -138,11 +145,18 @@ public sealed class WebhookCommands(
             return CommandError.Stale("webhook endpoint");
         }
 
+        // Pointing an endpoint that hears security events somewhere new is as good as subscribing it.
+        if ((checkedInput.Url is not null || checkedInput.Events is not null) &&
+            await SecurityEventsRefusalAsync(caller, checkedInput.Events ?? endpoint.EventList, cancellationToken) is { } refused)
+        {
+            return refused;
+        }
+
         var changes = new Dictionary<string, object?>();
         if (checkedInput.Url is { } url)
         {
             endpoint.Url = url;
-            changes["url"] = url;
+            changes["url"] = endpoint.ShownUrl;
         }
 
         if (checkedInput.Events is { } patterns)
@@ -311,11 +325,35 @@ public sealed class WebhookCommands(
 
             directory.Forget(tenant);
             await events.PublishAsync(tenant, new PlatformEvent(EventCatalogue.EndpointDisabledEvent, Actor.System, "webhook_endpoint", id,
-                new Dictionary<string, object?> { ["reason"] = reason, ["url"] = endpoint.Url, ["failingSince"] = failingSince }), cancellationToken);
+                new Dictionary<string, object?> { ["reason"] = reason, ["url"] = endpoint.ShownUrl, ["failingSince"] = failingSince }), cancellationToken);
             return true;
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// Event families that are the audit trail's (sign-ins, users, keys, roles, the tenant), with their field-level
+    /// changes: an endpoint may receive them only from someone who may read the audit log.
+    /// </summary>
+    public static readonly IReadOnlyList<string> SecurityPrefixes = ["auth.", "user.", "apikey.", "role.", "tenant."];
+
+    /// <summary>Whether the filter lets any security event through (<c>*</c>, <c>auth.*</c>, <c>user.created</c> ...).</summary>
+    public static bool HearsSecurityEvents(IReadOnlyList<string> patterns) =>
+        EventCatalogue.Types.Any(type => SecurityPrefixes.Any(p => type.StartsWith(p, StringComparison.Ordinal)) && EventCatalogue.Matches(patterns, type));
+
+    private async Task<CommandError?> SecurityEventsRefusalAsync(Caller caller, IReadOnlyList<string> patterns, CancellationToken cancellationToken)
+    {
+        if (!HearsSecurityEvents(patterns) || (await callerPermissions.ForAsync(caller, cancellationToken)).Contains(Permissions.AuditRead))
+        {
+            return null;
+        }
+
+        return new CommandError(403, "permission_not_held",
+            $"These events include security events (auth, user, apikey, role, tenant) with their changes, which only someone holding {Permissions.AuditRead} may receive.")
+        {
+            Title = "Permission not held",
+        };
     }
 
     /// <summary>Checks and normalises what is present; the URL is also checked against the SSRF rules.</summary>
