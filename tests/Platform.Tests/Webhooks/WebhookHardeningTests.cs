@@ -210,7 +210,7 @@ public sealed class WebhookRecoverTests(Azurite azurite) : WebhookTestBase(azuri
         {
             var answer = await RecoverAsync(id, since);
             Assert.Equal(1, answer.GetProperty("recovered").GetInt32());
-            Assert.False(answer.GetProperty("more").GetBoolean());
+            Assert.False(answer.TryGetProperty("more", out var more) && more.GetBoolean());
             await AllFailedAsync(Admin, id, round + 1);
         }
 
