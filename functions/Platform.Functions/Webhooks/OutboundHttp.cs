@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -23,32 +24,48 @@ public sealed class OutboundHttpOptions
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(15);
 }
 
-/// <summary>Why an address may not be reached, or null when it may.</summary>
+/// <summary>
+/// Why an address may not be reached, or null when it may. IPv6 is judged by allowing only global unicast
+/// (<c>2000::/3</c>) less the prefixes that tunnel elsewhere, after unwrapping every form that carries an IPv4 address
+/// (mapped, SIIT, compatible, NAT64, 6to4), which is then judged as IPv4.
+/// </summary>
 public static class AddressPolicy
 {
     private static readonly IPAddress MetadataV4 = IPAddress.Parse("169.254.169.254");
     private static readonly IPAddress MetadataV6 = IPAddress.Parse("fd00:ec2::254");
 
+    /// <summary>Azure's WireServer: the host agent of every Azure VM, reachable from inside it and not meant for tenants.</summary>
+    private static readonly IPAddress WireServer = IPAddress.Parse("168.63.129.16");
+
     public static string? Refusal(IPAddress address, bool allowPrivateNetworks)
     {
-        if (address.IsIPv4MappedToIPv6)
+        if (address.AddressFamily == AddressFamily.InterNetworkV6)
         {
-            address = address.MapToIPv4();
-        }
-        else if (address.AddressFamily == AddressFamily.InterNetworkV6 && EmbeddedIPv4(address) is { } embedded)
-        {
-            // NAT64 (64:ff9b::/96) and the old IPv4-compatible form (::a.b.c.d) reach the IPv4 address inside.
+            if (address.Equals(MetadataV6))
+            {
+                return "the cloud metadata address";
+            }
+
+            var bytes = address.GetAddressBytes();
+            if (EmbeddedIPv4(bytes) is not { } embedded)
+            {
+                return RefusalV6(address, bytes, allowPrivateNetworks);
+            }
+
             address = embedded;
         }
 
-        if (address.Equals(MetadataV4) || address.Equals(MetadataV6))
+        if (address.Equals(MetadataV4))
         {
             return "the cloud metadata address";
         }
 
-        return address.AddressFamily == AddressFamily.InterNetwork
-            ? RefusalV4(address.GetAddressBytes(), allowPrivateNetworks)
-            : RefusalV6(address, allowPrivateNetworks);
+        if (address.Equals(WireServer))
+        {
+            return "the Azure platform address (168.63.129.16)";
+        }
+
+        return RefusalV4(address.GetAddressBytes(), allowPrivateNetworks);
     }
 
     private static string? RefusalV4(byte[] b, bool allowPrivate)
@@ -107,9 +124,8 @@ public static class AddressPolicy
         return null;
     }
 
-    private static string? RefusalV6(IPAddress address, bool allowPrivate)
+    private static string? RefusalV6(IPAddress address, byte[] b, bool allowPrivate)
     {
-        var b = address.GetAddressBytes();
         if (address.Equals(IPAddress.IPv6None))
         {
             return "an unspecified address";
@@ -125,30 +141,44 @@ public static class AddressPolicy
             return "a link-local address (fe80::/10)";
         }
 
-        if (allowPrivate)
+        if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0x00 && b[5] == 0x01)
         {
-            return null;
+            // The operator's own translator: where it leads is not ours to judge.
+            return "a local-use NAT64 address (64:ff9b:1::/48)";
         }
 
-        if (address.Equals(IPAddress.IPv6Loopback))
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00)
         {
-            return "a loopback address";
+            // The IPv4 address a Teredo tunnel ends at is obfuscated and its relay is someone else's: never followed.
+            return "a Teredo address (2001::/32)";
         }
 
-        if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0))
+        if (address.Equals(IPAddress.IPv6Loopback) || (b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0))
         {
-            return "a private address (fc00::/7, fec0::/10)";
+            return allowPrivate ? null
+                : address.Equals(IPAddress.IPv6Loopback) ? "a loopback address" : "a private address (fc00::/7, fec0::/10)";
         }
 
-        return null;
+        return (b[0] & 0xe0) == 0x20 ? null : "a reserved address (outside the global unicast range 2000::/3)";
     }
 
-    private static IPAddress? EmbeddedIPv4(IPAddress address)
+    /// <summary>
+    /// The IPv4 address an IPv6 address leads to: IPv4-mapped (<c>::ffff:a.b.c.d</c>), SIIT (<c>::ffff:0:a.b.c.d</c>),
+    /// IPv4-compatible (<c>::a.b.c.d</c>), NAT64 (<c>64:ff9b::/96</c>) and 6to4 (<c>2002:aabb:ccdd::/48</c>).
+    /// </summary>
+    private static IPAddress? EmbeddedIPv4(byte[] b)
     {
-        var b = address.GetAddressBytes();
-        var nat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b.AsSpan(4, 8).IndexOfAnyExcept((byte)0) < 0;
+        var zeroTo8 = b.AsSpan(0, 8).IndexOfAnyExcept((byte)0) < 0;
+        var mapped = zeroTo8 && b[8] == 0 && b[9] == 0 && b[10] == 0xff && b[11] == 0xff;
+        var siit = zeroTo8 && b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0;
         var compatible = b.AsSpan(0, 12).IndexOfAnyExcept((byte)0) < 0 && !(b[12] == 0 && b[13] == 0 && b[14] == 0 && b[15] <= 1);
-        return nat64 || compatible ? new IPAddress(b.AsSpan(12, 4)) : null;
+        var nat64 = b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b.AsSpan(4, 8).IndexOfAnyExcept((byte)0) < 0;
+        if (mapped || siit || compatible || nat64)
+        {
+            return new IPAddress(b.AsSpan(12, 4));
+        }
+
+        return b[0] == 0x20 && b[1] == 0x02 ? new IPAddress(b.AsSpan(2, 4)) : null;
     }
 }
 
@@ -164,13 +194,18 @@ public sealed class OutboundRefusedException(string message) : HttpRequestExcept
 /// </summary>
 public sealed class OutboundHttp : IDisposable
 {
+    /// <summary>The longest host name DNS allows; longer ones make the resolver throw instead of failing to resolve.</summary>
+    public const int MaxHostLength = 253;
+
     private readonly HttpClient _client;
     private readonly bool _allowPrivate;
+    private readonly TimeSpan _timeout;
 
     public OutboundHttp(IOptions<OutboundHttpOptions> options)
     {
         var settings = options.Value;
         _allowPrivate = settings.AllowPrivateNetworks;
+        _timeout = settings.Timeout;
         var handler = new SocketsHttpHandler
         {
             AllowAutoRedirect = false,
@@ -199,6 +234,43 @@ public sealed class OutboundHttp : IDisposable
     }
 
     /// <summary>
+    /// Sends the request and reads at most <paramref name="maxBodyBytes"/> of the response body, both under one
+    /// deadline: the configured timeout, or <paramref name="within"/> when that is sooner. (With
+    /// <c>ResponseHeadersRead</c>, <c>HttpClient.Timeout</c> stops applying once the headers are in, dotnet/runtime#36822,
+    /// so a receiver that trickles its body would otherwise hold the caller for hours.) The rest of the body is never
+    /// read. Past the deadline: <see cref="OperationCanceledException"/>; a refused target: as <see cref="SendAsync(HttpRequestMessage, CancellationToken)"/>.
+    /// </summary>
+    public async Task<OutboundResponse> SendAsync(HttpRequestMessage request, int maxBodyBytes, TimeSpan? within, CancellationToken cancellationToken)
+    {
+        if (CheckScheme(request.RequestUri) is { } refusal)
+        {
+            throw new OutboundRefusedException(refusal);
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(within is { } limit && limit < _timeout ? (limit > TimeSpan.Zero ? limit : TimeSpan.Zero) : _timeout);
+        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token);
+        var buffer = new byte[maxBodyBytes];
+        var filled = 0;
+        try
+        {
+            await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token);
+            int read;
+            while (filled < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(filled), deadline.Token)) > 0)
+            {
+                filled += read;
+            }
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            // A body cut short keeps what arrived; one cut by the deadline is a timeout.
+            deadline.Token.ThrowIfCancellationRequested();
+        }
+
+        return new OutboundResponse((int)response.StatusCode, response.Headers.RetryAfter, buffer.AsMemory(0, filled));
+    }
+
+    /// <summary>
     /// The reason a URL may not be used as a target, or null: checked when a tenant saves one, so the mistake shows at
     /// once (the connect-time check still guards every request, since DNS can change in between).
     /// </summary>
@@ -224,16 +296,39 @@ public sealed class OutboundHttp : IDisposable
             return "must not contain a fragment (#...)";
         }
 
+        string host;
         try
         {
-            var addresses = await ResolveAsync(uri.IdnHost, cancellationToken);
-            return addresses.Select(a => Refuse(a)).FirstOrDefault(r => r is not null);
+            host = uri.IdnHost;
         }
-        catch (SocketException)
+        catch (UriFormatException)
+        {
+            return "its host name is not valid";
+        }
+
+        if (host.Length > MaxHostLength)
+        {
+            return $"its host name must be at most {MaxHostLength} characters";
+        }
+
+        IPAddress[] addresses;
+        try
+        {
+            addresses = await ResolveAsync(host, cancellationToken);
+        }
+        catch (Exception ex) when (ex is SocketException or ArgumentException)
         {
             return "its host name does not resolve";
         }
+
+        // A name's addresses are not quoted, nor why they are refused: the answer would let a tenant map the names our
+        // resolver knows (internal DNS). An address the tenant typed, or localhost, gets the reason.
+        return addresses.Select(Refuse).FirstOrDefault(r => r is not null) is { } reason
+            ? (uri.HostNameType is UriHostNameType.IPv4 or UriHostNameType.IPv6 || uri.IsLoopback ? "resolves to " + reason : RefusedName)
+            : null;
     }
+
+    private const string RefusedName = "resolves to a refused address, which webhooks may not reach";
 
     private static string? CheckScheme(Uri? uri) =>
         uri is { IsAbsoluteUri: true } && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
@@ -241,7 +336,7 @@ public sealed class OutboundHttp : IDisposable
             : "must use http or https";
 
     private string? Refuse(IPAddress address) =>
-        AddressPolicy.Refusal(address, _allowPrivate) is { } reason ? $"resolves to {reason} ({address}), which webhooks may not reach" : null;
+        AddressPolicy.Refusal(address, _allowPrivate) is { } reason ? $"{reason}, which webhooks may not reach" : null;
 
     private static async Task<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken) =>
         IPAddress.TryParse(host.Trim('[', ']'), out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, cancellationToken);
@@ -260,7 +355,9 @@ public sealed class OutboundHttp : IDisposable
         {
             if (Refuse(address) is { } reason)
             {
-                throw new OutboundRefusedException($"{context.DnsEndPoint.Host} {reason}");
+                throw new OutboundRefusedException(IPAddress.TryParse(context.DnsEndPoint.Host.Trim('[', ']'), out _)
+                    ? $"{context.DnsEndPoint.Host} is {reason}"
+                    : $"{context.DnsEndPoint.Host} {RefusedName}");
             }
         }
 
@@ -290,6 +387,9 @@ public sealed class OutboundHttp : IDisposable
 
     public void Dispose() => _client.Dispose();
 }
+
+/// <summary>What came back: the status, a <c>Retry-After</c> if any, and the start of the body.</summary>
+public sealed record OutboundResponse(int Status, RetryConditionHeaderValue? RetryAfter, ReadOnlyMemory<byte> BodyStart);
 
 public static class OutboundHttpExtensions
 {

@@ -29,7 +29,7 @@ public sealed partial class WebhookAdminMail(IMailSender sender, TenantDirectory
                     [MailPlaceholders.DisplayName] = user.View.DisplayName,
                     [MailPlaceholders.TenantName] = tenantName,
                     [MailPlaceholders.At] = MailPlaceholders.FormatAt(time.GetUtcNow()),
-                    [MailPlaceholders.Url] = endpoint.Url,
+                    [MailPlaceholders.Url] = endpoint.ShownUrl,
                     [MailPlaceholders.Reason] = why,
                 }), cancellationToken);
             }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Platform.Functions.Auth;
 using Platform.Functions.Events;
 using Platform.Functions.Http;
+using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Webhooks;
@@ -27,6 +28,7 @@ public sealed class WebhookCommands(
     WebhookDirectory directory,
     OutboundHttp outbound,
     EventPublisher events,
+    CallerPermissions callerPermissions,
     IOptions<WebhookOptions> options,
     TimeProvider time)
 {
@@ -69,6 +71,11 @@ public sealed class WebhookCommands(
             return CommandError.Invalid(validation);
         }
 
+        if (await SecurityEventsRefusalAsync(caller, checkedInput.Events!, cancellationToken) is { } refused)
+        {
+            return refused;
+        }
+
         var now = time.GetUtcNow();
         var id = Ids.New(time);
         var secret = WebhookSigner.NewSecret();
@@ -107,7 +114,7 @@ public sealed class WebhookCommands(
                 // The event commits with the endpoint (its outbox row last).
                 var responses = await events.CommitAsync(rows, [counting, new(TableTransactionActionType.Add, endpoint)],
                     [new PlatformEvent("webhook.endpoint.created", caller.Actor, "webhook_endpoint", id,
-                        new Dictionary<string, object?> { ["url"] = endpoint.Url, ["events"] = checkedInput.Events })],
+                        new Dictionary<string, object?> { ["url"] = endpoint.ShownUrl, ["events"] = checkedInput.Events })],
                     cancellationToken);
                 endpoint.ETag = responses.Value[1].Headers.ETag ?? default;
                 break;
@@ -140,11 +147,18 @@ public sealed class WebhookCommands(
             return CommandError.Stale("webhook endpoint");
         }
 
+        // Pointing an endpoint that hears security events somewhere new is as good as subscribing it.
+        if ((checkedInput.Url is not null || checkedInput.Events is not null) &&
+            await SecurityEventsRefusalAsync(caller, checkedInput.Events ?? endpoint.EventList, cancellationToken) is { } refused)
+        {
+            return refused;
+        }
+
         var changes = new Dictionary<string, object?>();
         if (checkedInput.Url is { } url)
         {
             endpoint.Url = url;
-            changes["url"] = url;
+            changes["url"] = endpoint.ShownUrl;
         }
 
         if (checkedInput.Events is { } patterns)
@@ -302,7 +316,7 @@ public sealed class WebhookCommands(
             {
                 await events.CommitAsync(directory.Rows(tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, endpoint, endpoint.ETag),
                     [new PlatformEvent(EventCatalogue.EndpointDisabledEvent, Actor.System, "webhook_endpoint", id,
-                        new Dictionary<string, object?> { ["reason"] = reason, ["url"] = endpoint.Url, ["failingSince"] = failingSince })],
+                        new Dictionary<string, object?> { ["reason"] = reason, ["url"] = endpoint.ShownUrl, ["failingSince"] = failingSince })],
                     cancellationToken);
             }
             catch (RequestFailedException ex) when (ex.Status == 412)
@@ -319,6 +333,30 @@ public sealed class WebhookCommands(
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// Event families that are the audit trail's (sign-ins, users, keys, roles, the tenant), with their field-level
+    /// changes: an endpoint may receive them only from someone who may read the audit log.
+    /// </summary>
+    public static readonly IReadOnlyList<string> SecurityPrefixes = ["auth.", "user.", "apikey.", "role.", "tenant."];
+
+    /// <summary>Whether the filter lets any security event through (<c>*</c>, <c>auth.*</c>, <c>user.created</c> ...).</summary>
+    public static bool HearsSecurityEvents(IReadOnlyList<string> patterns) =>
+        EventCatalogue.Types.Any(type => SecurityPrefixes.Any(p => type.StartsWith(p, StringComparison.Ordinal)) && EventCatalogue.Matches(patterns, type));
+
+    private async Task<CommandError?> SecurityEventsRefusalAsync(Caller caller, IReadOnlyList<string> patterns, CancellationToken cancellationToken)
+    {
+        if (!HearsSecurityEvents(patterns) || (await callerPermissions.ForAsync(caller, cancellationToken)).Contains(Permissions.AuditRead))
+        {
+            return null;
+        }
+
+        return new CommandError(403, "permission_not_held",
+            $"These events include security events (auth, user, apikey, role, tenant) with their changes, which only someone holding {Permissions.AuditRead} may receive.")
+        {
+            Title = "Permission not held",
+        };
     }
 
     /// <summary>Checks and normalises what is present; the URL is also checked against the SSRF rules.</summary>

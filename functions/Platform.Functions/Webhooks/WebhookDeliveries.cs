@@ -33,9 +33,12 @@ public sealed class WebhookDeliveries(
     /// <summary>A delivery to make: its id, the message id receivers see, the body, and where it sorts in its lane.</summary>
     public sealed record NewDelivery(string Id, string MessageId, string EventId, string EventType, string Payload, string Order);
 
-    /// <summary>The delivery of an event to an endpoint; its id is derived from both, so a repeat makes the same one.</summary>
+    /// <summary>
+    /// The delivery of an event to an endpoint; its id is derived from both, so a repeat makes the same one. Its time
+    /// part is the event id's, not the publication's: an event with a stable id published again later is the same event.
+    /// </summary>
     public static NewDelivery ForEvent(string endpointId, PublishedEvent published, int index) => new(
-        Ids.Derived(published.At, endpointId + ":" + published.Id), published.Id, published.Id, published.Event.Type,
+        Ids.Derived(Ids.TryReadTime(published.Id, out var made) ? made : published.At, endpointId + ":" + published.Id), published.Id, published.Id, published.Event.Type,
         Payload(published.Event.Type, published.At, published.Event), Order(published.At, index, published.Id));
 
     /// <summary>The body: <c>{ type, timestamp, data: { id, object, actor: { type, id }, changes } }</c>; never an IP address.</summary>
@@ -112,6 +115,8 @@ public sealed class WebhookDeliveries(
             }
         }
 
+        // After the pending rows: should this lane's wake-up below be lost, the lane sweep finds it.
+        await WebhookLaneSweep.ScheduleAsync(storage, tenant, endpointId, now + options.Value.StallAfter, cancellationToken);
         var expiresAt = now + options.Value.LogRetention;
         foreach (var delivery in added)
         {
@@ -201,33 +206,55 @@ public sealed class WebhookDeliveries(
         return (await directory.Rows(tenant).GetAsync<DeliveryEntity>(WebhookRows.Log(original.EndpointId, id), cancellationToken))!;
     }
 
-    /// <summary>Replays every failed delivery of an endpoint made since <paramref name="since"/>, oldest first; returns how many.</summary>
-    public async Task<int> RecoverAsync(TenantId tenant, string endpointId, DateTimeOffset since, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends again each message whose latest delivery to the endpoint failed, among deliveries made since
+    /// <paramref name="since"/> (at most <see cref="WebhookOptions.LogRetention"/> ago: older rows are gone anyway),
+    /// oldest first, at most <see cref="WebhookOptions.RecoverLimit"/> per call; <c>More</c> when others remain (a next
+    /// call takes them, since those sent now have a newer, pending delivery). A message is judged by its latest
+    /// delivery only, so a replay or an earlier recovery that failed again is sent once, not once per row: recover after
+    /// recover does not multiply.
+    /// </summary>
+    public async Task<(int Recovered, bool More)> RecoverAsync(TenantId tenant, string endpointId, DateTimeOffset since, CancellationToken cancellationToken)
     {
-        var failed = new List<DeliveryEntity>();
-        await foreach (var row in directory.Rows(tenant).QueryAsync<DeliveryEntity>(WebhookRows.LogPrefix(endpointId), cancellationToken: cancellationToken))
+        var settings = options.Value;
+        var now = time.GetUtcNow();
+        if (since < now - settings.LogRetention)
         {
-            // Newest first: once the rows are older than since, the rest are too.
-            if (row.CreatedAt < since)
-            {
-                break;
-            }
+            since = now - settings.LogRetention;
+        }
 
-            if (row.Status == DeliveryStatus.Failed)
+        // Only the columns that decide; the payloads of the chosen rows are read afterwards. Row keys order deliveries
+        // newest first, and a delivery's id is no later than its creation, so ids older than since (a day's slack for
+        // an event relayed late) need not be read.
+        var prefix = WebhookRows.LogPrefix(endpointId);
+        var oldest = prefix + WebhookRows.Invert(Ids.Floor(since - TimeSpan.FromDays(1)));
+        var filter = TableClient.CreateQueryFilter(
+            $"PartitionKey eq {tenant.Value} and RowKey ge {prefix} and RowKey le {oldest} and CreatedAt ge {since}");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var failed = new List<string>();
+        await foreach (var row in storage.Table(WebhookDirectory.TableName).QueryAsync<TableEntity>(
+            filter, maxPerPage: 1000, select: ["RowKey", "MessageId", "Status"], cancellationToken: cancellationToken))
+        {
+            if (seen.Add(row.GetString("MessageId") ?? row.RowKey) && row.GetString("Status") == DeliveryStatus.Failed)
             {
-                failed.Add(row);
+                failed.Add(row.RowKey);
             }
         }
 
         failed.Reverse();
-        var now = time.GetUtcNow();
-        var replays = failed.Select((original, i) =>
+        var chosen = failed.Take(settings.RecoverLimit).ToList();
+        var rows = directory.Rows(tenant);
+        var originals = new DeliveryEntity?[chosen.Count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, chosen.Count), new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
+            async (i, token) => originals[i] = await rows.GetAsync<DeliveryEntity>(chosen[i], token));
+
+        var replays = originals.OfType<DeliveryEntity>().Select((original, i) =>
         {
             var id = Ids.New(time);
             return new NewDelivery(id, original.MessageId, original.EventId, original.EventType, original.Payload, Order(now, i, id));
         }).ToList();
         await AddAsync(tenant, endpointId, replays, cancellationToken);
-        return replays.Count;
+        return (replays.Count, failed.Count > chosen.Count);
     }
 
     /// <summary>Queues a <c>webhook.test</c> delivery to an endpoint (its own message id).</summary>

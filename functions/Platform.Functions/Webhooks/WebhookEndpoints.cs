@@ -69,7 +69,8 @@ public sealed record RotateSecretRequest(int? GraceSeconds);
 
 public sealed record RecoverRequest(DateTimeOffset? Since);
 
-public sealed record RecoverResult(int Recovered);
+/// <summary>How many messages a recover sent again; <c>More</c>: others remain, call again.</summary>
+public sealed record RecoverResult(int Recovered, bool More);
 
 public sealed record EventTypeList(IReadOnlyList<EventTypeView> Items);
 
@@ -94,7 +95,7 @@ public static class WebhookEndpoints
             .WithSummary("Gives the endpoint a new secret; the old one also signs for graceSeconds (default 86400, at most 604800).");
         endpoints.MapPost("/{id}/test", Test).RequirePermission(Permissions.WebhooksManage).WithName("TestWebhookEndpoint").WithSummary("Sends a webhook.test event to the endpoint.");
         endpoints.MapPost("/{id}/recover", Recover).RequirePermission(Permissions.WebhooksManage).WithName("RecoverWebhookEndpoint")
-            .WithSummary("Sends again every failed delivery made since `since`, oldest first.");
+            .WithSummary("Sends again every message whose latest delivery failed since `since` (at most 30 days back), oldest first, at most 1,000 per call (`more: true` when others remain).");
         endpoints.MapGet("/{id}/deliveries", Deliveries).RequirePermission(Permissions.WebhooksRead).WithName("ListWebhookDeliveries")
             .WithSummary("The endpoint's deliveries, newest first, with their attempts; kept 30 days.");
         group.MapPost("/deliveries/{id}/replay", Replay).RequirePermission(Permissions.WebhooksManage).WithName("ReplayWebhookDelivery")
@@ -192,8 +193,8 @@ public static class WebhookEndpoints
             return problem;
         }
 
-        var count = await deliveries.RecoverAsync(caller.Tenant, id, since, cancellationToken);
-        return TypedResults.Accepted($"{Path}/endpoints/{id}/deliveries", new RecoverResult(count));
+        var (count, more) = await deliveries.RecoverAsync(caller.Tenant, id, since, cancellationToken);
+        return TypedResults.Accepted($"{Path}/endpoints/{id}/deliveries", new RecoverResult(count, more));
     }
 
     internal static async Task<Results<Ok<PagedList<DeliveryView>>, ProblemHttpResult>> Deliveries(

@@ -80,6 +80,18 @@ public sealed class EndpointEntity : WebhookRow
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 
+    /// <summary>
+    /// The URL as events, the audit trail and mail show it: scheme, host, port and path, never the query or user info
+    /// (where tokens tend to sit).
+    /// </summary>
+    [IgnoreDataMember]
+    public string ShownUrl => Shown(Url);
+
+    public static string Shown(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri)
+            ? uri.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped)
+            : "";
+
     [IgnoreDataMember]
     public IReadOnlyList<string> EventList => JsonSerializer.Deserialize<List<string>>(Events) ?? [];
 
@@ -97,8 +109,11 @@ public sealed class LaneEntity : WebhookRow
     public DateTimeOffset? LeaseUntil { get; set; }
     public string? LeaseOwner { get; set; }
 
-    /// <summary>When the current streak of failures began; cleared by a success.</summary>
+    /// <summary>When the current streak of failures began; cleared by a success, restarted after a quiet spell.</summary>
     public DateTimeOffset? FailingSince { get; set; }
+
+    /// <summary>The latest failed attempt: a failure long after it starts a new streak (<see cref="WebhookLane.QuietGap"/>).</summary>
+    public DateTimeOffset? LastFailedAt { get; set; }
 }
 
 public sealed class PendingEntity : WebhookRow

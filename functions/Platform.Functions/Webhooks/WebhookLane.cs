@@ -165,7 +165,16 @@ public sealed partial class WebhookLane(
                 }
 
                 lastSent = started.Elapsed;
-                var result = await SendAsync(tenant, endpoint, delivery, cancellationToken);
+                // The send must end well inside our lease (a quarter of it spare), so no other handler can take the lane
+                // and send the same head meanwhile: with less than half the lease left, it is renewed first.
+                if (lane.LeaseUntil - time.GetUtcNow() < settings.LaneLease / 2 && !await RenewAsync(rows, lane, cancellationToken))
+                {
+                    // Another handler holds the lane now (ours ran out): it carries on.
+                    return;
+                }
+
+                var within = lane.LeaseUntil!.Value - time.GetUtcNow() - settings.LaneLease / 4;
+                var result = await SendAsync(tenant, endpoint, delivery, within, cancellationToken);
                 delivery.Attempt++;
                 delivery.At = time.GetUtcNow();
                 delivery.ResponseStatus = result.Status;
@@ -184,7 +193,15 @@ public sealed partial class WebhookLane(
                 }
 
                 now = time.GetUtcNow();
+                if (lane.LastFailedAt is { } previous && now - previous > QuietGap(settings))
+                {
+                    // The endpoint went quiet after its last failure; this one starts a new streak rather than
+                    // counting the silence as days of failing.
+                    lane.FailingSince = null;
+                }
+
                 lane.FailingSince ??= now;
+                lane.LastFailedAt = now;
                 if (result.Status == (int)HttpStatusCode.Gone)
                 {
                     await FinishAsync(tenant, endpoint.Id, pending, delivery, DeliveryStatus.Failed, null, cancellationToken);
@@ -223,6 +240,32 @@ public sealed partial class WebhookLane(
         }
     }
 
+    /// <summary>Extends the lease, conditioned on the ETag we hold: false when someone else holds the lane now.</summary>
+    private async Task<bool> RenewAsync(TenantPartition rows, LaneEntity lane, CancellationToken cancellationToken)
+    {
+        lane.LeaseUntil = time.GetUtcNow() + options.Value.LaneLease;
+        try
+        {
+            await rows.UpdateAsync(lane, lane.ETag, cancellationToken);
+            return true;
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// A failure further from the previous one than this starts a new failure streak: while an endpoint keeps failing,
+    /// attempts are never further apart than the longest retry delay (or <c>Retry-After</c> we honour), plus the lease a
+    /// wake-up may wait behind and a few minutes of queue latency.
+    /// </summary>
+    internal static TimeSpan QuietGap(WebhookOptions settings)
+    {
+        var longest = settings.Delays.Count == 0 ? TimeSpan.Zero : settings.Delays.Max();
+        return (longest > settings.MaxRetryAfter ? longest : settings.MaxRetryAfter) + settings.LaneLease + TimeSpan.FromMinutes(5);
+    }
+
     private async Task DisableAsync(TenantId tenant, EndpointEntity endpoint, string reason, DateTimeOffset? failingSince, CancellationToken cancellationToken)
     {
         endpoint.Enabled = false;
@@ -258,7 +301,7 @@ public sealed partial class WebhookLane(
 
     private sealed record Attempt(int? Status, string? Body, string? Error, long DurationMs, TimeSpan? RetryAfter);
 
-    private async Task<Attempt> SendAsync(TenantId tenant, EndpointEntity endpoint, DeliveryEntity delivery, CancellationToken cancellationToken)
+    private async Task<Attempt> SendAsync(TenantId tenant, EndpointEntity endpoint, DeliveryEntity delivery, TimeSpan within, CancellationToken cancellationToken)
     {
         var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
         using var request = new HttpRequestMessage(HttpMethod.Post, endpoint.Url)
@@ -278,15 +321,16 @@ public sealed partial class WebhookLane(
         var watch = Stopwatch.StartNew();
         try
         {
-            using var response = await outbound.SendAsync(request, cancellationToken);
-            var body = await ReadStartAsync(response, cancellationToken);
-            TimeSpan? retryAfter = response.Headers.RetryAfter switch
+            // The body's first 4 KB are read under the same deadline as the send: a trickling receiver times out too.
+            var response = await outbound.SendAsync(request, MaxResponseBodyBytes, within, cancellationToken);
+            var body = response.BodyStart.Length == 0 ? null : Encoding.UTF8.GetString(response.BodyStart.Span);
+            TimeSpan? retryAfter = response.RetryAfter switch
             {
                 { Delta: { } delta } => delta,
                 { Date: { } date } => date - time.GetUtcNow(),
                 _ => null,
             };
-            return new Attempt((int)response.StatusCode, body, null, watch.ElapsedMilliseconds, retryAfter < TimeSpan.Zero ? TimeSpan.Zero : retryAfter);
+            return new Attempt(response.Status, body, null, watch.ElapsedMilliseconds, retryAfter < TimeSpan.Zero ? TimeSpan.Zero : retryAfter);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -296,28 +340,6 @@ public sealed partial class WebhookLane(
         {
             var refused = ex as OutboundRefusedException ?? ex.InnerException as OutboundRefusedException;
             return new Attempt(null, null, refused?.Message ?? "connection failed: " + ex.Message, watch.ElapsedMilliseconds, null);
-        }
-    }
-
-    /// <summary>The first 4 KB of the response body, as text; the rest is not read.</summary>
-    private static async Task<string?> ReadStartAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-            var buffer = new byte[MaxResponseBodyBytes];
-            var filled = 0;
-            int read;
-            while (filled < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(filled), cancellationToken)) > 0)
-            {
-                filled += read;
-            }
-
-            return filled == 0 ? null : Encoding.UTF8.GetString(buffer, 0, filled);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or IOException)
-        {
-            return null;
         }
     }
 

@@ -60,6 +60,14 @@ public sealed class WebhookOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
     public TimeSpan LogRetention { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>How long past its due time a lane's head may wait before the lane sweep wakes the lane (its wake-up was lost).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
+    public TimeSpan StallAfter { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The most messages one <c>recover</c> call sends again; the answer says <c>more</c> when others remain.</summary>
+    [Range(1, 10_000)]
+    public int RecoverLimit { get; set; } = 1000;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (Parse(RetrySchedule) is not { Length: > 0 and <= 20 } delays)

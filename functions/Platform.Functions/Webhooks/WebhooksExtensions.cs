@@ -9,7 +9,7 @@ public static class WebhooksExtensions
 {
     public const string DeliveryFunction = "WebhookDeliveries";
 
-    /// <summary>Outgoing webhooks: the guarded client, the <c>webhooks</c> table, the fan-out subscriber and the delivery queue function.</summary>
+    /// <summary>Outgoing webhooks: the guarded client, the <c>webhooks</c> table, the fan-out subscriber, the delivery queue function and the lane sweep timer.</summary>
     public static IHostApplicationBuilder AddWebhooks(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
@@ -24,6 +24,8 @@ public static class WebhooksExtensions
         services.AddSingleton<WebhookFanOut>();
         services.AddSingleton<IEventSubscriber>(sp => sp.GetRequiredService<WebhookFanOut>());
         services.AddQueueFunction<WebhookLane>(DeliveryFunction, WebhookDeliveries.QueueName);
+        services.AddStorageTable(WebhookLaneSweep.TableName);
+        services.AddTimerFunction<WebhookLaneSweep>(WebhookLaneSweep.FunctionName, WebhookLaneSweep.Schedule);
         return builder;
     }
 

@@ -38,6 +38,8 @@ public sealed class OutboundHttpTests
     [InlineData("http://[::ffff:127.0.0.1]:{0}/hook")]
     [InlineData("http://127.1.2.3:{0}/hook")]
     [InlineData("http://0.0.0.0:{0}/hook")]
+    [InlineData("http://[2002:7f00:1::1]:{0}/hook")]
+    [InlineData("http://[::ffff:0:7f00:1]:{0}/hook")]
     public async Task LoopbackIsRefusedWithoutAConnection(string template)
     {
         using var listener = new RecordingListener();
@@ -54,6 +56,10 @@ public sealed class OutboundHttpTests
     [InlineData("http://192.168.1.1/")]
     [InlineData("http://[fd12:3456::1]/")]
     [InlineData("http://[::1]/")]
+    [InlineData("http://[2002:0a00:0001::1]/")]
+    [InlineData("http://[2002:c0a8:0101::]/")]
+    [InlineData("http://[::ffff:0:a00:1]/")]
+    [InlineData("http://[64:ff9b::c0a8:101]/")]
     public async Task PrivateRangesAreRefusedByDefault(string url)
     {
         using var http = Guard(allowPrivate: false);
@@ -75,6 +81,15 @@ public sealed class OutboundHttpTests
     [InlineData("http://255.255.255.255/")]
     [InlineData("http://0.0.0.0/")]
     [InlineData("http://[::]/")]
+    [InlineData("http://[2002:a9fe:a9fe::1]/")]
+    [InlineData("http://[::ffff:0:a9fe:a9fe]/")]
+    [InlineData("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/")]
+    [InlineData("http://[64:ff9b:1::a00:1]/")]
+    [InlineData("http://168.63.129.16/")]
+    [InlineData("http://[::ffff:a83f:8110]/")]
+    [InlineData("http://[2002:a83f:8110::]/")]
+    [InlineData("http://[100::1]/")]
+    [InlineData("http://[4000::1]/")]
     public async Task LinkLocalMetadataCgnatMulticastAndUnspecifiedAreRefusedEvenWhenPrivateNetworksAreAllowed(string url)
     {
         using var http = Guard(allowPrivate: true);
@@ -141,5 +156,42 @@ public sealed class OutboundHttpTests
         using var http = Guard(allowPrivate: true);
         Assert.Null(await http.CheckUrlAsync("http://127.0.0.1:8080/hook", Ct));
         Assert.NotNull(await http.CheckUrlAsync("http://169.254.169.254/", Ct));
+    }
+
+    /// <summary>Public addresses, v4 and v6 (and v4 inside 6to4 or NAT64), stay reachable.</summary>
+    [Theory]
+    [InlineData("8.8.8.8")]
+    [InlineData("2606:4700:4700::1111")]
+    [InlineData("2002:808:808::1")]
+    [InlineData("64:ff9b::808:808")]
+    [InlineData("2a00:1450:4001::200e")]
+    public void PublicAddressesAreAllowed(string address)
+    {
+        Assert.Null(AddressPolicy.Refusal(IPAddress.Parse(address), allowPrivateNetworks: false));
+    }
+
+    /// <summary>
+    /// A name's refused addresses are not quoted back at create time (nor why they are refused): otherwise a tenant could
+    /// map the names the platform's resolver knows. This machine's own name resolves to loopback or a private address.
+    /// </summary>
+    [Fact]
+    public async Task UrlCheckOfANameDoesNotSayWhatItResolvesTo()
+    {
+        var host = Dns.GetHostName();
+        var addresses = await Dns.GetHostAddressesAsync(host, Ct);
+        using var http = Guard(allowPrivate: false);
+
+        var refusal = await http.CheckUrlAsync($"http://{host}/hook", Ct);
+
+        Assert.Equal("resolves to a refused address, which webhooks may not reach", refusal);
+        Assert.All(addresses, a => Assert.DoesNotContain(a.ToString(), refusal, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task UrlCheckRefusesAHostNameLongerThanDnsAllows()
+    {
+        using var http = Guard(allowPrivate: false);
+        var refusal = await http.CheckUrlAsync($"http://{string.Join('.', Enumerable.Repeat(new string('a', 60), 5))}/hook", Ct);
+        Assert.Contains("at most 253 characters", refusal, StringComparison.Ordinal);
     }
 }
