@@ -59,6 +59,9 @@ public sealed partial class EventRelay(
     private static readonly TimeSpan StorageCommitLag = TimeSpan.FromSeconds(30);
 
     private const int RowsPerPage = 100;
+
+    /// <summary>How long a nudged partition waits for more writes before it is relayed.</summary>
+    private static readonly TimeSpan Coalesce = TimeSpan.FromMilliseconds(25);
     private const int MaxRemembered = 10_000;
 
     private readonly Channel<Partition> _nudges = Channel.CreateUnbounded<Partition>(new UnboundedChannelOptions { SingleReader = false });
@@ -240,6 +243,10 @@ public sealed partial class EventRelay(
         {
             await foreach (var key in _nudges.Reader.ReadAllAsync(stoppingToken))
             {
+                // A moment's wait lets the writes that follow close behind join this relay: under load one drain then
+                // carries many events (one query, one audit transaction, one delete) instead of one each.
+                await Task.Delay(Coalesce, stoppingToken);
+
                 // Taken off before relaying: a write committed while this relay runs nudges again and is not missed.
                 _queued.TryRemove(key, out _);
                 try

@@ -117,13 +117,10 @@ public sealed class WebhookDeliveries(
 
         // After the pending rows: should this lane's wake-up below be lost, the lane sweep finds it.
         await WebhookLaneSweep.ScheduleAsync(storage, tenant, endpointId, now + options.Value.StallAfter, cancellationToken);
+        // One expiry time for the whole batch: its entries share an index bucket and go a hundred to a transaction.
         var expiresAt = now + options.Value.LogRetention;
-        foreach (var delivery in added)
-        {
-            await Task.WhenAll(
-                expirations.ScheduleAsync(WebhookDirectory.TableName, tenant, WebhookRows.Log(endpointId, delivery.Id), expiresAt, cancellationToken),
-                expirations.ScheduleAsync(WebhookDirectory.TableName, tenant, WebhookRows.Index(delivery.Id), expiresAt, cancellationToken));
-        }
+        await expirations.ScheduleManyAsync(WebhookDirectory.TableName, tenant,
+            [.. added.SelectMany(d => new[] { WebhookRows.Log(endpointId, d.Id), WebhookRows.Index(d.Id) })], expiresAt, cancellationToken);
 
         await WakeAsync(tenant, endpointId, deliveries[0].Id, TimeSpan.Zero, cancellationToken);
     }
