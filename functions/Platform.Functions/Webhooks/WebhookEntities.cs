@@ -70,6 +70,9 @@ public sealed class EndpointEntity : WebhookRow
     public bool Enabled { get; set; } = true;
     public string? DisabledReason { get; set; }
     public DateTimeOffset? DisabledAt { get; set; }
+
+    /// <summary>When a user last turned the endpoint back on; failures before it do not count towards disabling it.</summary>
+    public DateTimeOffset? EnabledAt { get; set; }
     public int? RateLimitPerSecond { get; set; }
 
     /// <summary>The signing secret's 32 bytes, sealed with the data-encryption key (bound to tenant and endpoint).</summary>
@@ -99,6 +102,9 @@ public sealed class LaneEntity : WebhookRow
 
     /// <summary>When the current streak of failures began; cleared by a success.</summary>
     public DateTimeOffset? FailingSince { get; set; }
+
+    /// <summary>When the lane last sent, so <c>rateLimitPerSecond</c> paces across handler runs too.</summary>
+    public DateTimeOffset? LastSentAt { get; set; }
 }
 
 public sealed class PendingEntity : WebhookRow
