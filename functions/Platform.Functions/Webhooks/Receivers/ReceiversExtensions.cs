@@ -2,6 +2,7 @@ using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Hosting;
+using Platform.Functions.Housekeeping;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 
@@ -20,6 +21,7 @@ public static class ReceiversExtensions
         services.AddStorageTable(ReceiverStore.IndexTableName);
         services.AddStorageContainer(ReceiverStore.PayloadContainer);
         services.AddSingleton<ReceiverStore>();
+        services.AddSingleton<IRowExpiry, MessageExpiry>();
         services.AddQueueFunction<ReceiptProcessor>(ReceiptProcessor.FunctionName, ReceiverStore.QueueName);
 
         // Per receiver, all senders together: the URL is public, so this bounds what one leaked URL or a runaway
