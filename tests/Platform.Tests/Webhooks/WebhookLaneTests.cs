@@ -11,14 +11,16 @@ using Platform.Tests.Infrastructure;
 namespace Platform.Tests.Webhooks;
 
 /// <summary>
-/// How a lane sends: pacing, a repeated hand-over from the event path, redirects, and a delivery added while the lane
-/// is busy. The lease is long (2 min) so a wake-up wrongly put off until the lease ends shows as a timeout.
+/// How a lane sends: pacing, a repeated hand-over from the event path, redirects, and retries due while the lane is
+/// still held. Retries are immediate, and the lease is long (2 min) so a wake-up wrongly put off until the lease ends
+/// shows as a timeout.
 /// </summary>
 public sealed class WebhookLaneTests(Azurite azurite) : WebhookTestBase(azurite)
 {
     protected override IDictionary<string, string?> MoreSettings => new Dictionary<string, string?>
     {
         ["Platform:Webhooks:LaneLease"] = "00:02:00",
+        ["Platform:Webhooks:RetrySchedule"] = "00:00:00,00:00:00,00:00:00,00:00:00,00:00:00,00:00:00,00:00:00,00:00:00",
     };
 
     private static readonly string[] InventoryRead = ["inventory.read"];
@@ -29,9 +31,16 @@ public sealed class WebhookLaneTests(Azurite azurite) : WebhookTestBase(azurite)
         var receiver = await ReceiverAsync();
         await CreateEndpointAsync(Admin, receiver.Url, rateLimitPerSecond: 2);
 
+        // Five at once (one lane run sends them) and five one by one, each after the previous arrived (each its own run).
         var roles = new List<string>();
-        for (var i = 0; i < 10; i++)
+        for (var i = 0; i < 5; i++)
         {
+            roles.Add(await RaiseRoleEventAsync(Admin, $"paced-{i}"));
+        }
+
+        for (var i = 5; i < 10; i++)
+        {
+            await Eventually.Until(() => Task.FromResult(receiver.Succeeded.Count), n => n >= roles.Count, $"delivery {roles.Count}");
             roles.Add(await RaiseRoleEventAsync(Admin, $"paced-{i}"));
         }
 
@@ -40,7 +49,8 @@ public sealed class WebhookLaneTests(Azurite azurite) : WebhookTestBase(azurite)
 
         // 2/s is one every 500 ms; the bound leaves room for jitter at the receiver, not for a second send in a gap.
         var gaps = hooks.Zip(hooks.Skip(1), (a, b) => Stopwatch.GetElapsedTime(a.ArrivedAt, b.ArrivedAt)).ToList();
-        Assert.All(gaps, gap => Assert.True(gap >= TimeSpan.FromMilliseconds(400), $"two deliveries came {gap.TotalMilliseconds:F0} ms apart: {string.Join(", ", gaps.Select(g => g.TotalMilliseconds.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}"));
+        var shown = string.Join(", ", gaps.Select(g => g.TotalMilliseconds.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.All(gaps, gap => Assert.True(gap >= TimeSpan.FromMilliseconds(400), $"deliveries came {shown} ms apart"));
     }
 
     [Fact]
@@ -93,51 +103,27 @@ public sealed class WebhookLaneTests(Azurite azurite) : WebhookTestBase(azurite)
     }
 
     [Fact]
-    public async Task ADeliveryAddedAsTheLaneFinishesIsNotPutOffUntilTheLeaseEnds()
+    public async Task RetriesDueAtOnceAreNotPutOffUntilTheLeaseEnds()
     {
-        // Each arrival queues the next replay while the lane that sent it is still finishing (recording the attempt,
-        // looking for more, letting go): a replay added in that moment must go out at once, not after the 2 min lease.
-        var receiver = await ReceiverAsync();
-        var (id, _) = await CreateEndpointAsync(Admin, receiver.Url);
-        await RaiseRoleEventAsync(Admin, "replayed");
-        await Eventually.Until(() => Task.FromResult(receiver.Succeeded.Count), n => n == 1, "the first delivery");
-        var deliveryId = (await Eventually.Until(() => DeliveriesAsync(Admin, id), d => d.Count == 1, "the log"))[0].GetProperty("id").GetString();
-
-        const int replays = 12;
-        var replaying = new List<Task<HttpResponseMessage>>();
-        var sent = 0;
-        receiver.Answer = _ =>
+        // With no wait between attempts, each retry is due while the lane that scheduled it is still recording the
+        // attempt and letting go; it must be made then, not when the lease (2 min here) would have run out. Eight
+        // endpoints, seven retries each: 56 chances to hit that moment.
+        var endpoints = new List<(WebhookReceiver Receiver, string Id)>();
+        for (var e = 0; e < 8; e++)
         {
-            if (Interlocked.Increment(ref sent) < replays)
-            {
-                lock (replaying)
-                {
-                    replaying.Add(Admin.PostAsync($"/api/v1/webhooks/deliveries/{deliveryId}/replay", null, Ct));
-                }
-            }
-
-            return 200;
-        };
-
-        for (var i = 0; i < replays; i++)
-        {
-            if (i == 0)
-            {
-                var first = await Admin.PostAsync($"/api/v1/webhooks/deliveries/{deliveryId}/replay", null, Ct);
-                Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
-            }
-
-            await Eventually.Until(() => Task.FromResult(receiver.Succeeded.Count), n => n >= i + 2, $"replay {i + 1} of {replays}", TimeSpan.FromSeconds(15));
+            var receiver = await ReceiverAsync();
+            var calls = 0;
+            receiver.Answer = _ => Interlocked.Increment(ref calls) < 8 ? 500 : 200;
+            endpoints.Add((receiver, (await CreateEndpointAsync(Admin, receiver.Url)).Id));
         }
 
-        Task<HttpResponseMessage>[] answered;
-        lock (replaying)
-        {
-            answered = [.. replaying];
-        }
+        await RaiseRoleEventAsync(Admin, "retried-at-once");
 
-        Assert.All(await Task.WhenAll(answered), r => Assert.Equal(HttpStatusCode.Accepted, r.StatusCode));
-        Assert.Equal(replays + 1, receiver.Succeeded.Count);
-        Assert.Single(receiver.Succeeded.Select(h => h.Id).Distinct());
+        foreach (var (receiver, id) in endpoints)
+        {
+            await Eventually.Until(() => Task.FromResult(receiver.Succeeded.Count), n => n == 1, "the eighth attempt", TimeSpan.FromSeconds(20));
+            var delivery = Assert.Single(await Eventually.Until(() => DeliveriesAsync(Admin, id), d => d.Count == 1 && d[0].GetProperty("status").GetString() == "succeeded", "the log"));
+            Assert.Equal(8, delivery.GetProperty("attempt").GetInt32());
+        }
     }
 }
