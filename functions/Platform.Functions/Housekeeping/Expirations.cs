@@ -106,6 +106,10 @@ public sealed class Expirations(StorageAccount storage, TimeProvider time, IEnum
                 }
 
                 ifMatch = row!.ETag;
+
+                // What lives outside the table with the row (a blob) goes first: if we stop before the row is deleted,
+                // the entry stays and the next run does both again.
+                await expiry.DeletingAsync(new TenantId(entry.TargetPartition), row, cancellationToken);
             }
 
             try
@@ -159,4 +163,10 @@ public interface IRowExpiry
     /// it does not expire as it stands, or is not the row the entry's <paramref name="tag"/> was scheduled for.
     /// </summary>
     DateTimeOffset? DueAt(TableEntity row, string? tag);
+
+    /// <summary>
+    /// Called for a due row just before it is deleted, to remove what belongs to it outside the table (a blob). It may
+    /// run again for the same row (a crash, or a write that kept the row), so it must be idempotent.
+    /// </summary>
+    Task DeletingAsync(TenantId tenant, TableEntity row, CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -195,6 +195,7 @@ public sealed class WebhookCommands(
             endpoint.Enabled = enabled;
             endpoint.DisabledReason = enabled ? null : "disabled_by_user";
             endpoint.DisabledAt = enabled ? null : time.GetUtcNow();
+            endpoint.EnabledAt = enabled ? time.GetUtcNow() : endpoint.EnabledAt;
             changes["enabled"] = enabled;
         }
 

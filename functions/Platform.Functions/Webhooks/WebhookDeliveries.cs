@@ -149,9 +149,13 @@ public sealed class WebhookDeliveries(
     internal async Task WakeAsync(TenantId tenant, string endpointId, string deliveryId, TimeSpan delay, CancellationToken cancellationToken)
     {
         var bounded = delay < TimeSpan.Zero ? TimeSpan.Zero : delay > TimeSpan.FromDays(6) ? TimeSpan.FromDays(6) : delay;
+
+        // The queue counts visibility in whole seconds and drops the fraction, so 0.3 s would be visible at once: the
+        // wake-up would find its delivery not yet due, or the lane still held by the run that failed it, and be put off
+        // until that lease ends. Rounded up, a wake-up never comes before the time it was planned for.
         await storage.Queue(QueueName).SendMessageAsync(
             BinaryData.FromObjectAsJson(new LaneMessage(tenant.Value, endpointId, deliveryId), JsonSerializerOptions.Web),
-            visibilityTimeout: bounded, timeToLive: TimeSpan.FromDays(7), cancellationToken: cancellationToken);
+            visibilityTimeout: TimeSpan.FromSeconds(Math.Ceiling(bounded.TotalSeconds)), timeToLive: TimeSpan.FromDays(7), cancellationToken: cancellationToken);
     }
 
     /// <summary>A delivery of this tenant by id (with the endpoint it belongs to), or null.</summary>

@@ -70,6 +70,9 @@ public sealed class EndpointEntity : WebhookRow
     public bool Enabled { get; set; } = true;
     public string? DisabledReason { get; set; }
     public DateTimeOffset? DisabledAt { get; set; }
+
+    /// <summary>When a user last turned the endpoint back on; failures before it do not count towards disabling it.</summary>
+    public DateTimeOffset? EnabledAt { get; set; }
     public int? RateLimitPerSecond { get; set; }
 
     /// <summary>The signing secret's 32 bytes, sealed with the data-encryption key (bound to tenant and endpoint).</summary>
@@ -114,6 +117,9 @@ public sealed class LaneEntity : WebhookRow
 
     /// <summary>The latest failed attempt: a failure long after it starts a new streak (<see cref="WebhookLane.QuietGap"/>).</summary>
     public DateTimeOffset? LastFailedAt { get; set; }
+
+    /// <summary>When the lane last sent, so <c>rateLimitPerSecond</c> paces across handler runs too.</summary>
+    public DateTimeOffset? LastSentAt { get; set; }
 }
 
 public sealed class PendingEntity : WebhookRow

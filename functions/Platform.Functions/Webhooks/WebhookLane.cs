@@ -89,6 +89,25 @@ public sealed partial class WebhookLane(
                 // Our lease ran out and someone else holds the lane now; theirs is the word.
             }
         }
+
+        // A wake-up that came while we held the lane was put off until our lease would end (which only matters if we
+        // had died): a delivery added after our last look at the lane would wait that long. So, now that the lane is
+        // free, look at its head once more; anything added later wakes a free lane itself.
+        await WakeIfDueAsync(tenant, endpoint.Id, cancellationToken);
+    }
+
+    private async Task WakeIfDueAsync(TenantId tenant, string endpointId, CancellationToken cancellationToken)
+    {
+        await foreach (var head in directory.Rows(tenant).QueryAsync<PendingEntity>(WebhookRows.PendingPrefix(endpointId), maxPerPage: 1, cancellationToken: cancellationToken))
+        {
+            // A head that waits for its retry has its own wake-up for then.
+            if (head.NextAttemptAt is not { } due || due <= time.GetUtcNow())
+            {
+                await deliveries.WakeAsync(tenant, endpointId, head.DeliveryId, TimeSpan.Zero, cancellationToken);
+            }
+
+            return;
+        }
     }
 
     private async Task RunLaneAsync(TenantId tenant, EndpointEntity endpoint, LaneEntity lane, string wokenFor, CancellationToken cancellationToken)
@@ -97,7 +116,14 @@ public sealed partial class WebhookLane(
         var settings = options.Value;
         var started = Stopwatch.StartNew();
         var interval = endpoint.RateLimitPerSecond is { } rate ? TimeSpan.FromSeconds(1.0 / rate) : TimeSpan.Zero;
-        var lastSent = -interval;
+
+        // The pace holds across runs: each event wakes the lane on its own, so a run often starts right after the last
+        // one sent. A last send "in the future" (another instance's clock ahead) waits at most one interval.
+        var lastSent = lane.LastSentAt is { } previous ? previous - time.GetUtcNow() : -interval;
+        if (lastSent > TimeSpan.Zero)
+        {
+            lastSent = TimeSpan.Zero;
+        }
         while (true)
         {
             var page = new List<PendingEntity>();
@@ -148,7 +174,8 @@ public sealed partial class WebhookLane(
 
                 if (started.Elapsed > settings.LaneBudget)
                 {
-                    await deliveries.WakeAsync(tenant, endpoint.Id, pending.DeliveryId, TimeSpan.Zero, cancellationToken);
+                    // Hand over: the head is due, so the look at the lane after its release wakes it afresh (a wake-up
+                    // sent now could arrive while the lane is still ours and be put off until the lease ends).
                     return;
                 }
 
@@ -174,6 +201,7 @@ public sealed partial class WebhookLane(
                 }
 
                 var within = lane.LeaseUntil!.Value - time.GetUtcNow() - settings.LaneLease / 4;
+                lane.LastSentAt = time.GetUtcNow();
                 var result = await SendAsync(tenant, endpoint, delivery, within, cancellationToken);
                 delivery.Attempt++;
                 delivery.At = time.GetUtcNow();
@@ -193,14 +221,19 @@ public sealed partial class WebhookLane(
                 }
 
                 now = time.GetUtcNow();
-                if (lane.LastFailedAt is { } previous && now - previous > QuietGap(settings))
+                if (lane.LastFailedAt is { } lastFailure && now - lastFailure > QuietGap(settings))
                 {
                     // The endpoint went quiet after its last failure; this one starts a new streak rather than
                     // counting the silence as days of failing.
                     lane.FailingSince = null;
                 }
 
-                lane.FailingSince ??= now;
+                // A streak from before the endpoint was last enabled does not count: re-enabled after a fix, it starts afresh.
+                if (lane.FailingSince is null || lane.FailingSince < endpoint.EnabledAt)
+                {
+                    lane.FailingSince = now;
+                }
+
                 lane.LastFailedAt = now;
                 if (result.Status == (int)HttpStatusCode.Gone)
                 {
@@ -224,9 +257,7 @@ public sealed partial class WebhookLane(
                     continue;
                 }
 
-                var delay = result.RetryAfter is { } asked && result.Status is 429 or 503
-                    ? (asked > settings.MaxRetryAfter ? settings.MaxRetryAfter : asked)
-                    : schedule[delivery.Attempt];
+                var delay = Backoff(schedule[delivery.Attempt], result.Status, result.RetryAfter, settings.MaxRetryAfter);
 
                 // The wake first: if we stop between the two writes, the retry still comes (only the recorded time is lost).
                 await deliveries.WakeAsync(tenant, endpoint.Id, pending.DeliveryId, delay, cancellationToken);
@@ -264,6 +295,21 @@ public sealed partial class WebhookLane(
     {
         var longest = settings.Delays.Count == 0 ? TimeSpan.Zero : settings.Delays.Max();
         return (longest > settings.MaxRetryAfter ? longest : settings.MaxRetryAfter) + settings.LaneLease + TimeSpan.FromMinutes(5);
+    }
+
+    /// <summary>
+    /// The wait before the next attempt: the schedule's, or longer when a 429/503 asks for more with <c>Retry-After</c>,
+    /// but never longer than <paramref name="maxRetryAfter"/> (or the schedule's own wait, if that is longer). A shorter
+    /// <c>Retry-After</c> (0, a date in the past) does not shorten the schedule: the attempts are not spent in a burst.
+    /// </summary>
+    internal static TimeSpan Backoff(TimeSpan scheduled, int? status, TimeSpan? retryAfter, TimeSpan maxRetryAfter)
+    {
+        if (status is not (429 or 503) || retryAfter is not { } asked || asked <= scheduled)
+        {
+            return scheduled;
+        }
+
+        return asked < maxRetryAfter ? asked : maxRetryAfter > scheduled ? maxRetryAfter : scheduled;
     }
 
     private async Task DisableAsync(TenantId tenant, EndpointEntity endpoint, string reason, DateTimeOffset? failingSince, CancellationToken cancellationToken)
@@ -330,7 +376,11 @@ public sealed partial class WebhookLane(
                 { Date: { } date } => date - time.GetUtcNow(),
                 _ => null,
             };
-            return new Attempt(response.Status, body, null, watch.ElapsedMilliseconds, retryAfter < TimeSpan.Zero ? TimeSpan.Zero : retryAfter);
+            var status = response.Status;
+            var error = status is >= 300 and < 400
+                ? "answered a redirect, which is not followed: set the endpoint's URL to the final address"
+                : null;
+            return new Attempt(status, body, error, watch.ElapsedMilliseconds, retryAfter < TimeSpan.Zero ? TimeSpan.Zero : retryAfter);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

@@ -14,6 +14,9 @@ namespace Platform.Tests.Webhooks;
 public sealed record ReceivedHook(string Path, IHeaderDictionary Headers, string Body, int Answered)
 {
     public string Id => Headers["webhook-id"].ToString();
+
+    /// <summary>When the request reached the receiver (<see cref="System.Diagnostics.Stopwatch"/> ticks), before its body was read.</summary>
+    public long ArrivedAt { get; init; }
 }
 
 /// <summary>
@@ -60,12 +63,13 @@ public sealed class WebhookReceiver : IAsyncDisposable
     private async Task HandleAsync(HttpContext http)
     {
         Interlocked.Increment(ref _inFlight);
+        var arrivedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             using var reader = new StreamReader(http.Request.Body);
             var body = await reader.ReadToEndAsync(http.RequestAborted);
             var headers = new HeaderDictionary(http.Request.Headers.ToDictionary(h => h.Key, h => h.Value));
-            var probe = new ReceivedHook(http.Request.Path, headers, body, 0);
+            var probe = new ReceivedHook(http.Request.Path, headers, body, 0) { ArrivedAt = arrivedAt };
             if (Hang is { } hang)
             {
                 await hang.Task.WaitAsync(http.RequestAborted);

@@ -48,6 +48,11 @@ public abstract class WebhookTestBase(Azurite azurite) : SignedUpTenantTests(azu
         return receiver;
     }
 
+    /// <summary>For scenarios shared between test classes.</summary>
+    internal Task<WebhookReceiver> StartReceiverAsync() => ReceiverAsync();
+
+    internal HttpClient AdminClient => Admin;
+
     protected static async Task<(string Id, string Secret)> CreateEndpointAsync(HttpClient client, string url, object? events = null, object? headers = null, int? rateLimitPerSecond = null)
     {
         var response = await client.PostAsJsonAsync("/api/v1/webhooks/endpoints",

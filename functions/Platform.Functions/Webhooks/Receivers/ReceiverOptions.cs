@@ -60,6 +60,13 @@ public sealed class ReceiverOptions
     [Range(1, 10_000)]
     public int MaxMovementLines { get; set; } = 500;
 
+    /// <summary>
+    /// How long a received message (its row, its stored body and the row that remembers its sender id) is kept after
+    /// it arrived; housekeeping then deletes it. A sender id is recognised as a repeat only within this time.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
+    public TimeSpan MessageRetention { get; set; } = TimeSpan.FromDays(30);
+
     /// <summary>The largest file a <c>jobs.start</c> import fetches from its URL (the jobs' own upload limit applies too).</summary>
     [Range(1, long.MaxValue)]
     public long MaxFetchBytes { get; set; } = 20L * 1024 * 1024;

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Auth;
 using Platform.Functions.Events;
+using Platform.Functions.Housekeeping;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Webhooks.Receivers;
@@ -29,7 +30,7 @@ public sealed record ReceiptMessage(string Tenant, string ReceiverId, string Mes
 /// blobs of <c>webhookpayloads</c>.
 /// </summary>
 public sealed class ReceiverStore(
-    StorageAccount storage, SecretBox secrets, EventPublisher events, IOptions<ReceiverOptions> options, TimeProvider time) : IDisposable
+    StorageAccount storage, SecretBox secrets, EventPublisher events, Expirations expirations, IOptions<ReceiverOptions> options, TimeProvider time) : IDisposable
 {
     public const string TableName = "webhookreceivers";
     public const string IndexTableName = "webhookreceiverindex";
@@ -272,9 +273,10 @@ public sealed class ReceiverStore(
         var rows = Rows(tenant);
         var seenKey = SeenMessageEntity.KeyFor(receiver.Id,
             receiver.Scheme == ReceiverSchemes.GitHub ? "sha256:" + Convert.ToHexString(SHA256.HashData(body.Span)) : webhookId);
-        if (await rows.GetAsync<SeenMessageEntity>(seenKey, cancellationToken) is { } seen)
+        if (await rows.GetAsync<SeenMessageEntity>(seenKey, cancellationToken) is { } seen &&
+            await DuplicateAsync(tenant, seen, cancellationToken) is { } duplicate)
         {
-            return await DuplicateAsync(tenant, seen, cancellationToken);
+            return duplicate;
         }
 
         var now = time.GetUtcNow();
@@ -288,6 +290,9 @@ public sealed class ReceiverStore(
             Bytes = body.Length,
             ReceivedAt = now,
         };
+        // Its end is scheduled before the row exists (an entry whose row never came is dropped when due); the entry
+        // takes the body and the seen row with the message (MessageExpiry).
+        await expirations.ScheduleAsync(TableName, tenant, message.RowKey, now + options.Value.MessageRetention, cancellationToken);
         var blob = Payloads.GetBlobClient(BlobName(tenant, receiver.Id, id));
         await blob.UploadAsync(new BinaryData(body), new BlobUploadOptions { HttpHeaders = new BlobHttpHeaders { ContentType = "application/json" } }, cancellationToken);
         try
@@ -303,17 +308,22 @@ public sealed class ReceiverStore(
         {
             // The same message, delivered twice at once: the other delivery won.
             await blob.DeleteIfExistsAsync(cancellationToken: CancellationToken.None);
-            return await DuplicateAsync(tenant, (await rows.GetAsync<SeenMessageEntity>(seenKey, cancellationToken))!, cancellationToken);
+            return await DuplicateAsync(tenant, (await rows.GetAsync<SeenMessageEntity>(seenKey, cancellationToken))!, cancellationToken)
+                ?? throw new InvalidOperationException("A seen message id names no message row.");
         }
 
         await EnqueueAsync(tenant, message, cancellationToken);
         return new Receipt(message, Duplicate: false);
     }
 
-    private async Task<Receipt> DuplicateAsync(TenantId tenant, SeenMessageEntity seen, CancellationToken cancellationToken)
+    /// <summary>The receipt of a repeat; null when its message expired between the two reads (the id is then new again).</summary>
+    private async Task<Receipt?> DuplicateAsync(TenantId tenant, SeenMessageEntity seen, CancellationToken cancellationToken)
     {
-        var message = await Rows(tenant).GetAsync<ReceivedMessageEntity>(seen.MessageKey, cancellationToken)
-            ?? throw new InvalidOperationException("A seen message id names no message row.");
+        if (await Rows(tenant).GetAsync<ReceivedMessageEntity>(seen.MessageKey, cancellationToken) is not { } message)
+        {
+            return null;
+        }
+
         if (message.Status == MessageStatus.Received)
         {
             await EnqueueAsync(tenant, message, cancellationToken);
@@ -340,7 +350,7 @@ public sealed class ReceiverStore(
         }
     }
 
-    private static string BlobName(TenantId tenant, string receiverId, string messageId) => $"{tenant.Value}/{receiverId}/{messageId}";
+    internal static string BlobName(TenantId tenant, string receiverId, string messageId) => $"{tenant.Value}/{receiverId}/{messageId}";
 
     private static string Binding(TenantId tenant, string receiverId) => $"webhook-receiver:{tenant.Value}:{receiverId}";
 

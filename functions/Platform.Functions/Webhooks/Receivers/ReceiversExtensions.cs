@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Events;
 using Platform.Functions.Hosting;
+using Platform.Functions.Housekeeping;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 
@@ -23,6 +24,7 @@ public static class ReceiversExtensions
         services.AddStorageTable(ReceiverStore.IndexTableName);
         services.AddStorageContainer(ReceiverStore.PayloadContainer);
         services.AddSingleton<ReceiverStore>();
+        services.AddSingleton<IRowExpiry, MessageExpiry>();
         services.AddQueueFunction<ReceiptProcessor>(ReceiptProcessor.FunctionName, ReceiverStore.QueueName);
         services.AddQueueFunction<ReceiverCleanup>(ReceiverCleanup.FunctionName, ReceiverCleanup.QueueName);
 
