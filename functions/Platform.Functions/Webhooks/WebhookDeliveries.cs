@@ -295,6 +295,12 @@ public sealed class WebhookFanOut(WebhookDirectory directory, WebhookDeliveries 
             var matching = new List<WebhookDeliveries.NewDelivery>();
             for (var i = 0; i < events.Count; i++)
             {
+                // Events are relayed after they were published: an endpoint created since then did not exist for them.
+                if (endpoint.CreatedAt > events[i].At)
+                {
+                    continue;
+                }
+
                 // The test event is only ever sent by the test route, and an endpoint never hears of its own disabling.
                 var type = events[i].Event.Type;
                 if (type != EventCatalogue.TestEvent && EventCatalogue.Matches(patterns, type) &&
