@@ -132,20 +132,20 @@ internal static class WebhooksFigure
                 items[i] = await app.CreateItemAsync(latencyAdmin, i);
             }
 
-            await app.CreateEndpointAsync(latencyAdmin, receiver.Url("/latency"), MovementEvent);
+            var healthy = await app.CreateEndpointAsync(latencyAdmin, receiver.Url("/latency"), MovementEvent);
             await Progress("tenant, items and the healthy endpoint made; pass 1 (healthy endpoint alone)");
-            report.Alone = await RatePassAsync(app, latencyAdmin, items, receiver, seconds);
+            report.Alone = await RatePassAsync(app, latencyAdmin, items, receiver, seconds, healthy.Id);
             await Progress(report.Alone.Summary("alone"));
 
             var dead = await app.CreateEndpointAsync(latencyAdmin, receiver.Url("/dead"), MovementEvent);
             var deadBefore = receiver.DeadAttempts;
-            report.WithDead = await RatePassAsync(app, latencyAdmin, items, receiver, seconds);
+            report.WithDead = await RatePassAsync(app, latencyAdmin, items, receiver, seconds, healthy.Id);
             report.DeadAttempts = receiver.DeadAttempts - deadBefore;
             await Progress(report.WithDead.Summary("with the dead endpoint"));
 
             await app.DeleteEndpointAsync(latencyAdmin, dead.Id);
             await WaitAsync(() => receiver.DeadInFlight == 0, TimeSpan.FromMinutes(1));
-            report.After = await RatePassAsync(app, latencyAdmin, items, receiver, seconds);
+            report.After = await RatePassAsync(app, latencyAdmin, items, receiver, seconds, healthy.Id);
             await Progress(report.After.Summary("alone again"));
 
             // (3) Throughput of one lane; the baseline first, while the app is idle.
@@ -218,6 +218,12 @@ internal static class WebhooksFigure
     /// </summary>
     private sealed record RatePass(double[] Answer, double[] Delivery, int Requests, int Skipped, int Refused, int Missing, int Repeats, int Unsigned, double AchievedRate, double MaxLag)
     {
+        /// <summary>Event time to the delivery row's creation: the relay (outbox to subscribers) and the fan-out.</summary>
+        public double[] ToFanOut { get; init; } = [];
+
+        /// <summary>The delivery row's creation to its arrival: the queue message waking the lane, the lane's turn, the POST.</summary>
+        public double[] ToArrival { get; init; } = [];
+
         public string Summary(string name) => string.Create(CultureInfo.InvariantCulture,
             $"{name}: {Requests} requests at {AchievedRate:0.0}/s ({Skipped} slots skipped), answer p50 {Statistics.Ms(Statistics.Percentile(Answer, 50))}, "
             + $"delivery p50 {(Delivery.Length > 0 ? Statistics.Ms(Statistics.Percentile(Delivery, 50)) : "-")}, p99 {(Delivery.Length > 0 ? Statistics.Ms(Statistics.Percentile(Delivery, 99)) : "-")}, missing {Missing}");
@@ -229,7 +235,7 @@ internal static class WebhooksFigure
     /// A client has at most <see cref="MaxInFlight"/> requests unanswered: a slot that finds that many is skipped, so an
     /// app slower than the rate shows as a lower achieved rate rather than an ever longer queue of requests.
     /// </summary>
-    private static async Task<RatePass> RatePassAsync(App app, BenchAdmin admin, string[] items, Receiver receiver, int seconds)
+    private static async Task<RatePass> RatePassAsync(App app, BenchAdmin admin, string[] items, Receiver receiver, int seconds, string endpointId)
     {
         var token = await admin.TokenAsync(app.Client, app.Server);
         var warm = (int)(WarmUp.TotalSeconds * Rate);
@@ -265,8 +271,17 @@ internal static class WebhooksFigure
         var ids = measured.Where(s => s.MovementId is not null).ToArray();
         await WaitAsync(() => ids.All(s => receiver.Latency.Has(s.MovementId!)), DeliveryDeadline);
         var delivery = ids.Where(s => receiver.Latency.Has(s.MovementId!)).Select(s => Ms(s.AnsweredAt, receiver.Latency.At(s.MovementId!))).ToArray();
+
+        // Where the time went, from the endpoint's delivery log: when the fan-out created each delivery.
+        var arrivals = ids.Select(s => receiver.Latency.TryArrival(s.MovementId!, out var a) ? a : null).OfType<Arrival>().ToList();
+        var created = await app.DeliveriesCreatedAsync(admin, endpointId, arrivals.Select(a => a.EventId).ToHashSet(StringComparer.Ordinal));
+        var staged = arrivals.Where(a => created.ContainsKey(a.EventId)).ToList();
         return new RatePass([.. measured.Select(s => Ms(s.SentAt, s.AnsweredAt))], delivery, measured.Length, skipped, measured.Length - ids.Length,
-            ids.Length - delivery.Length, receiver.Latency.Repeats - repeatsBefore, receiver.Latency.Unsigned - unsignedBefore, measured.Length / (double)seconds, maxLag);
+            ids.Length - delivery.Length, receiver.Latency.Repeats - repeatsBefore, receiver.Latency.Unsigned - unsignedBefore, measured.Length / (double)seconds, maxLag)
+        {
+            ToFanOut = [.. staged.Select(a => (created[a.EventId] - a.EventAt).TotalMilliseconds)],
+            ToArrival = [.. staged.Select(a => (a.ArrivedAt - created[a.EventId]).TotalMilliseconds)],
+        };
 
         async Task<Sent> SendOneAsync(string item, bool measured)
         {
@@ -400,6 +415,31 @@ internal static class WebhooksFigure
             return new Created(root.GetProperty("id").GetString()!, root.GetProperty("secret").GetString()!, root.GetProperty("url").GetString()!);
         }
 
+        /// <summary>The <c>createdAt</c> of the endpoint's deliveries of these events, read from its log (newest first) until all are found.</summary>
+        public async Task<Dictionary<string, DateTimeOffset>> DeliveriesCreatedAsync(BenchAdmin admin, string endpointId, HashSet<string> eventIds)
+        {
+            var found = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+            string? next = null;
+            do
+            {
+                var path = $"{WebhookEndpoints.Path}/endpoints/{endpointId}/deliveries?pageSize=1000" + (next is null ? "" : "&continuationToken=" + Uri.EscapeDataString(next));
+                var (_, body) = await admin.TimedGetAsync(Client, Server, path);
+                using var json = JsonDocument.Parse(body);
+                foreach (var delivery in json.RootElement.GetProperty("items").EnumerateArray())
+                {
+                    var eventId = delivery.GetProperty("eventId").GetString()!;
+                    if (eventIds.Contains(eventId))
+                    {
+                        found[eventId] = delivery.GetProperty("createdAt").GetDateTimeOffset();
+                    }
+                }
+
+                next = json.RootElement.TryGetProperty("continuationToken", out var token) ? token.GetString() : null;
+            }
+            while (next is not null && found.Count < eventIds.Count);
+            return found;
+        }
+
         public async Task<double> QuantityAsync(BenchAdmin admin, string itemId)
         {
             var (_, body) = await admin.TimedGetAsync(Client, Server, $"{ItemsEndpoints.Path}/{itemId}");
@@ -492,6 +532,7 @@ internal static class WebhooksFigure
     private sealed class Sink
     {
         private readonly ConcurrentDictionary<string, long> _first = new(StringComparer.Ordinal);
+        private readonly ConcurrentDictionary<string, Arrival> _arrivals = new(StringComparer.Ordinal);
         private int _repeats;
         private int _unsigned;
 
@@ -507,8 +548,15 @@ internal static class WebhooksFigure
 
         public long At(string key) => _first[key];
 
-        public void Record(string key, long at, bool signed)
+        public bool TryArrival(string key, out Arrival arrival) => _arrivals.TryGetValue(key, out arrival!);
+
+        public void Record(string key, long at, bool signed, Arrival? arrival = null)
         {
+            if (arrival is not null)
+            {
+                _arrivals.TryAdd(key, arrival);
+            }
+
             if (!signed)
             {
                 Interlocked.Increment(ref _unsigned);
@@ -527,6 +575,9 @@ internal static class WebhooksFigure
             return new Throughput(expected, times.Length, seconds, Repeats, Unsigned);
         }
     }
+
+    /// <summary>A delivery's <c>webhook-id</c> (the event id), the event's own time (body <c>timestamp</c>) and when it arrived, on the wall clock.</summary>
+    private sealed record Arrival(string EventId, DateTimeOffset EventAt, DateTimeOffset ArrivedAt);
 
     /// <summary>
     /// The receiving side, in this process: Kestrel on a free loopback port. <c>/latency</c> keys deliveries by the
@@ -603,7 +654,10 @@ internal static class WebhooksFigure
                 case "/latency":
                     using (var json = JsonDocument.Parse(buffer.ToArray()))
                     {
-                        Latency.Record(json.RootElement.GetProperty("data").GetProperty("id").GetString()!, at, signed);
+                        var root = json.RootElement;
+                        var arrival = new Arrival(headers["webhook-id"].ToString(),
+                            DateTimeOffset.Parse(root.GetProperty("timestamp").GetString()!, CultureInfo.InvariantCulture), DateTimeOffset.UtcNow);
+                        Latency.Record(root.GetProperty("data").GetProperty("id").GetString()!, at, signed, arrival);
                     }
 
                     break;
@@ -651,6 +705,7 @@ internal static class WebhooksFigure
                 Console.WriteLine(string.Create(inv, $"{$"change to delivery, {Rate} movements/s on {Items} items, {seconds} s (goal p50 < 1 s)",-78} {"n",6} {"p50",9} {"p99",9} {"max",9}"));
                 Row("baseline: POST .../movements, send to answer", alone.Answer);
                 Row("delivered: answer to the receiver's arrival", alone.Delivery);
+                Stages(alone);
                 Notes(alone);
             }
 
@@ -664,10 +719,12 @@ internal static class WebhooksFigure
                 }
 
                 Row($"with a second endpoint that never answers ({timeout} timeout)", with.Delivery);
+                Stages(with);
                 Row("  its POST .../movements, send to answer", with.Answer);
                 if (After is { } after)
                 {
                     Row("alone again, after deleting the dead endpoint", after.Delivery);
+                    Stages(after);
                 }
 
                 Notes(with);
@@ -739,6 +796,12 @@ internal static class WebhooksFigure
 
                 Console.WriteLine(string.Create(inv,
                     $"{name,-78} {values.Length,6} {Statistics.Ms(Statistics.Percentile(values, 50)),9} {Statistics.Ms(Statistics.Percentile(values, 99)),9} {Statistics.Ms(values.Max()),9}"));
+            }
+
+            void Stages(RatePass pass)
+            {
+                Row("  of which: event time to the delivery's creation (relay, fan-out)", pass.ToFanOut);
+                Row("  of which: creation to arrival (queue wake-up, lane, POST)", pass.ToArrival);
             }
 
             void Notes(RatePass pass) => Console.WriteLine(string.Create(inv,
