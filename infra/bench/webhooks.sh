@@ -22,7 +22,7 @@ set -euo pipefail
 bench="webhooks.sh"
 case "${1:-}" in
   -h | --help)
-    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
