@@ -44,6 +44,11 @@ internal static class Program
               to an SDK scan written to CSV; peak memory of 100 MB CSV and 20 MB xlsx dry-run imports; engine overhead
               (1-row dry-run import, p50/p99) next to one authenticated GET; kill-and-resume of rows/10 items;
               needs AzureWebJobsStorage
+          webhooks <appExecutable> [seconds=30] [deliveries=1000] [intake=2000]
+              change-to-delivery latency p50/p99 of 50 movements/s to a local receiver next to the requests' own latency;
+              the same with a second endpoint that never answers (isolation); deliveries/s of that many events to one
+              endpoint next to as many signed POSTs sent straight to the receiver; POST /api/v1/hooks/{id} requests/s
+              and p50/p99 with 16 clients next to GET /api/health/live; needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -70,6 +75,8 @@ internal static class Program
                 return await MovementsFigure.RunAsync(args[1..]);
             case "jobs":
                 return await JobsFigure.RunAsync(args[1..]);
+            case "webhooks":
+                return await WebhooksFigure.RunAsync(args[1..]);
             case "tenants":
                 return await TenantsFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":
