@@ -98,14 +98,16 @@ internal sealed partial class DurableWorkerHost(
                 }
 
                 var reason = $"The engine gave up on this job: one of its messages was delivered {poisoned.DequeueCount} times without being processed.";
-                // Published before the verdict is recorded, under an id of the job's own: a crash in between publishes it
-                // again, and subscribers act on that id once, whichever instance gave the verdict.
+                // The verdict first (so a job whose failure is announced already reads as poisoned), then the event -
+                // also when another instance recorded the verdict: under an id of the job's own, so a crash between
+                // the two publishes it when the message comes back, and subscribers act on that id once.
+                var recorded = await failures.RecordAsync(tenant, jobId, reason, time.GetUtcNow(), stopping);
                 Storage.Ids.TryReadTime(jobId, out var createdAt);
                 await events.PublishAsync(tenant, new Events.PlatformEvent("job.failed", Events.Actor.System, "job", jobId,
                     new Dictionary<string, object?> { ["error"] = reason }) { StableId = Storage.Ids.Derived(createdAt, $"job.poisoned\n{tenant.Value}\n{jobId}") }, stopping);
-                if (!await failures.RecordAsync(tenant, jobId, reason, time.GetUtcNow(), stopping))
+                if (!recorded)
                 {
-                    // Another instance gave the verdict (and published the same event).
+                    // Another instance gave the verdict and terminates the instance.
                     continue;
                 }
 
