@@ -47,7 +47,9 @@ public sealed partial class WebhookLane(
         var lane = await rows.GetAsync<LaneEntity>(WebhookRows.Lane(endpoint.Id), cancellationToken);
         if (lane?.LeaseUntil is { } leased && leased > now)
         {
-            await deliveries.WakeAsync(tenant, endpoint.Id, wake.D, leased - now + TimeSpan.FromMilliseconds(100), cancellationToken);
+            // The holder looks at the lane's head again when it lets go (and a holder that died is found by the
+            // WebhookLaneSweep timer), so this wake-up is not needed. Putting it back instead made a dead endpoint's
+            // wake-ups pile up in the shared queue, a wave of them every lease, in front of healthy endpoints' ones.
             return;
         }
 
@@ -67,8 +69,7 @@ public sealed partial class WebhookLane(
         }
         catch (RequestFailedException ex) when (ex.Status is 409 or 412)
         {
-            // Another handler took the lane a moment ago.
-            await deliveries.WakeAsync(tenant, endpoint.Id, wake.D, TimeSpan.FromSeconds(1), cancellationToken);
+            // Another handler took the lane a moment ago: it looks at the head again when it lets go.
             return;
         }
 
