@@ -13,8 +13,14 @@ if [[ ! -f infra/node_modules/azurite/dist/src/azurite.js || ! -f infra/node_mod
   (cd infra && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-results="$(mktemp -d)"
-trap 'rm -rf "$results"' EXIT
+# PLATFORM_TEST_RESULTS keeps the TRX in a folder of your choice; otherwise it goes with the run.
+if [[ -n "${PLATFORM_TEST_RESULTS:-}" ]]; then
+  results="$PLATFORM_TEST_RESULTS"
+  mkdir -p "$results"
+else
+  results="$(mktemp -d)"
+  trap 'rm -rf "$results"' EXIT
+fi
 
 set +e
 DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 \
@@ -31,6 +37,23 @@ for trx in "$results"/*.trx; do
   f="$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")"
   passed=$((passed + ${p:-0}))
   failed=$((failed + ${f:-0}))
+done
+
+# Name what failed, with the first lines of its message, so a CI log that keeps only its tail still says what broke.
+for trx in "$results"/*.trx; do
+  [[ -f "$trx" ]] || continue
+  command -v python3 >/dev/null || break
+  python3 - "$trx" <<'PY' || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for r in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if r.get("outcome") != "Failed":
+        continue
+    message = r.findtext(".//t:Message", default="", namespaces=ns).strip().splitlines()
+    print("FAILED " + r.get("testName", "?"))
+    for line in message[:6]:
+        print("  " + line[:300])
+PY
 done
 
 if [[ $status -ne 0 && $failed -eq 0 ]]; then

@@ -145,50 +145,23 @@ public static class JobsEndpoints
     }
 
     internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> StartExport(
-        ExportRequest request, Caller caller, CallerPermissions permissions, JobCommands jobs, IOptions<ExportKindCatalog> catalog,
-        IServiceProvider services, CancellationToken cancellationToken)
+        ExportRequest request, Caller caller, CallerPermissions permissions, JobCommands jobs, ExportJobType exports, CancellationToken cancellationToken)
     {
         var validation = new Validation();
-        string? permission = null;
-        if (request.Kind is null || !catalog.Value.Kinds.TryGetValue(request.Kind, out permission))
+        if (exports.Check(request, "", validation) is not { } permission)
         {
-            validation.Add("kind", $"must be one of: {string.Join(", ", catalog.Value.Kinds.Keys)}");
+            // A bad filter keeps the contract's own code; every other mistake is a field error.
+            return validation.Errors.TryGetValue("filter", out var filterErrors) && validation.Errors.Count == 1 && request.Filter?.Length <= MaxFilterLength
+                ? Problems.Create(400, "invalid_filter", "Invalid filter", filterErrors[0])
+                : validation.ToProblem();
         }
 
-        var format = request.Format switch
-        {
-            null or "csv" => TabularFormat.Csv,
-            "json" or "ndjson" => TabularFormat.Json,
-            "xlsx" => TabularFormat.Xlsx,
-            _ => (TabularFormat?)null,
-        };
-        if (format is null)
-        {
-            validation.Add("format", "must be csv, json or xlsx");
-        }
-
-        if (request.Filter?.Length > MaxFilterLength)
-        {
-            validation.Add("filter", $"must be at most {MaxFilterLength} characters");
-        }
-
-        if (!validation.IsValid)
-        {
-            return validation.ToProblem();
-        }
-
-        if (services.GetRequiredKeyedService<IExportKind>(request.Kind).CheckFilter(request.Filter) is { } filterError)
-        {
-            return Problems.Create(400, "invalid_filter", "Invalid filter", filterError);
-        }
-
-        if (!(await permissions.ForAsync(caller, cancellationToken)).Contains(permission!))
+        if (!(await permissions.ForAsync(caller, cancellationToken)).Contains(permission))
         {
             return CommandError.Forbidden($"Exporting {request.Kind} needs the {permission} permission.").ToProblem();
         }
 
-        var job = await jobs.StartAsync(caller, ExportOrchestrator.Name,
-            new ExportParameters(request.Kind!, format!.Value.ToString().ToLowerInvariant(), request.Filter), cancellationToken);
+        var job = await jobs.StartAsync(caller, ExportOrchestrator.Name, ExportJobType.Parameters(request), cancellationToken);
         return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
     }
 

@@ -43,6 +43,12 @@ public static class JobsExtensions
         services.AddOrchestrator<ExportOrchestrator>(ExportOrchestrator.Name);
         services.AddActivity<ExportWrite>(ExportWrite.Name);
 
+        // What schedules and workflow steps start by name.
+        services.AddOptions<JobTypeCatalog>();
+        services.AddSingleton<JobTypes>();
+        services.AddSingleton<ExportJobType>();
+        services.AddJobType<ExportJobType>("export");
+
         services.AddTimerFunction<JobRetention>("JobRetention", "0 15 * * * *");
         return builder;
     }

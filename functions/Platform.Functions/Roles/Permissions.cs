@@ -21,6 +21,9 @@ public static class Permissions
     public const string WebhooksRead = "webhooks.read";
     public const string WebhooksManage = "webhooks.manage";
     public const string ReportsRead = "reports.read";
+    public const string WorkflowsRead = "workflows.read";
+    public const string WorkflowsManage = "workflows.manage";
+    public const string UsageRead = "usage.read";
     public const string AuditRead = "audit.read";
     public const string BackupsManage = "backups.manage";
     public const string TenantManage = "tenant.manage";
@@ -39,6 +42,9 @@ public static class Permissions
         [WebhooksRead] = "Read webhook endpoints, receivers, the event catalogue and delivery and message logs.",
         [WebhooksManage] = "Manage webhook endpoints and receivers; test, replay and recover deliveries.",
         [ReportsRead] = "Run and download reports.",
+        [WorkflowsRead] = "Read workflows and their runs.",
+        [WorkflowsManage] = "Define, run and cancel workflows; send events (approvals) to their runs.",
+        [UsageRead] = "Read the tenant's API usage.",
         [AuditRead] = "Read the audit log.",
         [BackupsManage] = "Create and restore backups.",
         [TenantManage] = "Change tenant settings: custom-field schema, Entra ID trust.",
@@ -61,6 +67,7 @@ public static class BuiltInRoles
         {
             Permissions.UsersRead, Permissions.UsersWrite, Permissions.InventoryRead, Permissions.InventoryWrite,
             Permissions.JobsRead, Permissions.JobsWrite, Permissions.ReportsRead, Permissions.AuditRead,
+            Permissions.WorkflowsRead, Permissions.WorkflowsManage,
         }.ToFrozenSet(),
         [User] = new[] { Permissions.InventoryRead, Permissions.JobsRead, Permissions.ReportsRead }.ToFrozenSet(),
     }.ToFrozenDictionary();

@@ -9,7 +9,8 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
     private static readonly string[] AllPermissions =
     [
         "apikeys.manage", "audit.read", "backups.manage", "inventory.read", "inventory.write", "jobs.read", "jobs.write",
-        "reports.read", "roles.manage", "tenant.manage", "users.delete", "users.read", "users.write", "webhooks.manage", "webhooks.read",
+        "reports.read", "roles.manage", "tenant.manage", "usage.read", "users.delete", "users.read", "users.write", "webhooks.manage", "webhooks.read",
+        "workflows.manage", "workflows.read",
     ];
 
     protected override bool SignsInAdmin => true;
@@ -34,7 +35,7 @@ public sealed class RoleTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var roles = await RolesAsync();
         Assert.Equal(AllPermissions, roles["admin"].Permissions);
         Assert.True(roles["admin"].BuiltIn);
-        Assert.Equal(["audit.read", "inventory.read", "inventory.write", "jobs.read", "jobs.write", "reports.read", "users.read", "users.write"], roles["manager"].Permissions);
+        Assert.Equal(["audit.read", "inventory.read", "inventory.write", "jobs.read", "jobs.write", "reports.read", "users.read", "users.write", "workflows.manage", "workflows.read"], roles["manager"].Permissions);
         Assert.Equal(["inventory.read", "jobs.read", "reports.read"], roles["user"].Permissions);
         Assert.True(roles["manager"].BuiltIn && roles["user"].BuiltIn);
         Assert.False(roles["auditor"].BuiltIn);

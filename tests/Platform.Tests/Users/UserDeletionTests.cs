@@ -189,7 +189,7 @@ public sealed class UserDeletionTests(Azurite azurite) : SignedUpTenantTests(azu
         Assert.Equal("max@example.com", user.Str("email"));
         Assert.Equal("Max Mustermann", user.Str("displayName"));
         Assert.Equal(["manager"], user.Roles());
-        Assert.Equal(["audit.read", "inventory.read", "inventory.write", "jobs.read", "jobs.write", "reports.read", "users.read", "users.write"],
+        Assert.Equal(["audit.read", "inventory.read", "inventory.write", "jobs.read", "jobs.write", "reports.read", "users.read", "users.write", "workflows.manage", "workflows.read"],
             export.GetProperty("permissions").Strings());
         var exported = Assert.Single(export.GetProperty("sessions").EnumerateArray());
         Assert.Equal(session.SessionId, exported.Id());
