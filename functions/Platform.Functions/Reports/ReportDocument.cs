@@ -17,7 +17,7 @@ public sealed record ReportDocument(string Type, string Title, DateTimeOffset Fr
 /// <summary>A part of a report: prose, then its tables and charts in order.</summary>
 public sealed record ReportSection(string Title, string? Text, IReadOnlyList<ReportTable> Tables, IReadOnlyList<ReportChart> Charts);
 
-/// <summary>A table: named columns, rows of cells (string, long, double, bool, DateTimeOffset or null).</summary>
+/// <summary>A table: named columns, rows of cells (string, long, double, bool, DateTimeOffset or null); <see cref="ReportValueKind.Count"/> columns hold whole numbers.</summary>
 /// <param name="Name">A short, file-safe name (csv file and xlsx sheet name): <c>signups-per-day</c>.</param>
 public sealed record ReportTable(string Name, string Title, IReadOnlyList<ReportColumn> Columns, IReadOnlyList<IReadOnlyList<object?>> Rows);
 
@@ -26,7 +26,7 @@ public sealed record ReportColumn(string Name, ReportValueKind Kind);
 public enum ReportValueKind
 {
     Text,
-    Integer,
+    Count,
     Number,
     Percent,
     Money,
