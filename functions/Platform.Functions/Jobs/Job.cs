@@ -90,7 +90,8 @@ public sealed record JobOutcome(
     JobFile? Result = null,
     JobFile? ErrorReport = null,
     string? Error = null,
-    string? Note = null)
+    string? Note = null,
+    IReadOnlyDictionary<string, double>? Figures = null)
 {
     public const string Succeeded = "succeeded";
     public const string CompletedWithErrors = "completed_with_errors";
