@@ -37,7 +37,7 @@ public sealed class ReportEntity : ITableEntity
     /// <summary>The document's headline figures, as a JSON object.</summary>
     public string? Figures { get; set; }
 
-    public JobFile File => new(Blob, ContentType, FileName);
+    public JobFile ToJobFile() => new(Blob, ContentType, FileName);
 
     private const string Alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 

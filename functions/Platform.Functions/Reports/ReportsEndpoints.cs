@@ -106,7 +106,7 @@ public static class ReportsEndpoints
             return CommandError.Forbidden($"This report needs the {report.Permission} permission.").ToProblem();
         }
 
-        if (files.Recorded(caller.Tenant, report.Id, report.File) is not { } blob)
+        if (files.Recorded(caller.Tenant, report.Id, report.ToJobFile()) is not { } blob)
         {
             return CommandError.NotFound("report").ToProblem();
         }

@@ -155,6 +155,12 @@ public static class ChartPainter
                     for (var s = 0; s < series.Count; s++)
                     {
                         var value = ValueAt(series[s], i);
+                        if (value == 0)
+                        {
+                            // A zero is the axis itself: nothing to draw.
+                            continue;
+                        }
+
                         var (from, to) = value >= 0 ? (Y(value), Y(0)) : (Y(0), Y(value));
                         canvas.Bar(left + band * i + band * 0.1 + barWidth * s, from, barWidth, to - from, ColorOf(s),
                             series.Count > 1 ? $"{categories[i]} · {series[s].Name}: {Number(value)}" : $"{categories[i]}: {Number(value)}");
