@@ -13,6 +13,24 @@ if [[ ! -f infra/node_modules/azurite/dist/src/azurite.js || ! -f infra/node_mod
   (cd infra && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The html report test draws the report in headless Chromium (Debian's package). Installed here when missing, as root
+# or through sudo without a password; when neither works (or apt has no network) that one test fails and says why.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  apt_get=()
+  if [[ $(id -u) -eq 0 ]]; then
+    apt_get=(apt-get)
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    apt_get=(sudo -n apt-get)
+  fi
+  if [[ ${#apt_get[@]} -gt 0 ]] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing chromium for the html report test" >&2
+    { timeout 300 "${apt_get[@]}" update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 "${apt_get[@]}" install -y -qq --no-install-recommends chromium >/dev/null; } \
+      || echo "test.sh: could not install chromium; the html report test will fail" >&2
+  else
+    echo "test.sh: chromium is missing and apt-get cannot run here; the html report test will fail" >&2
+  fi
+fi
+
 # PLATFORM_TEST_RESULTS keeps the TRX in a folder of your choice; otherwise it goes with the run.
 if [[ -n "${PLATFORM_TEST_RESULTS:-}" ]]; then
   results="$PLATFORM_TEST_RESULTS"

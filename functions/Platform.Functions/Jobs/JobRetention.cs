@@ -11,7 +11,8 @@ namespace Platform.Functions.Jobs;
 /// once: a purge of what another instance already purged finds nothing.
 /// </summary>
 public sealed partial class JobRetention(
-    TaskHubClient client, JobFiles files, JobFailures failures, IOptions<JobOptions> options, TimeProvider time, ILogger<JobRetention> logger) : ITimerHandler
+    TaskHubClient client, JobFiles files, JobFailures failures, IOptions<JobOptions> options, TimeProvider time, ILogger<JobRetention> logger,
+    IEnumerable<IJobPurgeListener> listeners) : ITimerHandler
 {
     public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken) =>
         await PurgeAsync(time.GetUtcNow() - options.Value.Retention, cancellationToken);
@@ -55,6 +56,11 @@ public sealed partial class JobRetention(
                 {
                     // The verdict goes last: a purge cut off part-way is found again by the next run.
                     await files.DeleteAllAsync(tenant, jobId, "", cancellationToken);
+                    foreach (var listener in listeners)
+                    {
+                        await listener.PurgingAsync(tenant, jobId, cancellationToken);
+                    }
+
                     purged += (await client.PurgeInstanceAsync(instance.InstanceId, cancellation: cancellationToken)).PurgedInstanceCount;
                     await failures.DeleteAsync(tenant, jobId, cancellationToken);
                 }
@@ -69,4 +75,13 @@ public sealed partial class JobRetention(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Purged {Count} finished jobs created before {Cutoff}")]
     private static partial void LogPurged(ILogger logger, int count, DateTimeOffset cutoff);
+}
+
+/// <summary>
+/// What a capability keeps about a job outside it (a report's row in the reports list): told when retention purges
+/// the job, after its files and before its instance, so nothing points at files that are gone.
+/// </summary>
+public interface IJobPurgeListener
+{
+    Task PurgingAsync(Storage.TenantId tenant, string jobId, CancellationToken cancellationToken);
 }

@@ -16,6 +16,9 @@ public enum MailKind
 
     /// <summary>To the tenant's admins: a webhook endpoint was disabled (410 Gone, or failing for days).</summary>
     WebhookEndpointDisabled,
+
+    /// <summary>To a report's recipients: the report is ready, with a link to its download route.</summary>
+    ReportReady,
 }
 
 /// <summary>
@@ -44,12 +47,17 @@ public static class MailPlaceholders
     public const string Reason = "reason";
     private static readonly string[] EndpointDisabled = [DisplayName, TenantName, At, Url, Reason];
 
+    public const string ReportTitle = "reportTitle";
+    public const string Period = "period";
+    private static readonly string[] ReportReady = [DisplayName, TenantName, ReportTitle, Period, Link];
+
     public static IReadOnlyList<string> For(MailKind kind) => kind switch
     {
         MailKind.PasswordReset => PasswordReset,
         MailKind.EmailVerification => EmailVerification,
         MailKind.PasswordChanged or MailKind.MfaEnabled or MailKind.MfaDisabled => Notification,
         MailKind.WebhookEndpointDisabled => EndpointDisabled,
+        MailKind.ReportReady => ReportReady,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown mail kind."),
     };
 

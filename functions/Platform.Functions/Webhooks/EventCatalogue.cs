@@ -63,6 +63,11 @@ public static class EventCatalogue
         ("job.completed_with_errors", "job", "A job finished; some rows failed (see its error report).", JobChanges(3, null)),
         ("job.failed", "job", "A job failed as a whole.", JobChanges(0, "The file is not valid CSV.")),
         ("job.cancelled", "job", "A job was cancelled.", JobChanges(0, null)),
+        ("report.ready", "report", "A report finished; changes hold its type, format, period, size, download link and headline figures.", new JsonObject
+        {
+            ["type"] = "inventory-status", ["format"] = "pdf", ["title"] = "Inventory status", ["from"] = "2026-11-01T00:00:00Z", ["to"] = "2026-11-22T00:00:00Z",
+            ["bytes"] = 48213, ["downloadUrl"] = "/api/v1/reports/01JD3Z8M6Q7W2X4Y5Z6A7B8C9D/download", ["figures"] = new JsonObject { ["lowStockCount"] = 3 },
+        }),
         ("webhook.endpoint.created", "webhook_endpoint", "A webhook endpoint was created.", new JsonObject { ["url"] = "https://erp.example.com/hooks/platform" }),
         ("webhook.endpoint.updated", "webhook_endpoint", "A webhook endpoint changed.", new JsonObject { ["enabled"] = true }),
         ("webhook.endpoint.deleted", "webhook_endpoint", "A webhook endpoint was deleted.", null),
