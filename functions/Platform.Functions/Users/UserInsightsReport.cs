@@ -251,8 +251,8 @@ public sealed class UserInsightsReport(UserProjections projections, UserSchemas 
                         new ReportTable("churn", "Churn over the last 30 days",
                             [new("measure", ReportValueKind.Text), new("value", ReportValueKind.Number)],
                             [
-                                ["active in days 31-60 before", _previouslyActive],
-                                ["of them, no sign-in in the last 30 days", _churned],
+                                ["active in days 31-60 before", (double)_previouslyActive],
+                                ["of them, no sign-in in the last 30 days", (double)_churned],
                                 ["churn rate", churnRate],
                             ]),
                     ],
