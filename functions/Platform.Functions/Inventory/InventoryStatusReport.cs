@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Query;
 using Platform.Functions.Reports;
+using Platform.Functions.Reports.Types;
 using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 
@@ -124,8 +125,8 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
         }
 
         // The movements, once: the period's per day, and for the reorder suggestions the 90 days before the as-of time.
-        var firstDay = Day(request.From);
-        var perDay = new DayCounts[Math.Max(0, Day(request.To.AddTicks(-1)) - firstDay + 1)];
+        var buckets = new PeriodBuckets(request.From, request.To);
+        var perDay = new DayCounts[buckets.Count];
         var since90 = asOf.AddDays(-90);
         var since30 = asOf.AddDays(-30);
         var readFrom = request.From < since90 ? request.From : since90;
@@ -143,7 +144,7 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
             if (movement.At >= request.From && movement.At < request.To)
             {
                 movementCount++;
-                perDay[Day(movement.At) - firstDay].Add(movement);
+                perDay[buckets.IndexOf(movement.At)].Add(movement);
                 if (isOut)
                 {
                     usage.OutInPeriod += movement.Quantity;
@@ -243,7 +244,7 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
                         [.. dead.InOrder().Select(i => (IReadOnlyList<object?>)[i.Id, i.Sku, i.Name, i.Quantity, ValueOf(i, i.Quantity), i.LastOutAt])]),
                 ],
                 []),
-            MovementsSection(perDay, firstDay, movementCount),
+            MovementsSection(perDay, buckets, movementCount),
         };
 
         return new ReportDocument(Type, "Inventory status", request.From, request.To, now, sections) { Figures = figures };
@@ -261,8 +262,6 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
 
         return group;
     }
-
-    private static int Day(DateTimeOffset at) => (int)(at.UtcTicks / TimeSpan.TicksPerDay);
 
     private static ReportSection ValueSection(string by, string title, Dictionary<string, Group> groups, Func<string, string> nameOf, int items, double total)
     {
@@ -298,21 +297,21 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
             ]);
     }
 
-    private static ReportSection MovementsSection(DayCounts[] perDay, int firstDay, long movementCount)
+    private static ReportSection MovementsSection(DayCounts[] perDay, PeriodBuckets buckets, long movementCount)
     {
-        var days = perDay.Select((_, i) => new DateTimeOffset(DateTime.MinValue.AddDays(firstDay + i), TimeSpan.Zero)).ToList();
-        return new ReportSection("Movements", $"{movementCount} movements of the items considered in the period, per UTC day and type.",
+        var unit = buckets.Unit;
+        return new ReportSection("Movements", $"{movementCount} movements of the items considered in the period, per UTC {unit} and type.",
             [
-                new ReportTable("movements-per-day", "Movements per day by type",
+                new ReportTable($"movements-per-{unit}", $"Movements per {unit} by type",
                     [
                         new("date", ReportValueKind.Date), new("in", ReportValueKind.Count), new("out", ReportValueKind.Count), new("transfer", ReportValueKind.Count),
                         new("adjust", ReportValueKind.Count), new("unitsIn", ReportValueKind.Number), new("unitsOut", ReportValueKind.Number),
                     ],
-                    [.. perDay.Select((d, i) => (IReadOnlyList<object?>)[days[i], d.In, d.Out, d.Transfer, d.Adjust, Math.Round(d.UnitsIn, 6), Math.Round(d.UnitsOut, 6)])]),
+                    [.. perDay.Select((d, i) => (IReadOnlyList<object?>)[buckets.Start(i), d.In, d.Out, d.Transfer, d.Adjust, Math.Round(d.UnitsIn, 6), Math.Round(d.UnitsOut, 6)])]),
             ],
             [
-                new ReportChart("movements-per-day", "Movements per day by type", ReportChartKind.StackedBar,
-                    [.. days.Select(d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))],
+                new ReportChart($"movements-per-{unit}", $"Movements per {unit} by type", ReportChartKind.StackedBar,
+                    [.. perDay.Select((_, i) => buckets.Label(i))],
                     [.. MovementTypes.Select(type => new ReportSeries(type, [.. perDay.Select(d => (double)d.Of(type))]))], "movements"),
             ]);
     }

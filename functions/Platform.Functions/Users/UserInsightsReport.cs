@@ -89,7 +89,7 @@ public sealed class UserInsightsReport(UserProjections projections, UserSchemas 
         private readonly DateTimeOffset _asOf;
         private readonly long _asOfDay;
         private readonly int _asOfMonth;
-        private readonly long _firstDay;
+        private readonly PeriodBuckets _buckets;
         private readonly long[] _signupsPerDay;
         private readonly long[] _cohortUsers = new long[CohortMonths];
         private readonly long[,] _retained = new long[CohortMonths, CohortMonths];
@@ -113,9 +113,8 @@ public sealed class UserInsightsReport(UserProjections projections, UserSchemas 
             _asOf = asOf;
             _asOfDay = SignInHistory.DayNumber(asOf);
             _asOfMonth = SignInHistory.MonthNumber(asOf);
-            _firstDay = SignInHistory.DayNumber(request.From);
-            var lastDay = SignInHistory.DayNumber(request.To.AddTicks(-1));
-            _signupsPerDay = new long[Math.Max(0, lastDay - _firstDay + 1)];
+            _buckets = new PeriodBuckets(request.From, request.To);
+            _signupsPerDay = new long[_buckets.Count];
             _segments = [.. schema.Fields.Where(f => f.Type is "string" or "enum" or "boolean").Select(f => new Segmentation(f.Name))];
         }
 
@@ -129,7 +128,7 @@ public sealed class UserInsightsReport(UserProjections projections, UserSchemas 
             if (view.CreatedAt >= _request.From && view.CreatedAt < _request.To)
             {
                 _signups++;
-                _signupsPerDay[SignInHistory.DayNumber(view.CreatedAt) - _firstDay]++;
+                _signupsPerDay[_buckets.IndexOf(view.CreatedAt)]++;
             }
 
             var cohort = SignInHistory.MonthNumber(view.CreatedAt) - (_asOfMonth - CohortMonths + 1);
@@ -296,16 +295,16 @@ public sealed class UserInsightsReport(UserProjections projections, UserSchemas 
 
         private ReportSection Signups()
         {
-            var days = _signupsPerDay.Select((_, i) => DateTime.MinValue.AddDays(_firstDay + i)).ToList();
-            return new ReportSection("Sign-ups", $"{_signups} users signed up in the period (users deleted since included).",
+            var unit = _buckets.Unit;
+            return new ReportSection("Sign-ups", $"{_signups} users signed up in the period (users deleted since included), per UTC {unit}.",
                 [
-                    new ReportTable("signups-per-day", "Sign-ups per day",
+                    new ReportTable($"signups-per-{unit}", $"Sign-ups per {unit}",
                         [new("date", ReportValueKind.Date), new("signups", ReportValueKind.Count)],
-                        [.. days.Select((d, i) => (IReadOnlyList<object?>)[new DateTimeOffset(d, TimeSpan.Zero), _signupsPerDay[i]])]),
+                        [.. _signupsPerDay.Select((count, i) => (IReadOnlyList<object?>)[_buckets.Start(i), count])]),
                 ],
                 [
-                    new ReportChart("signups-per-day", "Sign-ups per day", ReportChartKind.Bar,
-                        [.. days.Select(d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))],
+                    new ReportChart($"signups-per-{unit}", $"Sign-ups per {unit}", ReportChartKind.Bar,
+                        [.. _signupsPerDay.Select((_, i) => _buckets.Label(i))],
                         [new ReportSeries("sign-ups", [.. _signupsPerDay.Select(s => (double)s)])], "users"),
                 ]);
         }

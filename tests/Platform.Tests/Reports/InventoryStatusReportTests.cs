@@ -151,6 +151,12 @@ public sealed class InventoryStatusReportTests(Azurite azurite) : SignedUpTenant
         Assert.Equal(5, report.Figures["movementCount"]); // hammer in, saw in, saw transfer, two hammer outs
         Assert.Equal(["tools"], report.Table("value-by-category").Records().Select(c => (string)c["category"]!));
         Assert.Equal(["H-1"], report.Table("turnover").Records().Select(t => (string)t["sku"]!));
+
+        // Over 500 days the movements are counted per month.
+        var longer = await App.BuildReportAsync(Type, Tenant, _day0.AddDays(-200), _day0.AddDays(300), "category eq 'tools'");
+        var perMonth = longer.Table("movements-per-month").Records();
+        Assert.Equal(5, perMonth.Sum(m => m.Number("in") + m.Number("out") + m.Number("transfer")));
+        Assert.Equal(new DateTimeOffset(_day0.AddDays(-200).Year, _day0.AddDays(-200).Month, 1, 0, 0, 0, TimeSpan.Zero), perMonth[0]["date"]);
     }
 
     [Fact]
