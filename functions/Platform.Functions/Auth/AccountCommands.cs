@@ -79,7 +79,7 @@ public sealed class AccountCommands(
             user.PasswordHash = await hasher.HashAsync(password, cancellationToken);
         }
 
-        user.LastLoginAt = time.GetUtcNow();
+        SignInHistory.Record(user, time.GetUtcNow());
         try
         {
             await users.UpdateAsync(tenantId, user, cancellationToken);

@@ -5,6 +5,7 @@ using Platform.Functions.Http;
 using Platform.Functions.Jobs.Exports;
 using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Query;
+using Platform.Functions.Reports;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 
@@ -31,6 +32,8 @@ public static class InventoryExtensions
         builder.Services.AddImportKind<MovementImport>(MovementImport.Kind, Permissions.InventoryWrite);
         builder.Services.AddExportKind<ItemExport>(ItemExport.Kind, Permissions.InventoryRead);
         builder.Services.AddExportKind<MovementExport>(MovementExport.Kind, Permissions.InventoryRead);
+        builder.Services.AddOptions<ReportTypeCatalog>();
+        builder.Services.AddReportType<InventoryStatusReport>(InventoryStatusReport.Type);
         return builder;
     }
 

@@ -53,22 +53,27 @@ public static class ReorderSuggestionsEndpoints
                 }
             }
 
-            var daily30 = Math.Round(out30 / 30, 4);
-            var daily90 = Math.Round(out90 / 90, 4);
-            var daily = Math.Max(daily30, daily90);
-            var needed = Math.Ceiling(point + (daily * CoverDays) - item.Quantity);
-            var suggested = Math.Max(item.ReorderQuantity ?? 0, Math.Max(needed, 0));
-            suggestions.Add(new ReorderSuggestion(item.Id, item.Sku, item.Name, item.Quantity, point, item.ReorderQuantity, item.Supplier, item.UnitCost,
-                daily30, daily90, daily > 0 ? Math.Round(item.Quantity / daily, 1) : null, suggested,
-                item.UnitCost is { } cost ? Math.Round(cost * suggested, 2) : null));
+            suggestions.Add(Suggest(item, point, out30, out90));
         }
 
-        // Most urgent first: fewest days left, then items with no recent usage (unknown), each by SKU.
-        var ordered = suggestions
-            .OrderBy(s => s.DaysOfStockLeft ?? double.MaxValue)
-            .ThenBy(s => s.Sku, StringComparer.Ordinal)
-            .Take(MaxSuggestions)
-            .ToList();
+        var ordered = suggestions.Order(MostUrgentFirst).Take(MaxSuggestions).ToList();
         return TypedResults.Ok(new PagedList<ReorderSuggestion>(ordered, null));
     }
+
+    /// <summary>The suggestion for an item at or below its reorder point, given the units it gave out over the last 30 and 90 days.</summary>
+    public static ReorderSuggestion Suggest(ItemEntity item, double point, double out30, double out90)
+    {
+        var daily30 = Math.Round(out30 / 30, 4);
+        var daily90 = Math.Round(out90 / 90, 4);
+        var daily = Math.Max(daily30, daily90);
+        var needed = Math.Ceiling(point + (daily * CoverDays) - item.Quantity);
+        var suggested = Math.Max(item.ReorderQuantity ?? 0, Math.Max(needed, 0));
+        return new ReorderSuggestion(item.Id, item.Sku, item.Name, item.Quantity, point, item.ReorderQuantity, item.Supplier, item.UnitCost,
+            daily30, daily90, daily > 0 ? Math.Round(item.Quantity / daily, 1) : null, suggested,
+            item.UnitCost is { } cost ? Math.Round(cost * suggested, 2) : null);
+    }
+
+    /// <summary>Most urgent first: fewest days left, then items with no recent usage (unknown), each by SKU.</summary>
+    public static readonly Comparer<ReorderSuggestion> MostUrgentFirst = Comparer<ReorderSuggestion>.Create((a, b) =>
+        (a.DaysOfStockLeft ?? double.MaxValue).CompareTo(b.DaysOfStockLeft ?? double.MaxValue) is var byDays and not 0 ? byDays : string.CompareOrdinal(a.Sku, b.Sku));
 }

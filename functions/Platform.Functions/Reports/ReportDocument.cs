@@ -63,6 +63,12 @@ public interface IReportType
     /// <summary>Null when the filter is fine or absent, else the message for <c>invalid_filter</c>.</summary>
     string? CheckFilter(string? filter);
 
+    /// <summary>
+    /// <see cref="CheckFilter"/> knowing the tenant, for filters whose fields depend on it (the custom fields of its user
+    /// schema): what the pipeline should call when it has the caller. The default is <see cref="CheckFilter"/>.
+    /// </summary>
+    Task<string?> CheckFilterAsync(TenantId tenant, string? filter, CancellationToken cancellationToken) => Task.FromResult(CheckFilter(filter));
+
     Task<ReportDocument> BuildAsync(ReportRequest request, CancellationToken cancellationToken);
 }
 

@@ -28,6 +28,15 @@ public sealed class UserEntity : ITableEntity
     public DateTimeOffset UpdatedAt { get; set; }
     public DateTimeOffset? LastLoginAt { get; set; }
 
+    /// <summary>Password sign-ins since this was first kept (reports); moved with <see cref="LastLoginAt"/>, see <see cref="SignInHistory"/>.</summary>
+    public long LoginCount { get; set; }
+
+    /// <summary>The UTC days with a sign-in, as bits: bit n is the day n days before <see cref="LastLoginAt"/>'s (see <see cref="SignInHistory"/>).</summary>
+    public long LoginDays { get; set; }
+
+    /// <summary>The calendar months (UTC) with a sign-in, as bits: bit n is the month n months before <see cref="LastLoginAt"/>'s.</summary>
+    public long LoginMonths { get; set; }
+
     /// <summary>The user's own settings: a small JSON object (bounded by <c>PATCH /me</c>).</summary>
     public string Settings { get; set; } = "{}";
 

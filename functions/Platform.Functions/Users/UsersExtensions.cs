@@ -3,6 +3,7 @@ using Platform.Functions.Hosting;
 using Platform.Functions.Jobs.Exports;
 using Platform.Functions.Jobs.Imports;
 using Platform.Functions.Query;
+using Platform.Functions.Reports;
 using Platform.Functions.Roles;
 using Platform.Functions.Storage;
 
@@ -23,6 +24,8 @@ public static class UsersExtensions
         builder.Services.AddSingleton<UserProjections>();
         builder.Services.AddImportKind<UserImport>(UserImport.Kind, Permissions.UsersWrite);
         builder.Services.AddExportKind<UserExport>(UserExport.Kind, Permissions.UsersRead);
+        builder.Services.AddOptions<ReportTypeCatalog>();
+        builder.Services.AddReportType<UserInsightsReport>(UserInsightsReport.Type);
         return builder;
     }
 
