@@ -15,6 +15,7 @@ using Platform.Functions.Me;
 using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
 using Platform.Functions.Triggers;
+using Platform.Functions.Usage;
 using Platform.Functions.Users;
 using Platform.Functions.Webhooks;
 using Platform.Functions.Webhooks.Receivers;
@@ -43,6 +44,7 @@ builder.AddJobs();
 builder.AddInventory();
 builder.AddWebhooks();
 builder.AddWebhookReceivers();
+builder.AddUsage();
 
 var app = builder.Build();
 
@@ -71,6 +73,7 @@ app.MapInventory();
 app.MapJobs();
 app.MapWebhooks();
 app.MapWebhookReceivers();
+app.MapUsage();
 app.MapFunctionInvocations();
 
 app.Run();
