@@ -16,6 +16,7 @@ using Platform.Functions.Reports;
 using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
 using Platform.Functions.Triggers;
+using Platform.Functions.Usage;
 using Platform.Functions.Users;
 using Platform.Functions.Webhooks;
 using Platform.Functions.Webhooks.Receivers;
@@ -45,6 +46,7 @@ builder.AddReports();
 builder.AddInventory();
 builder.AddWebhooks();
 builder.AddWebhookReceivers();
+builder.AddUsage();
 
 var app = builder.Build();
 
@@ -74,6 +76,7 @@ app.MapJobs();
 app.MapReports();
 app.MapWebhooks();
 app.MapWebhookReceivers();
+app.MapUsage();
 app.MapFunctionInvocations();
 
 app.Run();

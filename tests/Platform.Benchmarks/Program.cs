@@ -49,6 +49,10 @@ internal static class Program
               the same with a second endpoint that never answers (isolation); deliveries/s of that many events to one
               endpoint next to as many signed POSTs sent straight to the receiver; POST /api/v1/hooks/{id} requests/s
               and p50/p99 with 16 clients next to GET /api/health/live; needs AzureWebJobsStorage
+          usage <appExecutable> [requests=4000]
+              request overhead of usage metering: GET /api/v1/permissions p50/p99/mean with 1 and 4 clients on an app
+              that meters next to one with Platform__Usage__Enabled=false, in alternating blocks; then checks that
+              every request was counted (flush on stop); needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -79,6 +83,8 @@ internal static class Program
                 return await WebhooksFigure.RunAsync(args[1..]);
             case "tenants":
                 return await TenantsFigure.RunAsync(args[1..]);
+            case "usage":
+                return await UsageFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":
                 Console.WriteLine(Usage);
                 return 0;
