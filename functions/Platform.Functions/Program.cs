@@ -11,6 +11,7 @@ using Platform.Functions.Inventory;
 using Platform.Functions.Jobs;
 using Platform.Functions.Mail;
 using Platform.Functions.Roles;
+using Platform.Functions.Schedules;
 using Platform.Functions.Me;
 using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
@@ -43,6 +44,7 @@ builder.AddJobs();
 builder.AddInventory();
 builder.AddWebhooks();
 builder.AddWebhookReceivers();
+builder.AddSchedules();
 
 var app = builder.Build();
 
@@ -71,6 +73,7 @@ app.MapInventory();
 app.MapJobs();
 app.MapWebhooks();
 app.MapWebhookReceivers();
+app.MapSchedules();
 app.MapFunctionInvocations();
 
 app.Run();
