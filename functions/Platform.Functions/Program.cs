@@ -11,6 +11,7 @@ using Platform.Functions.Inventory;
 using Platform.Functions.Jobs;
 using Platform.Functions.Mail;
 using Platform.Functions.Roles;
+using Platform.Functions.Schedules;
 using Platform.Functions.Me;
 using Platform.Functions.Reports;
 using Platform.Functions.Storage;
@@ -47,6 +48,7 @@ builder.AddInventory();
 builder.AddWebhooks();
 builder.AddWebhookReceivers();
 builder.AddUsage();
+builder.AddSchedules();
 
 var app = builder.Build();
 
@@ -77,6 +79,7 @@ app.MapReports();
 app.MapWebhooks();
 app.MapWebhookReceivers();
 app.MapUsage();
+app.MapSchedules();
 app.MapFunctionInvocations();
 
 app.Run();

@@ -37,7 +37,9 @@ public sealed record Caller(TenantId Tenant, string UserId, string SessionId)
     public Actor Actor => ApiKeyId is { } keyId
         ? keyId.StartsWith(ReceiverKeyPrefix, StringComparison.Ordinal)
             ? new Actor("receiver", keyId[ReceiverKeyPrefix.Length..], Ip) { OnBehalfOf = UserId }
-            : new Actor("apikey", keyId, Ip) { OnBehalfOf = UserId }
+            : keyId.StartsWith(ScheduleKeyPrefix, StringComparison.Ordinal)
+                ? new Actor("schedule", keyId[ScheduleKeyPrefix.Length..], Ip) { OnBehalfOf = UserId }
+                : new Actor("apikey", keyId, Ip) { OnBehalfOf = UserId }
         : Actor.User(UserId, Ip);
 
     /// <summary>
@@ -45,6 +47,12 @@ public sealed record Caller(TenantId Tenant, string UserId, string SessionId)
     /// receiver's scopes) but is named as itself in the audit trail. Key ids are alphanumeric, so none starts so.
     /// </summary>
     public const string ReceiverKeyPrefix = "receiver:";
+
+    /// <summary>
+    /// A schedule's runs act the same way (session <c>apikey:schedule:{id}</c>): as the user who set its target, with no
+    /// session, so the user's standing and permissions are checked afresh at every run; named as the schedule.
+    /// </summary>
+    public const string ScheduleKeyPrefix = "schedule:";
 
     /// <summary>The caller a principal names, or null when it names no complete one (anonymous, malformed claims).</summary>
     public static Caller? From(ClaimsPrincipal? principal, string? ip = null) =>
