@@ -18,6 +18,7 @@ using Platform.Functions.Triggers;
 using Platform.Functions.Users;
 using Platform.Functions.Webhooks;
 using Platform.Functions.Webhooks.Receivers;
+using Platform.Functions.Workflows;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -43,6 +44,7 @@ builder.AddJobs();
 builder.AddInventory();
 builder.AddWebhooks();
 builder.AddWebhookReceivers();
+builder.AddWorkflows();
 
 var app = builder.Build();
 
@@ -71,6 +73,7 @@ app.MapInventory();
 app.MapJobs();
 app.MapWebhooks();
 app.MapWebhookReceivers();
+app.MapWorkflows();
 app.MapFunctionInvocations();
 
 app.Run();

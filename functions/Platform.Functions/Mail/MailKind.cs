@@ -16,6 +16,9 @@ public enum MailKind
 
     /// <summary>To the tenant's admins: a webhook endpoint was disabled (410 Gone, or failing for days).</summary>
     WebhookEndpointDisabled,
+
+    /// <summary>A workflow's mail step: the tenant's subject and text, to users of a role or listed users.</summary>
+    Workflow,
 }
 
 /// <summary>
@@ -44,12 +47,19 @@ public static class MailPlaceholders
     public const string Reason = "reason";
     private static readonly string[] EndpointDisabled = [DisplayName, TenantName, At, Url, Reason];
 
+    public const string WorkflowName = "workflowName";
+    public const string Subject = "subject";
+    public const string Message = "message";
+    public const string RunId = "runId";
+    private static readonly string[] Workflow = [DisplayName, TenantName, WorkflowName, Subject, Message, RunId];
+
     public static IReadOnlyList<string> For(MailKind kind) => kind switch
     {
         MailKind.PasswordReset => PasswordReset,
         MailKind.EmailVerification => EmailVerification,
         MailKind.PasswordChanged or MailKind.MfaEnabled or MailKind.MfaDisabled => Notification,
         MailKind.WebhookEndpointDisabled => EndpointDisabled,
+        MailKind.Workflow => Workflow,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown mail kind."),
     };
 

@@ -71,6 +71,12 @@ public static class EventCatalogue
         ("webhook.receiver.created", "receiver", "An incoming webhook receiver was created.", new JsonObject { ["name"] = "ERP goods receipts", ["action"] = "inventory.movements", ["scheme"] = "standard" }),
         ("webhook.receiver.deleted", "receiver", "An incoming webhook receiver was deleted.", null),
         ("webhook.message.processed", "receiver", "A receiver acted on a message it accepted; status tells how it went.", new JsonObject { ["messageId"] = "01JD3Z8M6Q0000000000000000", ["webhookId"] = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", ["status"] = "succeeded" }),
+        ("workflow.created", "workflow", "A workflow was defined.", new JsonObject { ["name"] = "Weekly restock", ["steps"] = 4 }),
+        ("workflow.updated", "workflow", "A workflow's name or steps were replaced.", new JsonObject { ["name"] = "Weekly restock", ["steps"] = 5 }),
+        ("workflow.deleted", "workflow", "A workflow was deleted (runs in flight finish).", null),
+        ("workflow.run.succeeded", "workflow_run", "A workflow run finished: every step it reached succeeded.", new JsonObject { ["workflowId"] = "weekly-restock", ["status"] = "succeeded", ["error"] = null }),
+        ("workflow.run.failed", "workflow_run", "A workflow run failed at a step (a failed job, a rejected or timed-out approval ...).", new JsonObject { ["workflowId"] = "weekly-restock", ["status"] = "failed", ["error"] = "Step approve failed: No approval came within PT24H." }),
+        ("workflow.run.cancelled", "workflow_run", "A workflow run was cancelled.", new JsonObject { ["workflowId"] = "weekly-restock", ["status"] = "cancelled", ["error"] = null }),
         (TestEvent, "webhook_endpoint", "Sent by POST /api/v1/webhooks/endpoints/{id}/test to check an endpoint; never sent otherwise.", new JsonObject { ["message"] = "This is a test delivery." }),
     ];
 
