@@ -11,7 +11,7 @@ public sealed record EventTypeView(string Type, string Description, JsonObject E
 /// names (or <c>*</c>, or <c>prefix.*</c>); a test scans the source for published type names and fails when one is
 /// missing here.
 /// </summary>
-public static class EventCatalogue
+public static partial class EventCatalogue
 {
     public const string TestEvent = "webhook.test";
     public const string EndpointDisabledEvent = "webhook.endpoint.disabled";
@@ -89,9 +89,27 @@ public static class EventCatalogue
         .SelectMany(e => Enumerable.Range(1, e.Type.Count(c => c == '.')).Select(n => string.Join('.', e.Type.Split('.').Take(n))))
         .ToFrozenSet(StringComparer.Ordinal);
 
-    /// <summary>Whether a subscription pattern is valid: <c>*</c>, a known type, or a known prefix followed by <c>.*</c>.</summary>
+    /// <summary>
+    /// Whether a subscription pattern is valid: <c>*</c>, a known type, a known prefix followed by <c>.*</c>, or an
+    /// event type a tenant's workflows publish (<see cref="IsTenantEventType"/>, e.g. <c>inventory.reorder</c>).
+    /// </summary>
     public static bool IsValidPattern(string pattern) =>
-        pattern == "*" || Types.Contains(pattern) || (pattern.EndsWith(".*", StringComparison.Ordinal) && Prefixes.Contains(pattern[..^2]));
+        pattern == "*" || Types.Contains(pattern) || (pattern.EndsWith(".*", StringComparison.Ordinal) && Prefixes.Contains(pattern[..^2])) ||
+        IsTenantEventType(pattern);
+
+    /// <summary>Families a tenant's own events may not use: a workflow cannot forge a sign-in, a user change or a job's end.</summary>
+    private static readonly string[] ReservedPrefixes = [.. WebhookCommands.SecurityPrefixes, "webhook.", "workflow.", "job.", "schema."];
+
+    /// <summary>
+    /// A name a tenant chose for its own events (a workflow's webhook step): dotted lowercase words, at most 100
+    /// characters, neither a product type nor in a product family that carries security or system meaning.
+    /// </summary>
+    public static bool IsTenantEventType(string name) =>
+        name.Length <= 100 && TenantEvent().IsMatch(name) && !Types.Contains(name) &&
+        !ReservedPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal));
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$")]
+    private static partial System.Text.RegularExpressions.Regex TenantEvent();
 
     public static bool Matches(IReadOnlyList<string> patterns, string type)
     {

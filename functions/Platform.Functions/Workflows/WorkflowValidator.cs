@@ -22,9 +22,6 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
     public const int MaxDataChars = 8_000;
     public const int MaxRecipients = 50;
 
-    /// <summary>Event names a webhook step may not use: the product's own families (a tenant cannot forge a sign-in).</summary>
-    private static readonly string[] ReservedEventPrefixes = [.. Webhooks.WebhookCommands.SecurityPrefixes, "webhook.", "workflow.", "job.", "schema."];
-
     public IReadOnlyList<WorkflowStep>? Read(JsonElement? steps, Validation validation)
     {
         if (steps is not { ValueKind: JsonValueKind.Array } list)
@@ -137,7 +134,7 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
                 {
                     validation.Add(at + ".event", "is required: the event type the tenant's endpoints subscribe to, e.g. inventory.reorder");
                 }
-                else if (!IsTenantEventType(name))
+                else if (!EventCatalogue.IsTenantEventType(name))
                 {
                     validation.Add(at + ".event", "must be a dotted lowercase name (e.g. inventory.reorder) that is not one of the product's own event types or families (auth, user, apikey, role, tenant, schema, job, webhook, workflow)");
                 }
@@ -398,16 +395,8 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
         _ => null,
     };
 
-    /// <summary>A name a webhook step may publish: dotted lowercase, not the product's own.</summary>
-    public static bool IsTenantEventType(string name) =>
-        name.Length <= 100 && TenantEvent().IsMatch(name) && !EventCatalogue.Types.Contains(name) &&
-        !ReservedEventPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal));
-
     [GeneratedRegex("^[A-Za-z0-9_-]{1,40}$")]
     private static partial Regex StepId();
-
-    [GeneratedRegex("^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$")]
-    private static partial Regex TenantEvent();
 
     /// <summary>Reads a step's members and refuses members its kind does not have (a typo such as onTimout).</summary>
     private sealed class StepFields
