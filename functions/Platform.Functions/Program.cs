@@ -21,6 +21,7 @@ using Platform.Functions.Usage;
 using Platform.Functions.Users;
 using Platform.Functions.Webhooks;
 using Platform.Functions.Webhooks.Receivers;
+using Platform.Functions.Workflows;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -49,6 +50,7 @@ builder.AddWebhooks();
 builder.AddWebhookReceivers();
 builder.AddUsage();
 builder.AddSchedules();
+builder.AddWorkflows();
 
 var app = builder.Build();
 
@@ -80,6 +82,7 @@ app.MapWebhooks();
 app.MapWebhookReceivers();
 app.MapUsage();
 app.MapSchedules();
+app.MapWorkflows();
 app.MapFunctionInvocations();
 
 app.Run();

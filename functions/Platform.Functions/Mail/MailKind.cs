@@ -19,6 +19,8 @@ public enum MailKind
 
     /// <summary>To a report's recipients: the report is ready, with a link to its download route.</summary>
     ReportReady,
+    /// <summary>A workflow's mail step: the tenant's subject and text, to users of a role or listed users.</summary>
+    Workflow,
 }
 
 /// <summary>
@@ -50,6 +52,11 @@ public static class MailPlaceholders
     public const string ReportTitle = "reportTitle";
     public const string Period = "period";
     private static readonly string[] ReportReady = [DisplayName, TenantName, ReportTitle, Period, Link];
+    public const string WorkflowName = "workflowName";
+    public const string Subject = "subject";
+    public const string Message = "message";
+    public const string RunId = "runId";
+    private static readonly string[] Workflow = [DisplayName, TenantName, WorkflowName, Subject, Message, RunId];
 
     public static IReadOnlyList<string> For(MailKind kind) => kind switch
     {
@@ -58,6 +65,7 @@ public static class MailPlaceholders
         MailKind.PasswordChanged or MailKind.MfaEnabled or MailKind.MfaDisabled => Notification,
         MailKind.WebhookEndpointDisabled => EndpointDisabled,
         MailKind.ReportReady => ReportReady,
+        MailKind.Workflow => Workflow,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown mail kind."),
     };
 

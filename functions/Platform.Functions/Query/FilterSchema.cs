@@ -14,13 +14,18 @@ public sealed class FilterSchema
 
     private readonly FrozenDictionary<string, FieldType> _fields;
     private readonly Func<string, FieldType?>? _customFieldType;
+    private readonly Func<string, FieldType?>? _otherFieldType;
 
     /// <param name="fields">Field name (a plain identifier such as <c>createdAt</c>) to its type.</param>
     /// <param name="customFieldType">
     /// The type of the custom field of a name (given without the <c>fields.</c> prefix), or null when the tenant has
     /// no such field; null when the resource has no custom fields. It is called while parsing, once per mention.
     /// </param>
-    public FilterSchema(IReadOnlyDictionary<string, FieldType> fields, Func<string, FieldType?>? customFieldType = null)
+    /// <param name="otherFieldType">
+    /// The type of any other plain name, or null when it is unknown: for values whose fields are known only when they
+    /// exist (a workflow condition over a job's headline figures). Null: only <paramref name="fields"/> are known.
+    /// </param>
+    public FilterSchema(IReadOnlyDictionary<string, FieldType> fields, Func<string, FieldType?>? customFieldType = null, Func<string, FieldType?>? otherFieldType = null)
     {
         ArgumentNullException.ThrowIfNull(fields);
         foreach (var (name, type) in fields)
@@ -40,6 +45,7 @@ public sealed class FilterSchema
 
         _fields = fields.ToFrozenDictionary(StringComparer.Ordinal);
         _customFieldType = customFieldType;
+        _otherFieldType = otherFieldType;
     }
 
     /// <summary>The route's own fields (custom fields are resolved on demand and not listed).</summary>
@@ -59,7 +65,7 @@ public sealed class FilterSchema
 
         if (_customFieldType is null || !field.StartsWith(CustomFieldPrefix, StringComparison.Ordinal))
         {
-            return null;
+            return _otherFieldType is not null && FilterParser.IsIdentifier(field) && !FilterParser.IsKeyword(field) ? _otherFieldType(field) : null;
         }
 
         var name = field[CustomFieldPrefix.Length..];

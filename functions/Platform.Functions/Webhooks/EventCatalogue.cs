@@ -11,7 +11,7 @@ public sealed record EventTypeView(string Type, string Description, JsonObject E
 /// names (or <c>*</c>, or <c>prefix.*</c>); a test scans the source for published type names and fails when one is
 /// missing here.
 /// </summary>
-public static class EventCatalogue
+public static partial class EventCatalogue
 {
     public const string TestEvent = "webhook.test";
     public const string EndpointDisabledEvent = "webhook.endpoint.disabled";
@@ -79,6 +79,12 @@ public static class EventCatalogue
         ("webhook.receiver.created", "receiver", "An incoming webhook receiver was created.", new JsonObject { ["name"] = "ERP goods receipts", ["action"] = "inventory.movements", ["scheme"] = "standard" }),
         ("webhook.receiver.deleted", "receiver", "An incoming webhook receiver was deleted.", null),
         ("webhook.message.processed", "receiver", "A receiver acted on a message it accepted; status tells how it went.", new JsonObject { ["messageId"] = "01JD3Z8M6Q0000000000000000", ["webhookId"] = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", ["status"] = "succeeded" }),
+        ("workflow.created", "workflow", "A workflow was defined.", new JsonObject { ["name"] = "Weekly restock", ["steps"] = 4 }),
+        ("workflow.updated", "workflow", "A workflow's name or steps were replaced.", new JsonObject { ["name"] = "Weekly restock", ["steps"] = 5 }),
+        ("workflow.deleted", "workflow", "A workflow was deleted (runs in flight finish).", null),
+        ("workflow.run.succeeded", "workflow_run", "A workflow run finished: every step it reached succeeded.", new JsonObject { ["workflowId"] = "weekly-restock", ["status"] = "succeeded", ["error"] = null }),
+        ("workflow.run.failed", "workflow_run", "A workflow run failed at a step (a failed job, a rejected or timed-out approval ...).", new JsonObject { ["workflowId"] = "weekly-restock", ["status"] = "failed", ["error"] = "Step approve failed: No approval came within PT24H." }),
+        ("workflow.run.cancelled", "workflow_run", "A workflow run was cancelled.", new JsonObject { ["workflowId"] = "weekly-restock", ["status"] = "cancelled", ["error"] = null }),
         (TestEvent, "webhook_endpoint", "Sent by POST /api/v1/webhooks/endpoints/{id}/test to check an endpoint; never sent otherwise.", new JsonObject { ["message"] = "This is a test delivery." }),
     ];
 
@@ -91,9 +97,27 @@ public static class EventCatalogue
         .SelectMany(e => Enumerable.Range(1, e.Type.Count(c => c == '.')).Select(n => string.Join('.', e.Type.Split('.').Take(n))))
         .ToFrozenSet(StringComparer.Ordinal);
 
-    /// <summary>Whether a subscription pattern is valid: <c>*</c>, a known type, or a known prefix followed by <c>.*</c>.</summary>
+    /// <summary>
+    /// Whether a subscription pattern is valid: <c>*</c>, a known type, a known prefix followed by <c>.*</c>, or an
+    /// event type a tenant's workflows publish (<see cref="IsTenantEventType"/>, e.g. <c>inventory.reorder</c>).
+    /// </summary>
     public static bool IsValidPattern(string pattern) =>
-        pattern == "*" || Types.Contains(pattern) || (pattern.EndsWith(".*", StringComparison.Ordinal) && Prefixes.Contains(pattern[..^2]));
+        pattern == "*" || Types.Contains(pattern) || (pattern.EndsWith(".*", StringComparison.Ordinal) && Prefixes.Contains(pattern[..^2])) ||
+        IsTenantEventType(pattern);
+
+    /// <summary>Families a tenant's own events may not use: a workflow cannot forge a sign-in, a user change or a job's end.</summary>
+    private static readonly string[] ReservedPrefixes = [.. WebhookCommands.SecurityPrefixes, "webhook.", "workflow.", "job.", "schema."];
+
+    /// <summary>
+    /// A name a tenant chose for its own events (a workflow's webhook step): dotted lowercase words, at most 100
+    /// characters, neither a product type nor in a product family that carries security or system meaning.
+    /// </summary>
+    public static bool IsTenantEventType(string name) =>
+        name.Length <= 100 && TenantEvent().IsMatch(name) && !Types.Contains(name) &&
+        !ReservedPrefixes.Any(prefix => name.StartsWith(prefix, StringComparison.Ordinal));
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)+$")]
+    private static partial System.Text.RegularExpressions.Regex TenantEvent();
 
     public static bool Matches(IReadOnlyList<string> patterns, string type)
     {

@@ -171,6 +171,8 @@ public sealed partial class ReceiptProcessor(
                 ReceiverActions.InventoryMovements => await MovementsAsync(caller, receiver, message, root, cancellationToken),
                 ReceiverActions.JobsStart when !held.Contains(Permissions.JobsWrite) => NotHeld(Permissions.JobsWrite),
                 ReceiverActions.JobsStart => await StartJobAsync(caller, receiver, message, root, held, cancellationToken),
+                ReceiverActions.WorkflowsEvent when !held.Contains(Permissions.WorkflowsManage) => NotHeld(Permissions.WorkflowsManage),
+                ReceiverActions.WorkflowsEvent => await RaiseWorkflowEventAsync(caller, root, cancellationToken),
                 _ => ActionResult.Fail($"The action {receiver.Action} is not available."),
             };
         }
@@ -413,6 +415,26 @@ public sealed partial class ReceiptProcessor(
         _ when given is null && path.EndsWith(".xlsx", StringComparison.OrdinalIgnoreCase) => "xlsx",
         _ => null,
     };
+
+    /// <summary>
+    /// <c>{ workflowId, runId, name, data? }</c>: the event an approval step of the tenant's run waits for. A message is
+    /// final once handled, so it raises its event once; a repeat after a crash finds the step answered (or raises an
+    /// event the step, which waits once, never takes again).
+    /// </summary>
+    private async Task<ActionResult> RaiseWorkflowEventAsync(Caller caller, JsonElement root, CancellationToken cancellationToken)
+    {
+        var workflowId = root.ValueKind == JsonValueKind.Object ? Text(root, "workflowId") : null;
+        var runId = root.ValueKind == JsonValueKind.Object ? Text(root, "runId") : null;
+        var name = root.ValueKind == JsonValueKind.Object ? Text(root, "name") : null;
+        if (workflowId is null || runId is null || name is null)
+        {
+            return ActionResult.Fail("The message needs workflowId, runId and name (and optionally data).");
+        }
+
+        JsonElement? data = root.TryGetProperty("data", out var given) && given.ValueKind != JsonValueKind.Null ? given : null;
+        var raised = await services.GetRequiredService<Workflows.WorkflowRuns>().RaiseAsync(caller, workflowId, runId, name, data, cancellationToken);
+        return raised.Failed(out var error, out _) ? ActionResult.Fail(Describe(error)) : new ActionResult(MessageStatus.Succeeded);
+    }
 
     private static string? Text(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;

@@ -13,7 +13,7 @@ public static class ReceiverActions
     public const string InventoryMovements = "inventory.movements";
     public const string JobsStart = "jobs.start";
 
-    /// <summary>Raising an event into a waiting workflow run; workflows do not exist yet (issue 19), so it is refused at create.</summary>
+    /// <summary>Raising an event (an approval) into a workflow run of the tenant.</summary>
     public const string WorkflowsEvent = "workflows.event";
 
     public static readonly IReadOnlyList<string> All = [InventoryMovements, JobsStart, WorkflowsEvent];

@@ -79,13 +79,9 @@ public static class ReceiversEndpoints
         var validation = new Validation();
         var name = validation.Text("name", request.Name, ReceiverStore.MaxNameLength);
         var action = request.Action;
-        if (action == ReceiverActions.WorkflowsEvent)
+        if (action is null || !ReceiverActions.All.Contains(action))
         {
-            validation.Add("action", "workflows.event is not available yet: this version has no workflows to raise an event into");
-        }
-        else if (action is null || !ReceiverActions.All.Contains(action))
-        {
-            validation.Add("action", "must be inventory.movements or jobs.start");
+            validation.Add("action", "must be inventory.movements, jobs.start or workflows.event");
         }
 
         var scheme = request.Scheme ?? ReceiverSchemes.Standard;
@@ -123,7 +119,12 @@ public static class ReceiversEndpoints
         }
 
         var held = await callerPermissions.ForAsync(caller, cancellationToken);
-        var needed = action == ReceiverActions.InventoryMovements ? Permissions.InventoryWrite : Permissions.JobsWrite;
+        var needed = action switch
+        {
+            ReceiverActions.InventoryMovements => Permissions.InventoryWrite,
+            ReceiverActions.WorkflowsEvent => Permissions.WorkflowsManage,
+            _ => Permissions.JobsWrite,
+        };
         if (!held.Contains(needed))
         {
             return TypedResults.Problem(
