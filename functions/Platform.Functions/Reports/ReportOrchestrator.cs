@@ -60,7 +60,7 @@ public sealed class ReportOrchestrator : JobOrchestrator<ReportParameters>
 /// </summary>
 public sealed class ReportBuild(IServiceProvider services, JobFiles files) : TaskActivity<JobInput<ReportParameters>, ReportBuilt>
 {
-    public const string Name = "report.build";
+    public const string Name = "reports.build";
 
     public override async Task<ReportBuilt> RunAsync(TaskActivityContext context, JobInput<ReportParameters> input)
     {
@@ -83,7 +83,7 @@ public sealed class ReportBuild(IServiceProvider services, JobFiles files) : Tas
 /// <summary>Records the report in the tenant's reports list, then publishes <c>report.ready</c> (the same event id on a re-run).</summary>
 public sealed class ReportPublish(ReportStore store, EventPublisher events) : TaskActivity<ReportStepInput, bool>
 {
-    public const string Name = "report.publish";
+    public const string Name = "reports.publish";
 
     public override async Task<bool> RunAsync(TaskActivityContext context, ReportStepInput input)
     {
@@ -140,7 +140,7 @@ public sealed partial class ReportMail(
     IMailSender sender, UserProjections users, RoleDirectory roles, TenantDirectory tenants, IOptions<PlatformOptions> platform, ILogger<ReportMail> logger)
     : TaskActivity<ReportStepInput, int>
 {
-    public const string Name = "report.mail";
+    public const string Name = "reports.mail";
 
     public override async Task<int> RunAsync(TaskActivityContext context, ReportStepInput input)
     {
