@@ -95,6 +95,7 @@ public static class PdfReportRenderer
         public void Text(string text, double size, bool bold = false, string color = ChartPainter.Ink)
         {
             var font = Font(size, bold);
+            _ = Graphics;
             foreach (var paragraph in text.ReplaceLineEndings("\n").Split('\n'))
             {
                 foreach (var line in Wrap(paragraph, font))
