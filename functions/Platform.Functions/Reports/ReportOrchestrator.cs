@@ -40,16 +40,19 @@ public sealed class ReportOrchestrator : JobOrchestrator<ReportParameters>
         run.Report("publishing");
         var step = new ReportStepInput(input, built, context.CurrentUtcDateTime);
         await context.CallActivityAsync<bool>(ReportPublish.Name, step, Retried);
-        string? note = null;
+        var note = $"The report is at {ReportView.DownloadUrlOf(input.JobId)}.";
         if (input.Parameters.Recipients is { Count: > 0 })
         {
             run.Report("mailing");
             var mailed = await context.CallActivityAsync<int>(ReportMail.Name, step, Retried);
-            note = mailed == 1 ? "1 recipient was mailed a link." : $"{mailed} recipients were mailed a link.";
+            note += mailed == 1 ? " 1 recipient was mailed a link." : $" {mailed} recipients were mailed a link.";
         }
 
         run.Count(1, 0);
-        return run.Finish(JobOutcome.Succeeded) with { Result = built.File, Figures = built.Figures, Note = note };
+
+        // No Result: the jobs result route checks only jobs.write for a job it does not know, while a report needs
+        // reports.read and its type's permission, which the reports download route checks.
+        return run.Finish(JobOutcome.Succeeded) with { Figures = built.Figures, Note = note };
     }
 }
 

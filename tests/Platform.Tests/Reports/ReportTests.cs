@@ -127,6 +127,12 @@ public sealed class ReportTests(Azurite azurite) : SignedUpTenantTests(azurite)
         await (await jobWatcher.GetAsync("/api/v1/reports", Ct)).ReadProblemAsync(403, "forbidden");
         await (await jobWatcher.GetAsync($"/api/v1/reports/{id}/download", Ct)).ReadProblemAsync(403, "forbidden");
 
+        // Nor through the jobs routes: a report job has no result there, whatever jobs permissions the caller has.
+        (await Admin.PutRoleAsync("job-runner", "jobs.read", "jobs.write")).EnsureSuccessStatusCode();
+        using var jobRunner = await SignedInAsync("runner@example.com", "job-runner");
+        Assert.Equal(HttpStatusCode.OK, (await jobRunner.GetAsync($"/api/v1/jobs/{id}", Ct)).StatusCode);
+        await (await jobRunner.GetAsync($"/api/v1/jobs/{id}/result", Ct)).ReadProblemAsync(404, "not_found");
+
         // The built-in user role has both.
         using var user = await SignedInAsync("user@example.com");
         Assert.Single(await user.ListReportsAsync());
@@ -144,7 +150,7 @@ public sealed class ReportTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var job = await Admin.ReportAsync(new { type = "jobs-summary", format = "pdf", recipients = new[] { "role:manager", managerId, userId, readerId, "role:nosuchrole" } });
 
         var id = job.GetProperty("id").GetString()!;
-        Assert.Equal("2 recipients were mailed a link.", job.GetProperty("note").GetString());
+        Assert.Equal($"The report is at /api/v1/reports/{id}/download. 2 recipients were mailed a link.", job.GetProperty("note").GetString());
         var link = $"https://platform.example.com/api/v1/reports/{id}/download";
         foreach (var address in new[] { "manager@example.com", "user@example.com" })
         {
