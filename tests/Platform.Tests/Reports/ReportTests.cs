@@ -2,7 +2,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Auth;
 using Platform.Functions.Http;
+using Platform.Functions.Storage;
 using Platform.Functions.Jobs;
 using Platform.Tests.Infrastructure;
 using Platform.Tests.Users;
@@ -91,6 +93,31 @@ public sealed class ReportTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var invalid = new Validation();
         Assert.Null(types.Check("report", JsonSerializer.SerializeToElement(new { type = "jobs-summary", format = "gif", recipients = Nobody }), "target.job", invalid));
         Assert.Equal(["target.job.parameters.format", "target.job.parameters.recipients[0]"], invalid.Errors.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_scheduled_start_of_one_occurrence_makes_one_report()
+    {
+        var tokens = await App.LoginAsync(Tenant);
+        var caller = new Caller(new TenantId(Tenant.Id), Tenant.AdminId, tokens.SessionId);
+        var parameters = JsonSerializer.SerializeToElement(new { type = "jobs-summary", format = "csv", recipients = ManagerRole });
+        var jobId = Ids.Derived(DateTimeOffset.UtcNow, "schedule-occurrence");
+
+        Outcome<JobView> first, second;
+        await using (var scope = App.Services.CreateAsyncScope())
+        {
+            var types = scope.ServiceProvider.GetRequiredService<JobTypes>();
+            first = await types.StartAsync(caller, "report", parameters, jobId, Ct);
+            second = await types.StartAsync(caller, "report", parameters, jobId, Ct);
+        }
+
+        Assert.True(first.Succeeded && second.Succeeded);
+        Assert.Equal(jobId, second.Value.Id);
+        var job = await Admin.FinishedJobAsync(jobId);
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        var report = Assert.Single(await Admin.ListReportsAsync());
+        Assert.Equal(jobId, report.GetProperty("id").GetString());
+        Assert.Equal(TimeSpan.FromDays(30), report.GetProperty("to").GetDateTimeOffset() - report.GetProperty("from").GetDateTimeOffset());
     }
 
     [Fact]
