@@ -30,23 +30,24 @@ public sealed class ReportRendererTests
         var big = Enumerable.Range(0, 250).Select(i => (IReadOnlyList<object?>)[$"row {i}", (long)i, i / 2.5, From.AddDays(i % 30)]).ToList();
         IReadOnlyList<object?> hostileRow = [Formula, 3L, double.NaN, From];
         IReadOnlyList<object?> markupRow = [Markup, 4L, 12.5, null];
+        IReadOnlyList<object?> scriptsRow = ["日本語 Ωμέγα 😀 \u0007", 5L, 0.5, From];
         return new ReportDocument("test", Markup, From, From.AddDays(30), From.AddDays(31),
         [
             new ReportSection(Markup, Markup + "\n\nSecond paragraph.",
                 [
-                    new ReportTable("segments", Markup, columns, [hostileRow, markupRow]),
+                    new ReportTable("segments", Markup, columns, [hostileRow, markupRow, scriptsRow]),
                     new ReportTable("segments", "Same name", columns, big),
                     new ReportTable("a-table-name-much-longer-than-excel-allows-for-a-sheet", "Long", columns, []),
                 ],
                 [
-                    new ReportChart("c1", Markup, ReportChartKind.Bar, [Markup, "b"], [new ReportSeries(Markup, [1, double.PositiveInfinity])]),
+                    new ReportChart("c1", Markup, ReportChartKind.Bar, [Markup, "日本語 😀"], [new ReportSeries(Markup, [1, double.PositiveInfinity])]),
                     new ReportChart("c2", "pie", ReportChartKind.Pie, [.. Enumerable.Range(0, 12).Select(i => $"slice {i}")], [new ReportSeries("s", [.. Enumerable.Range(1, 12).Select(i => (double)i)])]),
                     new ReportChart("c3", "empty", ReportChartKind.Line, [], []),
                     new ReportChart("c4", "negative", ReportChartKind.StackedBar, ["a", "b"], [new ReportSeries("x", [-5, 3]), new ReportSeries("y", [2, double.NaN])]),
                 ]),
         ])
         {
-            Figures = new Dictionary<string, double> { ["rows"] = 252, ["broken"] = double.NaN },
+            Figures = new Dictionary<string, double> { ["rows"] = 253, ["broken"] = double.NaN },
         };
     }
 
