@@ -28,6 +28,8 @@ public enum ReportValueKind
     Text,
     Count,
     Number,
+
+    /// <summary>A percentage: 12.5 means 12.5 % (the xlsx cell shows 12.5%, html and pdf 12.5 %).</summary>
     Percent,
     Money,
     Date,

@@ -40,16 +40,19 @@ public sealed class ReportOrchestrator : JobOrchestrator<ReportParameters>
         run.Report("publishing");
         var step = new ReportStepInput(input, built, context.CurrentUtcDateTime);
         await context.CallActivityAsync<bool>(ReportPublish.Name, step, Retried);
-        string? note = null;
+        var note = $"The report is at {ReportView.DownloadUrlOf(input.JobId)}.";
         if (input.Parameters.Recipients is { Count: > 0 })
         {
             run.Report("mailing");
             var mailed = await context.CallActivityAsync<int>(ReportMail.Name, step, Retried);
-            note = mailed == 1 ? "1 recipient was mailed a link." : $"{mailed} recipients were mailed a link.";
+            note += mailed == 1 ? " 1 recipient was mailed a link." : $" {mailed} recipients were mailed a link.";
         }
 
         run.Count(1, 0);
-        return run.Finish(JobOutcome.Succeeded) with { Result = built.File, Figures = built.Figures, Note = note };
+
+        // No Result: the jobs result route checks only jobs.write for a job it does not know, while a report needs
+        // reports.read and its type's permission, which the reports download route checks.
+        return run.Finish(JobOutcome.Succeeded) with { Figures = built.Figures, Note = note };
     }
 }
 
@@ -60,7 +63,7 @@ public sealed class ReportOrchestrator : JobOrchestrator<ReportParameters>
 /// </summary>
 public sealed class ReportBuild(IServiceProvider services, JobFiles files) : TaskActivity<JobInput<ReportParameters>, ReportBuilt>
 {
-    public const string Name = "report.build";
+    public const string Name = "reports.build";
 
     public override async Task<ReportBuilt> RunAsync(TaskActivityContext context, JobInput<ReportParameters> input)
     {
@@ -83,7 +86,7 @@ public sealed class ReportBuild(IServiceProvider services, JobFiles files) : Tas
 /// <summary>Records the report in the tenant's reports list, then publishes <c>report.ready</c> (the same event id on a re-run).</summary>
 public sealed class ReportPublish(ReportStore store, EventPublisher events) : TaskActivity<ReportStepInput, bool>
 {
-    public const string Name = "report.publish";
+    public const string Name = "reports.publish";
 
     public override async Task<bool> RunAsync(TaskActivityContext context, ReportStepInput input)
     {
@@ -140,7 +143,7 @@ public sealed partial class ReportMail(
     IMailSender sender, UserProjections users, RoleDirectory roles, TenantDirectory tenants, IOptions<PlatformOptions> platform, ILogger<ReportMail> logger)
     : TaskActivity<ReportStepInput, int>
 {
-    public const string Name = "report.mail";
+    public const string Name = "reports.mail";
 
     public override async Task<int> RunAsync(TaskActivityContext context, ReportStepInput input)
     {

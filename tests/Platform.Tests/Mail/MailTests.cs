@@ -243,6 +243,8 @@ public sealed class MailTests : IDisposable
             [MailPlaceholders.At] = MailPlaceholders.FormatAt(new DateTimeOffset(2025, 1, 2, 13, 45, 0, TimeSpan.Zero)),
             [MailPlaceholders.Url] = "https://erp.example.com/hooks",
             [MailPlaceholders.Reason] = "it answered 410 Gone.",
+            [MailPlaceholders.ReportTitle] = "Inventory status",
+            [MailPlaceholders.Period] = "2025-01-01 00:00 UTC to 2025-01-31 00:00 UTC",
         };
         return MailPlaceholders.For(kind).ToDictionary(name => name, name => all[name]);
     }

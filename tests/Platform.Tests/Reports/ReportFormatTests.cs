@@ -3,7 +3,10 @@ using System.Text;
 using System.Text.Json;
 using DocumentFormat.OpenXml.Packaging;
 using DocumentFormat.OpenXml.Spreadsheet;
+using Microsoft.Extensions.DependencyInjection;
 using PdfSharp.Pdf.IO;
+using Platform.Functions.Jobs;
+using Platform.Functions.Storage;
 using Platform.Functions.Jobs.Files;
 using Platform.Tests.Infrastructure;
 
@@ -101,12 +104,16 @@ public sealed class ReportFormatTests(Azurite azurite) : SignedUpTenantTests(azu
 
         var id = job.GetProperty("id").GetString()!;
         Assert.Equal("report", job.GetProperty("type").GetString());
-        Assert.Equal($"/api/v1/jobs/{id}/result", job.GetProperty("resultUrl").GetString());
+        Assert.Equal($"The report is at /api/v1/reports/{id}/download.", job.GetProperty("note").GetString());
         var listed = (await Admin.ListReportsAsync()).Single(r => r.GetProperty("id").GetString() == id);
         Assert.True(listed.GetProperty("figures").GetProperty("jobCount").GetDouble() >= 1);
-        // The job's own result route serves the same file.
-        var viaJob = await (await Admin.GetAsync($"/api/v1/jobs/{id}/result", Ct)).Content.ReadAsByteArrayAsync(Ct);
-        Assert.Equal((await Admin.DownloadReportAsync(id)).Body, viaJob);
+
+        // The job's outcome carries the same figures: what a workflow's condition step reads.
+        await using var scope = App.Services.CreateAsyncScope();
+        var instance = await scope.ServiceProvider.GetRequiredService<JobCommands>().InstanceAsync(new TenantId(Tenant.Id), id, Ct);
+        var outcome = instance!.ReadOutputAs<JobOutcome>()!;
+        Assert.Equal(listed.GetProperty("figures").GetProperty("jobCount").GetDouble(), outcome.Figures!["jobCount"]);
+        Assert.Equal(["failedCount", "jobCount", "succeededCount", "successRate"], outcome.Figures.Keys.Order(StringComparer.Ordinal));
     }
 
     private static async Task<List<IReadOnlyDictionary<string, string?>>> ReadCsvAsync(ZipArchiveEntry entry)

@@ -2,7 +2,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Auth;
 using Platform.Functions.Http;
+using Platform.Functions.Storage;
 using Platform.Functions.Jobs;
 using Platform.Tests.Infrastructure;
 using Platform.Tests.Users;
@@ -94,6 +96,31 @@ public sealed class ReportTests(Azurite azurite) : SignedUpTenantTests(azurite)
     }
 
     [Fact]
+    public async Task A_scheduled_start_of_one_occurrence_makes_one_report()
+    {
+        var tokens = await App.LoginAsync(Tenant);
+        var caller = new Caller(new TenantId(Tenant.Id), Tenant.AdminId, tokens.SessionId);
+        var parameters = JsonSerializer.SerializeToElement(new { type = "jobs-summary", format = "csv", recipients = ManagerRole });
+        var jobId = Ids.Derived(DateTimeOffset.UtcNow, "schedule-occurrence");
+
+        Outcome<JobView> first, second;
+        await using (var scope = App.Services.CreateAsyncScope())
+        {
+            var types = scope.ServiceProvider.GetRequiredService<JobTypes>();
+            first = await types.StartAsync(caller, "report", parameters, jobId, Ct);
+            second = await types.StartAsync(caller, "report", parameters, jobId, Ct);
+        }
+
+        Assert.True(first.Succeeded && second.Succeeded);
+        Assert.Equal(jobId, second.Value.Id);
+        var job = await Admin.FinishedJobAsync(jobId);
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        var report = Assert.Single(await Admin.ListReportsAsync());
+        Assert.Equal(jobId, report.GetProperty("id").GetString());
+        Assert.Equal(TimeSpan.FromDays(30), report.GetProperty("to").GetDateTimeOffset() - report.GetProperty("from").GetDateTimeOffset());
+    }
+
+    [Fact]
     public async Task Another_tenants_reports_are_not_listed_and_not_found()
     {
         var job = await Admin.ReportAsync(new { type = "jobs-summary", format = "json" });
@@ -127,6 +154,12 @@ public sealed class ReportTests(Azurite azurite) : SignedUpTenantTests(azurite)
         await (await jobWatcher.GetAsync("/api/v1/reports", Ct)).ReadProblemAsync(403, "forbidden");
         await (await jobWatcher.GetAsync($"/api/v1/reports/{id}/download", Ct)).ReadProblemAsync(403, "forbidden");
 
+        // Nor through the jobs routes: a report job has no result there, whatever jobs permissions the caller has.
+        (await Admin.PutRoleAsync("job-runner", "jobs.read", "jobs.write")).EnsureSuccessStatusCode();
+        using var jobRunner = await SignedInAsync("runner@example.com", "job-runner");
+        Assert.Equal(HttpStatusCode.OK, (await jobRunner.GetAsync($"/api/v1/jobs/{id}", Ct)).StatusCode);
+        await (await jobRunner.GetAsync($"/api/v1/jobs/{id}/result", Ct)).ReadProblemAsync(404, "not_found");
+
         // The built-in user role has both.
         using var user = await SignedInAsync("user@example.com");
         Assert.Single(await user.ListReportsAsync());
@@ -144,7 +177,7 @@ public sealed class ReportTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var job = await Admin.ReportAsync(new { type = "jobs-summary", format = "pdf", recipients = new[] { "role:manager", managerId, userId, readerId, "role:nosuchrole" } });
 
         var id = job.GetProperty("id").GetString()!;
-        Assert.Equal("2 recipients were mailed a link.", job.GetProperty("note").GetString());
+        Assert.Equal($"The report is at /api/v1/reports/{id}/download. 2 recipients were mailed a link.", job.GetProperty("note").GetString());
         var link = $"https://platform.example.com/api/v1/reports/{id}/download";
         foreach (var address in new[] { "manager@example.com", "user@example.com" })
         {

@@ -179,12 +179,14 @@ public static class ChartPainter
 
     private static void PaintPie(ReportChart chart, ReportSeries series, IChartCanvas canvas, double width, double height)
     {
-        var slices = chart.Categories.Select((c, i) => (Name: c, Value: Math.Max(0, ValueAt(series, i)))).Where(s => s.Value > 0)
-            .OrderByDescending(s => s.Value).ToList();
+        // Slices keep the categories' order and colours (a status is the same colour here as in a stacked bar of the
+        // same categories); only when there are too many do the largest stay and the rest become "Other".
+        var slices = chart.Categories.Select((c, i) => (Name: c, Value: Math.Max(0, ValueAt(series, i)), Color: ColorOf(i))).Where(s => s.Value > 0).ToList();
         if (slices.Count > MaxSlices)
         {
-            var other = slices.Skip(MaxSlices - 1).Sum(s => s.Value);
-            slices = [.. slices.Take(MaxSlices - 1), ("Other", other)];
+            var kept = slices.OrderByDescending(s => s.Value).Take(MaxSlices - 1).ToHashSet();
+            var other = slices.Where(s => !kept.Contains(s)).Sum(s => s.Value);
+            slices = [.. slices.Where(kept.Contains).Select((s, i) => (s.Name, s.Value, ColorOf(i))), ("Other", other, ColorOf(MaxSlices - 1))];
         }
 
         var total = slices.Sum(s => s.Value);
@@ -201,7 +203,7 @@ public static class ChartPainter
         for (var i = 0; i < slices.Count; i++)
         {
             var sweep = 360 * slices[i].Value / total;
-            canvas.Slice(cx, cy, radius, start, sweep, ColorOf(i), $"{slices[i].Name}: {Number(slices[i].Value)}");
+            canvas.Slice(cx, cy, radius, start, sweep, slices[i].Color, $"{slices[i].Name}: {Number(slices[i].Value)}");
             start += sweep;
         }
 
@@ -209,7 +211,7 @@ public static class ChartPainter
         for (var i = 0; i < slices.Count; i++)
         {
             var y = 30 + i * 14;
-            canvas.Bar(x, y - 7, 8, 8, ColorOf(i), slices[i].Name);
+            canvas.Bar(x, y - 7, 8, 8, slices[i].Color, slices[i].Name);
             var share = 100 * slices[i].Value / total;
             canvas.Text(x + 12, y, $"{Shorten(slices[i].Name, 28)} — {Number(slices[i].Value)} ({share.ToString("0.#", CultureInfo.InvariantCulture)} %)", 7, TextAnchor.Start);
         }

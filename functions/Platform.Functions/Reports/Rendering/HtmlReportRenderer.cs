@@ -25,10 +25,10 @@ public static class HtmlReportRenderer
         .figures li { border: 1px solid #e4e4e7; border-radius: 6px; padding: 8px 12px; min-width: 120px; }
         .figures b { display: block; font-size: 20px; }
         figure { margin: 16px 0; }
-        svg.chart { max-width: 100%; height: auto; display: block; }
+        svg.chart { max-width: 760px; height: auto; display: block; }
         table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 8px 0; }
         th, td { border-bottom: 1px solid #e4e4e7; padding: 4px 8px; text-align: left; }
-        td.num { text-align: right; font-variant-numeric: tabular-nums; }
+        td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
         th { background: #f4f4f5; }
         .note { color: #71717a; font-size: 12px; }
         @media print {
@@ -105,7 +105,7 @@ public static class HtmlReportRenderer
         html.Append("<h3>").Append(E(table.Title)).Append("</h3><table><thead><tr>");
         foreach (var column in table.Columns)
         {
-            html.Append("<th>").Append(E(column.Name)).Append("</th>");
+            html.Append(IsNumeric(column.Kind) ? "<th class=\"num\">" : "<th>").Append(E(column.Name)).Append("</th>");
         }
 
         html.Append("</tr></thead><tbody>");
@@ -115,8 +115,7 @@ public static class HtmlReportRenderer
             for (var i = 0; i < table.Columns.Count; i++)
             {
                 var column = table.Columns[i];
-                var numeric = column.Kind is ReportValueKind.Count or ReportValueKind.Number or ReportValueKind.Percent or ReportValueKind.Money;
-                html.Append(numeric ? "<td class=\"num\">" : "<td>").Append(E(ReportFormats.Text(i < row.Count ? row[i] : null, column.Kind, forPeople: true) ?? "")).Append("</td>");
+                html.Append(IsNumeric(column.Kind) ? "<td class=\"num\">" : "<td>").Append(E(ReportFormats.Text(i < row.Count ? row[i] : null, column.Kind, forPeople: true) ?? "")).Append("</td>");
             }
 
             html.Append("</tr>");
@@ -132,6 +131,8 @@ public static class HtmlReportRenderer
             html.Append("<p class=\"note\">").Append(E(TruncationNote(table))).Append("</p>");
         }
     }
+
+    internal static bool IsNumeric(ReportValueKind kind) => kind is ReportValueKind.Count or ReportValueKind.Number or ReportValueKind.Percent or ReportValueKind.Money;
 
     private static string E(string text) => WebUtility.HtmlEncode(text);
 }

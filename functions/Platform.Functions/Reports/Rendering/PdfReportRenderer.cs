@@ -95,6 +95,7 @@ public static class PdfReportRenderer
         public void Text(string text, double size, bool bold = false, string color = ChartPainter.Ink)
         {
             var font = Font(size, bold);
+            _ = Graphics;
             foreach (var paragraph in text.ReplaceLineEndings("\n").Split('\n'))
             {
                 foreach (var line in Wrap(paragraph, font))
@@ -120,6 +121,7 @@ public static class PdfReportRenderer
         {
             Need(RowHeight * 4);
             Text(table.Title, 11, bold: true);
+            _y += 4;
             var columns = table.Columns.Count;
             if (columns == 0)
             {
@@ -134,7 +136,9 @@ public static class PdfReportRenderer
                 _y += RowHeight;
                 for (var c = 0; c < columns; c++)
                 {
-                    Graphics.DrawString(Fit(table.Columns[c].Name, header, width - 4), header, XBrushes.Black, Margin + c * width + 2, _y - 3, XStringFormats.BaseLineLeft);
+                    var numeric = HtmlReportRenderer.IsNumeric(table.Columns[c].Kind);
+                    Graphics.DrawString(Fit(table.Columns[c].Name, header, width - 4), header, XBrushes.Black,
+                        numeric ? Margin + (c + 1) * width - 2 : Margin + c * width + 2, _y - 3, numeric ? XStringFormats.BaseLineRight : XStringFormats.BaseLineLeft);
                 }
 
                 Graphics.DrawLine(new XPen(XColors.Black, 0.8), Margin, _y, Margin + Width, _y);
@@ -155,7 +159,7 @@ public static class PdfReportRenderer
                 {
                     var kind = table.Columns[c].Kind;
                     var text = Fit(ReportFormats.Text(c < row.Count ? row[c] : null, kind, forPeople: true) ?? "", font, width - 4);
-                    var numeric = kind is ReportValueKind.Count or ReportValueKind.Number or ReportValueKind.Percent or ReportValueKind.Money;
+                    var numeric = HtmlReportRenderer.IsNumeric(kind);
                     Graphics.DrawString(text, font, XBrushes.Black, numeric ? Margin + (c + 1) * width - 2 : Margin + c * width + 2, _y - 3,
                         numeric ? XStringFormats.BaseLineRight : XStringFormats.BaseLineLeft);
                 }
