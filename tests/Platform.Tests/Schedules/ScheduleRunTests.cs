@@ -47,6 +47,13 @@ public sealed class ScheduleRunTests(Azurite azurite) : SignedUpTenantTests(azur
         Assert.Equal(Iso(runAt), Iso(after.Time("lastRunAt")));
         var jobs = (await Admin.GetJsonAsync("/api/v1/jobs")).GetProperty("items").EnumerateArray().Select(j => j.Id()).ToList();
         Assert.Equal([jobId], jobs);
+
+        // The audit trail names the schedule as the actor, on behalf of the user it acts as.
+        var entry = await Eventually.Until(
+            async () => (await Admin.GetJsonAsync("/api/v1/audit?action=job.succeeded")).GetProperty("items").EnumerateArray().FirstOrDefault(e => e.Str("targetId") == jobId),
+            e => e.ValueKind == JsonValueKind.Object, "the job.succeeded audit entry");
+        Assert.Equal("schedule", entry.Str("actorType"));
+        Assert.Equal(id, entry.Str("actorId"));
     }
 }
 

@@ -101,5 +101,10 @@ public sealed class ScheduleHistoryTests(Azurite azurite) : SignedUpTenantTests(
         var runs = await Admin.SettledRunsAsync(schedule.Id(), 3);
         Assert.Equal([due.AddMinutes(9), due.AddMinutes(8), due.AddMinutes(7)], runs.Select(r => r.Time("dueAt")).ToList());
         Assert.Equal(10, (await Admin.GetJsonAsync("/api/v1/jobs?pageSize=100")).GetProperty("items").GetArrayLength());
+
+        // Paged like every list, newest first across pages.
+        var pages = await Admin.PagesAsync($"{SchedulesPath}/{schedule.Id()}/runs?pageSize=2");
+        Assert.Equal([2, 1], pages.Select(p => p.Count).ToList());
+        Assert.Equal(runs.Select(r => r.Id()), pages.SelectMany(p => p).Select(r => r.Id()));
     }
 }
