@@ -81,7 +81,7 @@ public sealed class ScheduleCommands(
             timing = input.HasRunAt ? Timing.Once(input.RunAt, now, validation) : Timing.Recurring(input.Cron, input.TimeZone, now, validation);
         }
 
-        if (input.Target is null && validation.Errors.Keys.All(k => !k.StartsWith("target", StringComparison.Ordinal) && k != "job"))
+        if (input.Target is null)
         {
             validation.Add("target", "is required: { \"job\": { type, parameters } } or { \"workflow\": { id, input } }");
         }
