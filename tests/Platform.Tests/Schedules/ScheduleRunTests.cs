@@ -83,6 +83,14 @@ public sealed class ScheduleRunsAsTests(Azurite azurite) : SignedUpTenantTests(a
         Assert.Contains("deleted or disabled", run.Str("error"), StringComparison.Ordinal);
         Assert.Equal(JsonValueKind.Null, run.GetProperty("jobId").ValueKind);
         Assert.Empty((await Admin.GetJsonAsync("/api/v1/jobs")).GetProperty("items").EnumerateArray());
+
+        // Told once, as the schedule, with the reason.
+        var failed = await Eventually.Until(
+            async () => (await Admin.GetJsonAsync("/api/v1/audit?action=schedule.run.failed")).GetProperty("items").EnumerateArray().ToList(),
+            entries => entries.Count > 0, "the schedule.run.failed audit entry");
+        var entry = Assert.Single(failed);
+        Assert.Equal(id, entry.Str("targetId"));
+        Assert.Equal("schedule", entry.Str("actorType"));
     }
 
     [Fact]
