@@ -81,7 +81,7 @@ public sealed class ScheduleCommands(
             timing = input.HasRunAt ? Timing.Once(input.RunAt, now, validation) : Timing.Recurring(input.Cron, input.TimeZone, now, validation);
         }
 
-        if (input.Target is null && validation.Errors.Keys.All(k => !k.StartsWith("target", StringComparison.Ordinal) && k != "job"))
+        if (input.Target is null)
         {
             validation.Add("target", "is required: { \"job\": { type, parameters } } or { \"workflow\": { id, input } }");
         }
@@ -164,111 +164,119 @@ public sealed class ScheduleCommands(
             return CommandError.Invalid(validation);
         }
 
-        if (await GetAsync(caller.Tenant, id, cancellationToken) is not { } schedule)
+        if (input.Target is { } chosen && await RefusalAsync(caller, chosen, permission!, cancellationToken) is { } refused)
         {
-            return CommandError.NotFound("schedule");
+            return refused;
         }
 
-        if (!precondition(schedule.ETag))
+        for (var attempt = 0; ; attempt++)
         {
-            return CommandError.Stale("schedule");
-        }
-
-        var now = time.GetUtcNow();
-        var changes = new Dictionary<string, object?>();
-        var timingChanged = false;
-        Timing? timing;
-        if (input.HasRunAt && input.RunAt is not null)
-        {
-            // Becomes (or stays) a one-off.
-            timing = Timing.Once(input.RunAt, now, validation);
-            timingChanged = true;
-        }
-        else if ((input.HasCron && input.Cron is not null) || input.HasTimeZone)
-        {
-            var cron = input.HasCron && input.Cron is not null ? input.Cron : schedule.Cron;
-            if (cron is null)
+            if (await GetAsync(caller.Tenant, id, cancellationToken) is not { } schedule)
             {
-                validation.Add("timeZone", "applies to a cron schedule; this one runs once at runAt (send cron too to make it recurring)");
+                return CommandError.NotFound("schedule");
+            }
+
+            if (!precondition(schedule.ETag))
+            {
+                return CommandError.Stale("schedule");
+            }
+
+            var now = time.GetUtcNow();
+            var changes = new Dictionary<string, object?>();
+            var timingChanged = false;
+            Timing? timing;
+            if (input.HasRunAt && input.RunAt is not null)
+            {
+                // Becomes (or stays) a one-off.
+                timing = Timing.Once(input.RunAt, now, validation);
+                timingChanged = true;
+            }
+            else if ((input.HasCron && input.Cron is not null) || input.HasTimeZone)
+            {
+                var cron = input.HasCron && input.Cron is not null ? input.Cron : schedule.Cron;
+                if (cron is null)
+                {
+                    validation.Add("timeZone", "applies to a cron schedule; this one runs once at runAt (send cron too to make it recurring)");
+                    return CommandError.Invalid(validation);
+                }
+
+                timing = Timing.Recurring(cron, input.HasTimeZone ? input.TimeZone : schedule.TimeZone, now, validation);
+                timingChanged = true;
+            }
+            else
+            {
+                timing = Timing.Of(schedule);
+            }
+
+            if (!validation.IsValid || timing is null)
+            {
                 return CommandError.Invalid(validation);
             }
 
-            timing = Timing.Recurring(cron, input.HasTimeZone ? input.TimeZone : schedule.TimeZone, now, validation);
-            timingChanged = true;
-        }
-        else
-        {
-            timing = Timing.Of(schedule);
-        }
-
-        if (!validation.IsValid || timing is null)
-        {
-            return CommandError.Invalid(validation);
-        }
-
-        var enabled = input.Enabled ?? schedule.Enabled;
-        if (enabled && !schedule.Enabled && timing.Next(now) is null)
-        {
-            return CommandError.Invalid(validation.Add("runAt", "has passed: give a new runAt to enable this one-off schedule again"));
-        }
-
-        if (input.Target is { } newTarget)
-        {
-            if (await RefusalAsync(caller, newTarget, permission!, cancellationToken) is { } refused)
+            var enabled = input.Enabled ?? schedule.Enabled;
+            if (enabled && !schedule.Enabled && timing.Next(now) is null)
             {
-                return refused;
+                return CommandError.Invalid(validation.Add("runAt", "has passed: give a new runAt to enable this one-off schedule again"));
             }
 
-            // Whoever sets what a schedule does is who it does it as: no one can point another user's rights at a new target.
-            SetTarget(schedule, caller, newTarget);
-            changes["target"] = TargetSummary(schedule);
-            changes["runsAs"] = schedule.RunsAs;
-        }
-
-        if (name is not null)
-        {
-            schedule.Name = name;
-            changes["name"] = name;
-        }
-
-        if (timingChanged)
-        {
-            schedule.Cron = timing.Cron;
-            schedule.TimeZone = timing.Cron is null ? null : timing.TimeZone;
-            schedule.RunAt = timing.RunAt;
-            changes["cron"] = schedule.Cron;
-            changes["timeZone"] = schedule.TimeZone;
-            changes["runAt"] = schedule.RunAt;
-        }
-
-        if (enabled != schedule.Enabled)
-        {
-            changes["enabled"] = enabled;
-        }
-
-        // A new plan whenever timing or enablement changed; a plan already due stays as it is (the sweep is on it).
-        if (timingChanged || enabled != schedule.Enabled)
-        {
-            schedule.Enabled = enabled;
-            schedule.NextRunAt = enabled ? timing.Next(now) : null;
-            if (schedule.NextRunAt is { } next)
+            if (input.Target is { } newTarget)
             {
-                await PlanAsync(caller.Tenant, id, next, cancellationToken);
+                // Whoever sets what a schedule does is who it does it as: no one can point another user's rights at a new target.
+                SetTarget(schedule, caller, newTarget);
+                changes["target"] = TargetSummary(schedule);
+                changes["runsAs"] = schedule.RunsAs;
             }
-        }
 
-        schedule.UpdatedAt = now;
-        try
-        {
-            await events.CommitAsync(Rows(caller.Tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, schedule, schedule.ETag),
-                [new PlatformEvent("schedule.updated", caller.Actor, "schedule", id, changes)], cancellationToken);
-        }
-        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
-        {
-            return CommandError.Stale("schedule");
-        }
+            if (name is not null)
+            {
+                schedule.Name = name;
+                changes["name"] = name;
+            }
 
-        return schedule;
+            if (timingChanged)
+            {
+                schedule.Cron = timing.Cron;
+                schedule.TimeZone = timing.Cron is null ? null : timing.TimeZone;
+                schedule.RunAt = timing.RunAt;
+                changes["cron"] = schedule.Cron;
+                changes["timeZone"] = schedule.TimeZone;
+                changes["runAt"] = schedule.RunAt;
+            }
+
+            if (enabled != schedule.Enabled)
+            {
+                changes["enabled"] = enabled;
+            }
+
+            // A new plan whenever timing or enablement changed; a plan already due stays as it is (the sweep is on it).
+            if (timingChanged || enabled != schedule.Enabled)
+            {
+                schedule.Enabled = enabled;
+                schedule.NextRunAt = enabled ? timing.Next(now) : null;
+                if (schedule.NextRunAt is { } next)
+                {
+                    await PlanAsync(caller.Tenant, id, next, cancellationToken);
+                }
+            }
+
+            schedule.UpdatedAt = now;
+            try
+            {
+                await events.CommitAsync(Rows(caller.Tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, schedule, schedule.ETag),
+                    [new PlatformEvent("schedule.updated", caller.Actor, "schedule", id, changes)], cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 412 && attempt < 5)
+            {
+                // Changed meanwhile (a sweep claimed an occurrence): read it again; an If-Match the client sent now fails.
+                continue;
+            }
+            catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+            {
+                return CommandError.Stale("schedule");
+            }
+
+            return schedule;
+        }
     }
 
     public async Task<Outcome<bool>> DeleteAsync(Caller caller, string id, Func<ETag, bool> precondition, CancellationToken cancellationToken)
@@ -298,12 +306,28 @@ public sealed class ScheduleCommands(
                 await events.CommitAsync(rows, actions, [new PlatformEvent("schedule.deleted", caller.Actor, "schedule", id)], cancellationToken);
                 break;
             }
+            catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex == 0 && attempt < 5)
+            {
+                // Changed meanwhile (a sweep claimed an occurrence): judge the current row; an If-Match the client sent now fails.
+                if (await GetAsync(caller.Tenant, id, cancellationToken) is not { } current)
+                {
+                    return CommandError.NotFound("schedule");
+                }
+
+                if (!precondition(current.ETag))
+                {
+                    return CommandError.Stale("schedule");
+                }
+
+                schedule = current;
+            }
             catch (TableTransactionFailedException ex) when (ex.FailedTransactionActionIndex == 0)
             {
                 return CommandError.Stale("schedule");
             }
             catch (TableTransactionFailedException ex) when (ex.Status == 412 && attempt < 10)
             {
+                // The count row moved (another create or delete): count again.
             }
         }
 

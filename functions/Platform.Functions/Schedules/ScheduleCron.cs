@@ -8,8 +8,7 @@ namespace Platform.Functions.Schedules;
 /// A schedule's recurrence: a 5-field cron (minute precision) or a 6-field one (seconds first), read in an IANA time
 /// zone. Occurrences are computed by Cronos in that zone, which is what makes daylight-saving days right: a time the
 /// spring-forward gap skips (02:30 in Europe/Berlin on the last Sunday of March) runs once, at the end of the gap, and
-/// a time the fall-back overlap repeats (02:30 on the last Sunday of October) runs once, at its first instant - unless
-/// the hour field itself is a range or step, where each wall-clock hour is a slot of its own.
+/// a time the fall-back overlap repeats (02:30 on the last Sunday of October) runs once, at its first instant.
 /// </summary>
 public sealed class ScheduleCron
 {

@@ -115,7 +115,7 @@ public sealed class ScheduleEntity : ITableEntity
     public DateTimeOffset UpdatedAt { get; set; }
 
     [IgnoreDataMember]
-    public JsonElement? PayloadJson => Payload is null ? null : JsonDocument.Parse(Payload).RootElement.Clone();
+    public JsonElement? PayloadJson => Payload is null ? null : JsonSerializer.Deserialize<JsonElement>(Payload);
 
     [IgnoreDataMember]
     public IReadOnlySet<string>? ScopeSet => Scopes is null ? null : (JsonSerializer.Deserialize<string[]>(Scopes) ?? []).ToHashSet(StringComparer.Ordinal);

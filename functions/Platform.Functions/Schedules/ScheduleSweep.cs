@@ -3,6 +3,7 @@ using Azure.Data.Tables;
 using Microsoft.Extensions.Options;
 using Platform.Functions.ApiKeys;
 using Platform.Functions.Auth;
+using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Jobs;
 using Platform.Functions.Roles;
@@ -36,6 +37,7 @@ public sealed partial class ScheduleSweep(
     SessionGuard guard,
     CallerPermissions permissions,
     ApiKeyStore apiKeys,
+    EventPublisher events,
     IServiceProvider services,
     IOptions<ScheduleOptions> options,
     TimeProvider time,
@@ -183,7 +185,19 @@ public sealed partial class ScheduleSweep(
         run.StartedAt = status == ScheduleRunEntity.Failed ? null : time.GetUtcNow();
         try
         {
-            await schedules.Rows(tenant).UpdateAsync(run, run.ETag, cancellationToken);
+            if (status == ScheduleRunEntity.Failed)
+            {
+                // A run that did not start is worth telling the tenant (webhooks, audit): the event commits with the
+                // run's final status, so it is published once however many instances recorded the same failure.
+                await events.CommitAsync(schedules.Rows(tenant), new TableTransactionAction(TableTransactionActionType.UpdateReplace, run, run.ETag),
+                    [new PlatformEvent("schedule.run.failed", new Actor("schedule", run.ScheduleId, null) { OnBehalfOf = schedule?.RunsAs }, "schedule", run.ScheduleId,
+                        new Dictionary<string, object?> { ["runId"] = run.Id, ["dueAt"] = run.DueAt, ["error"] = error })],
+                    cancellationToken);
+            }
+            else
+            {
+                await schedules.Rows(tenant).UpdateAsync(run, run.ETag, cancellationToken);
+            }
         }
         catch (RequestFailedException ex) when (ex.Status is 404 or 412)
         {

@@ -168,18 +168,23 @@ public static class SchedulesEndpoints
     /// </summary>
     private static async Task FollowJobAsync(Caller caller, ScheduleCommands schedules, JobCommands jobs, ScheduleRunEntity run, CancellationToken cancellationToken)
     {
-        if (run.Settled || run.JobId is not { } jobId || await jobs.GetAsync(caller.Tenant, jobId, cancellationToken) is not { } job)
+        if (run.Settled || run.JobId is not { } jobId)
         {
             return;
         }
 
-        var changed = run.Status != job.Status;
-        run.Status = job.Status;
-        run.Error = job.Error;
-        if (job.IsFinished)
+        var job = await jobs.GetAsync(caller.Tenant, jobId, cancellationToken);
+        var changed = job is null || run.Status != job.Status;
+        if (job is null)
         {
+            // Purged by job retention: the run keeps the last status it showed.
             run.Settled = true;
-            changed = true;
+        }
+        else
+        {
+            run.Status = job.Status;
+            run.Error = job.Error;
+            run.Settled = job.IsFinished;
         }
 
         if (changed)

@@ -71,6 +71,7 @@ public static partial class EventCatalogue
         ("schedule.created", "schedule", "A schedule was created.", new JsonObject { ["name"] = "Nightly users export", ["cron"] = "0 2 * * *", ["timeZone"] = "Europe/Berlin", ["target"] = "job:export" }),
         ("schedule.updated", "schedule", "A schedule changed; changes holds the new values.", new JsonObject { ["enabled"] = false }),
         ("schedule.deleted", "schedule", "A schedule was deleted.", null),
+        ("schedule.run.failed", "schedule", "A schedule's run could not start (the user it acts as was deleted or lost a permission, its key was revoked ...); error says why.", new JsonObject { ["runId"] = "01JD3Z8M6Q0000000000000000", ["dueAt"] = "2026-11-23T01:00:00Z", ["error"] = "The user this schedule acts for (01JD3Z7K1E2F3G4H5J6K7M8N9P) is deleted or disabled; change its target to act for someone else." }),
         ("webhook.endpoint.created", "webhook_endpoint", "A webhook endpoint was created.", new JsonObject { ["url"] = "https://erp.example.com/hooks/platform" }),
         ("webhook.endpoint.updated", "webhook_endpoint", "A webhook endpoint changed.", new JsonObject { ["enabled"] = true }),
         ("webhook.endpoint.deleted", "webhook_endpoint", "A webhook endpoint was deleted.", null),

@@ -47,6 +47,13 @@ public sealed class ScheduleRunTests(Azurite azurite) : SignedUpTenantTests(azur
         Assert.Equal(Iso(runAt), Iso(after.Time("lastRunAt")));
         var jobs = (await Admin.GetJsonAsync("/api/v1/jobs")).GetProperty("items").EnumerateArray().Select(j => j.Id()).ToList();
         Assert.Equal([jobId], jobs);
+
+        // The audit trail names the schedule as the actor, on behalf of the user it acts as.
+        var entry = await Eventually.Until(
+            async () => (await Admin.GetJsonAsync("/api/v1/audit?action=job.succeeded")).GetProperty("items").EnumerateArray().FirstOrDefault(e => e.Str("targetId") == jobId),
+            e => e.ValueKind == JsonValueKind.Object, "the job.succeeded audit entry");
+        Assert.Equal("schedule", entry.Str("actorType"));
+        Assert.Equal(id, entry.Str("actorId"));
     }
 }
 
@@ -76,6 +83,14 @@ public sealed class ScheduleRunsAsTests(Azurite azurite) : SignedUpTenantTests(a
         Assert.Contains("deleted or disabled", run.Str("error"), StringComparison.Ordinal);
         Assert.Equal(JsonValueKind.Null, run.GetProperty("jobId").ValueKind);
         Assert.Empty((await Admin.GetJsonAsync("/api/v1/jobs")).GetProperty("items").EnumerateArray());
+
+        // Told once, as the schedule, with the reason.
+        var failed = await Eventually.Until(
+            async () => (await Admin.GetJsonAsync("/api/v1/audit?action=schedule.run.failed")).GetProperty("items").EnumerateArray().ToList(),
+            entries => entries.Count > 0, "the schedule.run.failed audit entry");
+        var entry = Assert.Single(failed);
+        Assert.Equal(id, entry.Str("targetId"));
+        Assert.Equal("schedule", entry.Str("actorType"));
     }
 
     [Fact]
