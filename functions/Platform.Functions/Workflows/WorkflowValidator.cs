@@ -336,7 +336,7 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
         {
             var (field, json) = step.Kind switch
             {
-                StepKinds.Job => ("job.parameters", step.Job?.Parameters),
+                StepKinds.Job => ($"{StepKinds.Job}.parameters", step.Job?.Parameters),
                 StepKinds.Webhook => ("data", step.Data),
                 _ => ("", null),
             };

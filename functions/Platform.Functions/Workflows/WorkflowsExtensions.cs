@@ -17,6 +17,7 @@ public static class WorkflowsExtensions
         services.AddSingleton<WorkflowRuns>();
         services.AddSingleton<IWorkflowRunStarter>(provider => provider.GetRequiredService<WorkflowRuns>());
         services.AddSingleton<WorkflowMail>();
+        services.AddSingleton<DemoWorkflows>();
 
         services.AddOrchestrator<WorkflowOrchestrator>(WorkflowOrchestrator.Name);
         services.AddActivity<WorkflowJobStart>(WorkflowJobStart.Name);

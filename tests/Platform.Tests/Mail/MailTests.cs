@@ -243,6 +243,10 @@ public sealed class MailTests : IDisposable
             [MailPlaceholders.At] = MailPlaceholders.FormatAt(new DateTimeOffset(2025, 1, 2, 13, 45, 0, TimeSpan.Zero)),
             [MailPlaceholders.Url] = "https://erp.example.com/hooks",
             [MailPlaceholders.Reason] = "it answered 410 Gone.",
+            [MailPlaceholders.WorkflowName] = "Weekly restock",
+            [MailPlaceholders.Subject] = "Stock is low",
+            [MailPlaceholders.Message] = "Three items need reordering.",
+            [MailPlaceholders.RunId] = "01JD3Z8M6Q0000000000000000",
         };
         return MailPlaceholders.For(kind).ToDictionary(name => name, name => all[name]);
     }
