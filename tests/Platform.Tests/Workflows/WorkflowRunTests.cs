@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Platform.Tests.Infrastructure;
 using Platform.Tests.Webhooks;
 using static Platform.Tests.Webhooks.Receivers.ReceiverApi;
@@ -66,6 +67,15 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
         (await Admin.PostAsJsonAsync($"{WorkflowsPath}/restock/runs/{runId}/events/approve", new { }, Ct)).EnsureStatus(HttpStatusCode.Conflict);
         var runs = await Admin.GetFromJsonAsync<JsonElement>($"{WorkflowsPath}/restock/runs", Ct);
         Assert.Equal(runId, Assert.Single(runs.GetProperty("items").EnumerateArray()).GetProperty("runId").GetString());
+
+        // Past the retention, the retention timer purges the finished run (and only finished ones).
+        var waitingRunId = await Admin.StartRunAsync("restock");
+        await Admin.StepWaitingAsync("restock", waitingRunId, "approve");
+        await using var scope = App.Services.CreateAsyncScope();
+        var retention = scope.ServiceProvider.GetRequiredService<Platform.Functions.Workflows.WorkflowRetention>();
+        Assert.Equal(1, await retention.PurgeAsync(DateTimeOffset.UtcNow.AddMinutes(1), Ct));
+        await (await Admin.GetAsync($"{WorkflowsPath}/restock/runs/{runId}", Ct)).ReadProblemAsync(404, "not_found");
+        Assert.Equal("waiting", (await Admin.RunAsync("restock", waitingRunId)).GetProperty("status").GetString());
     }
 
     [Fact]
