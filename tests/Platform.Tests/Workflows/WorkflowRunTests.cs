@@ -18,6 +18,7 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
     protected override IDictionary<string, string?> MoreSettings => new Dictionary<string, string?> { ["Platform:Jobs:RunWorker"] = "true" };
 
     private static readonly string[] Reorder = ["inventory.reorder", "workflow.run.succeeded"];
+    private static readonly string[] WorkflowsOnly = ["workflows.read", "workflows.manage"];
 
     [Fact]
     public async Task A_job_condition_approval_webhook_run_completes_when_the_approval_is_sent()
@@ -247,6 +248,25 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
         var failed = await Admin.ProcessedMessageAsync(receiver.Id, count: 2);
         Assert.Equal("failed", failed.GetProperty("status").GetString());
         Assert.Contains("No workflow run", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_run_acts_as_its_starter_so_a_job_step_needs_the_starters_permissions()
+    {
+        // A role that may run workflows but not start jobs: the workflow cannot start a job on its behalf.
+        (await Admin.PutAsJsonAsync("/api/v1/roles/flows", new { permissions = WorkflowsOnly }, Ct)).EnsureStatus(HttpStatusCode.Created);
+        await Admin.DefineAsync("exports",
+            new { id = "export", kind = "job", job = ExportUsers },
+            new { id = "tell", kind = "webhook", @event = "inventory.exported" });
+        using var runner = await SignedInAsync("runner@example.com", "flows");
+
+        var run = await runner.FinishedRunAsync("exports", await runner.StartRunAsync("exports"));
+
+        Assert.Equal("failed", run.GetProperty("status").GetString());
+        Assert.Equal("failed", StatusOf(run, "export"));
+        Assert.Contains("jobs.write", Step(run, "export").GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal("skipped", StatusOf(run, "tell"));
+        Assert.Empty((await Admin.GetFromJsonAsync<JsonElement>("/api/v1/jobs", Ct)).GetProperty("items").EnumerateArray());
     }
 
     [Fact]
