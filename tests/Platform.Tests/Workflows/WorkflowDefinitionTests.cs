@@ -13,6 +13,12 @@ public sealed class WorkflowDefinitionTests(Azurite azurite) : SignedUpTenantTes
 
     protected override bool UsesFakeClock => false;
 
+    protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
+    {
+        ["Platform:Workflows:MaxWorkflowsPerTenant"] = "3",
+        ["Platform:Workflows:MaxRunsInFlightPerTenant"] = "1",
+    };
+
     private static readonly object Approval = new { id = "approve", kind = "approval", timeout = "PT24H" };
     private static readonly object Hook = new { id = "tell", kind = "webhook", @event = "inventory.reorder", data = new { sku = "BOLT" } };
 
@@ -109,6 +115,44 @@ public sealed class WorkflowDefinitionTests(Azurite azurite) : SignedUpTenantTes
         var problem = await (await Admin.PutAsync($"{WorkflowsPath}/bad", content, Ct)).ReadProblemAsync(400, "validation_failed");
         Assert.True(problem.GetProperty("errors").TryGetProperty(field, out _), $"expected an error on {field}: {problem}");
         await (await Admin.GetAsync($"{WorkflowsPath}/bad", Ct)).ReadProblemAsync(404, "not_found");
+    }
+
+    [Fact]
+    public async Task Starting_a_run_twice_with_one_idempotency_key_starts_one_run()
+    {
+        await Admin.DefineAsync("once", Approval);
+        async Task<HttpResponseMessage> StartAsync(object input)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"{WorkflowsPath}/once/runs") { Content = JsonContent.Create(new { input }) };
+            request.Headers.Add("Idempotency-Key", "start-once-1");
+            return await Admin.SendAsync(request, Ct);
+        }
+
+        var first = await StartAsync(new { week = 1 });
+        Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
+        var again = await StartAsync(new { week = 1 });
+        Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        var runId = (await first.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("runId").GetString();
+        Assert.Equal(runId, (await again.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("runId").GetString());
+        await (await StartAsync(new { week = 2 })).ReadProblemAsync(422, "idempotency_key_reused");
+        var runs = await Admin.GetFromJsonAsync<JsonElement>($"{WorkflowsPath}/once/runs", Ct);
+        var run = Assert.Single(runs.GetProperty("items").EnumerateArray());
+        Assert.Equal(1, run.GetProperty("input").GetProperty("week").GetInt32());
+        Assert.Equal("pending", run.GetProperty("steps")[0].GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_tenant_has_at_most_its_cap_of_workflows_and_of_runs_in_flight()
+    {
+        await Admin.DefineAsync("one", Approval);
+        await Admin.DefineAsync("two", Hook);
+        await Admin.DefineAsync("three", Hook);
+        await (await Admin.PutAsJsonAsync($"{WorkflowsPath}/four", new { name = "Four", steps = new[] { Hook } }, Ct)).ReadProblemAsync(409, "workflow_limit_reached");
+        await Admin.DefineAsync("three", Approval);
+
+        var runId = await Admin.StartRunAsync("one");
+        await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/two/runs", new { }, Ct)).ReadProblemAsync(429, "workflow_runs_limit_reached");
+        (await Admin.PostAsync($"{WorkflowsPath}/one/runs/{runId}/cancel", null, Ct)).EnsureStatus(HttpStatusCode.Accepted);
     }
 
     [Fact]
