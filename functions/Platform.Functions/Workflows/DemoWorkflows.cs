@@ -1,12 +1,13 @@
 using System.Text.Json;
 using Platform.Functions.Auth;
 using Platform.Functions.Jobs;
+using Platform.Functions.Roles;
 
 namespace Platform.Functions.Workflows;
 
 /// <summary>
 /// The demo tenant's "weekly restock" workflow: an inventory-status report, then a condition on its low-stock figure,
-/// a mail asking the managers to approve, the approval (two days), and an <c>inventory.reorder</c> webhook carrying the
+/// a mail asking the managers to approve, the approval by a manager (two days), and an <c>inventory.reorder</c> webhook carrying the
 /// figure, the report and where the reorder suggestions are. Its first step is a <c>report</c> job: a workflow naming
 /// a job type the app does not have is refused on save, so the workflow is seeded only when that type is registered.
 /// </summary>
@@ -36,7 +37,7 @@ public sealed partial class DemoWorkflows(WorkflowStore workflows, JobTypes jobT
                 subject = "Stock is low: approve the weekly reorder",
                 message = "This week's inventory-status report found items at or below their reorder point. Approve the reorder by sending the event approve to the run named below (POST /api/v1/workflows/weekly-restock/runs/<run id>/events/approve; data.approved false declines).",
             },
-            new { id = "approve", kind = StepKinds.Approval, timeout = "P2D" },
+            new { id = "approve", kind = StepKinds.Approval, timeout = "P2D", approvers = "role:" + BuiltInRoles.Manager },
             new
             {
                 id = "reorder",

@@ -36,6 +36,9 @@ public sealed record WorkflowStep
 
     public string? OnTimeout { get; init; }
 
+    /// <summary>approval: who may answer it, <c>role:&lt;name&gt;</c>; null: anyone holding <c>workflows.manage</c>.</summary>
+    public string? Approvers { get; init; }
+
     /// <summary>wait: the durable timer's length (ISO-8601).</summary>
     public string? Duration { get; init; }
 

@@ -170,7 +170,13 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
                 return step with { Template = template, To = ReadRecipients(element, at + ".to", validation), Subject = subject, Message = message };
 
             case StepKinds.Approval:
-                fields.Allow("timeout", "onTimeout");
+                fields.Allow("timeout", "onTimeout", "approvers");
+                var approvers = fields.Text("approvers");
+                if (approvers is not null && !(approvers.StartsWith("role:", StringComparison.Ordinal) && approvers.Length is > 5 and <= 69))
+                {
+                    validation.Add(at + ".approvers", "must be \"role:<name>\": only users with that role may answer the approval");
+                }
+
                 var timeout = fields.Text("timeout");
                 CheckDuration(timeout, at + ".timeout", validation);
                 var onTimeout = fields.Text("onTimeout");
@@ -179,7 +185,7 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
                     validation.Add(at + ".onTimeout", "inside a parallel group must be fail or continue");
                 }
 
-                return step with { Timeout = timeout, OnTimeout = onTimeout };
+                return step with { Timeout = timeout, OnTimeout = onTimeout, Approvers = approvers };
 
             case StepKinds.Wait:
                 fields.Allow("duration");

@@ -49,10 +49,14 @@ public sealed class DemoWorkflowTests(Azurite azurite)
         Assert.Equal(1, waiting.Steps.Single(s => s.Id == "ask").Output!.Value.GetProperty("recipients").GetInt32());
         Assert.Contains(app.MailTo("maria@demo.example"), m => m.Subject != null && m.Subject.Contains("approve the weekly reorder", StringComparison.Ordinal));
 
-        Assert.True((await runs.RaiseAsync(caller, DemoWorkflows.Id, runId, "approve", null, Ct)).Succeeded);
+        // The approval is the managers': the admin may not answer it, Maria may.
+        Assert.Equal(403, (await runs.RaiseAsync(caller, DemoWorkflows.Id, runId, "approve", null, Ct)).Error?.Status);
+        var maria = new Caller(tenant, users.Single(u => u.View.Email == "maria@demo.example").View.Id, SessionGuard.SessionlessPrefix + "demo-test");
+        Assert.True((await runs.RaiseAsync(maria, DemoWorkflows.Id, runId, "approve", null, Ct)).Succeeded);
         var done = await Eventually.Until(() => runs.GetAsync(tenant, DemoWorkflows.Id, runId, Ct), run => run!.FinishedAt is not null, "the run to finish", TimeSpan.FromSeconds(90));
         Assert.Equal(RunStatuses.Succeeded, done!.Status);
         Assert.Equal("inventory.reorder", done.Steps[^1].Output!.Value.GetProperty("event").GetString());
+        Assert.Equal(maria.UserId, done.Steps.Single(s => s.Id == "approve").Output!.Value.GetProperty("by").GetString());
     }
 
     [Fact]

@@ -99,6 +99,7 @@ public sealed class WorkflowDefinitionTests(Azurite azurite) : SignedUpTenantTes
         { """[{ "id": "p", "kind": "parallel", "steps": [{ "id": "a", "kind": "wait", "duration": "PT1S" }] }]""", "steps[0].steps" },
         { """[{ "id": "p", "kind": "parallel", "steps": [{ "id": "a", "kind": "wait", "duration": "PT1S" }, { "id": "q", "kind": "parallel", "steps": [] }] }]""", "steps[0].steps[1].kind" },
         { """[{ "id": "p", "kind": "parallel", "steps": [{ "id": "a", "kind": "wait", "duration": "PT1S" }, { "id": "b", "kind": "approval", "timeout": "PT1S", "onTimeout": "z" }] }, { "id": "z", "kind": "wait", "duration": "PT1S" }]""", "steps[0].steps[1].onTimeout" },
+        { """[{ "id": "a", "kind": "approval", "timeout": "PT1S", "approvers": "managers" }]""", "steps[0].approvers" },
         { """[{ "id": "cancel", "kind": "approval", "timeout": "PT1S" }]""", "steps[0].id" },
         { """[{ "kind": "wait", "duration": "PT1S" }]""", "steps[0].id" },
         { """[]""", "steps" },

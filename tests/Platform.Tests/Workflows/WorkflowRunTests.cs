@@ -270,6 +270,19 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
     }
 
     [Fact]
+    public async Task An_approval_for_a_role_is_answered_only_by_its_members()
+    {
+        await Admin.DefineAsync("managers", new { id = "approve", kind = "approval", timeout = "PT1H", approvers = "role:manager" });
+        var runId = await Admin.StartRunAsync("managers");
+        await Admin.StepWaitingAsync("managers", runId, "approve");
+        await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/managers/runs/{runId}/events/approve", new { }, Ct)).ReadProblemAsync(403, "forbidden");
+        using var manager = await SignedInAsync("boss@example.com", "manager");
+        (await manager.PostAsJsonAsync($"{WorkflowsPath}/managers/runs/{runId}/events/approve", new { }, Ct)).EnsureStatus(HttpStatusCode.Accepted);
+        var run = await Admin.FinishedRunAsync("managers", runId);
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task Events_go_only_to_approval_steps_of_the_run()
     {
         await Admin.DefineAsync("events",
