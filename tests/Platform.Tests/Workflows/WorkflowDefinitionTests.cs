@@ -1,6 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Auth;
+using Platform.Functions.Storage;
+using Platform.Functions.Workflows;
 using Platform.Tests.Infrastructure;
 using static Platform.Tests.Workflows.WorkflowApi;
 
@@ -154,6 +158,28 @@ public sealed class WorkflowDefinitionTests(Azurite azurite) : SignedUpTenantTes
         var runId = await Admin.StartRunAsync("one");
         await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/two/runs", new { }, Ct)).ReadProblemAsync(429, "workflow_runs_limit_reached");
         (await Admin.PostAsync($"{WorkflowsPath}/one/runs/{runId}/cancel", null, Ct)).EnsureStatus(HttpStatusCode.Accepted);
+    }
+
+    [Fact]
+    public async Task A_schedule_starts_runs_through_the_run_starter_once_per_derived_run_id()
+    {
+        await Admin.DefineAsync("scheduled", Approval);
+        var starter = App.Services.GetRequiredService<IWorkflowRunStarter>();
+        var caller = new Caller(new TenantId(Tenant.Id), Tenant.AdminId, SessionGuard.SessionlessPrefix + "schedule-test");
+        Assert.Null(await starter.CheckAsync(caller, "scheduled", Ct));
+        Assert.Equal(404, (await starter.CheckAsync(caller, "missing", Ct))?.Status);
+
+        var occurrence = Ids.Derived(DateTimeOffset.UtcNow, "schedule-1\n2026-11-28T14:00Z");
+        var input = JsonSerializer.SerializeToElement(new { week = 48 });
+        Assert.Equal(occurrence, (await starter.StartAsync(caller, "scheduled", input, occurrence, Ct)).Value);
+        Assert.Equal(occurrence, (await starter.StartAsync(caller, "scheduled", input, occurrence, Ct)).Value);
+        Assert.Equal(404, (await starter.StartAsync(caller, "missing", input, occurrence, Ct)).Error?.Status);
+
+        var runs = await Admin.GetFromJsonAsync<JsonElement>($"{WorkflowsPath}/scheduled/runs", Ct);
+        var run = Assert.Single(runs.GetProperty("items").EnumerateArray());
+        Assert.Equal(occurrence, run.GetProperty("runId").GetString());
+        Assert.Equal(48, run.GetProperty("input").GetProperty("week").GetInt32());
+        (await Admin.PostAsync($"{WorkflowsPath}/scheduled/runs/{occurrence}/cancel", null, Ct)).EnsureStatus(HttpStatusCode.Accepted);
     }
 
     [Fact]
