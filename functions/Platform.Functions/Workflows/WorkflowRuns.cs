@@ -80,9 +80,9 @@ public sealed class WorkflowRuns(TaskHubClient client, WorkflowStore workflows, 
             return CommandError.NotFound("workflow");
         }
 
-        if (input is { } given && given.GetRawText().Length > MaxInputChars)
+        if (input is { } given && (given.GetRawText().Length > MaxInputChars || !WorkflowJson.IsShallow(given)))
         {
-            return CommandError.Invalid(new Validation().Add("input", $"must be at most {MaxInputChars} characters as JSON"));
+            return CommandError.Invalid(new Validation().Add("input", $"must be at most {MaxInputChars} characters as JSON, nested at most {WorkflowJson.MaxDepth} levels"));
         }
 
         runId ??= Ids.New(time);
@@ -176,9 +176,9 @@ public sealed class WorkflowRuns(TaskHubClient client, WorkflowStore workflows, 
 
         var run = WorkflowRunView.From(instance, input);
 
-        if (data is { } given && given.GetRawText().Length > MaxEventDataChars)
+        if (data is { } given && (given.GetRawText().Length > MaxEventDataChars || !WorkflowJson.IsShallow(given)))
         {
-            return CommandError.Invalid(new Validation().Add("data", $"must be at most {MaxEventDataChars} characters as JSON"));
+            return CommandError.Invalid(new Validation().Add("data", $"must be at most {MaxEventDataChars} characters as JSON, nested at most {WorkflowJson.MaxDepth} levels"));
         }
 
         if (run.FinishedAt is not null)

@@ -140,9 +140,9 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
                 }
 
                 var data = fields.Json("data");
-                if (data is { } d && d.GetRawText().Length > MaxDataChars)
+                if (data is { } d && (d.GetRawText().Length > MaxDataChars || !WorkflowJson.IsShallow(d)))
                 {
-                    validation.Add(at + ".data", $"must be at most {MaxDataChars} characters as JSON");
+                    validation.Add(at + ".data", $"must be at most {MaxDataChars} characters as JSON, nested at most {WorkflowJson.MaxDepth} levels");
                 }
 
                 return step with { Event = name, Data = data };

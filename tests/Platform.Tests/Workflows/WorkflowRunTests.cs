@@ -293,6 +293,14 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
         await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/events/runs/{runId}/events/nothing", new { }, Ct)).ReadProblemAsync(409, "event_not_expected");
         var big = new string('x', 5000);
         await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/events/runs/{runId}/events/approve", new { data = new { big } }, Ct)).ReadProblemAsync(400, "validation_failed");
+        // Data the run's view could not show (it nests event data a few levels deeper) is refused, not a 500 later.
+        var deep = string.Concat(Enumerable.Repeat("{\"a\":", 20)) + "1" + new string('}', 20);
+        using (var content = new StringContent($"{{\"data\":{deep}}}", System.Text.Encoding.UTF8, "application/json"))
+        {
+            await (await Admin.PostAsync($"{WorkflowsPath}/events/runs/{runId}/events/approve", content, Ct)).ReadProblemAsync(400, "validation_failed");
+        }
+
+        Assert.Equal(200, (int)(await Admin.GetAsync($"{WorkflowsPath}/events/runs/{runId}", Ct)).StatusCode);
         (await Admin.PostAsync($"{WorkflowsPath}/events/runs/{runId}/cancel", null, Ct)).EnsureStatus(HttpStatusCode.Accepted);
         Assert.Equal("cancelled", (await Admin.FinishedRunAsync("events", runId)).GetProperty("status").GetString());
     }
