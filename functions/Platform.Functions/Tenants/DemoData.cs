@@ -17,7 +17,7 @@ namespace Platform.Functions.Tenants;
 /// </summary>
 public sealed partial class DemoData(
     Sessions sessions, UserCommands users, LocationCommands locations, ItemCommands items, MovementCommands movements, JobCommands jobs,
-    ILogger<DemoData> logger)
+    Workflows.DemoWorkflows workflows, ILogger<DemoData> logger)
 {
     public async Task SeedAsync(TenantId tenant, string adminId, CancellationToken cancellationToken)
     {
@@ -50,6 +50,8 @@ public sealed partial class DemoData(
             await WaitAsync(tenant, import.Id, cancellationToken);
             var export = await jobs.StartAsync(admin, ExportOrchestrator.Name, new ExportParameters("inventory-items", "xlsx", null), cancellationToken);
             await WaitAsync(tenant, export.Id, cancellationToken);
+
+            await workflows.SeedAsync(admin, cancellationToken);
         }
         catch (InvalidOperationException ex)
         {

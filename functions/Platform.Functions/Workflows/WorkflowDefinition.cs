@@ -14,37 +14,54 @@ public sealed record WorkflowStep
     public string Kind { get; init; } = "";
 
     /// <summary>job: the job type and its parameters.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public JobStepSpec? Job { get; init; }
 
     /// <summary>webhook: the event type published; mail: not used.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Event { get; init; }
 
     /// <summary>webhook: the event's data (references to earlier outputs resolved when the step runs).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public JsonElement? Data { get; init; }
 
     /// <summary>mail: the template (<c>workflow</c>), who gets it, its subject and text.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Template { get; init; }
 
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public MailRecipients? To { get; init; }
 
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Subject { get; init; }
 
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Message { get; init; }
 
     /// <summary>approval: how long to wait (ISO-8601), and what a timeout does: <c>fail</c>, <c>continue</c> or a later step's id.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Timeout { get; init; }
 
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? OnTimeout { get; init; }
 
+    /// <summary>approval: who may answer it, <c>role:&lt;name&gt;</c>; null: anyone holding <c>workflows.manage</c>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Approvers { get; init; }
+
     /// <summary>wait: the durable timer's length (ISO-8601).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Duration { get; init; }
 
     /// <summary>condition: the filter over the previous step's output, and where to go when it does not hold.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Filter { get; init; }
 
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Else { get; init; }
 
     /// <summary>parallel: the steps that run at once.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyList<WorkflowStep>? Steps { get; init; }
 
     [JsonIgnore]
@@ -58,6 +75,19 @@ public sealed record JobStepSpec(string Type, JsonElement? Parameters);
 
 /// <summary>A mail step's recipients: the active users of a role, or listed users.</summary>
 public sealed record MailRecipients(string? Role, IReadOnlyList<string>? UserIds);
+
+public static class WorkflowJson
+{
+    /// <summary>How deep the JSON a run takes in (its input, an event's data) may nest: the run's view wraps it a few levels deeper still.</summary>
+    public const int MaxDepth = 16;
+
+    public static bool IsShallow(JsonElement json, int depth = 0) => json.ValueKind switch
+    {
+        JsonValueKind.Object => depth < MaxDepth && json.EnumerateObject().All(p => IsShallow(p.Value, depth + 1)),
+        JsonValueKind.Array => depth < MaxDepth && json.EnumerateArray().All(i => IsShallow(i, depth + 1)),
+        _ => true,
+    };
+}
 
 public static class StepKinds
 {

@@ -58,7 +58,7 @@ public sealed record WorkflowRunView(
 }
 
 /// <summary>Starts, reads, lists and cancels the runs of the caller's tenant's workflows, and sends events into them.</summary>
-public sealed class WorkflowRuns(TaskHubClient client, WorkflowStore workflows, IOptions<WorkflowOptions> options, TimeProvider time) : IWorkflowRunStarter
+public sealed class WorkflowRuns(TaskHubClient client, WorkflowStore workflows, SessionGuard sessions, IOptions<WorkflowOptions> options, TimeProvider time) : IWorkflowRunStarter
 {
     public const int MaxInputChars = 16_000;
     public const int MaxEventDataChars = 4_000;
@@ -80,9 +80,9 @@ public sealed class WorkflowRuns(TaskHubClient client, WorkflowStore workflows, 
             return CommandError.NotFound("workflow");
         }
 
-        if (input is { } given && given.GetRawText().Length > MaxInputChars)
+        if (input is { } given && (given.GetRawText().Length > MaxInputChars || !WorkflowJson.IsShallow(given)))
         {
-            return CommandError.Invalid(new Validation().Add("input", $"must be at most {MaxInputChars} characters as JSON"));
+            return CommandError.Invalid(new Validation().Add("input", $"must be at most {MaxInputChars} characters as JSON, nested at most {WorkflowJson.MaxDepth} levels"));
         }
 
         runId ??= Ids.New(time);
@@ -166,14 +166,19 @@ public sealed class WorkflowRuns(TaskHubClient client, WorkflowStore workflows, 
     /// </summary>
     public async Task<Outcome<WorkflowRunView>> RaiseAsync(Caller caller, string workflowId, string runId, string name, JsonElement? data, CancellationToken cancellationToken)
     {
-        if (await GetAsync(caller.Tenant, workflowId, runId, cancellationToken) is not { } run)
+        var instance = WorkflowStore.IsValidId(workflowId) && WorkflowRunIds.IsWellFormed(runId)
+            ? await client.GetInstanceAsync(WorkflowRunIds.InstanceId(caller.Tenant, workflowId, runId), getInputsAndOutputs: true, cancellationToken)
+            : null;
+        if (instance is null || ReadInput(instance) is not { } input)
         {
             return CommandError.NotFound("workflow run");
         }
 
-        if (data is { } given && given.GetRawText().Length > MaxEventDataChars)
+        var run = WorkflowRunView.From(instance, input);
+
+        if (data is { } given && (given.GetRawText().Length > MaxEventDataChars || !WorkflowJson.IsShallow(given)))
         {
-            return CommandError.Invalid(new Validation().Add("data", $"must be at most {MaxEventDataChars} characters as JSON"));
+            return CommandError.Invalid(new Validation().Add("data", $"must be at most {MaxEventDataChars} characters as JSON, nested at most {WorkflowJson.MaxDepth} levels"));
         }
 
         if (run.FinishedAt is not null)
@@ -190,6 +195,14 @@ public sealed class WorkflowRuns(TaskHubClient client, WorkflowStore workflows, 
         if (step.Status is not (StepStatuses.Pending or StepStatuses.Running or StepStatuses.Waiting))
         {
             return CommandError.Conflict("event_not_expected", $"The approval step '{step.Id}' is {step.Status}; it takes no more events.");
+        }
+
+        // An approval for a role is answered by its members only (an API key or receiver acts with its user's roles).
+        var definition = input.Steps.SelectMany(s => (IEnumerable<WorkflowStep>)[s, .. s.Steps ?? []]).First(s => s.Id == step.Id);
+        if (definition.Approvers is { } approvers && approvers.StartsWith("role:", StringComparison.Ordinal) &&
+            !(await sessions.GetStandingAsync(caller, cancellationToken)).Roles.Contains(approvers[5..], StringComparer.Ordinal))
+        {
+            return CommandError.Forbidden($"Only users with the role {approvers[5..]} may answer the approval '{step.Id}'.");
         }
 
         await client.RaiseEventAsync(WorkflowRunIds.InstanceId(caller.Tenant, workflowId, runId), step.Id,

@@ -140,9 +140,9 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
                 }
 
                 var data = fields.Json("data");
-                if (data is { } d && d.GetRawText().Length > MaxDataChars)
+                if (data is { } d && (d.GetRawText().Length > MaxDataChars || !WorkflowJson.IsShallow(d)))
                 {
-                    validation.Add(at + ".data", $"must be at most {MaxDataChars} characters as JSON");
+                    validation.Add(at + ".data", $"must be at most {MaxDataChars} characters as JSON, nested at most {WorkflowJson.MaxDepth} levels");
                 }
 
                 return step with { Event = name, Data = data };
@@ -170,7 +170,13 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
                 return step with { Template = template, To = ReadRecipients(element, at + ".to", validation), Subject = subject, Message = message };
 
             case StepKinds.Approval:
-                fields.Allow("timeout", "onTimeout");
+                fields.Allow("timeout", "onTimeout", "approvers");
+                var approvers = fields.Text("approvers");
+                if (approvers is not null && !(approvers.StartsWith("role:", StringComparison.Ordinal) && approvers.Length is > 5 and <= 69))
+                {
+                    validation.Add(at + ".approvers", "must be \"role:<name>\": only users with that role may answer the approval");
+                }
+
                 var timeout = fields.Text("timeout");
                 CheckDuration(timeout, at + ".timeout", validation);
                 var onTimeout = fields.Text("onTimeout");
@@ -179,7 +185,7 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
                     validation.Add(at + ".onTimeout", "inside a parallel group must be fail or continue");
                 }
 
-                return step with { Timeout = timeout, OnTimeout = onTimeout };
+                return step with { Timeout = timeout, OnTimeout = onTimeout, Approvers = approvers };
 
             case StepKinds.Wait:
                 fields.Allow("duration");
@@ -336,7 +342,7 @@ public sealed partial class WorkflowValidator(JobTypes jobTypes)
         {
             var (field, json) = step.Kind switch
             {
-                StepKinds.Job => ("job.parameters", step.Job?.Parameters),
+                StepKinds.Job => ($"{StepKinds.Job}.parameters", step.Job?.Parameters),
                 StepKinds.Webhook => ("data", step.Data),
                 _ => ("", null),
             };

@@ -1,6 +1,7 @@
 using Platform.Functions.Events;
 using Platform.Functions.Hosting;
 using Platform.Functions.Jobs.Engine;
+using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Workflows;
 
@@ -17,6 +18,7 @@ public static class WorkflowsExtensions
         services.AddSingleton<WorkflowRuns>();
         services.AddSingleton<IWorkflowRunStarter>(provider => provider.GetRequiredService<WorkflowRuns>());
         services.AddSingleton<WorkflowMail>();
+        services.AddSingleton<DemoWorkflows>();
 
         services.AddOrchestrator<WorkflowOrchestrator>(WorkflowOrchestrator.Name);
         services.AddActivity<WorkflowJobStart>(WorkflowJobStart.Name);
@@ -25,6 +27,7 @@ public static class WorkflowsExtensions
         services.AddActivity<WorkflowWebhook>(WorkflowWebhook.Name);
         services.AddActivity<WorkflowMailStep>(WorkflowMailStep.Name);
         services.AddActivity<WorkflowFinished>(WorkflowFinished.Name);
+        services.AddTimerFunction<WorkflowRetention>("WorkflowRetention", "0 20 * * * *");
         return builder;
     }
 }

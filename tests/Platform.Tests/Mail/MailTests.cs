@@ -245,6 +245,10 @@ public sealed class MailTests : IDisposable
             [MailPlaceholders.Reason] = "it answered 410 Gone.",
             [MailPlaceholders.ReportTitle] = "Inventory status",
             [MailPlaceholders.Period] = "2025-01-01 00:00 UTC to 2025-01-31 00:00 UTC",
+            [MailPlaceholders.WorkflowName] = "Weekly restock",
+            [MailPlaceholders.Subject] = "Stock is low",
+            [MailPlaceholders.Message] = "Three items need reordering.",
+            [MailPlaceholders.RunId] = "01JD3Z8M6Q0000000000000000",
         };
         return MailPlaceholders.For(kind).ToDictionary(name => name, name => all[name]);
     }

@@ -1,6 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Functions.Auth;
+using Platform.Functions.Storage;
+using Platform.Functions.Workflows;
 using Platform.Tests.Infrastructure;
 using static Platform.Tests.Workflows.WorkflowApi;
 
@@ -12,6 +16,12 @@ public sealed class WorkflowDefinitionTests(Azurite azurite) : SignedUpTenantTes
     protected override bool SignsInAdmin => true;
 
     protected override bool UsesFakeClock => false;
+
+    protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
+    {
+        ["Platform:Workflows:MaxWorkflowsPerTenant"] = "3",
+        ["Platform:Workflows:MaxRunsInFlightPerTenant"] = "1",
+    };
 
     private static readonly object Approval = new { id = "approve", kind = "approval", timeout = "PT24H" };
     private static readonly object Hook = new { id = "tell", kind = "webhook", @event = "inventory.reorder", data = new { sku = "BOLT" } };
@@ -93,6 +103,7 @@ public sealed class WorkflowDefinitionTests(Azurite azurite) : SignedUpTenantTes
         { """[{ "id": "p", "kind": "parallel", "steps": [{ "id": "a", "kind": "wait", "duration": "PT1S" }] }]""", "steps[0].steps" },
         { """[{ "id": "p", "kind": "parallel", "steps": [{ "id": "a", "kind": "wait", "duration": "PT1S" }, { "id": "q", "kind": "parallel", "steps": [] }] }]""", "steps[0].steps[1].kind" },
         { """[{ "id": "p", "kind": "parallel", "steps": [{ "id": "a", "kind": "wait", "duration": "PT1S" }, { "id": "b", "kind": "approval", "timeout": "PT1S", "onTimeout": "z" }] }, { "id": "z", "kind": "wait", "duration": "PT1S" }]""", "steps[0].steps[1].onTimeout" },
+        { """[{ "id": "a", "kind": "approval", "timeout": "PT1S", "approvers": "managers" }]""", "steps[0].approvers" },
         { """[{ "id": "cancel", "kind": "approval", "timeout": "PT1S" }]""", "steps[0].id" },
         { """[{ "kind": "wait", "duration": "PT1S" }]""", "steps[0].id" },
         { """[]""", "steps" },
@@ -109,6 +120,66 @@ public sealed class WorkflowDefinitionTests(Azurite azurite) : SignedUpTenantTes
         var problem = await (await Admin.PutAsync($"{WorkflowsPath}/bad", content, Ct)).ReadProblemAsync(400, "validation_failed");
         Assert.True(problem.GetProperty("errors").TryGetProperty(field, out _), $"expected an error on {field}: {problem}");
         await (await Admin.GetAsync($"{WorkflowsPath}/bad", Ct)).ReadProblemAsync(404, "not_found");
+    }
+
+    [Fact]
+    public async Task Starting_a_run_twice_with_one_idempotency_key_starts_one_run()
+    {
+        await Admin.DefineAsync("once", Approval);
+        async Task<HttpResponseMessage> StartAsync(object input)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"{WorkflowsPath}/once/runs") { Content = JsonContent.Create(new { input }) };
+            request.Headers.Add("Idempotency-Key", "start-once-1");
+            return await Admin.SendAsync(request, Ct);
+        }
+
+        var first = await StartAsync(new { week = 1 });
+        Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
+        var again = await StartAsync(new { week = 1 });
+        Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        var runId = (await first.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("runId").GetString();
+        Assert.Equal(runId, (await again.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("runId").GetString());
+        await (await StartAsync(new { week = 2 })).ReadProblemAsync(422, "idempotency_key_reused");
+        var runs = await Admin.GetFromJsonAsync<JsonElement>($"{WorkflowsPath}/once/runs", Ct);
+        var run = Assert.Single(runs.GetProperty("items").EnumerateArray());
+        Assert.Equal(1, run.GetProperty("input").GetProperty("week").GetInt32());
+        Assert.Equal("pending", run.GetProperty("steps")[0].GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_tenant_has_at_most_its_cap_of_workflows_and_of_runs_in_flight()
+    {
+        await Admin.DefineAsync("one", Approval);
+        await Admin.DefineAsync("two", Hook);
+        await Admin.DefineAsync("three", Hook);
+        await (await Admin.PutAsJsonAsync($"{WorkflowsPath}/four", new { name = "Four", steps = new[] { Hook } }, Ct)).ReadProblemAsync(409, "workflow_limit_reached");
+        await Admin.DefineAsync("three", Approval);
+
+        var runId = await Admin.StartRunAsync("one");
+        await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/two/runs", new { }, Ct)).ReadProblemAsync(429, "workflow_runs_limit_reached");
+        (await Admin.PostAsync($"{WorkflowsPath}/one/runs/{runId}/cancel", null, Ct)).EnsureStatus(HttpStatusCode.Accepted);
+    }
+
+    [Fact]
+    public async Task A_schedule_starts_runs_through_the_run_starter_once_per_derived_run_id()
+    {
+        await Admin.DefineAsync("scheduled", Approval);
+        var starter = App.Services.GetRequiredService<IWorkflowRunStarter>();
+        var caller = new Caller(new TenantId(Tenant.Id), Tenant.AdminId, SessionGuard.SessionlessPrefix + "schedule-test");
+        Assert.Null(await starter.CheckAsync(caller, "scheduled", Ct));
+        Assert.Equal(404, (await starter.CheckAsync(caller, "missing", Ct))?.Status);
+
+        var occurrence = Ids.Derived(DateTimeOffset.UtcNow, "schedule-1\n2026-11-28T14:00Z");
+        var input = JsonSerializer.SerializeToElement(new { week = 48 });
+        Assert.Equal(occurrence, (await starter.StartAsync(caller, "scheduled", input, occurrence, Ct)).Value);
+        Assert.Equal(occurrence, (await starter.StartAsync(caller, "scheduled", input, occurrence, Ct)).Value);
+        Assert.Equal(404, (await starter.StartAsync(caller, "missing", input, occurrence, Ct)).Error?.Status);
+
+        var runs = await Admin.GetFromJsonAsync<JsonElement>($"{WorkflowsPath}/scheduled/runs", Ct);
+        var run = Assert.Single(runs.GetProperty("items").EnumerateArray());
+        Assert.Equal(occurrence, run.GetProperty("runId").GetString());
+        Assert.Equal(48, run.GetProperty("input").GetProperty("week").GetInt32());
+        (await Admin.PostAsync($"{WorkflowsPath}/scheduled/runs/{occurrence}/cancel", null, Ct)).EnsureStatus(HttpStatusCode.Accepted);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Platform.Tests.Infrastructure;
 using Platform.Tests.Webhooks;
 using static Platform.Tests.Webhooks.Receivers.ReceiverApi;
@@ -17,6 +18,7 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
     protected override IDictionary<string, string?> MoreSettings => new Dictionary<string, string?> { ["Platform:Jobs:RunWorker"] = "true" };
 
     private static readonly string[] Reorder = ["inventory.reorder", "workflow.run.succeeded"];
+    private static readonly string[] WorkflowsOnly = ["workflows.read", "workflows.manage"];
 
     [Fact]
     public async Task A_job_condition_approval_webhook_run_completes_when_the_approval_is_sent()
@@ -66,6 +68,15 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
         (await Admin.PostAsJsonAsync($"{WorkflowsPath}/restock/runs/{runId}/events/approve", new { }, Ct)).EnsureStatus(HttpStatusCode.Conflict);
         var runs = await Admin.GetFromJsonAsync<JsonElement>($"{WorkflowsPath}/restock/runs", Ct);
         Assert.Equal(runId, Assert.Single(runs.GetProperty("items").EnumerateArray()).GetProperty("runId").GetString());
+
+        // Past the retention, the retention timer purges the finished run (and only finished ones).
+        var waitingRunId = await Admin.StartRunAsync("restock");
+        await Admin.StepWaitingAsync("restock", waitingRunId, "approve");
+        await using var scope = App.Services.CreateAsyncScope();
+        var retention = scope.ServiceProvider.GetRequiredService<Platform.Functions.Workflows.WorkflowRetention>();
+        Assert.Equal(1, await retention.PurgeAsync(DateTimeOffset.UtcNow.AddMinutes(1), Ct));
+        await (await Admin.GetAsync($"{WorkflowsPath}/restock/runs/{runId}", Ct)).ReadProblemAsync(404, "not_found");
+        Assert.Equal("waiting", (await Admin.RunAsync("restock", waitingRunId)).GetProperty("status").GetString());
     }
 
     [Fact]
@@ -240,6 +251,38 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
     }
 
     [Fact]
+    public async Task A_run_acts_as_its_starter_so_a_job_step_needs_the_starters_permissions()
+    {
+        // A role that may run workflows but not start jobs: the workflow cannot start a job on its behalf.
+        (await Admin.PutAsJsonAsync("/api/v1/roles/flows", new { permissions = WorkflowsOnly }, Ct)).EnsureStatus(HttpStatusCode.Created);
+        await Admin.DefineAsync("exports",
+            new { id = "export", kind = "job", job = ExportUsers },
+            new { id = "tell", kind = "webhook", @event = "inventory.exported" });
+        using var runner = await SignedInAsync("runner@example.com", "flows");
+
+        var run = await runner.FinishedRunAsync("exports", await runner.StartRunAsync("exports"));
+
+        Assert.Equal("failed", run.GetProperty("status").GetString());
+        Assert.Equal("failed", StatusOf(run, "export"));
+        Assert.Contains("jobs.write", Step(run, "export").GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal("skipped", StatusOf(run, "tell"));
+        Assert.Empty((await Admin.GetFromJsonAsync<JsonElement>("/api/v1/jobs", Ct)).GetProperty("items").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task An_approval_for_a_role_is_answered_only_by_its_members()
+    {
+        await Admin.DefineAsync("managers", new { id = "approve", kind = "approval", timeout = "PT1H", approvers = "role:manager" });
+        var runId = await Admin.StartRunAsync("managers");
+        await Admin.StepWaitingAsync("managers", runId, "approve");
+        await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/managers/runs/{runId}/events/approve", new { }, Ct)).ReadProblemAsync(403, "forbidden");
+        using var manager = await SignedInAsync("boss@example.com", "manager");
+        (await manager.PostAsJsonAsync($"{WorkflowsPath}/managers/runs/{runId}/events/approve", new { }, Ct)).EnsureStatus(HttpStatusCode.Accepted);
+        var run = await Admin.FinishedRunAsync("managers", runId);
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task Events_go_only_to_approval_steps_of_the_run()
     {
         await Admin.DefineAsync("events",
@@ -250,6 +293,14 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
         await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/events/runs/{runId}/events/nothing", new { }, Ct)).ReadProblemAsync(409, "event_not_expected");
         var big = new string('x', 5000);
         await (await Admin.PostAsJsonAsync($"{WorkflowsPath}/events/runs/{runId}/events/approve", new { data = new { big } }, Ct)).ReadProblemAsync(400, "validation_failed");
+        // Data the run's view could not show (it nests event data a few levels deeper) is refused, not a 500 later.
+        var deep = string.Concat(Enumerable.Repeat("{\"a\":", 20)) + "1" + new string('}', 20);
+        using (var content = new StringContent($"{{\"data\":{deep}}}", System.Text.Encoding.UTF8, "application/json"))
+        {
+            await (await Admin.PostAsync($"{WorkflowsPath}/events/runs/{runId}/events/approve", content, Ct)).ReadProblemAsync(400, "validation_failed");
+        }
+
+        Assert.Equal(200, (int)(await Admin.GetAsync($"{WorkflowsPath}/events/runs/{runId}", Ct)).StatusCode);
         (await Admin.PostAsync($"{WorkflowsPath}/events/runs/{runId}/cancel", null, Ct)).EnsureStatus(HttpStatusCode.Accepted);
         Assert.Equal("cancelled", (await Admin.FinishedRunAsync("events", runId)).GetProperty("status").GetString());
     }
