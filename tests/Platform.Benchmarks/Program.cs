@@ -49,6 +49,10 @@ internal static class Program
               the same with a second endpoint that never answers (isolation); deliveries/s of that many events to one
               endpoint next to as many signed POSTs sent straight to the receiver; POST /api/v1/hooks/{id} requests/s
               and p50/p99 with 16 clients next to GET /api/health/live; needs AzureWebJobsStorage
+          reports [users=100000] [items=100000] [movements=100000] [runs=3]
+              in-process: the time to build the user-insights report over a tenant of that many users and the
+              inventory-status report over a tenant of that many items and movements (last 90 days), cold (projections
+              load) and warm, next to SDK reads of the same rows without computing; needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -79,6 +83,8 @@ internal static class Program
                 return await WebhooksFigure.RunAsync(args[1..]);
             case "tenants":
                 return await TenantsFigure.RunAsync(args[1..]);
+            case "reports":
+                return await ReportsFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":
                 Console.WriteLine(Usage);
                 return 0;
