@@ -53,6 +53,10 @@ internal static class Program
               request overhead of usage metering: GET /api/v1/permissions p50/p99/mean with 1 and 4 clients on an app
               that meters next to one with Platform__Usage__Enabled=false, in alternating blocks; then checks that
               every request was counted (flush on stop); needs AzureWebJobsStorage
+          reports [users=100000] [items=100000] [movements=100000] [runs=3]
+              in-process: the time to build the user-insights report over a tenant of that many users and the
+              inventory-status report over a tenant of that many items and movements (last 90 days), cold (projections
+              load) and warm, next to SDK reads of the same rows without computing; needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -85,6 +89,8 @@ internal static class Program
                 return await TenantsFigure.RunAsync(args[1..]);
             case "usage":
                 return await UsageFigure.RunAsync(args[1..]);
+            case "reports":
+                return await ReportsFigure.RunAsync(args[1..]);
             case "-h" or "--help" or "help":
                 Console.WriteLine(Usage);
                 return 0;

@@ -63,6 +63,11 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
         var asOf = request.To < now ? request.To : now;
         var partition = store.For(tenant);
 
+        // Four independent reads: the stock rows and the locations load while the items do and the movements stream
+        // (each is a partition range scan when cold, and storage serves them side by side).
+        var stockRows = projections.Stock.RowsAsync(tenant, cancellationToken);
+        var locationNames = LocationNamesAsync(partition, cancellationToken);
+
         // The items considered, with what the report keeps of each beyond the row (outs counted from the movements).
         var items = await projections.Items.RowsAsync(tenant, cancellationToken);
         var considered = new Dictionary<string, Usage>(StringComparer.Ordinal);
@@ -108,22 +113,6 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
             }
         }
 
-        // By location, from the stock rows of the items considered: a stock row is one item at one location.
-        var byLocation = new Dictionary<string, Group>(StringComparer.Ordinal);
-        foreach (var stock in await projections.Stock.RowsAsync(tenant, cancellationToken))
-        {
-            if (stock.Quantity > 0 && considered.TryGetValue(stock.ItemId, out var usage))
-            {
-                GroupOf(byLocation, stock.LocationId).Add(stock.Quantity, ValueOf(usage.Item, stock.Quantity));
-            }
-        }
-
-        var locationNames = new Dictionary<string, string>(StringComparer.Ordinal) { [StockEntity.Unassigned] = NoLocation };
-        await foreach (var location in partition.QueryAsync<LocationEntity>(LocationEntity.KeyPrefix, 1000, cancellationToken))
-        {
-            locationNames[location.Id] = location.Code is { Length: > 0 } code ? $"{location.Name} ({code})" : location.Name;
-        }
-
         // The movements, once: the period's per day, and for the reorder suggestions the 90 days before the as-of time.
         var buckets = new PeriodBuckets(request.From, request.To);
         var perDay = new DayCounts[buckets.Count];
@@ -160,6 +149,17 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
             }
         }
 
+        // By location, from the stock rows of the items considered: a stock row is one item at one location.
+        var byLocation = new Dictionary<string, Group>(StringComparer.Ordinal);
+        foreach (var stock in await stockRows)
+        {
+            if (stock.Quantity > 0 && considered.TryGetValue(stock.ItemId, out var usage))
+            {
+                GroupOf(byLocation, stock.LocationId).Add(stock.Quantity, ValueOf(usage.Item, stock.Quantity));
+            }
+        }
+
+        var names = await locationNames;
         var low = new Leaders<ReorderSuggestion>(MaxLowStockRows, ReorderSuggestionsEndpoints.MostUrgentFirst.Compare);
         var turnover = new Leaders<Usage>(MaxListed, (a, b) => b.OutInPeriod.CompareTo(a.OutInPeriod) is var byOut and not 0 ? byOut : string.CompareOrdinal(a.Item.Sku, b.Item.Sku));
         foreach (var usage in considered.Values)
@@ -195,7 +195,7 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
         var sections = new List<ReportSection>
         {
             ValueSection("category", "Value by category", byCategory, name => name, considered.Count, stockValue),
-            ValueSection("location", "Value by location", byLocation, id => locationNames.GetValueOrDefault(id, id), considered.Count, stockValue),
+            ValueSection("location", "Value by location", byLocation, id => names.GetValueOrDefault(id, id), considered.Count, stockValue),
             new("Low stock",
                 $"{lowCount} items at or below their reorder point. Suggested quantity: the reorder point plus {ReorderSuggestionsEndpoints.CoverDays} days of "
                 + $"the busier of the average daily outs over the 30 and 90 days to {asOfText}, less what is on hand; at least the item's reorder quantity. Most urgent first.",
@@ -248,6 +248,17 @@ public sealed class InventoryStatusReport(InventoryProjections projections, Inve
         };
 
         return new ReportDocument(Type, "Inventory status", request.From, request.To, now, sections) { Figures = figures };
+    }
+
+    private static async Task<Dictionary<string, string>> LocationNamesAsync(TenantPartition partition, CancellationToken cancellationToken)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal) { [StockEntity.Unassigned] = NoLocation };
+        await foreach (var location in partition.QueryAsync<LocationEntity>(LocationEntity.KeyPrefix, 1000, cancellationToken))
+        {
+            names[location.Id] = location.Code is { Length: > 0 } code ? $"{location.Name} ({code})" : location.Name;
+        }
+
+        return names;
     }
 
     private static double ValueOf(ItemEntity item, double quantity) => Math.Round(quantity * (item.UnitCost ?? 0), 2);

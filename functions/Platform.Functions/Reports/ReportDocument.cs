@@ -29,7 +29,7 @@ public enum ReportValueKind
     Count,
     Number,
 
-    /// <summary>A percentage: 12.5 means 12.5 % (the xlsx cell shows 12.5%, html and pdf 12.5 %).</summary>
+    /// <summary>A share, as a fraction: 0.125 means 12.5 % (the xlsx cell is 0.125 formatted 12.5%, html and pdf show 12.5 %).</summary>
     Percent,
     Money,
     Date,

@@ -66,12 +66,13 @@ public sealed class UserInsightsReport(UserProjections projections, UserSchemas 
     /// <exception cref="FilterException">The filter does not hold against the tenant's schema (changed since it was checked).</exception>
     public async Task<ReportDocument> BuildAsync(ReportRequest request, CancellationToken cancellationToken)
     {
+        var users = projections.RowsAsync(request.Tenant, cancellationToken);
         var schema = await schemas.GetAsync(request.Tenant, cancellationToken);
         var where = FilterParser.ParseOptional(request.Filter, UsersEndpoints.FilterSchemaFor(schema));
         var now = time.GetUtcNow();
         var asOf = request.To < now ? request.To : now;
         var tally = new Tally(request, asOf, schema);
-        foreach (var user in await projections.RowsAsync(request.Tenant, cancellationToken))
+        foreach (var user in await users)
         {
             if (where is null || where.Evaluate(user.ValueOf))
             {

@@ -29,7 +29,7 @@ public sealed class ReportRendererTests
         var columns = new List<ReportColumn> { new("name", ReportValueKind.Text), new("count", ReportValueKind.Count), new("share", ReportValueKind.Percent), new("day", ReportValueKind.Date) };
         var big = Enumerable.Range(0, 250).Select(i => (IReadOnlyList<object?>)[$"row {i}", (long)i, i / 2.5, From.AddDays(i % 30)]).ToList();
         IReadOnlyList<object?> hostileRow = [Formula, 3L, double.NaN, From];
-        IReadOnlyList<object?> markupRow = [Markup, 4L, 12.5, null];
+        IReadOnlyList<object?> markupRow = [Markup, 4L, 0.125, null];
         IReadOnlyList<object?> scriptsRow = ["日本語 Ωμέγα 😀 \u0007", 5L, 0.5, From];
         return new ReportDocument("test", Markup, From, From.AddDays(30), From.AddDays(31),
         [
@@ -101,7 +101,7 @@ public sealed class ReportRendererTests
         Assert.Equal("'" + Formula, first[1].Elements<Cell>().First().InnerText);
         var markupCells = first[2].Elements<Cell>().ToList();
         Assert.Equal("4", markupCells[1].CellValue!.Text);
-        Assert.Equal("12.5", markupCells[2].CellValue!.Text);
+        Assert.Equal("0.125", markupCells[2].CellValue!.Text);
         Assert.Equal(251, ((WorksheetPart)part.GetPartById(sheets[1].Id!)).Worksheet.Descendants<Row>().Count());
     }
 

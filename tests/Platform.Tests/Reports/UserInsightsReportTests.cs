@@ -185,6 +185,22 @@ public sealed class UserInsightsReportTests(Azurite azurite) : SignedUpTenantTes
     }
 
     [Fact]
+    public async Task AnotherTenantsUsersAreNotInTheReport()
+    {
+        var theirs = await App.SignUpAsync();
+        using var them = await App.SignedInClientAsync(theirs);
+        await them.CreateUserAsync("someone@theirs.example", password: Accounts.Password);
+        using var someone = await App.SignInAsAsync(theirs, "someone@theirs.example");
+        var (from, to) = (Clock.GetUtcNow().AddDays(-1), Clock.GetUtcNow().AddMinutes(1));
+
+        var mine = await App.BuildReportAsync(Type, Tenant, from, to);
+        var their = await App.BuildReportAsync(Type, theirs, from, to);
+
+        Assert.Equal((1.0, 1.0, 1.0), (mine.Figures["userCount"], mine.Figures["signupsInPeriod"], mine.Figures["signIns"]));
+        Assert.Equal((2.0, 2.0, 2.0), (their.Figures["userCount"], their.Figures["signupsInPeriod"], their.Figures["signIns"]));
+    }
+
+    [Fact]
     public async Task SignInKeepsItsHistoryOnTheUserRowAndTheTypeIsRegistered()
     {
         var id = await Admin.CreateUserIdAsync("erin@insights.example", Accounts.Password);

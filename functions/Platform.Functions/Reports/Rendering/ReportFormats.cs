@@ -89,7 +89,7 @@ public static class ReportFormats
 
         return kind switch
         {
-            ReportValueKind.Percent => number.ToString("0.#", CultureInfo.InvariantCulture) + " %",
+            ReportValueKind.Percent => (number * 100).ToString("0.#", CultureInfo.InvariantCulture) + " %",
             ReportValueKind.Money => number.ToString("#,##0.00", CultureInfo.InvariantCulture),
             ReportValueKind.Count => number.ToString("#,##0", CultureInfo.InvariantCulture),
             _ => number.ToString("#,##0.##", CultureInfo.InvariantCulture),

@@ -116,7 +116,7 @@ public sealed class JobsSummaryReport(TaskHubClient client, TimeProvider time) :
             [new("type", ReportValueKind.Text), new("jobs", ReportValueKind.Count), new("succeeded", ReportValueKind.Count),
              new("failed", ReportValueKind.Count), new("successRate", ReportValueKind.Percent), new("averageSeconds", ReportValueKind.Number)],
             [.. types.Select(t => (IReadOnlyList<object?>)[t.Key, t.Value.Jobs, t.Value.Succeeded, t.Value.Failed,
-                t.Value.Jobs == 0 ? null : 100.0 * t.Value.Succeeded / t.Value.Jobs,
+                t.Value.Jobs == 0 ? null : (double)t.Value.Succeeded / t.Value.Jobs,
                 t.Value.Timed == 0 ? null : Math.Round(t.Value.Seconds / t.Value.Timed, 2)])]);
         var note = truncated ? $" Only the first {MaxJobs:N0} jobs were counted." : "";
         return new ReportDocument(Type, "Jobs summary", request.From, request.To, time.GetUtcNow(),
@@ -145,7 +145,7 @@ public sealed class JobsSummaryReport(TaskHubClient client, TimeProvider time) :
                 ["jobCount"] = total,
                 ["succeededCount"] = succeeded,
                 ["failedCount"] = failed,
-                ["successRate"] = total == 0 ? 0 : Math.Round(100.0 * succeeded / total, 1),
+                ["successRate"] = total == 0 ? 0 : Math.Round((double)succeeded / total, 3),
             },
         };
     }
