@@ -41,7 +41,8 @@ public static class ReportsEndpoints
     }
 
     internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> StartReport(
-        ReportStartRequest request, Caller caller, CallerPermissions permissions, ReportJobType reports, TimeProvider time, CancellationToken cancellationToken)
+        ReportStartRequest request, Caller caller, CallerPermissions permissions, ReportJobType reports, TimeProvider time, IServiceProvider services,
+        CancellationToken cancellationToken)
     {
         var validation = new Validation();
         if (reports.Check(request, "", validation) is not { } permission)
@@ -55,6 +56,12 @@ public static class ReportsEndpoints
         if (!(await permissions.ForAsync(caller, cancellationToken)).Contains(permission))
         {
             return CommandError.Forbidden($"A {request.Type} report needs the {permission} permission.").ToProblem();
+        }
+
+        // Some filters can only be checked against the tenant (the custom fields of its user schema).
+        if (await services.GetRequiredKeyedService<IReportType>(request.Type).CheckFilterAsync(caller.Tenant, request.Filter, cancellationToken) is { } filterError)
+        {
+            return Problems.Create(400, "invalid_filter", "Invalid filter", filterError);
         }
 
         var job = await reports.StartAsync(caller, request, Storage.Ids.New(time), cancellationToken);
