@@ -14,7 +14,7 @@ namespace Platform.Functions.Usage;
 /// since the last flush: at most one interval of this instance's usage. Usage is a statistic, not a bill.
 /// </summary>
 public sealed partial class UsageFlusher(UsageMeter meter, UsageStore store, IOptions<UsageOptions> options, ILogger<UsageFlusher> logger)
-    : BackgroundService
+    : BackgroundService, IHostedLifecycleService
 {
     private const int MaxPendingRows = 10_000;
     private static readonly TimeSpan FinalFlushTimeout = TimeSpan.FromSeconds(10);
@@ -42,13 +42,20 @@ public sealed partial class UsageFlusher(UsageMeter meter, UsageStore store, IOp
         }
     }
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    // The last flush runs after every hosted service's StopAsync, the web server's included: the requests it drained
+    // while stopping are in it too.
+    public async Task StoppedAsync(CancellationToken cancellationToken)
     {
-        await base.StopAsync(cancellationToken);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(FinalFlushTimeout);
         await FlushAsync(timeout.Token);
     }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Writes everything gathered so far (and what earlier flushes could not write); never throws.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
