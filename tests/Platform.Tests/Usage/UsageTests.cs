@@ -93,6 +93,29 @@ public sealed class UsageTests(Azurite azurite) : SignedUpTenantTests(azurite)
     }
 
     [Fact]
+    public async Task ConcurrentRequestsAreAllCountedWhileFlushesTakeTheirWindows()
+    {
+        const int Clients = 8;
+        const int Each = 50;
+        var key = await CreateKeyAsync(["users.read"]);
+        using var client = KeyClient(key.Key);
+
+        // Flushes every 200 ms swap the window under requests still recording: none may be lost or counted twice.
+        await Task.WhenAll(Enumerable.Range(0, Clients).Select(async _ =>
+        {
+            for (var i = 0; i < Each; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/permissions", Ct)).StatusCode);
+            }
+        }));
+
+        var items = await WaitForAsync(Admin, "groupBy=apiKey", i => Find(i, "apikey:" + key.Id)?.Requests >= Clients * Each);
+        Assert.Equal(Clients * Each, Find(items, "apikey:" + key.Id)!.Requests);
+        var endpoints = await UsageAsync(Admin, "groupBy=endpoint");
+        Assert.Equal(Clients * Each, Find(endpoints, "GET /api/v1/permissions")!.Requests);
+    }
+
+    [Fact]
     public async Task RequestsAreCountedPerDayOfTheAppsClock()
     {
         var key = await CreateKeyAsync(["users.read", "usage.read"]);
