@@ -71,9 +71,18 @@ public sealed partial class UsageFlusher(UsageMeter meter, UsageStore store, IOp
 
         try
         {
-            foreach (var tenant in Collect(meter.Take()))
+            try
             {
-                _pending.AddLast(tenant);
+                foreach (var tenant in Collect(meter.Take()))
+                {
+                    _pending.AddLast(tenant);
+                }
+            }
+#pragma warning disable CA1031 // A window that cannot be encoded is lost, but the flusher (and the host) must go on.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                LogCollectFailed(logger, ex);
             }
 
             TrimPending();
@@ -154,6 +163,9 @@ public sealed partial class UsageFlusher(UsageMeter meter, UsageStore store, IOp
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write {Rows} usage rows of tenant {Tenant}; they are kept for the next flush")]
     private static partial void LogWriteFailed(ILogger logger, Exception exception, int rows, string tenant);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not encode the usage gathered since the last flush; it is lost")]
+    private static partial void LogCollectFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Dropped {Rows} unwritten usage rows of tenant {Tenant}: too many rows were waiting for storage")]
     private static partial void LogDropped(ILogger logger, int rows, string tenant);
