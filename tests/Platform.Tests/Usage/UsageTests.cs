@@ -392,6 +392,32 @@ public sealed class UsageTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Equal(routes.Length - 10, Find(callers, "(other)")!.Requests);
     }
 
+    [Fact]
+    public async Task AnInstanceWithMeteringOffCountsNothing()
+    {
+        var token = (await App.LoginAsync(Tenant)).AccessToken;
+        var instance = await new PlatformApp(Azurite, App.Prefix, new Dictionary<string, string?> { ["Platform:Usage:Enabled"] = "false" }).ReadyAsync();
+        try
+        {
+            using var client = instance.CreateClient(token);
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/roles", Ct)).StatusCode);
+            }
+        }
+        finally
+        {
+            // Metering on, its stop would write these requests now.
+            await instance.DisposeAsync();
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await Admin.GetAsync("/api/v1/me", Ct)).StatusCode);
+        var from = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O", CultureInfo.InvariantCulture));
+        var to = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(1).ToString("O", CultureInfo.InvariantCulture));
+        var items = await WaitForAsync(Admin, $"groupBy=endpoint&from={from}&to={to}", i => Find(i, "GET /api/v1/me") is not null);
+        Assert.Null(Find(items, "GET /api/v1/roles"));
+    }
+
     private sealed record CreatedKey(string Id, string Key);
 
     private sealed record UsageRow(string Key, long Requests, long Errors, double P50Ms, double P95Ms, double P99Ms);
