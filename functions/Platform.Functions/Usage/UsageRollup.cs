@@ -103,9 +103,10 @@ public sealed partial class UsageRollup(TenantDirectory tenants, UsageStore stor
 
         actions.AddRange(existing.Values.Select(stale => new TableTransactionAction(TableTransactionActionType.Delete, stale, stale.ETag)));
         actions.AddRange(minuteRows.Select(row => new TableTransactionAction(TableTransactionActionType.Delete, row, row.ETag)));
-        if (actions.Count > 100)
+        if (actions.Count > 100 || parts.Sum(UsageRows.SizeOf) > UsageRows.MaxTransactionBytes)
         {
-            // An hour whose merged keys need more than 20 rows (of 900 KB): left as minute rows, which are still read.
+            // An hour whose merged keys outgrow one transaction (about 2.5 MB packed, tens of thousands of keys): left
+            // as minute rows, which are still read.
             LogTooLarge(logger, partition.Tenant.Value, hour, parts.Count);
             return 0;
         }

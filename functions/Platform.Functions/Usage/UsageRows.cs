@@ -171,6 +171,15 @@ public static class UsageRows
         return rows;
     }
 
+    /// <summary>
+    /// The most packed bytes one entity-group transaction carries: Table storage takes at most 4 MiB a transaction, and
+    /// binary properties travel base64-encoded (4/3 larger).
+    /// </summary>
+    public const int MaxTransactionBytes = 2_500_000;
+
+    /// <summary>The packed bytes a row carries.</summary>
+    public static long SizeOf(TableEntity row) => row.Sum(p => p.Value is byte[] bytes ? bytes.Length : p.Value is BinaryData data ? data.ToMemory().Length : 0);
+
     /// <summary>The slices of one stored row.</summary>
     public static IEnumerable<UsageSlice> Unpack(TableEntity row)
     {
