@@ -9,7 +9,7 @@ namespace Platform.Functions.Usage;
 /// <summary>
 /// Writes what the <see cref="UsageMeter"/> gathered every <see cref="UsageOptions.FlushInterval"/> (a minute) and once
 /// more when the app stops gracefully, so a stop loses nothing: per tenant and minute, one row of this instance (more
-/// only past 900 KB), a hundred rows to a transaction. Rows whose write failed are kept and written first at the next
+/// only past 700 KB), a hundred rows to a transaction. Rows whose write failed are kept and written first at the next
 /// flush (at most <see cref="MaxPendingRows"/>; older ones are dropped and logged). A crash loses what was gathered
 /// since the last flush: at most one interval of this instance's usage. Usage is a statistic, not a bill.
 /// </summary>
