@@ -60,8 +60,8 @@ internal static class UsageFigure
         var shared = new Dictionary<string, string>
         {
             ["AzureWebJobsStorage"] = storage,
-            ["Platform__PublicBaseUrl"] = "http://127.0.0.1:{port}",
-            // One key pair for both processes: a token one signs, the other accepts.
+            // One issuer (the public base URL) and one key pair for both processes: a token one signs, the other accepts.
+            ["Platform__PublicBaseUrl"] = "http://127.0.0.1:7071",
             ["Platform__Auth__SigningKey"] = signingKey.ExportPkcs8PrivateKeyPem(),
             ["Platform__Auth__DataEncryptionKey"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
         };

@@ -9,12 +9,12 @@ namespace Platform.Functions.Usage;
 /// <summary>
 /// Writes what the <see cref="UsageMeter"/> gathered every <see cref="UsageOptions.FlushInterval"/> (a minute) and once
 /// more when the app stops gracefully, so a stop loses nothing: per tenant and minute, one row of this instance (more
-/// only past 900 KB), a hundred rows to a transaction. Rows whose write failed are kept and written first at the next
+/// only past 700 KB), a hundred rows to a transaction. Rows whose write failed are kept and written first at the next
 /// flush (at most <see cref="MaxPendingRows"/>; older ones are dropped and logged). A crash loses what was gathered
 /// since the last flush: at most one interval of this instance's usage. Usage is a statistic, not a bill.
 /// </summary>
 public sealed partial class UsageFlusher(UsageMeter meter, UsageStore store, IOptions<UsageOptions> options, ILogger<UsageFlusher> logger)
-    : BackgroundService
+    : BackgroundService, IHostedLifecycleService
 {
     private const int MaxPendingRows = 10_000;
     private static readonly TimeSpan FinalFlushTimeout = TimeSpan.FromSeconds(10);
@@ -42,13 +42,20 @@ public sealed partial class UsageFlusher(UsageMeter meter, UsageStore store, IOp
         }
     }
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    // The last flush runs after every hosted service's StopAsync, the web server's included: the requests it drained
+    // while stopping are in it too.
+    public async Task StoppedAsync(CancellationToken cancellationToken)
     {
-        await base.StopAsync(cancellationToken);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(FinalFlushTimeout);
         await FlushAsync(timeout.Token);
     }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Writes everything gathered so far (and what earlier flushes could not write); never throws.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
@@ -64,9 +71,18 @@ public sealed partial class UsageFlusher(UsageMeter meter, UsageStore store, IOp
 
         try
         {
-            foreach (var tenant in Collect(meter.Take()))
+            try
             {
-                _pending.AddLast(tenant);
+                foreach (var tenant in Collect(meter.Take()))
+                {
+                    _pending.AddLast(tenant);
+                }
+            }
+#pragma warning disable CA1031 // A window that cannot be encoded is lost, but the flusher (and the host) must go on.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                LogCollectFailed(logger, ex);
             }
 
             TrimPending();
@@ -147,6 +163,9 @@ public sealed partial class UsageFlusher(UsageMeter meter, UsageStore store, IOp
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write {Rows} usage rows of tenant {Tenant}; they are kept for the next flush")]
     private static partial void LogWriteFailed(ILogger logger, Exception exception, int rows, string tenant);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not encode the usage gathered since the last flush; it is lost")]
+    private static partial void LogCollectFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Dropped {Rows} unwritten usage rows of tenant {Tenant}: too many rows were waiting for storage")]
     private static partial void LogDropped(ILogger logger, int rows, string tenant);

@@ -17,7 +17,7 @@ public sealed class UsageOptions
     /// <summary>
     /// Distinct (tenant, caller, endpoint) keys one instance gathers between two flushes. Past it, a tenant's new keys
     /// go to that tenant's overflow key (<c>(other)</c>); past twice it, requests are only counted in the log.
-    /// Each key holds a latency histogram of about 8 KiB, so the default bounds the meter at about 32 MiB.
+    /// Each key holds a latency histogram of about 9 KiB, so the default bounds the meter at about 36 MiB.
     /// </summary>
     [Range(10, 1_000_000)]
     public int MaxKeysPerFlush { get; set; } = 2000;

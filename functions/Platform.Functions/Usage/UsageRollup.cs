@@ -103,14 +103,25 @@ public sealed partial class UsageRollup(TenantDirectory tenants, UsageStore stor
 
         actions.AddRange(existing.Values.Select(stale => new TableTransactionAction(TableTransactionActionType.Delete, stale, stale.ETag)));
         actions.AddRange(minuteRows.Select(row => new TableTransactionAction(TableTransactionActionType.Delete, row, row.ETag)));
-        if (actions.Count > 100)
+        if (actions.Count > 100 || parts.Sum(UsageRows.SizeOf) > UsageRows.MaxTransactionBytes)
         {
-            // An hour whose merged keys need more than 20 rows (of 900 KB): left as minute rows, which are still read.
+            // An hour whose merged keys outgrow one transaction (about 2.5 MB packed, tens of thousands of keys): left
+            // as minute rows, which are still read.
             LogTooLarge(logger, partition.Tenant.Value, hour, parts.Count);
             return 0;
         }
 
-        await partition.SubmitTransactionAsync(actions, cancellationToken);
+        try
+        {
+            await partition.SubmitTransactionAsync(actions, cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status is 404 or 409 or 412)
+        {
+            // Another runner (a timer that fired while this one ran, a test calling in) merged some of these rows
+            // first: nothing was written, and whatever is left is merged at the next run.
+            return 0;
+        }
+
         return minuteRows.Count;
     }
 
@@ -127,20 +138,32 @@ public sealed partial class UsageRollup(TenantDirectory tenants, UsageStore stor
                 expired.Add(new TableTransactionAction(TableTransactionActionType.Delete, row, ETag.All));
                 if (expired.Count == 100)
                 {
-                    await partition.SubmitTransactionAsync(expired, cancellationToken);
-                    deleted += expired.Count;
+                    deleted += await DeleteAsync(partition, expired, cancellationToken);
                     expired.Clear();
                 }
             }
 
             if (expired.Count > 0)
             {
-                await partition.SubmitTransactionAsync(expired, cancellationToken);
-                deleted += expired.Count;
+                deleted += await DeleteAsync(partition, expired, cancellationToken);
             }
         }
 
         return deleted;
+    }
+
+    private static async Task<int> DeleteAsync(TenantPartition partition, List<TableTransactionAction> expired, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await partition.SubmitTransactionAsync(expired, cancellationToken);
+            return expired.Count;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            // Another runner deleted some of them first; the rest go at the next run.
+            return 0;
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Usage rollup merged {Merged} minute rows into hours and deleted {Expired} expired rows")]

@@ -10,13 +10,32 @@ public sealed class UsageStore(StorageAccount storage)
 
     public TenantPartition Rows(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
-    /// <summary>Writes rows of one tenant, a hundred to a transaction; the same rows written again replace themselves.</summary>
+    /// <summary>
+    /// Writes rows of one tenant, up to a hundred (and <see cref="UsageRows.MaxTransactionBytes"/>) to a transaction;
+    /// the same rows written again replace themselves.
+    /// </summary>
     public async Task WriteAsync(TenantId tenant, IReadOnlyList<TableEntity> rows, CancellationToken cancellationToken)
     {
         var partition = Rows(tenant);
-        foreach (var chunk in rows.Chunk(100))
+        var batch = new List<TableTransactionAction>();
+        long bytes = 0;
+        foreach (var row in rows)
         {
-            await partition.SubmitTransactionAsync([.. chunk.Select(r => new TableTransactionAction(TableTransactionActionType.UpsertReplace, r))], cancellationToken);
+            var size = UsageRows.SizeOf(row);
+            if (batch.Count == 100 || (batch.Count > 0 && bytes + size > UsageRows.MaxTransactionBytes))
+            {
+                await partition.SubmitTransactionAsync(batch, cancellationToken);
+                batch = [];
+                bytes = 0;
+            }
+
+            batch.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, row));
+            bytes += size;
+        }
+
+        if (batch.Count > 0)
+        {
+            await partition.SubmitTransactionAsync(batch, cancellationToken);
         }
     }
 

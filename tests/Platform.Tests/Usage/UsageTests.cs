@@ -93,6 +93,29 @@ public sealed class UsageTests(Azurite azurite) : SignedUpTenantTests(azurite)
     }
 
     [Fact]
+    public async Task ConcurrentRequestsAreAllCountedWhileFlushesTakeTheirWindows()
+    {
+        const int Clients = 8;
+        const int Each = 50;
+        var key = await CreateKeyAsync(["users.read"]);
+        using var client = KeyClient(key.Key);
+
+        // Flushes every 200 ms swap the window under requests still recording: none may be lost or counted twice.
+        await Task.WhenAll(Enumerable.Range(0, Clients).Select(async _ =>
+        {
+            for (var i = 0; i < Each; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/permissions", Ct)).StatusCode);
+            }
+        }));
+
+        var items = await WaitForAsync(Admin, "groupBy=apiKey", i => Find(i, "apikey:" + key.Id)?.Requests >= Clients * Each);
+        Assert.Equal(Clients * Each, Find(items, "apikey:" + key.Id)!.Requests);
+        var endpoints = await UsageAsync(Admin, "groupBy=endpoint");
+        Assert.Equal(Clients * Each, Find(endpoints, "GET /api/v1/permissions")!.Requests);
+    }
+
+    [Fact]
     public async Task RequestsAreCountedPerDayOfTheAppsClock()
     {
         var key = await CreateKeyAsync(["users.read", "usage.read"]);
@@ -291,17 +314,20 @@ public sealed class UsageTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Clock.Advance(TimeSpan.FromHours(2));
         var tenant = new TenantId(Tenant.Id);
         var rows = App.Storage.TenantTable(UsageStore.TableName).For(tenant);
-        using (var scope = App.Services.CreateScope())
+        // (Polled: the UsageRollup timer, due on the moved clock, may take some of the rows first.)
+        var currentHour = UsageStore.Floor(Clock.GetUtcNow(), TimeSpan.FromHours(1));
+        var keys = await Eventually.Until(async () =>
         {
-            var rollup = scope.ServiceProvider.GetRequiredService<UsageRollup>();
-            Assert.True(await rollup.RollUpAsync(tenant, UsageStore.Floor(Clock.GetUtcNow(), TimeSpan.FromHours(1)), Ct) > 0);
-        }
+            using var scope = App.Services.CreateScope();
+            await scope.ServiceProvider.GetRequiredService<UsageRollup>().RollUpAsync(tenant, currentHour, Ct);
+            var found = new List<string>();
+            await foreach (var row in rows.QueryAsync<TableEntity>(cancellationToken: Ct))
+            {
+                found.Add(row.RowKey);
+            }
 
-        var keys = new List<string>();
-        await foreach (var row in rows.QueryAsync<TableEntity>(cancellationToken: Ct))
-        {
-            keys.Add(row.RowKey);
-        }
+            return found;
+        }, found => !found.Any(k => k.StartsWith("m:", StringComparison.Ordinal) && string.CompareOrdinal(k, UsageRows.MinuteKey(currentHour)) < 0), "the past minute rows to be merged");
 
         Assert.Contains(keys, k => k.StartsWith("h:", StringComparison.Ordinal));
         var since = Uri.EscapeDataString(Clock.GetUtcNow().AddDays(-1).ToString("O", CultureInfo.InvariantCulture));
@@ -364,6 +390,32 @@ public sealed class UsageTests(Azurite azurite) : SignedUpTenantTests(azurite)
         Assert.Contains(items, i => i.Key == "GET /api/v1/me");
         var callers = await UsageAsync(Admin, $"groupBy=apiKey&from={from}&to={to}");
         Assert.Equal(routes.Length - 10, Find(callers, "(other)")!.Requests);
+    }
+
+    [Fact]
+    public async Task AnInstanceWithMeteringOffCountsNothing()
+    {
+        var token = (await App.LoginAsync(Tenant)).AccessToken;
+        var instance = await new PlatformApp(Azurite, App.Prefix, new Dictionary<string, string?> { ["Platform:Usage:Enabled"] = "false" }).ReadyAsync();
+        try
+        {
+            using var client = instance.CreateClient(token);
+            for (var i = 0; i < 3; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/v1/roles", Ct)).StatusCode);
+            }
+        }
+        finally
+        {
+            // Metering on, its stop would write these requests now.
+            await instance.DisposeAsync();
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await Admin.GetAsync("/api/v1/me", Ct)).StatusCode);
+        var from = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O", CultureInfo.InvariantCulture));
+        var to = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(1).ToString("O", CultureInfo.InvariantCulture));
+        var items = await WaitForAsync(Admin, $"groupBy=endpoint&from={from}&to={to}", i => Find(i, "GET /api/v1/me") is not null);
+        Assert.Null(Find(items, "GET /api/v1/roles"));
     }
 
     private sealed record CreatedKey(string Id, string Key);
