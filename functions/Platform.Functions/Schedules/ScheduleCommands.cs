@@ -346,6 +346,43 @@ public sealed class ScheduleCommands(
         return true;
     }
 
+    /// <summary>
+    /// A workflow run shows its run's status as a job run shows its job's: read from the run while it is unfinished, and
+    /// kept once it finished (or was purged by retention), so a list reads only the runs still going.
+    /// </summary>
+    public async Task FollowWorkflowRunAsync(TenantId tenant, ScheduleRunEntity run, CancellationToken cancellationToken)
+    {
+        if (run.Settled || run.RunId is not { } runId || run.WorkflowId is not { } workflowId || services.GetService<IWorkflowRunStarter>() is not { } workflows)
+        {
+            return;
+        }
+
+        var state = await workflows.StatusAsync(tenant, workflowId, runId, cancellationToken);
+        var changed = state is null || run.Status != state.Status || run.Error != state.Error;
+        if (state is null)
+        {
+            run.Settled = true;
+        }
+        else
+        {
+            run.Status = state.Status;
+            run.Error = state.Error;
+            run.Settled = state.IsFinished;
+        }
+
+        if (changed)
+        {
+            try
+            {
+                await Rows(tenant).UpdateAsync(run, run.ETag, cancellationToken);
+            }
+            catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+            {
+                // Written meanwhile; the next read sees it.
+            }
+        }
+    }
+
     /// <summary>Writes the due-index row of an occurrence (idempotent: the same occurrence is the same row).</summary>
     public Task PlanAsync(TenantId tenant, string scheduleId, DateTimeOffset dueAt, CancellationToken cancellationToken) =>
         Due.UpsertEntityAsync(ScheduleDueEntity.For(tenant, scheduleId, dueAt), TableUpdateMode.Replace, cancellationToken);

@@ -138,14 +138,18 @@ public sealed class ScheduleRunEntity : ITableEntity
     public DateTimeOffset ClaimedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
 
-    /// <summary><c>pending</c> (claimed, being started), <c>failed</c> (could not start: <see cref="Error"/>), or the job's status.</summary>
+    /// <summary><c>pending</c> (claimed, being started), <c>failed</c> (could not start: <see cref="Error"/>), or the job's or workflow run's status.</summary>
     public string Status { get; set; } = Pending;
 
     public string? JobId { get; set; }
     public string? RunId { get; set; }
+
+    /// <summary>The workflow <see cref="RunId"/> is a run of (the schedule's target may change after the run started).</summary>
+    public string? WorkflowId { get; set; }
+
     public string? Error { get; set; }
 
-    /// <summary>The status is final: the job finished, or the run failed to start (no further look at the job is needed).</summary>
+    /// <summary>The status is final: the job or workflow run finished, or the run failed to start (no further look at the job is needed).</summary>
     public bool Settled { get; set; }
 }
 

@@ -180,6 +180,7 @@ public sealed partial class ScheduleSweep(
         run.Status = status;
         run.JobId = jobId;
         run.RunId = runId;
+        run.WorkflowId = runId is null ? null : schedule?.WorkflowId;
         run.Error = error;
         run.Settled = status == ScheduleRunEntity.Failed;
         run.StartedAt = status == ScheduleRunEntity.Failed ? null : time.GetUtcNow();

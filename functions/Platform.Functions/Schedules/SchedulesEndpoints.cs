@@ -44,7 +44,7 @@ public sealed record ScheduleWorkflowView(string Id, JsonElement? Input);
 
 /// <summary>
 /// One occurrence: <c>status</c> is <c>pending</c> while it is being started, <c>failed</c> when it could not start
-/// (<c>error</c> says why), else its job's status (<c>queued</c> ... <c>succeeded</c>), or <c>started</c> for a workflow run.
+/// (<c>error</c> says why), else its job's status (<c>queued</c> ... <c>succeeded</c>) or its workflow run's (<c>running</c> ... <c>succeeded</c>).
 /// </summary>
 public sealed record ScheduleRunView(string Id, DateTimeOffset DueAt, DateTimeOffset? StartedAt, string Status, string? JobId, string? RunId, string? Error)
 {
@@ -156,6 +156,7 @@ public static class SchedulesEndpoints
         foreach (var run in items)
         {
             await FollowJobAsync(caller, schedules, jobs, run, cancellationToken);
+            await schedules.FollowWorkflowRunAsync(caller.Tenant, run, cancellationToken);
         }
 
         return TypedResults.Ok(new PagedList<ScheduleRunView>([.. items.Select(ScheduleRunView.From)],

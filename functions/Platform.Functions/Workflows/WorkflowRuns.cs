@@ -124,6 +124,9 @@ public sealed class WorkflowRuns(TaskHubClient client, WorkflowStore workflows, 
             ? await ViewAsync(WorkflowRunIds.InstanceId(tenant, workflowId, runId), cancellationToken)
             : null;
 
+    public async Task<WorkflowRunStatus?> StatusAsync(TenantId tenant, string workflowId, string runId, CancellationToken cancellationToken) =>
+        await GetAsync(tenant, workflowId, runId, cancellationToken) is { } run ? new WorkflowRunStatus(run.Status, run.FinishedAt is not null, run.Error) : null;
+
     /// <summary>A page of one workflow's runs (in run id order, so oldest first), by the task hub's instance-id prefix.</summary>
     public async Task<(List<WorkflowRunView> Items, string? Next)> ListAsync(TenantId tenant, string workflowId, int pageSize, string? position, CancellationToken cancellationToken)
     {

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Functions.Auth;
 using Platform.Functions.Http;
+using Platform.Functions.Storage;
 using Platform.Functions.Workflows;
 using Platform.Tests.Infrastructure;
 using Platform.Tests.Users;
@@ -13,7 +14,8 @@ namespace Platform.Tests.Schedules;
 
 /// <summary>
 /// A workflow target, with a stand-in <see cref="IWorkflowRunStarter"/> registered (the workflows capability plugs in
-/// the real one): saved, checked against the tenant's workflows and started once per occurrence under the run's id.
+/// the real one): saved, checked against the tenant's workflows, started once per occurrence under the run's id, and
+/// followed to the run's status.
 /// </summary>
 public sealed class ScheduleWorkflowTargetTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
@@ -39,12 +41,35 @@ public sealed class ScheduleWorkflowTargetTests(Azurite azurite) : SignedUpTenan
         await App.SweepAsync();
 
         var run = Assert.Single(await Admin.SettledRunsAsync(schedule.Id()));
-        Assert.Equal("started", run.Str("status"));
+        Assert.Equal("waiting", run.Str("status"));
         Assert.Equal(run.Id(), run.Str("runId"));
         Assert.Equal(JsonValueKind.Null, run.GetProperty("jobId").ValueKind);
         var start = Assert.Single(_workflows.Starts);
         Assert.Equal(run.Id(), start.Key);
         Assert.Equal(5, start.Value.GetProperty("threshold").GetInt32());
+
+        // The run follows the workflow run's status, its error included, and keeps it once the run finished.
+        _workflows.Statuses[run.Id()] = new WorkflowRunStatus("failed", true, "The approval timed out.");
+        var failed = Assert.Single(await Admin.RunsAsync(schedule.Id()));
+        Assert.Equal("failed", failed.Str("status"));
+        Assert.Equal("The approval timed out.", failed.Str("error"));
+        _workflows.Statuses[run.Id()] = new WorkflowRunStatus("running", false, null);
+        Assert.Equal("failed", Assert.Single(await Admin.RunsAsync(schedule.Id())).Str("status"));
+    }
+
+    [Fact]
+    public async Task A_run_follows_the_workflow_it_started_even_after_the_target_changes()
+    {
+        var schedule = await Admin.CreateScheduleAsync(new { name = "every minute", cron = "* * * * *", target = Restock });
+        Clock.SetUtcNow(schedule.Time("nextRunAt").AddSeconds(1));
+        await App.SweepAsync();
+        var run = Assert.Single(await Admin.SettledRunsAsync(schedule.Id()));
+
+        var changed = await Admin.PatchAsJsonAsync($"{SchedulesPath}/{schedule.Id()}", new { target = ExportUsers }, Ct);
+        Assert.True(changed.IsSuccessStatusCode, await changed.Content.ReadAsStringAsync(Ct));
+        _workflows.Statuses[run.Id()] = new WorkflowRunStatus("succeeded", true, null);
+        Assert.Equal("succeeded", Assert.Single(await Admin.RunsAsync(schedule.Id())).Str("status"));
+        Assert.All(_workflows.Asked, asked => Assert.Equal(Workflows.Known, asked));
     }
 
     [Fact]
@@ -68,10 +93,21 @@ public sealed class ScheduleWorkflowTargetTests(Azurite azurite) : SignedUpTenan
         public Task<CommandError?> CheckAsync(Caller caller, string workflowId, CancellationToken cancellationToken) =>
             Task.FromResult(workflowId == Known ? null : CommandError.NotFound("workflow"));
 
+        public ConcurrentDictionary<string, WorkflowRunStatus> Statuses { get; } = new();
+
+        public ConcurrentQueue<string> Asked { get; } = new();
+
         public Task<Outcome<string>> StartAsync(Caller caller, string workflowId, JsonElement? input, string runId, CancellationToken cancellationToken)
         {
             Starts.TryAdd(runId, input ?? default);
+            Statuses.TryAdd(runId, new WorkflowRunStatus("waiting", false, null));
             return Task.FromResult<Outcome<string>>(runId);
+        }
+
+        public Task<WorkflowRunStatus?> StatusAsync(TenantId tenant, string workflowId, string runId, CancellationToken cancellationToken)
+        {
+            Asked.Enqueue(workflowId);
+            return Task.FromResult(Statuses.GetValueOrDefault(runId));
         }
     }
 }

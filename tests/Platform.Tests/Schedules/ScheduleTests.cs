@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Platform.Functions.Workflows;
 using Platform.Tests.Infrastructure;
 using Platform.Tests.Users;
 using static Platform.Tests.Schedules.ScheduleApi;
@@ -118,7 +121,7 @@ public sealed class ScheduleTests(Azurite azurite) : SignedUpTenantTests(azurite
     [InlineData("""{ "name": "x", "cron": "0 2 * * *", "target": { "job": { "type": "export", "parameters": { "kind": "users", "format": "pdf" } } } }""", "target.job.parameters.format")]
     [InlineData("""{ "name": "x", "cron": "0 2 * * *", "target": { "job": { "type": "export", "parameters": { "kind": "secrets", "format": "csv" } } } }""", "target.job.parameters.kind")]
     [InlineData("""{ "name": "x", "cron": "0 2 * * *", "job": { "type": "nope" } }""", "job.type")]
-    [InlineData("""{ "name": "x", "cron": "0 2 * * *", "target": { "workflow": { "id": "weekly-restock" } } }""", "target.workflow")]
+    [InlineData("""{ "name": "x", "cron": "0 2 * * *", "target": { "workflow": { "id": "no-such-workflow" } } }""", "target.workflow.id")]
     [InlineData("""{ "name": "x", "cron": "0 2 * * *", "target": { "workflow": { } } }""", "target.workflow.id")]
     [InlineData("""[1, 2]""", "body")]
     public async Task Bad_input_is_refused_with_400_naming_the_field(string body, string field)
@@ -128,15 +131,6 @@ public sealed class ScheduleTests(Azurite azurite) : SignedUpTenantTests(azurite
 
         Assert.Contains(field, await response.ValidationErrorsAsync());
         Assert.Empty((await Admin.GetJsonAsync(SchedulesPath)).GetProperty("items").EnumerateArray());
-    }
-
-    [Fact]
-    public async Task A_workflow_target_is_refused_while_no_workflows_are_available()
-    {
-        var response = await Admin.PostAsJsonAsync(SchedulesPath, new { name = "restock", cron = "0 6 * * MON", target = new { workflow = new { id = "weekly-restock", input = new { } } } }, Ct);
-
-        var problem = await response.ReadProblemAsync(400, "validation_failed");
-        Assert.Equal("workflows are not available", problem.GetProperty("errors").GetProperty("target.workflow")[0].GetString());
     }
 
     [Fact]
@@ -234,5 +228,22 @@ public sealed class ScheduleTests(Azurite azurite) : SignedUpTenantTests(azurite
             await (await Admin.GetAsync($"{SchedulesPath}/{id}", Ct)).ReadProblemAsync(404, "not_found");
             await (await Admin.GetAsync($"{SchedulesPath}/{id}/runs", Ct)).ReadProblemAsync(404, "not_found");
         }
+    }
+}
+
+/// <summary>A deployment without the workflows capability (no <see cref="IWorkflowRunStarter"/>): workflow targets are refused.</summary>
+public sealed class ScheduleWithoutWorkflowsTests(Azurite azurite) : SignedUpTenantTests(azurite)
+{
+    protected override bool SignsInAdmin => true;
+
+    protected override void ConfigureServices(IServiceCollection services) => services.RemoveAll<IWorkflowRunStarter>();
+
+    [Fact]
+    public async Task A_workflow_target_is_refused_while_no_workflows_are_available()
+    {
+        var response = await Admin.PostAsJsonAsync(SchedulesPath, new { name = "restock", cron = "0 6 * * MON", target = new { workflow = new { id = "weekly-restock", input = new { } } } }, Ct);
+
+        var problem = await response.ReadProblemAsync(400, "validation_failed");
+        Assert.Equal("workflows are not available", problem.GetProperty("errors").GetProperty("target.workflow")[0].GetString());
     }
 }
