@@ -1,23 +1,27 @@
 using System.Globalization;
 using System.Net;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
-using Platform.Functions.Query;
+using System.Net.Http.Json;
 using Platform.Functions.Reports;
 using Platform.Tests.Infrastructure;
 using Platform.Tests.Inventory;
+using UserApi = Platform.Tests.Users.UserApi;
 
 namespace Platform.Tests.Reports;
 
 /// <summary>
 /// The <c>inventory-status</c> report type over locations, items and movements made through HTTP on a fake clock
-/// (a bolt bought 100 days before day 0, stock in on day 0, outs on day 70, the report as of day 75). Built from the
-/// app's keyed <see cref="IReportType"/> until the report route lands; the assertions are what the report shows.
+/// (a bolt bought 100 days before day 0, stock in on day 0, outs on day 70, the report as of day 75). The report is made
+/// through <c>POST /api/v1/reports</c> in json and downloaded; its job runs in the app on the same fake clock, which sets
+/// the as-of date. The assertions are what the report shows.
 /// </summary>
 public sealed class InventoryStatusReportTests(Azurite azurite) : SignedUpTenantTests(azurite)
 {
     private const string Type = "inventory-status";
     protected override bool SignsInAdmin => true;
+
+    // The clock jumps months ahead, and the JobRetention timer fires with it: a retention far longer than that keeps it
+    // from purging a report finished moments before.
+    protected override IDictionary<string, string?>? Settings => PlatformApp.RunsJobs(new Dictionary<string, string?> { ["Platform:Jobs:Retention"] = "3650.00:00:00" });
 
     private DateTimeOffset _day0;
     private readonly Dictionary<string, string> _ids = new(StringComparer.Ordinal);
@@ -74,7 +78,7 @@ public sealed class InventoryStatusReportTests(Azurite azurite) : SignedUpTenant
     {
         await StockUpAsync();
 
-        var report = await App.BuildReportAsync(Type, Tenant, _day0, _day0.AddDays(75));
+        var report = await Admin.ReportDocumentAsync(Type, _day0, _day0.AddDays(75));
 
         // Bolt 50, hammer 3 x 10, saw 2 x 20, glue 90 x 1.5, milk 4 x 2; the archived item is not considered.
         Assert.Equal(5, report.Figures["itemCount"]);
@@ -141,7 +145,7 @@ public sealed class InventoryStatusReportTests(Azurite azurite) : SignedUpTenant
     {
         await StockUpAsync();
 
-        var report = await App.BuildReportAsync(Type, Tenant, _day0, _day0.AddDays(75), "category eq 'tools'");
+        var report = await Admin.ReportDocumentAsync(Type, _day0, _day0.AddDays(75), "category eq 'tools'");
 
         Assert.Equal(2, report.Figures["itemCount"]);
         Assert.Equal(70, report.Figures["stockValue"]);
@@ -152,27 +156,46 @@ public sealed class InventoryStatusReportTests(Azurite azurite) : SignedUpTenant
         Assert.Equal(["tools"], report.Table("value-by-category").Records().Select(c => (string)c["category"]!));
         Assert.Equal(["H-1"], report.Table("turnover").Records().Select(t => (string)t["sku"]!));
 
-        // Over 500 days the movements are counted per month.
-        var longer = await App.BuildReportAsync(Type, Tenant, _day0.AddDays(-200), _day0.AddDays(300), "category eq 'tools'");
-        var perMonth = longer.Table("movements-per-month").Records();
-        Assert.Equal(5, perMonth.Sum(m => m.Number("in") + m.Number("out") + m.Number("transfer")));
-        Assert.Equal(new DateTimeOffset(_day0.AddDays(-200).Year, _day0.AddDays(-200).Month, 1, 0, 0, 0, TimeSpan.Zero), perMonth[0]["date"]);
+        // The longest period a report may cover, 366 days, is still counted per UTC day (12:00 to 12:00: 367 of them),
+        // with the tools' five movements in it; a longer one is refused before a job starts.
+        var longer = await Admin.ReportDocumentAsync(Type, _day0.AddDays(-200), _day0.AddDays(166), "category eq 'tools'");
+        var perDay = longer.Table("movements-per-day").Records();
+        Assert.Equal(367, perDay.Count);
+        Assert.Equal(5, perDay.Sum(m => m.Number("in") + m.Number("out") + m.Number("transfer")));
+        Assert.Equal(new DateTimeOffset(_day0.AddDays(-200).UtcDateTime.Date, TimeSpan.Zero), perDay[0]["date"]);
+        var tooLong = await (await Admin.PostAsJsonAsync("/api/v1/reports", ReportTypeTesting.Request(Type, _day0.AddDays(-200), _day0.AddDays(300), "category eq 'tools'"), Ct))
+            .ReadProblemAsync(400, "validation_failed");
+        Assert.True(tooLong.GetProperty("errors").TryGetProperty("to", out _), $"to in {tooLong}");
     }
 
     [Fact]
-    public async Task BadFiltersAreRefusedWithTheParsersMessage()
+    public async Task BadFiltersAreRefusedAtTheRouteWithTheParsersMessage()
     {
-        var type = App.ReportType(Type);
+        List<string> accepted = [];
 
-        Assert.Null(type.CheckFilter(null));
-        Assert.Null(type.CheckFilter("quantity le 5 and tags has 'x' and fields.colour eq 'red'"));
-        Assert.Contains("Unknown field 'colour'", type.CheckFilter("colour eq 'red'"));
-        Assert.Contains("Type mismatch", type.CheckFilter("quantity gt 'many'"));
-        Assert.Contains("position", type.CheckFilter("(sku eq 'x'"));
-        await Assert.ThrowsAsync<FilterException>(() => App.BuildReportAsync(Type, Tenant, Clock.GetUtcNow().AddDays(-1), Clock.GetUtcNow(), "quantity gt 'many'"));
+        accepted.Add(await Admin.AcceptedFilterAsync(Type, null));
+        accepted.Add(await Admin.AcceptedFilterAsync(Type, "quantity le 5 and tags has 'x' and fields.colour eq 'red'"));
+        Assert.Contains("Unknown field 'colour'", await Admin.RefusedFilterAsync(Type, "colour eq 'red'"));
+        Assert.Contains("Type mismatch", await Admin.RefusedFilterAsync(Type, "quantity gt 'many'"));
+        Assert.Contains("position", await Admin.RefusedFilterAsync(Type, "(sku eq 'x'"));
 
-        Assert.Equal("inventory.read", type.Permission);
-        Assert.Contains(Type, App.Services.GetRequiredService<IOptions<ReportTypeCatalog>>().Value.Types);
+        // The type needs inventory.read besides reports.read.
+        (await UserApi.PutRoleAsync(Admin, "report-reader", "reports.read")).EnsureSuccessStatusCode();
+        (await UserApi.PutRoleAsync(Admin, "stock-reader", "reports.read", "inventory.read")).EnsureSuccessStatusCode();
+        using var reportReader = await SignedInAsync("reports@example.com", "report-reader");
+        using var stockReader = await SignedInAsync("stock@example.com", "stock-reader");
+        var forbidden = await (await reportReader.PostAsJsonAsync("/api/v1/reports", new { type = Type, format = "json" }, Ct)).ReadProblemAsync(403, "forbidden");
+        Assert.Contains("inventory.read", forbidden.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        accepted.Add(await stockReader.AcceptedFilterAsync(Type, null));
+
+        // The accepted filters hold when the job builds the report; the refused ones started nothing.
+        foreach (var id in accepted)
+        {
+            var job = await Admin.FinishedJobAsync(id);
+            Assert.True(job.GetProperty("status").GetString() == "succeeded", $"the report job ended {job}");
+        }
+
+        Assert.Equal(accepted.Order(StringComparer.Ordinal), (await Admin.ListReportsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal));
     }
 
     [Fact]
@@ -183,8 +206,8 @@ public sealed class InventoryStatusReportTests(Azurite azurite) : SignedUpTenant
         var item = (await them.CreateItemAsync("THEIRS-1", extra: new { unitCost = 5.0, reorderPoint = 10 })).Id();
         await (await them.SendAsync(HttpMethod.Post, $"{InventoryApi.Items}/{item}/movements", new { type = "in", quantity = 4 })).ReadJsonAsync(HttpStatusCode.Created);
 
-        var mine = await App.BuildReportAsync(Type, Tenant, Clock.GetUtcNow().AddDays(-1), Clock.GetUtcNow().AddMinutes(1));
-        var their = await App.BuildReportAsync(Type, theirs, Clock.GetUtcNow().AddDays(-1), Clock.GetUtcNow().AddMinutes(1));
+        var mine = await Admin.ReportDocumentAsync(Type, Clock.GetUtcNow().AddDays(-1), Clock.GetUtcNow().AddMinutes(1));
+        var their = await them.ReportDocumentAsync(Type, Clock.GetUtcNow().AddDays(-1), Clock.GetUtcNow().AddMinutes(1));
 
         Assert.Equal((0.0, 0.0, 0.0, 0.0), (mine.Figures["itemCount"], mine.Figures["stockValue"], mine.Figures["lowStockCount"], mine.Figures["movementCount"]));
         Assert.Equal((1.0, 20.0, 1.0, 1.0), (their.Figures["itemCount"], their.Figures["stockValue"], their.Figures["lowStockCount"], their.Figures["movementCount"]));
