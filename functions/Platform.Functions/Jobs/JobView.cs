@@ -16,7 +16,8 @@ public sealed record JobView(
     string? ErrorReportUrl,
     string? Error,
     string? Note,
-    JsonElement? Parameters)
+    JsonElement? Parameters,
+    IReadOnlyDictionary<string, double>? Figures = null)
 {
     public const string Queued = "queued";
     public const string Running = "running";
@@ -94,7 +95,9 @@ public sealed record JobView(
             outcome?.ErrorReport is null ? null : UrlOf(jobId) + "/error-report",
             error,
             outcome?.Note,
-            parameters);
+            parameters,
+            // What a workflow's condition step tests (a report's lowStockCount); JSON has no NaN or infinity.
+            outcome?.Figures?.Where(figure => double.IsFinite(figure.Value)).ToDictionary(figure => figure.Key, figure => figure.Value));
     }
 
     private static T? Read<T>(string? json)

@@ -47,6 +47,12 @@ internal static class ReportTypeTesting
         Assert.Equal(
             document.Figures.Where(f => double.IsFinite(f.Value)).OrderBy(f => f.Key, StringComparer.Ordinal),
             listedFigures.OrderBy(f => f.Key, StringComparer.Ordinal));
+
+        // ... and so does the job: what a workflow's condition step after a report tests.
+        var job = await client.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{id}", Ct);
+        Assert.Equal(
+            listedFigures.OrderBy(f => f.Key, StringComparer.Ordinal),
+            job.GetProperty("figures").Deserialize<Dictionary<string, double>>(Json)!.OrderBy(f => f.Key, StringComparer.Ordinal));
         return document;
     }
 
