@@ -18,7 +18,7 @@ public sealed partial class HtmlReportChromiumTests(Azurite azurite) : SignedUpT
 
     protected override bool UsesFakeClock => false;
 
-    protected override IDictionary<string, string?>? Settings => PlatformApp.RunsJobs();
+    protected override IDictionary<string, string?>? Settings => ReportApi.RunsReports();
 
     private const string Probe = """
         <script>

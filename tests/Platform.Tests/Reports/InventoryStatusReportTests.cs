@@ -21,7 +21,7 @@ public sealed class InventoryStatusReportTests(Azurite azurite) : SignedUpTenant
 
     // The clock jumps months ahead, and the JobRetention timer fires with it: a retention far longer than that keeps it
     // from purging a report finished moments before.
-    protected override IDictionary<string, string?>? Settings => PlatformApp.RunsJobs(new Dictionary<string, string?> { ["Platform:Jobs:Retention"] = "3650.00:00:00" });
+    protected override IDictionary<string, string?>? Settings => ReportApi.RunsReports(new Dictionary<string, string?> { ["Platform:Jobs:Retention"] = "3650.00:00:00" });
 
     private DateTimeOffset _day0;
     private readonly Dictionary<string, string> _ids = new(StringComparer.Ordinal);

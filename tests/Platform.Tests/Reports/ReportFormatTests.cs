@@ -22,7 +22,7 @@ public sealed class ReportFormatTests(Azurite azurite) : SignedUpTenantTests(azu
 
     protected override bool UsesFakeClock => false;
 
-    protected override IDictionary<string, string?>? Settings => PlatformApp.RunsJobs();
+    protected override IDictionary<string, string?>? Settings => ReportApi.RunsReports();
 
     private async Task<(JsonElement Job, byte[] File, HttpResponseMessage Response)> RenderAsync(string format)
     {

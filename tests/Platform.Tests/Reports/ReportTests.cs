@@ -18,7 +18,7 @@ public sealed class ReportTests(Azurite azurite) : SignedUpTenantTests(azurite)
 
     protected override bool UsesFakeClock => false;
 
-    protected override IDictionary<string, string?>? Settings => PlatformApp.RunsJobs(new Dictionary<string, string?>
+    protected override IDictionary<string, string?>? Settings => ReportApi.RunsReports(new Dictionary<string, string?>
     {
         ["Platform:PublicBaseUrl"] = "https://platform.example.com",
     });

@@ -26,7 +26,7 @@ public sealed class UserInsightsReportTests(Azurite azurite) : SignedUpTenantTes
 
     // The clock jumps months ahead, and the JobRetention timer fires with it: a retention far longer than that keeps it
     // from purging a report finished moments before.
-    protected override IDictionary<string, string?>? Settings => PlatformApp.RunsJobs(new Dictionary<string, string?> { ["Platform:Jobs:Retention"] = "3650.00:00:00" });
+    protected override IDictionary<string, string?>? Settings => ReportApi.RunsReports(new Dictionary<string, string?> { ["Platform:Jobs:Retention"] = "3650.00:00:00" });
 
     /// <summary>
     /// Reads reports without signing in: a sign-in of the admin on day 75 would be one more in the report (and the

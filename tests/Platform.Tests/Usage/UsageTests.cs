@@ -27,7 +27,7 @@ public sealed class UsageTests(Azurite azurite) : SignedUpTenantTests(azurite)
     protected override bool SignsInAdmin => true;
 
     // The durable worker runs the usage report's job (POST /api/v1/reports); it makes no requests of its own.
-    protected override IDictionary<string, string?> Settings => PlatformApp.RunsJobs(new Dictionary<string, string?>
+    protected override IDictionary<string, string?> Settings => Platform.Tests.Reports.ReportApi.RunsReports(new Dictionary<string, string?>
     {
         ["Platform:Usage:FlushInterval"] = "00:00:00.200",
         ["Platform:ApiKeys:UsageFlushInterval"] = "00:00:00.200",
