@@ -30,7 +30,9 @@ internal static class ScheduleApi
     /// <summary>Polls the runs until <paramref name="count"/> of them are no longer pending.</summary>
     public static Task<IReadOnlyList<JsonElement>> SettledRunsAsync(this HttpClient client, string scheduleId, int count = 1) =>
         Eventually.Until(() => client.RunsAsync(scheduleId), runs => runs.Count >= count && runs.All(r => r.Str("status") != "pending"),
-            $"{count} run(s) of schedule {scheduleId}");
+            $"{count} run(s) of schedule {scheduleId}",
+            // A sweep, a start as the owner and the job's first status: on a loaded run that has passed 30 s.
+            TimeSpan.FromSeconds(90));
 
     /// <summary>What the <c>ScheduleSweep</c> timer does when it fires, run now on this instance.</summary>
     public static async Task<int> SweepAsync(this PlatformApp app)
