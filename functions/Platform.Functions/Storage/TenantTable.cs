@@ -95,7 +95,12 @@ public readonly struct TenantPartition
     /// </summary>
     public AsyncPageable<T> QueryWhereAsync<T>(FormattableString condition, int? maxPerPage = null, CancellationToken cancellationToken = default)
         where T : class, ITableEntity, new() =>
-        _table.QueryAsync<T>($"PartitionKey eq '{_partitionKey}' and ({TableClient.CreateQueryFilter(condition)})", maxPerPage, cancellationToken: cancellationToken);
+        QueryWhereAsync<T>(condition, maxPerPage, select: null, cancellationToken);
+
+    /// <param name="select">Only these properties (the keys and ETag always come).</param>
+    public AsyncPageable<T> QueryWhereAsync<T>(FormattableString condition, int? maxPerPage, IEnumerable<string>? select, CancellationToken cancellationToken)
+        where T : class, ITableEntity, new() =>
+        _table.QueryAsync<T>($"PartitionKey eq '{_partitionKey}' and ({TableClient.CreateQueryFilter(condition)})", maxPerPage, select, cancellationToken);
 
     /// <summary>
     /// One entity-group transaction (all in this tenant's partition): all succeed or none. At most 100 actions, two

@@ -60,8 +60,9 @@ public static class UsageEndpoints
             return validation.ToProblem();
         }
 
-        var totals = new UsageTotals();
-        await store.ReadAsync(caller.Tenant, start, end, (period, slice) => totals.Add(UsageTotals.KeyOf(grouping!.Value, period, slice), slice), cancellationToken);
+        var by = grouping!.Value;
+        var totals = await store.ReadAsync(caller.Tenant, start, end, () => new UsageTotals(),
+            (totals, period, slice) => totals.Add(UsageTotals.KeyOf(by, period, slice), slice), cancellationToken);
         return TypedResults.Ok(new UsageList(start, end, groupBy ?? "day", totals.Items(byKey: grouping == UsageGrouping.Day)));
     }
 

@@ -20,17 +20,15 @@ public sealed class UsageReport(UsageStore store, TimeProvider time) : IReportTy
 
     public async Task<ReportDocument> BuildAsync(ReportRequest request, CancellationToken cancellationToken)
     {
-        var days = new UsageTotals();
-        var endpoints = new UsageTotals();
-        var callers = new UsageTotals();
-        var total = new UsageTotals();
-        await store.ReadAsync(request.Tenant, request.From, request.To, (period, slice) =>
-        {
-            days.Add(UsageTotals.DayOf(period), slice);
-            endpoints.Add(slice.Endpoint, slice);
-            callers.Add(slice.Caller, slice);
-            total.Add("", slice);
-        }, cancellationToken);
+        var (days, endpoints, callers, total) = await store.ReadAsync(request.Tenant, request.From, request.To,
+            () => (Days: new UsageTotals(), Endpoints: new UsageTotals(), Callers: new UsageTotals(), Total: new UsageTotals()),
+            (totals, period, slice) =>
+            {
+                totals.Days.Add(UsageTotals.DayOf(period), slice);
+                totals.Endpoints.Add(slice.Endpoint, slice);
+                totals.Callers.Add(slice.Caller, slice);
+                totals.Total.Add("", slice);
+            }, cancellationToken);
 
         var perDay = days.Items(byKey: true);
         var overall = total.Items(byKey: true) is [var all] ? all : new UsageItem("", 0, 0, 0, 0, 0);

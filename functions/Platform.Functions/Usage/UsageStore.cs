@@ -8,6 +8,12 @@ public sealed class UsageStore(StorageAccount storage)
 {
     public const string TableName = "usage";
 
+    private const int MaxReadAttempts = 10;
+    private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
+    private static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);
+    // Azurite leaves the ETag out of a projected row; the Timestamp moves with every write just the same.
+    private static readonly string[] KeysOnly = ["RowKey", "Timestamp"];
+
     public TenantPartition Rows(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
 
     /// <summary>
@@ -41,27 +47,72 @@ public sealed class UsageStore(StorageAccount storage)
 
     /// <summary>
     /// Hands every stored slice of the tenant whose period (hour or minute) starts in [<paramref name="from"/>,
-    /// <paramref name="to"/>) to <paramref name="visit"/>, with the period's start: two row-key ranges, never a scan.
+    /// <paramref name="to"/>) to <paramref name="visit"/>, with the period's start, and returns the state it visited
+    /// into: two row-key ranges, never a scan.
     /// </summary>
-    public async Task ReadAsync(TenantId tenant, DateTimeOffset from, DateTimeOffset to, Action<DateTimeOffset, UsageSlice> visit, CancellationToken cancellationToken)
+    /// <remarks>
+    /// The hour rows are read before the minute rows, so a rollup that merged minutes into their hour between the two
+    /// reads would leave those minutes out (the hour was read without them, the minutes were gone). The hour rows' write
+    /// times are read again after the minutes: if any changed, a rollup ran in between and the whole read starts over with
+    /// fresh state from <paramref name="fresh"/>, after a short pause (a rollup is a few transactions a tenant and
+    /// hour, so a retry is rare and a reader outlasts it).
+    /// </remarks>
+    public async Task<T> ReadAsync<T>(TenantId tenant, DateTimeOffset from, DateTimeOffset to, Func<T> fresh, Action<T, DateTimeOffset, UsageSlice> visit, CancellationToken cancellationToken)
     {
         var partition = Rows(tenant);
-        foreach (var (unit, keyOf) in new (TimeSpan, Func<DateTimeOffset, string>)[] { (TimeSpan.FromHours(1), UsageRows.HourKey), (TimeSpan.FromMinutes(1), UsageRows.MinuteKey) })
+        var hourLow = UsageRows.HourKey(Ceiling(from, Hour));
+        var hourHigh = UsageRows.HourKey(Ceiling(to, Hour));
+        var minuteLow = UsageRows.MinuteKey(Ceiling(from, Minute));
+        var minuteHigh = UsageRows.MinuteKey(Ceiling(to, Minute));
+        for (var attempt = 1; ; attempt++)
         {
-            var low = keyOf(Ceiling(from, unit));
-            var high = keyOf(Ceiling(to, unit));
-            await foreach (var row in partition.QueryWhereAsync<TableEntity>($"RowKey ge {low} and RowKey lt {high}", 1000, cancellationToken))
+            var state = fresh();
+            var hours = new Dictionary<string, DateTimeOffset?>(StringComparer.Ordinal);
+            await foreach (var row in partition.QueryWhereAsync<TableEntity>($"RowKey ge {hourLow} and RowKey lt {hourHigh}", 1000, cancellationToken))
             {
-                if (UsageRows.PeriodOf(row.RowKey) is not { } period)
+                hours[row.RowKey] = row.Timestamp;
+                Visit(row, state, visit);
+            }
+
+            await foreach (var row in partition.QueryWhereAsync<TableEntity>($"RowKey ge {minuteLow} and RowKey lt {minuteHigh}", 1000, cancellationToken))
+            {
+                Visit(row, state, visit);
+            }
+
+            var unchanged = 0;
+            var changed = false;
+            await foreach (var row in partition.QueryWhereAsync<TableEntity>($"RowKey ge {hourLow} and RowKey lt {hourHigh}", 1000, KeysOnly, cancellationToken))
+            {
+                if (!hours.TryGetValue(row.RowKey, out var written) || written != row.Timestamp)
                 {
-                    continue;
+                    changed = true;
+                    break;
                 }
 
-                foreach (var slice in UsageRows.Unpack(row))
-                {
-                    visit(period, slice);
-                }
+                unchanged++;
             }
+
+            if ((!changed && unchanged == hours.Count) || attempt == MaxReadAttempts)
+            {
+                // Past the last attempt the read stands as it is: usage is a statistic, and rollups are hourly.
+                return state;
+            }
+
+            // A rollup is merging this range: give its few transactions a moment to finish.
+            await Task.Delay(TimeSpan.FromMilliseconds(25 * attempt), cancellationToken);
+        }
+    }
+
+    private static void Visit<T>(TableEntity row, T state, Action<T, DateTimeOffset, UsageSlice> visit)
+    {
+        if (UsageRows.PeriodOf(row.RowKey) is not { } period)
+        {
+            return;
+        }
+
+        foreach (var slice in UsageRows.Unpack(row))
+        {
+            visit(state, period, slice);
         }
     }
 

@@ -42,8 +42,8 @@ public sealed class UsageStorageTests(Azurite azurite) : SignedUpTenantTests(azu
 
         await store.WriteAsync(tenant, rows, TestContext.Current.CancellationToken);
 
-        var read = new List<(DateTimeOffset Period, UsageSlice Slice)>();
-        await store.ReadAsync(tenant, minute, minute.AddMinutes(1), (period, slice) => read.Add((period, slice)), TestContext.Current.CancellationToken);
+        var read = await store.ReadAsync(tenant, minute, minute.AddMinutes(1), () => new List<(DateTimeOffset Period, UsageSlice Slice)>(),
+            (read, period, slice) => read.Add((period, slice)), TestContext.Current.CancellationToken);
         Assert.Equal(slices.Count, read.Count);
         Assert.All(read, r => Assert.Equal(minute, r.Period));
         Assert.Equal(slices.Select(s => (s.Caller, s.Endpoint)).Order(), read.Select(r => (r.Slice.Caller, r.Slice.Endpoint)).Order());
@@ -61,9 +61,48 @@ public sealed class UsageStorageTests(Azurite azurite) : SignedUpTenantTests(azu
         }
 
         // The minute before and after it hold nothing.
-        var outside = 0;
-        await store.ReadAsync(tenant, minute.AddMinutes(1), minute.AddMinutes(2), (_, _) => outside++, TestContext.Current.CancellationToken);
-        await store.ReadAsync(tenant, minute.AddMinutes(-1), minute, (_, _) => outside++, TestContext.Current.CancellationToken);
-        Assert.Equal(0, outside);
+        Assert.Empty(await store.ReadAsync(tenant, minute.AddMinutes(1), minute.AddMinutes(2), () => new List<UsageSlice>(), (o, _, slice) => o.Add(slice), TestContext.Current.CancellationToken));
+        Assert.Empty(await store.ReadAsync(tenant, minute.AddMinutes(-1), minute, () => new List<UsageSlice>(), (o, _, slice) => o.Add(slice), TestContext.Current.CancellationToken));
+    }
+
+    [Fact]
+    public async Task AReadWhileTheRollupMergesMinutesIntoHoursCountsEveryRequestOnce()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var store = App.Services.GetRequiredService<UsageStore>();
+        var tenant = new TenantId(Tenant.Id);
+        var thisHour = UsageStore.Floor(Clock.GetUtcNow(), TimeSpan.FromHours(1));
+        var from = thisHour.AddHours(-12);
+
+        // Twelve past hours of minute rows, one request each, as flushes of one instance would leave them.
+        var rows = new List<Azure.Data.Tables.TableEntity>();
+        for (var minute = from; minute < thisHour; minute = minute.AddMinutes(3))
+        {
+            var slice = new UsageSlice("apikey:K1", "GET /api/v1/users");
+            slice.Counts[0] = 1;
+            slice.Latency.RecordValue(1000);
+            rows.AddRange(UsageRows.Pack([slice], part => $"{UsageRows.MinuteKey(minute)}:race:{part}"));
+        }
+
+        await store.WriteAsync(tenant, rows, ct);
+
+        async Task<long> RequestsAsync() =>
+            (await store.ReadAsync(tenant, from, thisHour, () => new long[1], (total, _, slice) => total[0] += slice.Requests, ct))[0];
+
+        Assert.Equal(rows.Count, await RequestsAsync());
+
+        // Reads go on for as long as the rollup runs (twelve merges, each a read and a transaction); each one sees
+        // every request exactly once, whether before, during or after a merge.
+        await using var scope = App.Services.CreateAsyncScope();
+        var rollup = scope.ServiceProvider.GetRequiredService<UsageRollup>().RollUpAsync(tenant, thisHour, ct);
+        var seen = new List<long>();
+        while (!rollup.IsCompleted)
+        {
+            seen.Add(await RequestsAsync());
+        }
+
+        Assert.Equal(rows.Count, await rollup);
+        seen.Add(await RequestsAsync());
+        Assert.All(seen, requests => Assert.Equal(rows.Count, requests));
     }
 }
