@@ -38,6 +38,9 @@ public sealed class BadInputWalkTests(Azurite azurite) : SignedUpTenantTests(azu
     };
 
     // What login.microsoftonline.com would serve, so no request leaves the machine.
+    // The services hold this test's own state.
+    protected override bool SharesApp => false;
+
     protected override void ConfigureServices(IServiceCollection services) =>
         services.PostConfigure<JwtBearerOptions>(Entra.Scheme, o =>
         {

@@ -33,6 +33,9 @@ public sealed class EntraTests(Azurite azurite) : SignedUpTenantTests(azurite)
     };
 
     /// <summary>The signing key and issuer metadata that login.microsoftonline.com would serve.</summary>
+    // Each test trusts the same Entra tenant with its own signing key.
+    protected override bool SharesApp => false;
+
     protected override void ConfigureServices(IServiceCollection services) =>
         services.PostConfigure<JwtBearerOptions>(Entra.Scheme, o =>
         {

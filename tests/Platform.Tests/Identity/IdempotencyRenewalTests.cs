@@ -17,6 +17,9 @@ public sealed class IdempotencyRenewalTests(Azurite azurite) : SignedUpTenantTes
 {
     private readonly HeldVerificationMail _mail = new();
 
+    // The services hold this test's own state.
+    protected override bool SharesApp => false;
+
     protected override void ConfigureServices(IServiceCollection services) =>
         services.AddSingleton<IMailSender>(sp => _mail.Around(sp.GetRequiredService<MailSender>()));
 

@@ -78,6 +78,24 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
     /// <summary>Where this app's outgoing mail lands as .eml files.</summary>
     public string MailDirectory { get; } = Directory.CreateTempSubdirectory("platform-mail-").FullName;
 
+    public bool IsDisposed { get; private set; }
+
+    /// <summary>Moves the mail sent so far out of <see cref="MailDirectory"/>: the next test of a shared app reads only its own.</summary>
+    public void SetMailAside()
+    {
+        var aside = Directory.CreateDirectory(Path.Combine(MailDirectory, "earlier")).FullName;
+        foreach (var file in Directory.GetFiles(MailDirectory, "*.eml"))
+        {
+            File.Move(file, Path.Combine(aside, Path.GetFileName(file)), overwrite: true);
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        IsDisposed = true;
+        await base.DisposeAsync();
+    }
+
     public StorageAccount Storage => Services.GetRequiredService<StorageAccount>();
 
     /// <summary>The storage an app with this prefix uses, without starting an app (and its queue consumers).</summary>

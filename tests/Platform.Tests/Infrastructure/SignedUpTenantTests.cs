@@ -5,15 +5,23 @@ using Platform.Tests.Users;
 namespace Platform.Tests.Infrastructure;
 
 /// <summary>
-/// Base of test classes that need a running app with one signed-up tenant; each test gets a fresh app and tenant.
+/// Base of test classes that need a running app with one signed-up tenant. Each test signs up a tenant of its own;
+/// the tests of a class share one app (they run one after another), the way the tenants of a deployment share its
+/// instances - tenant isolation is what the product guarantees. A class whose services hold per-test state, or whose
+/// tests need an app nobody used before, sets <see cref="SharesApp"/> to false.
 /// With <see cref="UsesFakeClock"/>, the app's TimeProvider is <see cref="Clock"/>, which only moves when a test
-/// moves it (lockouts, expiry, TOTP steps).
+/// moves it (lockouts, expiry, TOTP steps); a shared app's clock starts where the class's previous test left it.
 /// </summary>
-public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime
+public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime, IClassFixture<ClassApp>
 {
     protected Azurite Azurite => azurite;
 
-    protected FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
+    protected FakeTimeProvider Clock { get; private set; } = new(DateTimeOffset.UtcNow);
+
+    /// <summary>Whether the class's tests share one app (the default) or each gets its own.</summary>
+    protected virtual bool SharesApp => true;
+
+    private bool _ownsApp;
 
     protected PlatformApp App { get; private set; } = null!;
 
@@ -39,21 +47,35 @@ public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime
 
     public virtual async ValueTask InitializeAsync()
     {
-        App = await new PlatformApp(azurite, settings: Settings, services: services =>
+        var shared = SharesApp ? await TestContext.Current.GetFixture<ClassApp>() : null;
+        if (shared is null)
         {
-            if (UsesFakeClock)
-            {
-                services.AddSingleton<TimeProvider>(Clock);
-            }
+            _ownsApp = true;
+            App = await NewAppAsync(Clock);
+        }
+        else
+        {
+            Clock = shared.Clock;
+            App = await shared.AppAsync(() => NewAppAsync(shared.Clock));
+        }
 
-            ConfigureServices(services);
-        }).ReadyAsync();
         Tenant = await App.SignUpAsync();
         if (SignsInAdmin)
         {
             _admin = await App.SignedInClientAsync(Tenant);
         }
     }
+
+    private Task<PlatformApp> NewAppAsync(FakeTimeProvider clock) =>
+        new PlatformApp(azurite, settings: Settings, services: services =>
+        {
+            if (UsesFakeClock)
+            {
+                services.AddSingleton<TimeProvider>(clock);
+            }
+
+            ConfigureServices(services);
+        }).ReadyAsync();
 
     /// <summary>Signs the admin in afresh (after the fake clock outran the access token).</summary>
     protected async Task SignInAdminAgainAsync()
@@ -72,7 +94,53 @@ public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime
     public virtual async ValueTask DisposeAsync()
     {
         _admin?.Dispose();
-        await App.DisposeAsync();
+        if (_ownsApp)
+        {
+            await App.DisposeAsync();
+        }
+
         GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>
+/// The app the tests of one class share, made by the first of them and stopped when the class is done. Mail sent
+/// during an earlier test is set aside before the next one starts, so a test reads only its own.
+/// </summary>
+public sealed class ClassApp : IAsyncDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private PlatformApp? _app;
+
+    public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
+
+    public async Task<PlatformApp> AppAsync(Func<Task<PlatformApp>> create)
+    {
+        await _gate.WaitAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            if (_app is { IsDisposed: false })
+            {
+                _app.SetMailAside();
+                return _app;
+            }
+
+            // A test that stopped the app (to see what a stop does) leaves the next one a new app.
+            return _app = await create();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.DisposeAsync();
+        }
+
+        _gate.Dispose();
     }
 }

@@ -23,6 +23,9 @@ public sealed class JobEngineTests(Azurite azurite) : SignedUpTenantTests(azurit
 
     protected override IDictionary<string, string?>? Settings => PlatformApp.RunsJobs();
 
+    // The test jobs' step log and gates are the app's, one per test.
+    protected override bool SharesApp => false;
+
     protected override void ConfigureServices(IServiceCollection services) => services.AddTestJobs();
 
     private TestJobs.StepLog Log => App.Services.GetRequiredService<TestJobs.StepLog>();

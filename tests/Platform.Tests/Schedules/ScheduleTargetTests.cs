@@ -25,6 +25,9 @@ public sealed class ScheduleWorkflowTargetTests(Azurite azurite) : SignedUpTenan
 
     private static readonly string[] JobsOnly = ["jobs.read", "jobs.write"];
 
+    // The services hold this test's own state.
+    protected override bool SharesApp => false;
+
     protected override void ConfigureServices(IServiceCollection services) => services.AddSingleton<IWorkflowRunStarter>(_workflows);
 
     private static object Restock => new { workflow = new { id = Workflows.Known, input = new { threshold = 5 } } };

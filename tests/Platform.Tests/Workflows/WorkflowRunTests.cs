@@ -74,7 +74,8 @@ public sealed class WorkflowRunTests(Azurite azurite) : WebhookTestBase(azurite)
         await Admin.StepWaitingAsync("restock", waitingRunId, "approve");
         await using var scope = App.Services.CreateAsyncScope();
         var retention = scope.ServiceProvider.GetRequiredService<Platform.Functions.Workflows.WorkflowRetention>();
-        Assert.Equal(1, await retention.PurgeAsync(DateTimeOffset.UtcNow.AddMinutes(1), Ct));
+        // (The sweep covers every tenant of the app: earlier tests' runs go too.)
+        Assert.True(await retention.PurgeAsync(DateTimeOffset.UtcNow.AddMinutes(1), Ct) >= 1);
         await (await Admin.GetAsync($"{WorkflowsPath}/restock/runs/{runId}", Ct)).ReadProblemAsync(404, "not_found");
         Assert.Equal("waiting", (await Admin.RunAsync("restock", waitingRunId)).GetProperty("status").GetString());
     }
