@@ -68,8 +68,19 @@ internal static class ReceiverApi
         [.. (await client.GetJsonAsync($"{ReceiversPath}/{receiverId}/messages")).GetProperty("items").EnumerateArray()];
 
     /// <summary>The receiver's newest message once it is in a final status.</summary>
-    public static async Task<JsonElement> ProcessedMessageAsync(this HttpClient client, string receiverId, int count = 1) =>
-        (await Eventually.Until(() => client.MessagesAsync(receiverId),
-            messages => messages.Count >= count && messages.All(m => m.Str("status") is "succeeded" or "completed_with_errors" or "failed"),
-            $"{count} message(s) of receiver {receiverId} to be processed"))[0];
+    public static async Task<JsonElement> ProcessedMessageAsync(this HttpClient client, string receiverId, int count = 1)
+    {
+        IReadOnlyList<JsonElement> last = [];
+        try
+        {
+            return (await Eventually.Until(async () => last = await client.MessagesAsync(receiverId),
+                messages => messages.Count >= count && messages.All(m => m.Str("status") is "succeeded" or "completed_with_errors" or "failed"),
+                $"{count} message(s) of receiver {receiverId} to be processed"))[0];
+        }
+        catch (TimeoutException e)
+        {
+            // Say where each message stood, not just that the wait ended.
+            throw new TimeoutException($"{e.Message}; messages: {string.Join(", ", last.Select(m => m.ToString()))}", e);
+        }
+    }
 }
