@@ -103,7 +103,10 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
     {
         using var client = CreateClient();
         await Eventually.Until(async () => (await client.GetAsync("/api/health/ready", TestContext.Current.CancellationToken)).StatusCode,
-            status => status == System.Net.HttpStatusCode.OK, "the app to become ready");
+            status => status == System.Net.HttpStatusCode.OK, "the app to become ready",
+            // Start-up creates every table, container and queue; on a loaded two-core CI machine with a dozen apps
+            // starting at once that has taken over 30 s. A deadline, not a timing assertion.
+            TimeSpan.FromSeconds(120));
         return this;
     }
 }
