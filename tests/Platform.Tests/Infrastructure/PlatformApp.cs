@@ -47,6 +47,9 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
             ["Platform:Jobs:RunWorker"] = "false",
             ["Platform:Jobs:MaxPollingInterval"] = "00:00:00.100",
             ["Platform:Jobs:MessageVisibilityTimeout"] = "00:00:10",
+            // Ten-second visibility makes the engine's ordinary abandon-and-retry cycles count up fast on a loaded run:
+            // a plain job was declared poisoned after six. Tests of the poison verdict set their own threshold.
+            ["Platform:Jobs:PoisonDequeueCount"] = "20",
             ["Platform:Jobs:StopTimeout"] = "00:00:02",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
