@@ -5,7 +5,9 @@ public static class Eventually
 {
     public static async Task<T> Until<T>(Func<Task<T>> probe, Func<T, bool> done, string waitingFor, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        // 60 s by default: a deadline for background work, not a timing assertion; on a loaded two-core CI run webhook
+        // deliveries and job steps have passed 30 s.
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
         var interval = TimeSpan.FromMilliseconds(25);
         while (true)
         {
