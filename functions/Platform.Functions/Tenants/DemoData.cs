@@ -12,12 +12,13 @@ namespace Platform.Functions.Tenants;
 
 /// <summary>
 /// Fills the new demo tenant with something to look at - people with roles, a location tree, items with stock and
-/// movements, one of them low on stock (so an alert is open) - through the same commands the API runs, so the demo
-/// shows exactly what a tenant's own calls would produce (audit trail included).
+/// movements, one of them low on stock (so an alert is open), finished jobs, a first report and a scheduled workflow -
+/// through the same commands the API runs, so the demo shows exactly what a tenant's own calls would produce (audit
+/// trail included).
 /// </summary>
 public sealed partial class DemoData(
     Sessions sessions, UserCommands users, LocationCommands locations, ItemCommands items, MovementCommands movements, JobCommands jobs,
-    Workflows.DemoWorkflows workflows, ILogger<DemoData> logger)
+    Workflows.DemoWorkflows workflows, JobTypes jobTypes, Schedules.ScheduleCommands schedules, TimeProvider time, ILogger<DemoData> logger)
 {
     public async Task SeedAsync(TenantId tenant, string adminId, CancellationToken cancellationToken)
     {
@@ -52,6 +53,7 @@ public sealed partial class DemoData(
             await WaitAsync(tenant, export.Id, cancellationToken);
 
             await workflows.SeedAsync(admin, cancellationToken);
+            await ScheduleAndReportAsync(admin, cancellationToken);
         }
         catch (InvalidOperationException ex)
         {
@@ -62,6 +64,41 @@ public sealed partial class DemoData(
         {
             await sessions.RevokeAsync(tenant, session, CancellationToken.None);
         }
+    }
+
+    /// <summary>
+    /// Weekly restock on a schedule (Mondays 06:00, Berlin time) and a first inventory-status report, so what runs on
+    /// its own shows too. Both need the report job type, as the workflow does.
+    /// </summary>
+    private async Task ScheduleAndReportAsync(Caller admin, CancellationToken cancellationToken)
+    {
+        if (!jobTypes.Names.Contains("report"))
+        {
+            return;
+        }
+
+        var validation = new Http.Validation();
+        var input = Schedules.ScheduleInput.Read(JsonSerializer.SerializeToElement(new
+        {
+            name = "Weekly restock",
+            cron = "0 6 * * MON",
+            timeZone = "Europe/Berlin",
+            target = new { workflow = new { id = Workflows.DemoWorkflows.Id, input = new { } } },
+        }, JsonSerializerOptions.Web), validation);
+        if (!validation.IsValid || (await schedules.CreateAsync(admin, input, cancellationToken)).Failed(out _, out _))
+        {
+            LogIncomplete(logger, "the weekly restock schedule was refused");
+        }
+
+        var report = await jobTypes.StartAsync(admin, "report",
+            JsonSerializer.SerializeToElement(new { type = "inventory-status", format = "html" }, JsonSerializerOptions.Web), Ids.New(time), cancellationToken);
+        if (report.Failed(out var error, out _))
+        {
+            LogIncomplete(logger, "the first report was refused: " + error.Message);
+            return;
+        }
+
+        await WaitAsync(admin.Tenant, report.Value.Id, cancellationToken);
     }
 
     private async Task WaitAsync(TenantId tenant, string jobId, CancellationToken cancellationToken)

@@ -2,6 +2,7 @@ using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Functions.Jobs;
 using Platform.Functions.Jobs.Engine;
+using Platform.Functions.Schedules;
 using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
 using Platform.Tests.Infrastructure;
@@ -14,7 +15,7 @@ public sealed class DemoTenantTests(Azurite azurite)
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task The_development_app_seeds_a_demo_tenant_with_an_import_that_has_an_error_report_and_an_export()
+    public async Task The_development_app_seeds_a_demo_tenant_with_an_import_that_has_an_error_report_an_export_a_report_and_a_schedule()
     {
         await using var app = await new PlatformApp(azurite, settings: PlatformApp.RunsJobs()) { Environment = "Development" }.ReadyAsync();
         var tenants = app.Services.GetRequiredService<TenantDirectory>();
@@ -34,7 +35,7 @@ public sealed class DemoTenantTests(Azurite azurite)
             }
 
             return views;
-        }, views => views.Count == 2 && views.All(v => v.IsFinished), "the demo's two jobs to finish", TimeSpan.FromSeconds(90));
+        }, views => views.Count == 3 && views.All(v => v.IsFinished), "the demo's three jobs to finish", TimeSpan.FromSeconds(120));
 
         var import = Assert.Single(finished, j => j.Type == "import");
         Assert.Equal("completed_with_errors", import.Status);
@@ -42,5 +43,16 @@ public sealed class DemoTenantTests(Azurite azurite)
         var export = Assert.Single(finished, j => j.Type == "export");
         Assert.Equal("succeeded", export.Status);
         Assert.Equal(5, export.Progress.Succeeded);
+        var report = Assert.Single(finished, j => j.Type == "report");
+        Assert.Equal("succeeded", report.Status);
+        Assert.True(report.Figures!["lowStockCount"] > 0, "the demo's bolts are below their reorder point");
+
+        // Weekly restock runs on its own: Mondays at 06:00 in Berlin, the next Monday planned.
+        var schedule = Assert.Single(await app.Services.GetRequiredService<ScheduleCommands>().ListAsync(tenant, Ct));
+        Assert.Equal("Weekly restock", schedule.Name);
+        Assert.Equal("0 6 * * MON", schedule.Cron);
+        Assert.Equal("Europe/Berlin", schedule.TimeZone);
+        Assert.True(schedule.Enabled);
+        Assert.Equal(DayOfWeek.Monday, TimeZoneInfo.ConvertTime(schedule.NextRunAt!.Value, TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin")).DayOfWeek);
     }
 }
