@@ -226,6 +226,24 @@ public sealed class ScheduleCommands(
                 changes["target"] = TargetSummary(schedule);
                 changes["runsAs"] = schedule.RunsAs;
             }
+            else if ((timingChanged || (enabled && !schedule.Enabled)) && !RunsAs(schedule, caller))
+            {
+                // Likewise whoever decides when it runs, or turns it back on: otherwise a user could run another's schedule,
+                // with that user's rights, at times that user never chose (or after they switched it off).
+                var current = CurrentTarget(schedule);
+                if (CheckTarget(current, validation) is not { } needed)
+                {
+                    return CommandError.Invalid(validation);
+                }
+
+                if (await RefusalAsync(caller, current, needed, cancellationToken) is { } notYours)
+                {
+                    return notYours;
+                }
+
+                SetTarget(schedule, caller, current);
+                changes["runsAs"] = schedule.RunsAs;
+            }
 
             if (name is not null)
             {
@@ -430,6 +448,12 @@ public sealed class ScheduleCommands(
 
         return null;
     }
+
+    private static bool RunsAs(ScheduleEntity schedule, Caller caller) =>
+        schedule.RunsAs == caller.UserId && schedule.RunsAsKey == caller.ApiKeyId;
+
+    private static TargetInput CurrentTarget(ScheduleEntity schedule) => new("target", schedule.TargetKind, schedule.JobType,
+        schedule.Payload is { } payload ? JsonSerializer.Deserialize<JsonElement>(payload) : null, schedule.WorkflowId);
 
     private static void SetTarget(ScheduleEntity schedule, Caller caller, TargetInput target)
     {

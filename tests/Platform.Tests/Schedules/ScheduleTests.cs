@@ -221,6 +221,36 @@ public sealed class ScheduleTests(Azurite azurite) : SignedUpTenantTests(azurite
     }
 
     [Fact]
+    public async Task Whoever_turns_a_schedule_back_on_or_changes_when_it_runs_takes_it_over_and_needs_what_it_does()
+    {
+        var id = (await Admin.CreateScheduleAsync(new { name = "admins", cron = "0 2 * * *", target = ExportUsers })).Id();
+        Assert.Equal(HttpStatusCode.OK, (await Admin.SendJsonAsync(HttpMethod.Patch, $"{SchedulesPath}/{id}", new { enabled = false })).StatusCode);
+
+        // The attack: jobs.write without users.read, turning the admin's users export back on or running it hourly, so
+        // it would export users with the admin's rights at times the admin never chose.
+        Assert.True((await Admin.PutRoleAsync("scheduler", SchedulerPermissions)).IsSuccessStatusCode);
+        using var scheduler = await SignedInAsync("scheduler@example.com", "scheduler");
+        await (await scheduler.SendJsonAsync(HttpMethod.Patch, $"{SchedulesPath}/{id}", new { enabled = true })).ReadProblemAsync(403, "permission_not_held");
+        await (await scheduler.SendJsonAsync(HttpMethod.Patch, $"{SchedulesPath}/{id}", new { cron = "0 * * * *" })).ReadProblemAsync(403, "permission_not_held");
+        var untouched = await Admin.GetJsonAsync($"{SchedulesPath}/{id}");
+        Assert.False(untouched.GetProperty("enabled").GetBoolean());
+        Assert.Equal("0 2 * * *", untouched.Str("cron"));
+        Assert.Equal(Tenant.AdminId, untouched.Str("runsAs"));
+
+        // Renaming is not deciding what runs when: the owner stays.
+        Assert.Equal(HttpStatusCode.OK, (await scheduler.SendJsonAsync(HttpMethod.Patch, $"{SchedulesPath}/{id}", new { name = "renamed" })).StatusCode);
+        Assert.Equal(Tenant.AdminId, (await Admin.GetJsonAsync($"{SchedulesPath}/{id}")).Str("runsAs"));
+
+        // Someone who holds what the target needs may turn it on, and from then on it runs as them.
+        Assert.True((await Admin.PutRoleAsync("exporter", ["jobs.read", "jobs.write", "users.read"])).IsSuccessStatusCode);
+        using var exporter = await SignedInAsync("exporter@example.com", "exporter");
+        var exporterId = (await exporter.GetJsonAsync("/api/v1/me")).Str("id");
+        var enabled = await (await exporter.SendJsonAsync(HttpMethod.Patch, $"{SchedulesPath}/{id}", new { enabled = true })).ReadJsonAsync(HttpStatusCode.OK);
+        Assert.True(enabled.GetProperty("enabled").GetBoolean());
+        Assert.Equal(exporterId, enabled.Str("runsAs"));
+    }
+
+    [Fact]
     public async Task Odd_ids_are_404_not_500()
     {
         foreach (var id in new[] { "nope", "a%2Fb", "x%23y", new string('Z', 200) })
