@@ -41,6 +41,7 @@ public sealed partial class ReceiptProcessor(
     InventoryStore inventory,
     JobCommands jobs,
     CallerPermissions permissions,
+    ApiKeys.ApiKeyStore apiKeys,
     OutboundHttp outbound,
     EventPublisher events,
     IServiceProvider services,
@@ -161,6 +162,13 @@ public sealed partial class ReceiptProcessor(
             if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.Object)
             {
                 root = data;
+            }
+
+            // Like a schedule set by an API key: what the key set up stops acting when the key is revoked or expires.
+            if (receiver.CreatedByKey is { } keyId &&
+                (await apiKeys.GetAsync(tenant, keyId, cancellationToken) is not { } key || key.ExpiresAt <= time.GetUtcNow()))
+            {
+                return ActionResult.Fail($"The API key that created this receiver ({keyId}) was revoked or has expired, so the receiver cannot act.");
             }
 
             var caller = CallerOf(tenant, receiver);

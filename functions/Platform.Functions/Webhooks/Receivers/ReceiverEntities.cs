@@ -65,6 +65,9 @@ public sealed class ReceiverEntity : ITableEntity
     /// <summary>The user the receiver acts for; it never does more than this user may do at the time it acts.</summary>
     public string CreatedBy { get; set; } = "";
 
+    /// <summary>The API key the receiver was created with, if any: once it is revoked or expires, the receiver stops acting.</summary>
+    public string? CreatedByKey { get; set; }
+
     /// <summary>The permissions the receiver acts with (JSON array), taken from its creator's at creation.</summary>
     public string Scopes { get; set; } = "[]";
 

@@ -106,6 +106,7 @@ public sealed class ReceiverStore(
             Options = optionsJson,
             SealedSecret = secrets.SealBytes(key, Binding(caller.Tenant, id)),
             CreatedBy = caller.UserId,
+            CreatedByKey = caller.ApiKeyId,
             ScopeList = scopes,
             CreatedAt = time.GetUtcNow(),
         };

@@ -33,6 +33,8 @@ public sealed class ReceiverTests(Azurite azurite) : SignedUpTenantTests(azurite
     };
 
     private static readonly int[] OneNumber = [1];
+    private static readonly string[] ErpKeyPermissions = ["webhooks.manage", "inventory.write", "inventory.read"];
+
     private static readonly string[] HookPermissions = ["webhooks.manage", "webhooks.read"];
 
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request)
@@ -133,6 +135,28 @@ public sealed class ReceiverTests(Azurite azurite) : SignedUpTenantTests(azurite
         Assert.Equal(2, movements.Count);
         Assert.All(movements, e => Assert.Equal("receiver", e.Str("actorType")));
         Assert.Contains(audit, e => e.Str("action") == "webhook.message.processed");
+    }
+
+    [Fact]
+    public async Task AReceiverCreatedWithAnApiKeyStopsActingWhenTheKeyIsRevoked()
+    {
+        var item = (await Admin.CreateItemAsync("NUT-10")).Id();
+        var key = await (await Admin.PostAsJsonAsync("/api/v1/api-keys", new { name = "erp", permissions = ErpKeyPermissions }, Ct))
+            .ReadJsonAsync(HttpStatusCode.Created);
+        using var byKey = App.CreateClient();
+        byKey.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("ApiKey", key.Str("key"));
+        var receiver = await byKey.CreateReceiverAsync("inventory.movements");
+        await SendAsync(SignedStandard(receiver, Movements(new { sku = "nut-10", type = "in", quantity = 5 })));
+        Assert.Equal("succeeded", (await Admin.ProcessedMessageAsync(receiver.Id)).Str("status"));
+
+        // The key is revoked: what it set up must not go on acting for its creator.
+        Assert.Equal(HttpStatusCode.NoContent, (await Admin.DeleteAsync($"/api/v1/api-keys/{key.Id()}", Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await SendAsync(SignedStandard(receiver, Movements(new { sku = "nut-10", type = "in", quantity = 7 })))).StatusCode);
+
+        var refused = await Admin.ProcessedMessageAsync(receiver.Id, count: 2);
+        Assert.Equal("failed", refused.Str("status"));
+        Assert.Contains("API key", refused.Str("error"), StringComparison.Ordinal);
+        Assert.Equal(5, await QuantityAsync(item));
     }
 
     [Fact]
