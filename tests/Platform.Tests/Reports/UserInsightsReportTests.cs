@@ -168,6 +168,21 @@ public sealed class UserInsightsReportTests(Azurite azurite) : SignedUpTenantTes
     }
 
     [Fact]
+    public async Task APeriodLongerThanAQuarterCountsSignUpsPerMonth()
+    {
+        await TellTheStoryAsync();
+
+        var report = await Reader.ReportDocumentAsync(Type, _day0.AddDays(-100), _day0.AddDays(100));
+
+        var signups = report.Table("signups-per-month");
+        Assert.DoesNotContain(report.Sections.SelectMany(s => s.Tables), t => t.Name == "signups-per-day");
+        Assert.InRange(signups.Rows.Count, 7, 8); // 200 days span seven or eight calendar months
+        Assert.All(signups.Records(), r => Assert.Equal(1, ((DateTimeOffset)r["date"]!).Day));
+        Assert.Equal(report.Figures["signupsInPeriod"], signups.Records().Sum(r => r.Number("signups")));
+        Assert.Equal(signups.Rows.Count, report.Chart("signups-per-month").Categories.Count);
+    }
+
+    [Fact]
     public async Task FilterSelectsTheUsersConsidered()
     {
         await TellTheStoryAsync();

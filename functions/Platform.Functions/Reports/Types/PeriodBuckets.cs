@@ -3,13 +3,13 @@ using System.Globalization;
 namespace Platform.Functions.Reports.Types;
 
 /// <summary>
-/// The rows of a "per day" table over a report's period: UTC days for a period of up to <see cref="MaxDays"/> days,
-/// calendar months up to <see cref="MaxMonths"/> months, years beyond - so a table and its chart stay readable, and their
-/// size bounded, whatever period is asked for.
+/// The rows of a "per day" table over a report's period: UTC days for a period of up to <see cref="MaxDays"/> days (a
+/// quarter), calendar months beyond, up to <see cref="MaxMonths"/> months, and years past that - so a table and its chart
+/// stay readable (a year of daily bars is not), and their size bounded, whatever period is asked for.
 /// </summary>
 public sealed class PeriodBuckets
 {
-    public const int MaxDays = 400;
+    public const int MaxDays = 92;
     public const int MaxMonths = 400;
 
     private readonly DateTime _first;
