@@ -33,7 +33,11 @@ public sealed class EventsOptions
 /// at least once and in order per partition, then deletes them.
 /// <para>
 /// Normally the writer's own instance relays a partition moments after the write: the write nudges this relay in
-/// memory. For a writer that dies between its commit and the relay, every outbox write is <b>covered</b> first: before
+/// memory. A write whose outbox row is known to have committed (<see cref="EventPublisher.CommitAsync(TenantPartition, IReadOnlyCollection{TableTransactionAction}, IReadOnlyList{PlatformEvent}, CancellationToken)"/>
+/// answered success) hands the row's key and events along with the nudge, so the relay reads nothing: it passes them
+/// on and deletes the rows. Any other write (one built elsewhere, or one whose outcome is unknown) makes the relay
+/// query the partition's outbox instead; a write refused by storage committed nothing and needs no relay (should a
+/// retry have hidden a commit, the cover below finds its row). For a writer that dies between its commit and the relay, every outbox write is <b>covered</b> first: before
 /// the first such write to a partition in a while, the instance queues a message on the <c>event-relay</c> queue that
 /// becomes visible only after <see cref="EventsOptions.CoverDelay"/>, and whichever instance receives it relays that
 /// partition. A cover is relied on by writes that start within <c>CoverDelay - WriteBudget - 30 s</c> of sending it, and
@@ -66,6 +70,15 @@ public sealed partial class EventRelay(
 
     private readonly Channel<Partition> _nudges = Channel.CreateUnbounded<Partition>(new UnboundedChannelOptions { SingleReader = false });
     private readonly ConcurrentDictionary<Partition, byte> _queued = new();
+
+    /// <summary>
+    /// Per partition, the outbox rows this instance committed and has not relayed yet, or null when the partition must
+    /// be queried (a write of unknown rows or outcome, a failed relay). Guarded by its own lock.
+    /// </summary>
+    private readonly Dictionary<Partition, List<Committed>?> _pending = [];
+
+    /// <summary>Rows held in memory per partition before the relay falls back to querying: bounds memory if relays fail.</summary>
+    private const int MaxPendingRows = 1000;
     private readonly ConcurrentDictionary<Partition, Cover> _covers = new();
     /// <summary>
     /// One relay of a partition at a time on this instance, through a fixed set of gates picked by the partition's
@@ -81,6 +94,9 @@ public sealed partial class EventRelay(
 
     private sealed record CoverMessage(string Table, string Tenant);
 
+    /// <summary>An outbox row known to be in storage: its key and the events it holds.</summary>
+    internal sealed record Committed(string RowKey, IReadOnlyList<PublishedEvent> Events);
+
     private IEventSubscriber[] Subscribers => _subscribers ??= [.. services.GetServices<IEventSubscriber>()];
 
     private TimeSpan RelyFor => options.Value.CoverDelay - WriteBudget - StorageCommitLag;
@@ -91,13 +107,7 @@ public sealed partial class EventRelay(
     /// </summary>
     internal async Task<T> WriteCoveredAsync<T>(TenantPartition partition, Func<CancellationToken, Task<T>> write, CancellationToken cancellationToken)
     {
-        if (!layout.Value.Outboxes.Contains(partition.Table))
-        {
-            throw new InvalidOperationException($"The table '{partition.Table}' carries no outbox: register it with AddEventOutbox.");
-        }
-
-        var key = new Partition(partition.Table, partition.Tenant.Value);
-        await CoverAsync(key, cancellationToken);
+        var key = await CoverAsync(partition, cancellationToken);
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         bounded.CancelAfter(WriteBudget);
         try
@@ -107,7 +117,92 @@ public sealed partial class EventRelay(
         finally
         {
             // Also after a failure whose outcome is unknown: the relay finds the row or nothing.
+            Relay(key, committed: null);
+        }
+    }
+
+    /// <summary>
+    /// Runs one transaction that adds the outbox row <paramref name="outbox"/>: covered, bounded, and relayed from
+    /// memory once storage answered that it committed.
+    /// </summary>
+    internal async Task<T> WriteCoveredAsync<T>(TenantPartition partition, Committed outbox, Func<CancellationToken, Task<T>> write, CancellationToken cancellationToken)
+    {
+        var key = await CoverAsync(partition, cancellationToken);
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(WriteBudget);
+        T written;
+        try
+        {
+            written = await write(bounded.Token);
+        }
+        catch (TableTransactionFailedException)
+        {
+            // Refused: nothing of the transaction committed. (If a retry of the SDK hid a first attempt that did
+            // commit, the cover sent above relays its row.)
+            throw;
+        }
+        catch
+        {
+            // The outcome is unknown: the relay looks in storage and finds the row or nothing.
+            Relay(key, committed: null);
+            throw;
+        }
+
+        Relay(key, outbox);
+        return written;
+    }
+
+    private async Task<Partition> CoverAsync(TenantPartition partition, CancellationToken cancellationToken)
+    {
+        if (!layout.Value.Outboxes.Contains(partition.Table))
+        {
+            throw new InvalidOperationException($"The table '{partition.Table}' carries no outbox: register it with AddEventOutbox.");
+        }
+
+        var key = new Partition(partition.Table, partition.Tenant.Value);
+        await CoverAsync(key, cancellationToken);
+        return key;
+    }
+
+    /// <summary>Asks for a relay of the partition: of the row <paramref name="committed"/> from memory, or (null) by a query.</summary>
+    private void Relay(Partition key, Committed? committed, bool nudge = true)
+    {
+        lock (_pending)
+        {
+            if (committed is null)
+            {
+                _pending[key] = null;
+            }
+            else if (!_pending.TryGetValue(key, out var rows))
+            {
+                _pending[key] = [committed];
+            }
+            else if (rows is not null)
+            {
+                rows.Add(committed);
+                if (rows.Count > MaxPendingRows)
+                {
+                    _pending[key] = null;
+                }
+            }
+        }
+
+        if (nudge)
+        {
             Nudge(key);
+        }
+    }
+
+    /// <summary>
+    /// Takes what a relay of the partition starts from: nothing (no write asked for one since the last relay took its
+    /// rows), the rows known in memory, or <c>Query</c> when it must read the outbox (a write of unknown rows or
+    /// outcome). A query sees the rows taken too.
+    /// </summary>
+    private (bool Asked, List<Committed>? Rows) TakePending(Partition key)
+    {
+        lock (_pending)
+        {
+            return _pending.Remove(key, out var rows) ? (true, rows) : (false, null);
         }
     }
 
@@ -158,7 +253,7 @@ public sealed partial class EventRelay(
     /// </summary>
     /// <remarks>The tables at once: order holds per partition, and every capability's table carries an outbox.</remarks>
     public Task CatchUpAsync(TenantId tenant, CancellationToken cancellationToken) =>
-        Task.WhenAll(layout.Value.Outboxes.Select(table => RelayAsync(new Partition(table, tenant.Value), cancellationToken)));
+        Task.WhenAll(layout.Value.Outboxes.Select(table => RelayAsync(new Partition(table, tenant.Value), query: true, cancellationToken)));
 
     /// <summary>Relays one partition's outbox; with a cover message, whatever instance wrote it.</summary>
     internal async Task RelayAsync(string table, TenantId tenant, CancellationToken cancellationToken)
@@ -168,10 +263,11 @@ public sealed partial class EventRelay(
             throw new InvalidOperationException($"The table '{table}' carries no outbox.");
         }
 
-        await RelayAsync(new Partition(table, tenant.Value), cancellationToken);
+        await RelayAsync(new Partition(table, tenant.Value), query: true, cancellationToken);
     }
 
-    private async Task RelayAsync(Partition key, CancellationToken cancellationToken)
+    /// <param name="query">Whether to read the outbox from storage whatever this instance knows (a cover, a catch-up).</param>
+    private async Task RelayAsync(Partition key, bool query, CancellationToken cancellationToken)
     {
         // One relay of a partition at a time on this instance, so its events reach subscribers in order.
         var gate = _gates[(int)((uint)key.GetHashCode() % (uint)_gates.Length)];
@@ -180,35 +276,71 @@ public sealed partial class EventRelay(
         {
             var tenant = new TenantId(key.Tenant);
             var partition = storage.TenantTable(key.Table).For(tenant);
-            while (true)
+            var (asked, known) = TakePending(key);
+            try
             {
-                List<TableEntity> rows = [];
-                await foreach (var page in EventOutbox.PendingAsync(partition, RowsPerPage, cancellationToken).AsPages().WithCancellation(cancellationToken))
+                if (!query && !asked)
                 {
-                    rows = [.. page.Values];
-                    break;
-                }
-
-                if (rows.Count == 0)
-                {
+                    // Nudged twice while one relay took the rows of both.
                     return;
                 }
 
-                var events = rows.SelectMany(EventOutbox.EventsOf).ToList();
-                if (events.Count > 0)
+                if (!query && known is not null)
                 {
-                    foreach (var subscriber in Subscribers)
+                    // Rows this instance saw commit, in key order (the order of their first events' ids).
+                    known.Sort((a, b) => string.CompareOrdinal(a.RowKey, b.RowKey));
+                    foreach (var chunk in known.Chunk(RowsPerPage))
                     {
-                        await subscriber.OnEventsAsync(tenant, events, cancellationToken);
+                        await HandOverAsync(tenant, [.. chunk.SelectMany(row => row.Events)], cancellationToken);
+                        await DeleteAsync(partition, [.. chunk.Select(row => new TableEntity(key.Tenant, row.RowKey))], cancellationToken);
                     }
+
+                    return;
                 }
 
-                await DeleteAsync(partition, rows, cancellationToken);
+                while (true)
+                {
+                    List<TableEntity> rows = [];
+                    await foreach (var page in EventOutbox.PendingAsync(partition, RowsPerPage, cancellationToken).AsPages().WithCancellation(cancellationToken))
+                    {
+                        rows = [.. page.Values];
+                        break;
+                    }
+
+                    if (rows.Count > 0)
+                    {
+                        await HandOverAsync(tenant, [.. rows.SelectMany(EventOutbox.EventsOf)], cancellationToken);
+                        await DeleteAsync(partition, rows, cancellationToken);
+                    }
+
+                    // A short page was the whole outbox when the query ran; a row committed since nudged a relay of its own.
+                    if (rows.Count < RowsPerPage)
+                    {
+                        return;
+                    }
+                }
+            }
+            catch
+            {
+                // What was taken from memory is still in storage (or relayed): the next try reads the outbox.
+                Relay(key, committed: null, nudge: false);
+                throw;
             }
         }
         finally
         {
             gate.Release();
+        }
+    }
+
+    private async Task HandOverAsync(TenantId tenant, List<PublishedEvent> events, CancellationToken cancellationToken)
+    {
+        if (events.Count > 0)
+        {
+            foreach (var subscriber in Subscribers)
+            {
+                await subscriber.OnEventsAsync(tenant, events, cancellationToken);
+            }
         }
     }
 
@@ -251,7 +383,7 @@ public sealed partial class EventRelay(
                 _queued.TryRemove(key, out _);
                 try
                 {
-                    await RelayAsync(key, stoppingToken);
+                    await RelayAsync(key, query: false, stoppingToken);
                 }
                 catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
                 {

@@ -83,7 +83,11 @@ public sealed class EventPublisher(StorageAccount storage, EventRelay relay, Mon
             return await partition.SubmitTransactionAsync(actions, cancellationToken);
         }
 
-        return await CommitWithAsync(partition, events, (outbox, token) => partition.SubmitTransactionAsync([.. actions, outbox], token), cancellationToken);
+        // Storage's answer says whether the row committed, so the relay takes its events from memory, reading nothing;
+        // read back from the row, they are exactly what a relay that queried would hand over.
+        var row = EventOutbox.Row(Stamp(events));
+        return await relay.WriteCoveredAsync(partition, new EventRelay.Committed(row.RowKey, EventOutbox.EventsOf(row)),
+            token => partition.SubmitTransactionAsync([.. actions, new TableTransactionAction(TableTransactionActionType.Add, row)], token), cancellationToken);
     }
 
     /// <summary>

@@ -61,6 +61,9 @@ public sealed class ItemEntity : ITableEntity
     }
 
     public static string KeyFor(string id) => KeyPrefix + id;
+
+    /// <summary>A copy to change apart from this one (every property is a value or an immutable string).</summary>
+    public ItemEntity Copy() => (ItemEntity)MemberwiseClone();
 }
 
 public static class ItemStatus

@@ -55,6 +55,9 @@ public sealed class StockEntity : ITableEntity
     public static string PrefixFor(string itemId) => $"{KeyPrefix}{itemId}:";
 
     public static string KeyFor(string itemId, string? locationId) => PrefixFor(itemId) + (locationId ?? Unassigned);
+
+    /// <summary>A copy to change apart from this one.</summary>
+    public StockEntity Copy() => (StockEntity)MemberwiseClone();
 }
 
 public sealed record LocationView(string Id, string Name, string? Code, string? ParentId, string? Description, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)

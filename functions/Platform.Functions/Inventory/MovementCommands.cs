@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Azure;
 using Azure.Data.Tables;
 using Platform.Functions.Auth;
@@ -22,6 +23,9 @@ public sealed record MovementRoute(string? Source, string? Target, bool TakesFro
 /// entity-group transaction conditioned on the ETags read, so a movement either happens entirely or not at all,
 /// and two concurrent movements can never both apply to the same stale quantity: the loser gets 412 from storage,
 /// reads again and re-checks (for instance, that enough stock is left), up to <see cref="MaxAttempts"/> times.
+/// On one instance the movements of an item take turns, and each starts from the rows the last one committed (kept
+/// with their new ETags, see <see cref="WrittenRows"/>) rather than reading them: a steady stream of movements through
+/// one instance costs one transaction each and no read, and a row changed by anything else still fails the condition.
 /// </summary>
 /// <summary>A recorded movement and the item as it stands after it.</summary>
 public sealed record RecordedMovement(MovementEntity Movement, ItemEntity Item);
@@ -29,6 +33,8 @@ public sealed record RecordedMovement(MovementEntity Movement, ItemEntity Item);
 public sealed class MovementCommands(
     InventoryStore store, ItemCommands items, LocationCommands locations, InventoryProjections projections, AlertMonitor alerts, EventPublisher events, TimeProvider time)
 {
+    private readonly WrittenRows written = new();
+
     public const int MaxReasonLength = 500;
     public const int MaxTextLength = 100;
     public const int MaxReferenceLength = 200;
@@ -52,22 +58,70 @@ public sealed class MovementCommands(
     public async Task<Outcome<RecordedMovement>> RecordAsync(Caller caller, string itemId, MovementInput input, string? importKey, CancellationToken cancellationToken)
     {
         var tenant = caller.Tenant;
-        var actorId = caller.UserId;
         if (Read(input).Failed(out var invalid, out var request))
         {
             return invalid;
         }
 
-        var partition = store.For(tenant);
+        if (!InventoryStore.IsPlausibleId(itemId))
+        {
+            return CommandError.NotFound("item");
+        }
+
         var marker = importKey is null ? null : new ImportedMovementMarker { RowKey = ImportedMovementMarker.KeyFor(importKey) };
         if (marker is not null && await RecordedBeforeAsync(tenant, marker.RowKey, cancellationToken) is { } before)
         {
             return before;
         }
 
+        // This instance's movements of one item take turns: racing each other they would only make all but one retry.
+        var gate = written.GateFor(tenant, itemId);
+        await gate.WaitAsync(cancellationToken);
+        RecordedMovement recorded;
+        StockEntity? sourceStock, targetStock;
+        try
+        {
+            var outcome = await RecordTakingTurnsAsync(caller, itemId, request, marker, cancellationToken);
+            if (outcome.Failed(out var error, out var committed))
+            {
+                return error;
+            }
+
+            (recorded, sourceStock, targetStock) = committed;
+        }
+        finally
+        {
+            gate.Release();
+        }
+
+        // Committed: what follows is outside the retry, so nothing after the write can record the movement twice.
+        var item = recorded.Item;
+        projections.Apply(tenant, item, sourceStock, targetStock);
+        if (await alerts.SyncAsync(tenant, item, cancellationToken) is { } touched)
+        {
+            // The alert's write moved the item row on: the rows kept for the next movement are stale now.
+            item.ETag = touched;
+            written.Forget(tenant, itemId);
+        }
+
+        return recorded;
+    }
+
+    /// <summary>
+    /// The movement's read-check-write loop, run while holding the item's gate. The item and stock rows come from what
+    /// this instance's last movement of the item wrote when it still has them (<see cref="WrittenRows"/>), else from
+    /// storage; either way the transaction is conditioned on their ETags, so rows changed meanwhile by anyone make it
+    /// fail and the loop reads them afresh.
+    /// </summary>
+    private async Task<Outcome<(RecordedMovement Recorded, StockEntity? Source, StockEntity? Target)>> RecordTakingTurnsAsync(
+        Caller caller, string itemId, MovementRequest request, ImportedMovementMarker? marker, CancellationToken cancellationToken)
+    {
+        var tenant = caller.Tenant;
+        var partition = store.For(tenant);
         for (var attempt = 1; attempt <= MaxAttempts; attempt++)
         {
-            var item = await items.GetAsync(tenant, itemId, cancellationToken);
+            var kept = written.Take(tenant, itemId);
+            var item = kept?.Item ?? await items.GetAsync(tenant, itemId, cancellationToken);
             if (item is null)
             {
                 return CommandError.NotFound("item");
@@ -86,9 +140,9 @@ public sealed class MovementCommands(
                 }
             }
 
-            var sourceStock = route.TakesFrom ? await StockAsync(partition, item.Id, route.Source, cancellationToken) : null;
-            var targetStock = route.AddsTo ? await StockAsync(partition, item.Id, route.Target, cancellationToken) : null;
-            if (Apply(request, route, item, sourceStock, targetStock, Ids.New(time), actorId, time.GetUtcNow()).Failed(out var refused, out var movement))
+            var sourceStock = route.TakesFrom ? KeptStock(kept, item.Id, route.Source) ?? await StockAsync(partition, item.Id, route.Source, cancellationToken) : null;
+            var targetStock = route.AddsTo ? KeptStock(kept, item.Id, route.Target) ?? await StockAsync(partition, item.Id, route.Target, cancellationToken) : null;
+            if (Apply(request, route, item, sourceStock, targetStock, Ids.New(time), caller.UserId, time.GetUtcNow()).Failed(out var refused, out var movement))
             {
                 return refused;
             }
@@ -99,10 +153,12 @@ public sealed class MovementCommands(
                 new(TableTransactionActionType.Add, movement),
                 new(TableTransactionActionType.Add, movement.CopyAs(MovementEntity.TenantPrefix + movement.Id)),
             };
+            var stockAt = new List<(StockEntity Row, int At)>();
             foreach (var stock in new[] { sourceStock, targetStock })
             {
                 if (stock is not null)
                 {
+                    stockAt.Add((stock, actions.Count));
                     actions.Add(stock.ETag == default ? new(TableTransactionActionType.Add, stock) : new(TableTransactionActionType.UpdateReplace, stock, stock.ETag));
                 }
             }
@@ -137,33 +193,54 @@ public sealed class MovementCommands(
             {
                 var responses = await events.CommitAsync(partition, actions, [created], cancellationToken);
                 item.ETag = responses.Value[0].Headers.ETag ?? default;
+                foreach (var (row, at) in stockAt)
+                {
+                    row.ETag = responses.Value[at].Headers.ETag ?? default;
+                }
             }
             catch (TableTransactionFailedException ex) when (ex.Status == 404 && ex.FailedTransactionActionIndex == touchAt)
             {
+                written.Forget(tenant, itemId);
                 return ItemCommands.LocationNotFound(route.Target!);
             }
-            catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412)
+            catch (TableTransactionFailedException ex) when (ex.Status is 404 or 409 or 412)
             {
+                written.Forget(tenant, itemId);
+
                 // The same import row, recorded meanwhile by another run of its chunk.
                 if (ex.Status == 409 && marker is not null && ex.FailedTransactionActionIndex == markAt &&
                     await RecordedBeforeAsync(tenant, marker.RowKey, cancellationToken) is { } racing)
                 {
-                    return racing;
+                    return (racing, null, null);
                 }
 
-                // Another movement of this item won the race; read again. The jitter spreads the retries out.
-                await Task.Delay(Random.Shared.Next(1, 5 + Math.Min(attempt, 20) * 5), cancellationToken);
+                // Rows kept from this instance's last write were changed since (by another instance, an edit, an
+                // alert, a delete): read them now. Rows just read lost a race to another instance: read again, after
+                // a jitter that spreads the retries out.
+                if (kept is null)
+                {
+                    await Task.Delay(Random.Shared.Next(1, 5 + Math.Min(attempt, 20) * 5), cancellationToken);
+                }
+
                 continue;
             }
+            catch
+            {
+                // The outcome is unknown: whatever the rows are now, they are read next time.
+                written.Forget(tenant, itemId);
+                throw;
+            }
 
-            // Committed: what follows is outside the retry, so nothing after the write can record the movement twice.
-            projections.Apply(tenant, item, sourceStock, targetStock);
-            item.ETag = await alerts.SyncAsync(tenant, item, cancellationToken) ?? item.ETag;
-            return new RecordedMovement(movement, item);
+            written.Keep(tenant, item, sourceStock, targetStock);
+            return (new RecordedMovement(movement, item), sourceStock, targetStock);
         }
 
         return CommandError.Conflict("concurrent_update", "This item is changing too quickly right now; retry the movement.");
     }
+
+    /// <summary>The stock row kept from this instance's last movement of the item, or null to read it.</summary>
+    private static StockEntity? KeptStock(WrittenRows.Rows? kept, string itemId, string? locationId) =>
+        kept?.Stock.GetValueOrDefault(StockEntity.KeyFor(itemId, locationId));
 
     /// <summary>Reads a movement body as the route does, without touching storage.</summary>
     public static Outcome<MovementRequest> Read(MovementInput input)
@@ -333,4 +410,57 @@ public sealed class MovementCommands(
 
         return string.IsNullOrEmpty(trimmed) ? null : trimmed;
     }
+}
+
+/// <summary>
+/// Per item, the item and stock rows as this instance's last movement of it committed them, with the ETags storage gave
+/// them, and a gate per item so this instance's movements of one item take turns. A movement conditions its transaction
+/// on these ETags instead of reading the rows again: should anything else have changed a row since (another instance,
+/// an edit, an alert, an archive), storage refuses the transaction and the movement reads the rows afresh. So no update
+/// can be lost to them; they only spare the reads while this instance is the one moving the item.
+/// </summary>
+internal sealed class WrittenRows
+{
+    /// <summary>Items remembered per instance before all are forgotten at once (reads resume, nothing else changes).</summary>
+    private const int MaxItems = 10_000;
+
+    private readonly ConcurrentDictionary<(string Tenant, string Item), Rows> _items = new();
+
+    /// <summary>A fixed set of gates picked by the item's hash: bounded memory; two items sharing one only take turns.</summary>
+    private readonly SemaphoreSlim[] _gates = [.. Enumerable.Range(0, 1024).Select(_ => new SemaphoreSlim(1, 1))];
+
+    /// <summary>Rows as written, each with its ETag. The stock rows by row key.</summary>
+    internal sealed record Rows(ItemEntity Item, IReadOnlyDictionary<string, StockEntity> Stock);
+
+    public SemaphoreSlim GateFor(TenantId tenant, string itemId) =>
+        _gates[(int)((uint)HashCode.Combine(tenant.Value, itemId) % (uint)_gates.Length)];
+
+    /// <summary>Copies of the rows kept for the item (to change freely), or null when there are none.</summary>
+    public Rows? Take(TenantId tenant, string itemId) =>
+        _items.TryGetValue((tenant.Value, itemId), out var rows)
+            ? new Rows(rows.Item.Copy(), rows.Stock.ToDictionary(s => s.Key, s => s.Value.Copy(), StringComparer.Ordinal))
+            : null;
+
+    /// <summary>Keeps copies of the rows a movement just committed, with the stock rows kept before for other locations.</summary>
+    public void Keep(TenantId tenant, ItemEntity item, params IEnumerable<StockEntity?> stock)
+    {
+        if (_items.Count >= MaxItems)
+        {
+            _items.Clear();
+        }
+
+        var key = (tenant.Value, item.Id);
+        var rows = _items.TryGetValue(key, out var before) ? new Dictionary<string, StockEntity>(before.Stock, StringComparer.Ordinal) : new(StringComparer.Ordinal);
+        foreach (var row in stock)
+        {
+            if (row is not null)
+            {
+                rows[row.RowKey] = row.Copy();
+            }
+        }
+
+        _items[key] = new Rows(item.Copy(), rows);
+    }
+
+    public void Forget(TenantId tenant, string itemId) => _items.TryRemove((tenant.Value, itemId), out _);
 }

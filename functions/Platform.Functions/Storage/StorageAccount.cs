@@ -1,4 +1,5 @@
 using Azure.Core;
+using Azure.Core.Pipeline;
 using Azure.Data.Tables;
 using Azure.Identity;
 using Azure.Storage.Blobs;
@@ -21,7 +22,13 @@ public sealed class StorageAccount
     private readonly StorageLayout _layout;
     private readonly ChangeLogWriter _changeLog;
 
-    public StorageAccount(IOptions<StorageConnection> connection, IOptions<StorageOptions> options, IOptions<StorageLayout> layout, TimeProvider time)
+    /// <param name="policies">
+    /// Policies to add to every client's pipeline, once per request sent (retries included): none in production; a test
+    /// registers one (as <see cref="HttpPipelinePolicy"/>) to count the storage calls a route makes.
+    /// </param>
+    public StorageAccount(
+        IOptions<StorageConnection> connection, IOptions<StorageOptions> options, IOptions<StorageLayout> layout, TimeProvider time,
+        IEnumerable<HttpPipelinePolicy>? policies = null)
     {
         _layout = layout.Value;
         _changeLog = new ChangeLogWriter(time);
@@ -45,6 +52,12 @@ public sealed class StorageAccount
         Tune(tableOptions);
         Tune(blobOptions);
         Tune(queueOptions);
+        foreach (var policy in policies ?? [])
+        {
+            tableOptions.AddPolicy(policy, HttpPipelinePosition.PerRetry);
+            blobOptions.AddPolicy(policy, HttpPipelinePosition.PerRetry);
+            queueOptions.AddPolicy(policy, HttpPipelinePosition.PerRetry);
+        }
 
         if (settings.UsesConnectionString)
         {
