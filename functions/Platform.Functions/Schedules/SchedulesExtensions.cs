@@ -13,6 +13,7 @@ public static class SchedulesExtensions
         var services = builder.Services;
         services.AddValidatedOptions<ScheduleOptions>(ScheduleOptions.Section);
         services.AddEventOutbox(ScheduleRows.TableName);
+        services.AddTenantData(ScheduleRows.TableName);
         services.AddStorageTable(ScheduleDueEntity.TableName);
         services.AddSingleton<ScheduleCommands>();
 

@@ -15,6 +15,16 @@ public sealed class StorageLayout
 
     /// <summary>Tables whose partitions carry an event outbox (changes and their events commit together).</summary>
     public HashSet<string> Outboxes { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Tables that hold tenant data (<see cref="StorageLayoutExtensions.AddTenantData"/>): a backup copies each tenant's
+    /// partition of them. Global indexes (slugs, key prefixes, due times, sessions ...) are not declared: they are
+    /// rebuilt from the data, or are not worth keeping.
+    /// </summary>
+    public SortedSet<string> TenantData { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Containers whose blobs are named <c>{tenant}/...</c> and belong to the tenant's data (avatars).</summary>
+    public SortedSet<string> TenantBlobs { get; } = new(StringComparer.Ordinal);
 }
 
 public static class StorageLayoutExtensions
@@ -29,6 +39,18 @@ public static class StorageLayoutExtensions
                 layout.ChangeLogged[name] = changeLogged;
             }
         });
+
+    /// <summary>
+    /// Declares a table registered with <see cref="AddStorageTable"/> as tenant data: its tenant partitions are part of
+    /// every backup of the tenant (all rows but the change log's and the event outbox's plumbing). The capability that
+    /// owns the table decides, next to its registration.
+    /// </summary>
+    public static IServiceCollection AddTenantData(this IServiceCollection services, string table) =>
+        services.Configure<StorageLayout>(layout => layout.TenantData.Add(table));
+
+    /// <summary>Declares a container whose blobs <c>{tenant}/...</c> are tenant data, copied by backups.</summary>
+    public static IServiceCollection AddTenantBlobs(this IServiceCollection services, string container) =>
+        services.Configure<StorageLayout>(layout => layout.TenantBlobs.Add(container));
 
     public static IServiceCollection AddStorageContainer(this IServiceCollection services, string name) =>
         services.Configure<StorageLayout>(layout => layout.Containers.Add(name));

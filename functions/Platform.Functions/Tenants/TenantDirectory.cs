@@ -14,7 +14,7 @@ namespace Platform.Functions.Tenants;
 public sealed partial class TenantDirectory(StorageAccount storage, IMemoryCache cache)
 {
     public const string TableName = "tenants";
-    private const string Partition = "tenants";
+    public const string Partition = "tenants";
     private static readonly TimeSpan CacheFor = TimeSpan.FromMinutes(5);
 
     private TableClient Table => storage.Table(TableName);

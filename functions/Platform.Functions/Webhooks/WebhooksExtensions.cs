@@ -17,6 +17,7 @@ public static class WebhooksExtensions
         services.AddValidatedOptions<WebhookOptions>(WebhookOptions.Section);
         services.AddStorageTable(WebhookDirectory.TableName);
         services.AddEventOutbox(WebhookDirectory.TableName);
+        services.AddTenantData(WebhookDirectory.TableName);
         services.AddSingleton<WebhookDirectory>();
         services.AddSingleton<WebhookCommands>();
         services.AddSingleton<WebhookDeliveries>();
