@@ -30,6 +30,11 @@ public static class BackupsExtensions
         services.AddActivity<BackupSeal>(BackupSeal.Name);
         services.AddActivity<BackupVerify>(BackupVerify.Name);
         services.AddActivity<BackupFinish>(BackupFinish.Name);
+        services.AddOrchestrator<RestoreOrchestrator>(RestoreOrchestrator.Name);
+        services.AddActivity<RestorePrepare>(RestorePrepare.Name);
+        services.AddActivity<RestorePart>(RestorePart.Name);
+        services.AddActivity<RestoreFinish>(RestoreFinish.Name);
+        services.AddActivity<RestoreAbandon>(RestoreAbandon.Name);
         return builder;
     }
 }

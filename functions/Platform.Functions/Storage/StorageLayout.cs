@@ -23,6 +23,12 @@ public sealed class StorageLayout
     /// </summary>
     public SortedSet<string> TenantData { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Per tenant-data table, what a restore into a sandbox tenant changes in each row (webhook endpoints disabled,
+    /// schedules paused): the owner's rule, since only it knows what its rows set in motion.
+    /// </summary>
+    public Dictionary<string, Action<Azure.Data.Tables.TableEntity, DateTimeOffset>> SandboxRules { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Containers whose blobs are named <c>{tenant}/...</c> and belong to the tenant's data (avatars).</summary>
     public SortedSet<string> TenantBlobs { get; } = new(StringComparer.Ordinal);
 }
@@ -45,8 +51,19 @@ public static class StorageLayoutExtensions
     /// every backup of the tenant (all rows but the change log's and the event outbox's plumbing). The capability that
     /// owns the table decides, next to its registration.
     /// </summary>
-    public static IServiceCollection AddTenantData(this IServiceCollection services, string table) =>
-        services.Configure<StorageLayout>(layout => layout.TenantData.Add(table));
+    /// <param name="sandbox">
+    /// Changes a row restored into a sandbox tenant (given the time of the restore) so that the copy sets nothing in
+    /// motion on its own; null when its rows are inert.
+    /// </param>
+    public static IServiceCollection AddTenantData(this IServiceCollection services, string table, Action<Azure.Data.Tables.TableEntity, DateTimeOffset>? sandbox = null) =>
+        services.Configure<StorageLayout>(layout =>
+        {
+            layout.TenantData.Add(table);
+            if (sandbox is not null)
+            {
+                layout.SandboxRules[table] = sandbox;
+            }
+        });
 
     /// <summary>Declares a container whose blobs <c>{tenant}/...</c> are tenant data, copied by backups.</summary>
     public static IServiceCollection AddTenantBlobs(this IServiceCollection services, string container) =>

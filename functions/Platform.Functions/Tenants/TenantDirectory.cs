@@ -55,6 +55,10 @@ public sealed partial class TenantDirectory(StorageAccount storage, IMemoryCache
         cache.Remove(SlugCacheKey(tenant.Slug));
     }
 
+    /// <summary>Whether a slug is claimed, by a tenant or by a restore that is still writing its new tenant.</summary>
+    public async Task<bool> SlugTakenAsync(string slug, CancellationToken cancellationToken) =>
+        (await Table.GetEntityIfExistsAsync<TenantSlugEntity>(Partition, TenantSlugEntity.KeyFor(slug), cancellationToken: cancellationToken)).HasValue;
+
     public async Task<TenantEntity?> FindBySlugAsync(string? slug, CancellationToken cancellationToken)
     {
         if (!IsValidSlug(slug))

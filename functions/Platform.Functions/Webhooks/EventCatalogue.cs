@@ -77,6 +77,10 @@ public static partial class EventCatalogue
             ["kind"] = "manual", ["error"] = "The backup did not read back intact: inventory: segment 0 failed authentication", ["part"] = "inventory",
         }),
         ("backup.deleted", "backup", "A backup was deleted, by hand or when retention expired it.", new JsonObject { ["kind"] = "manual", ["createdAt"] = "2026-11-01T02:00:00Z" }),
+        ("restore.succeeded", "backup", "A backup was restored; changes name the tenant it was restored into.", new JsonObject
+        {
+            ["target"] = "new", ["targetTenantId"] = "01JD3Z8M6Q7W2X4Y5Z6A7B8C9E", ["targetTenantSlug"] = "acme-sandbox", ["entities"] = 20412,
+        }),
         ("schedule.created", "schedule", "A schedule was created.", new JsonObject { ["name"] = "Nightly users export", ["cron"] = "0 2 * * *", ["timeZone"] = "Europe/Berlin", ["target"] = "job:export" }),
         ("schedule.updated", "schedule", "A schedule changed; changes holds the new values.", new JsonObject { ["enabled"] = false }),
         ("schedule.deleted", "schedule", "A schedule was deleted.", null),

@@ -208,6 +208,6 @@ public sealed partial class WebhookEndpointTests(Azurite azurite) : WebhookTestB
         Assert.Matches(EventLiteral(), "new PlatformEvent(\"inventory.item.moved\"");
     }
 
-    [GeneratedRegex("\"(?<type>(?:auth|user|users|role|apikey|tenant|schema|inventory|job|jobs|webhook|report|backup|workflow|schedule)\\.[a-z_]+(?:\\.[a-z_]+)*)\"")]
+    [GeneratedRegex("\"(?<type>(?:auth|user|users|role|apikey|tenant|schema|inventory|job|jobs|webhook|report|backup|restore|workflow|schedule)\\.[a-z_]+(?:\\.[a-z_]+)*)\"")]
     private static partial Regex EventLiteral();
 }
