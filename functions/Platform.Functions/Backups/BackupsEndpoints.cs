@@ -68,11 +68,11 @@ public static class BackupsEndpoints
         group.MapPost("/{id}/verify", VerifyBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
             .WithName("VerifyBackup").WithSummary("Starts a job that reads the backup back and checks every part's SHA-256 and row count; a damaged part fails the job, named.");
         group.MapPost("/{id}/restore", RestoreBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
-            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over); the tenant exists only once every row is written.");
+            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it: into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over; the tenant exists only once every row is written), or, without a slug, over this tenant after an automatic pre-restore backup.");
         return group;
     }
 
-    /// <param name="TargetTenantSlug">The new tenant's slug (3-40 of a-z, 0-9 and '-'), not taken.</param>
+    /// <param name="TargetTenantSlug">The new tenant's slug (3-40 of a-z, 0-9 and '-'), not taken; absent: restore over this tenant.</param>
     public sealed record RestoreRequest(string? TargetTenantSlug);
 
     internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> RestoreBackup(
@@ -83,19 +83,11 @@ public static class BackupsEndpoints
             return CommandError.NotFound("backup").ToProblem();
         }
 
-        var validation = new Validation();
-        if (request?.TargetTenantSlug is null)
+        var slug = request?.TargetTenantSlug;
+        if (slug is not null && !TenantDirectory.IsValidSlug(slug))
         {
-            // Restoring over the live tenant (with its automatic pre-restore backup) is not built yet.
-            validation.Add("targetTenantSlug", "is required: a backup is restored into a new tenant with this slug");
-        }
-        else if (!TenantDirectory.IsValidSlug(request.TargetTenantSlug))
-        {
-            validation.Add("targetTenantSlug", "must be 3-40 characters of a-z, 0-9 and '-'");
-        }
-
-        if (!validation.IsValid)
-        {
+            var validation = new Validation();
+            validation.Add("targetTenantSlug", "must be 3-40 characters of a-z, 0-9 and '-' (or absent, to restore over this tenant)");
             return validation.ToProblem();
         }
 
@@ -104,12 +96,19 @@ public static class BackupsEndpoints
             return CommandError.Conflict("backup_incomplete", $"The backup did not complete ({row.Status}); it cannot be restored.").ToProblem();
         }
 
-        if (await tenants.SlugTakenAsync(request!.TargetTenantSlug!, cancellationToken))
+        if (slug is null)
         {
-            return Problems.Create(StatusCodes.Status409Conflict, "slug_taken", "Slug taken", $"The slug '{request.TargetTenantSlug}' belongs to another tenant.");
+            // Over the live tenant: the job first writes an automatic pre-restore backup under this id.
+            var inPlace = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, caller.Tenant.Value, null, Ids.New(time)), cancellationToken, Ids.New(time));
+            return TypedResults.Accepted(JobView.UrlOf(inPlace.Id), inPlace);
         }
 
-        var job = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, Ids.New(time), request.TargetTenantSlug!), cancellationToken, Ids.New(time));
+        if (await tenants.SlugTakenAsync(slug, cancellationToken))
+        {
+            return Problems.Create(StatusCodes.Status409Conflict, "slug_taken", "Slug taken", $"The slug '{slug}' belongs to another tenant.");
+        }
+
+        var job = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, Ids.New(time), slug), cancellationToken, Ids.New(time));
         return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
     }
 

@@ -29,6 +29,12 @@ public sealed class StorageLayout
     /// </summary>
     public Dictionary<string, Action<Azure.Data.Tables.TableEntity, DateTimeOffset>> SandboxRules { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Tenant-data tables that record what happened (audit, usage): copied into a new tenant, but a restore over the
+    /// live tenant leaves them as they are rather than rolling history back.
+    /// </summary>
+    public HashSet<string> History { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Containers whose blobs are named <c>{tenant}/...</c> and belong to the tenant's data (avatars).</summary>
     public SortedSet<string> TenantBlobs { get; } = new(StringComparer.Ordinal);
 }
@@ -55,10 +61,17 @@ public static class StorageLayoutExtensions
     /// Changes a row restored into a sandbox tenant (given the time of the restore) so that the copy sets nothing in
     /// motion on its own; null when its rows are inert.
     /// </param>
-    public static IServiceCollection AddTenantData(this IServiceCollection services, string table, Action<Azure.Data.Tables.TableEntity, DateTimeOffset>? sandbox = null) =>
+    /// <param name="history">The table records what happened: a restore over the live tenant does not roll it back.</param>
+    public static IServiceCollection AddTenantData(
+        this IServiceCollection services, string table, Action<Azure.Data.Tables.TableEntity, DateTimeOffset>? sandbox = null, bool history = false) =>
         services.Configure<StorageLayout>(layout =>
         {
             layout.TenantData.Add(table);
+            if (history)
+            {
+                layout.History.Add(table);
+            }
+
             if (sandbox is not null)
             {
                 layout.SandboxRules[table] = sandbox;
