@@ -17,6 +17,19 @@ public sealed class BackupOptions
     [Range(typeof(TimeSpan), "01:00:00", "3650.00:00:00")]
     public TimeSpan ManualRetention { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>Scheduled backups kept: the newest of each of this many days, ISO weeks and months (see <see cref="BackupRetentionPolicy"/>).</summary>
+    [Range(0, 366)]
+    public int KeepDaily { get; set; } = 7;
+
+    [Range(0, 520)]
+    public int KeepWeekly { get; set; } = 4;
+
+    [Range(0, 120)]
+    public int KeepMonthly { get; set; } = 12;
+
+    /// <summary>6-field cron (UTC) of the <c>BackupRetention</c> timer.</summary>
+    public string RetentionSchedule { get; set; } = "0 45 * * * *";
+
     /// <summary>Parts one backup job writes at once.</summary>
     [Range(1, 16)]
     public int PartParallelism { get; set; } = 4;
@@ -143,7 +156,8 @@ public sealed class BackupBegin(BackupStore store, BackupFiles files, IOptions<B
                 Kind = job.Parameters.Kind,
                 Status = BackupEntity.Running,
                 CreatedAt = input.At,
-                ExpiresAt = input.At + options.Value.ManualRetention,
+                // A scheduled backup is kept at least a day's worth of its rule; the retention sweep moves it on.
+                ExpiresAt = input.At + (job.Parameters.Kind == BackupParameters.Scheduled ? TimeSpan.FromDays(Math.Max(1, options.Value.KeepDaily)) : options.Value.ManualRetention),
                 WrappedKey = wrapped,
             };
             try

@@ -2,6 +2,7 @@ using Platform.Functions.Hosting;
 using Platform.Functions.Jobs;
 using Platform.Functions.Jobs.Engine;
 using Platform.Functions.Storage;
+using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Backups;
 
@@ -21,6 +22,7 @@ public static class BackupsExtensions
         services.AddSingleton<BackupStore>();
         services.AddSingleton<BackupFiles>();
 
+        services.AddTimerFunction<BackupRetention>("BackupRetention", builder.Configuration[$"{BackupOptions.Section}:RetentionSchedule"] ?? new BackupOptions().RetentionSchedule);
         services.AddSingleton<BackupJobType>();
         services.AddJobType<BackupJobType>(BackupOrchestrator.Name);
         services.AddOrchestrator<BackupOrchestrator>(BackupOrchestrator.Name);
