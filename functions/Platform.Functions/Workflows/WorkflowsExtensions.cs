@@ -1,7 +1,7 @@
-using Platform.Functions.Storage;
 using Platform.Functions.Events;
 using Platform.Functions.Hosting;
 using Platform.Functions.Jobs.Engine;
+using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Workflows;
