@@ -14,7 +14,7 @@ namespace Platform.Functions.Tenants;
 public sealed partial class TenantDirectory(StorageAccount storage, IMemoryCache cache)
 {
     public const string TableName = "tenants";
-    private const string Partition = "tenants";
+    public const string Partition = "tenants";
     private static readonly TimeSpan CacheFor = TimeSpan.FromMinutes(5);
 
     private TableClient Table => storage.Table(TableName);
@@ -54,6 +54,10 @@ public sealed partial class TenantDirectory(StorageAccount storage, IMemoryCache
             cancellationToken);
         cache.Remove(SlugCacheKey(tenant.Slug));
     }
+
+    /// <summary>Whether a slug is claimed, by a tenant or by a restore that is still writing its new tenant.</summary>
+    public async Task<bool> SlugTakenAsync(string slug, CancellationToken cancellationToken) =>
+        (await Table.GetEntityIfExistsAsync<TenantSlugEntity>(Partition, TenantSlugEntity.KeyFor(slug), cancellationToken: cancellationToken)).HasValue;
 
     public async Task<TenantEntity?> FindBySlugAsync(string? slug, CancellationToken cancellationToken)
     {

@@ -1,0 +1,164 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
+using Platform.Functions.Http;
+using Platform.Functions.Jobs;
+using Platform.Functions.Roles;
+using Platform.Functions.Storage;
+using Platform.Functions.Tenants;
+
+namespace Platform.Functions.Backups;
+
+/// <summary>A backup as <c>GET /api/v1/backups</c> lists it; <c>parts</c> only on <c>GET /api/v1/backups/{id}</c>.</summary>
+/// <param name="Status"><c>running</c>, <c>succeeded</c> or <c>failed</c>.</param>
+/// <param name="FailedPart">The part the last verification found damaged, and why.</param>
+public sealed record BackupView(
+    string Id, DateTimeOffset CreatedAt, string Kind, string Status, int Tables, long Entities, long Bytes, string? Sha256, bool Verified,
+    DateTimeOffset? VerifiedAt, DateTimeOffset? ExpiresAt, string? Error, string? FailedPart, string JobUrl, IReadOnlyList<BackupPart>? Parts)
+{
+    public static BackupView Of(BackupEntity row, bool withParts) => new(
+        row.Id, row.CreatedAt, row.Kind, row.Status, row.Tables, row.Entities, row.Bytes, row.Sha256, row.Verified, row.VerifiedAt, row.ExpiresAt,
+        row.Error, row.FailedPart, JobView.UrlOf(row.Id), withParts ? row.PartList() : null);
+}
+
+/// <summary>
+/// The <c>backup</c> job type, for schedules and workflow steps: <c>{ "type": "backup" }</c> (no parameters needed).
+/// Starting one needs <c>backups.manage</c>.
+/// </summary>
+public sealed class BackupJobType(JobCommands jobs) : IJobType
+{
+    public string? Check(JsonElement? parameters, string field, Validation validation)
+    {
+        if (parameters is { ValueKind: not (JsonValueKind.Object or JsonValueKind.Null or JsonValueKind.Undefined) })
+        {
+            validation.Add(field, "must be an object (a backup takes no parameters)");
+            return null;
+        }
+
+        return Permissions.BackupsManage;
+    }
+
+    public Task<JobView> StartAsync(Caller caller, JsonElement? parameters, string jobId, CancellationToken cancellationToken) =>
+        jobs.StartAsync(caller, BackupOrchestrator.Name, new BackupParameters(BackupParameters.Scheduled), cancellationToken, jobId);
+}
+
+/// <summary>
+/// Backups of the caller's tenant (<c>/api/v1/backups</c>): start one, list, read, delete, verify. Every route needs
+/// <c>backups.manage</c>; ids are looked up in the caller's tenant only, so another tenant's backup is 404.
+/// </summary>
+public static class BackupsEndpoints
+{
+    public const string Path = "/api/v1/backups";
+
+    /// <summary>Backups a list shows at most: retention keeps a few dozen.</summary>
+    public const int MaxListed = 500;
+
+    public static RouteGroupBuilder MapBackups(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(Path).WithTags("Backups");
+        group.MapPost("/", StartBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
+            .WithName("StartBackup").WithSummary("Starts a backup job of the whole tenant: every table and blob it owns, encrypted, then read back and verified.");
+        group.MapGet("/", ListBackups).RequirePermission(Permissions.BackupsManage)
+            .WithName("ListBackups").WithSummary("The tenant's backups, newest first.");
+        group.MapGet("/{id}", GetBackup).RequirePermission(Permissions.BackupsManage)
+            .WithName("GetBackup").WithSummary("One backup, with its parts (rows, bytes and SHA-256 of each).");
+        group.MapDelete("/{id}", DeleteBackup).RequirePermission(Permissions.BackupsManage)
+            .WithName("DeleteBackup").WithSummary("Deletes a backup and its files.");
+        group.MapPost("/{id}/verify", VerifyBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
+            .WithName("VerifyBackup").WithSummary("Starts a job that reads the backup back and checks every part's SHA-256 and row count; a damaged part fails the job, named.");
+        group.MapPost("/{id}/restore", RestoreBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
+            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it: into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over; the tenant exists only once every row is written), or, without a slug, over this tenant after an automatic pre-restore backup.");
+        return group;
+    }
+
+    /// <param name="TargetTenantSlug">The new tenant's slug (3-40 of a-z, 0-9 and '-'), not taken; absent: restore over this tenant.</param>
+    public sealed record RestoreRequest(string? TargetTenantSlug);
+
+    internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> RestoreBackup(
+        string id, RestoreRequest? request, Caller caller, BackupStore store, TenantDirectory tenants, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (await store.GetAsync(caller.Tenant, id, cancellationToken) is not { } row)
+        {
+            return CommandError.NotFound("backup").ToProblem();
+        }
+
+        var slug = request?.TargetTenantSlug;
+        if (slug is not null && !TenantDirectory.IsValidSlug(slug))
+        {
+            var validation = new Validation();
+            validation.Add("targetTenantSlug", "must be 3-40 characters of a-z, 0-9 and '-' (or absent, to restore over this tenant)");
+            return validation.ToProblem();
+        }
+
+        if (row.Status != BackupEntity.Succeeded)
+        {
+            return CommandError.Conflict("backup_incomplete", $"The backup did not complete ({row.Status}); it cannot be restored.").ToProblem();
+        }
+
+        if (slug is null)
+        {
+            // Over the live tenant: the job first writes an automatic pre-restore backup under this id.
+            var inPlace = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, caller.Tenant.Value, null, Ids.New(time)), cancellationToken, Ids.New(time));
+            return TypedResults.Accepted(JobView.UrlOf(inPlace.Id), inPlace);
+        }
+
+        if (await tenants.SlugTakenAsync(slug, cancellationToken))
+        {
+            return Problems.Create(StatusCodes.Status409Conflict, "slug_taken", "Slug taken", $"The slug '{slug}' belongs to another tenant.");
+        }
+
+        var job = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, Ids.New(time), slug), cancellationToken, Ids.New(time));
+        return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+    }
+
+    internal static async Task<Accepted<JobView>> StartBackup(Caller caller, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var job = await jobs.StartAsync(caller, BackupOrchestrator.Name, new BackupParameters(), cancellationToken, Ids.New(time));
+        return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+    }
+
+    internal static async Task<Ok<PagedList<BackupView>>> ListBackups(Caller caller, BackupStore store, CancellationToken cancellationToken) =>
+        TypedResults.Ok(new PagedList<BackupView>([.. (await store.ListAsync(caller.Tenant, MaxListed, cancellationToken)).Select(r => BackupView.Of(r, false))], null));
+
+    internal static async Task<Results<Ok<BackupView>, ProblemHttpResult>> GetBackup(string id, Caller caller, BackupStore store, CancellationToken cancellationToken) =>
+        await store.GetAsync(caller.Tenant, id, cancellationToken) is { } row
+            ? TypedResults.Ok(BackupView.Of(row, true))
+            : CommandError.NotFound("backup").ToProblem();
+
+    internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteBackup(
+        string id, Caller caller, BackupStore store, EventPublisher events, CancellationToken cancellationToken)
+    {
+        if (await store.GetAsync(caller.Tenant, id, cancellationToken) is not { } row)
+        {
+            return CommandError.NotFound("backup").ToProblem();
+        }
+
+        if (row.Status == BackupEntity.Running)
+        {
+            return CommandError.Conflict("backup_running", "The backup is still being written; wait for its job to finish.").ToProblem();
+        }
+
+        await store.DeleteAsync(caller.Tenant, id, cancellationToken);
+        await events.PublishAsync(caller.Tenant, new PlatformEvent("backup.deleted", caller.Actor, "backup", id,
+            new Dictionary<string, object?> { ["kind"] = row.Kind, ["createdAt"] = row.CreatedAt }), cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> VerifyBackup(
+        string id, Caller caller, BackupStore store, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (await store.GetAsync(caller.Tenant, id, cancellationToken) is not { } row)
+        {
+            return CommandError.NotFound("backup").ToProblem();
+        }
+
+        if (row.Sha256 is null)
+        {
+            return CommandError.Conflict("backup_incomplete", $"The backup was never completed ({row.Status}); there is nothing to verify.").ToProblem();
+        }
+
+        var job = await jobs.StartAsync(caller, BackupVerifyOrchestrator.Name, new BackupVerifyParameters(id), cancellationToken, Ids.New(time));
+        return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+    }
+}

@@ -1,0 +1,432 @@
+using Azure;
+using Azure.Data.Tables;
+using Microsoft.DurableTask;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Events;
+using Platform.Functions.Jobs;
+using Platform.Functions.Storage;
+using Platform.Functions.Tenants;
+
+namespace Platform.Functions.Backups;
+
+/// <param name="TargetTenantId">The new tenant's id, chosen when the restore was asked for (the same on every replay); the
+/// backup's own tenant when <paramref name="TargetSlug"/> is null (a restore over the live tenant).</param>
+/// <param name="PreRestoreBackupId">The id of the automatic backup taken before a restore over the live tenant.</param>
+public sealed record RestoreParameters(string BackupId, string TargetTenantId, string? TargetSlug, string? PreRestoreBackupId = null);
+
+/// <param name="TargetSlug">Null: the rows replace the target tenant's own (a restore over the live tenant, or its rollback).</param>
+public sealed record RestoreStepInput(string SourceTenantId, string BackupId, string TargetTenantId, string? TargetSlug, DateTimeOffset At);
+
+/// <param name="Replace">Rows (and blobs) of the target that the backup does not hold are deleted: the tenant becomes the snapshot.</param>
+public sealed record RestorePartInput(RestoreStepInput Restore, BackupPart Part, bool Replace = false);
+
+public sealed record RestoreFinishInput(RestoreStepInput Restore, JobActor Actor, long Rows);
+
+/// <summary>
+/// A restore into a new (sandbox) tenant: verify the whole backup first (a damaged one restores nothing), reserve the
+/// slug, write every part into the new tenant's partitions, and only then write the tenant's directory row, which
+/// is what makes a tenant exist (sign-in by slug finds it through that row). Until then the copy is invisible, and a
+/// failed or cancelled restore deletes what it wrote and frees the slug.
+/// </summary>
+public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
+{
+    public const string Name = "restore";
+
+    protected override async Task<JobOutcome> RunJobAsync(TaskOrchestrationContext context, JobInput<RestoreParameters> input, JobRun run)
+    {
+        var p = input.Parameters;
+        var step = new RestoreStepInput(input.TenantId, p.BackupId, p.TargetTenantId, p.TargetSlug, context.CurrentUtcDateTime);
+        run.Report("verifying");
+        var check = await context.CallActivityAsync<BackupVerifyResult>(BackupVerify.Name, new BackupVerifyInput(input.TenantId, p.BackupId, context.CurrentUtcDateTime), Retried);
+        if (!check.Ok)
+        {
+            return run.Finish(JobOutcome.Failed) with { Error = $"Backup {p.BackupId} is damaged ({check.Part}: {check.Reason}); nothing was restored." };
+        }
+
+        return p.TargetSlug is null
+            ? await InPlaceAsync(context, input, run, step)
+            : await IntoNewTenantAsync(context, input, run, step);
+    }
+
+    private static async Task<JobOutcome> IntoNewTenantAsync(TaskOrchestrationContext context, JobInput<RestoreParameters> input, JobRun run, RestoreStepInput step)
+    {
+        var p = input.Parameters;
+        try
+        {
+            var parts = await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, step, Retried);
+            run.Total = parts.Count;
+            long rows = 0;
+            foreach (var part in parts)
+            {
+                if (run.CancelRequested)
+                {
+                    await context.CallActivityAsync<bool>(RestoreAbandon.Name, step, Retried);
+                    return run.Finish(JobOutcome.Cancelled) with { Note = "Cancelled; what was written was deleted and the slug freed." };
+                }
+
+                run.Report("restoring " + part.Name);
+                rows += await context.CallActivityAsync<long>(RestorePart.Name, new RestorePartInput(step, part), Retried);
+                run.Count(1, 0);
+            }
+
+            run.Report("publishing");
+            await context.CallActivityAsync<bool>(RestoreFinish.Name, new RestoreFinishInput(step, input.Actor, rows), Retried);
+            return run.Finish(JobOutcome.Succeeded) with
+            {
+                Note = $"Backup {p.BackupId} was restored into the new tenant '{p.TargetSlug}' ({p.TargetTenantId}): {rows} rows.",
+                Figures = new Dictionary<string, double> { ["entities"] = rows },
+            };
+        }
+        catch (TaskFailedException)
+        {
+            try
+            {
+                await context.CallActivityAsync<bool>(RestoreAbandon.Name, step, Retried);
+            }
+            catch (TaskFailedException)
+            {
+                // The tenant row was never written: what is left is invisible, and the slug stays reserved.
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Over the live tenant: an automatic <c>pre-restore</c> backup first (written and verified by this job; if it
+    /// fails, nothing is touched), then each part replaces the tenant's rows. A failure part-way puts the pre-restore
+    /// backup back the same way, so the tenant ends as the snapshot or as it was, not half of each.
+    /// </summary>
+    private static async Task<JobOutcome> InPlaceAsync(TaskOrchestrationContext context, JobInput<RestoreParameters> input, JobRun run, RestoreStepInput step)
+    {
+        var p = input.Parameters;
+        var preId = p.PreRestoreBackupId!;
+        run.Report("pre-restore backup " + preId);
+        var pre = new JobInput<BackupParameters>(input.TenantId, preId, input.Actor, new BackupParameters(BackupParameters.PreRestore));
+        var at = context.CurrentUtcDateTime;
+        try
+        {
+            var plan = await context.CallActivityAsync<BackupPlan>(BackupBegin.Name, new BackupBeginInput(pre, at), Retried);
+            var written = await Task.WhenAll(plan.Parts.Select(part =>
+                context.CallActivityAsync<BackupPart>(BackupWritePart.Name, new BackupPartInput(input.TenantId, preId, part.Name, part.Kind), Retried)));
+            await context.CallActivityAsync<string>(BackupSeal.Name, new BackupSealInput(input.TenantId, preId, at, written), Retried);
+            var check = await context.CallActivityAsync<BackupVerifyResult>(BackupVerify.Name, new BackupVerifyInput(input.TenantId, preId, context.CurrentUtcDateTime), Retried);
+            if (!check.Ok)
+            {
+                throw new InvalidOperationException($"The pre-restore backup did not read back intact: {check.Part}: {check.Reason}");
+            }
+        }
+        catch (Exception e) when (e is TaskFailedException or InvalidOperationException)
+        {
+            var error = $"The pre-restore backup {preId} failed, so nothing was restored: {(e as TaskFailedException)?.FailureDetails.ErrorMessage ?? e.Message}";
+            await context.CallActivityAsync<bool>(BackupFinish.Name, new BackupFinishInput(input.TenantId, preId, input.Actor, false, error, null, context.CurrentUtcDateTime), Retried);
+            return run.Finish(JobOutcome.Failed) with { Error = error };
+        }
+
+        await context.CallActivityAsync<bool>(BackupFinish.Name, new BackupFinishInput(input.TenantId, preId, input.Actor, true, null, null, context.CurrentUtcDateTime), Retried);
+
+        var parts = await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, step, Retried);
+        run.Total = parts.Count;
+        long rows = 0;
+        try
+        {
+            foreach (var part in parts)
+            {
+                run.Report("replacing " + part.Name);
+                rows += await context.CallActivityAsync<long>(RestorePart.Name, new RestorePartInput(step, part, Replace: true), Retried);
+                run.Count(1, 0);
+            }
+        }
+        catch (TaskFailedException failed)
+        {
+            run.Report("rolling back to " + preId);
+            var back = step with { BackupId = preId };
+            foreach (var part in await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, back, Retried))
+            {
+                await context.CallActivityAsync<long>(RestorePart.Name, new RestorePartInput(back, part, Replace: true), Retried);
+            }
+
+            return run.Finish(JobOutcome.Failed) with
+            {
+                Error = $"The restore failed part-way ({failed.FailureDetails.InnerFailure?.ErrorMessage ?? failed.FailureDetails.ErrorMessage}); the tenant was put back from the pre-restore backup {preId}.",
+            };
+        }
+
+        run.Report("publishing");
+        await context.CallActivityAsync<bool>(RestoreFinish.Name, new RestoreFinishInput(step, input.Actor, rows), Retried);
+        return run.Finish(JobOutcome.Succeeded) with
+        {
+            Note = $"Backup {p.BackupId} replaced the tenant's data ({rows} rows); its state before is backup {preId}.",
+            Figures = new Dictionary<string, double> { ["entities"] = rows },
+        };
+    }
+}
+
+/// <summary>Reserves the slug for the new tenant (its slug row, without the tenant row) and reads the verified manifest's parts.</summary>
+public sealed class RestorePrepare(StorageAccount storage, BackupStore store, BackupFiles files) : TaskActivity<RestoreStepInput, List<BackupPart>>
+{
+    public const string Name = "restores.prepare";
+
+    public override async Task<List<BackupPart>> RunAsync(TaskActivityContext context, RestoreStepInput input)
+    {
+        if (input.TargetSlug is not null)
+        {
+            await ReserveAsync(input);
+        }
+
+        var source = new TenantId(input.SourceTenantId);
+        var row = await store.GetAsync(source, input.BackupId, CancellationToken.None)
+            ?? throw new InvalidOperationException($"Backup {input.BackupId} was deleted.");
+        var key = store.Unwrap(source, input.BackupId, row.WrappedKey);
+        var manifest = await files.ReadManifestAsync(source, input.BackupId, key, row.Sha256, CancellationToken.None);
+        return [.. manifest.Parts];
+    }
+
+    private async Task ReserveAsync(RestoreStepInput input)
+    {
+        var table = storage.Table(TenantDirectory.TableName);
+        var slug = new TenantSlugEntity { PartitionKey = TenantDirectory.Partition, RowKey = TenantSlugEntity.KeyFor(input.TargetSlug!), TenantId = input.TargetTenantId };
+        try
+        {
+            await table.AddEntityAsync(slug);
+        }
+        catch (RequestFailedException e) when (e.Status == 409)
+        {
+            var held = await table.GetEntityAsync<TenantSlugEntity>(TenantDirectory.Partition, slug.RowKey);
+            if (held.Value.TenantId != input.TargetTenantId)
+            {
+                throw new InvalidOperationException($"The slug '{input.TargetSlug}' was taken by another tenant meanwhile; nothing was restored.");
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Writes one part into the new tenant: rows in transactions of up to 98 (through the tenant partition, so logged rows
+/// log their change), each changed by its table's sandbox rule; blobs under the new tenant's name. Upserts: a re-run
+/// writes the same rows again.
+/// </summary>
+public sealed class RestorePart(StorageAccount storage, BackupStore store, BackupFiles files, IOptions<StorageLayout> layout) : TaskActivity<RestorePartInput, long>
+{
+    public const string Name = "restores.part";
+
+    private const int Batch = 98;
+
+    public override async Task<long> RunAsync(TaskActivityContext context, RestorePartInput input)
+    {
+        var restore = input.Restore;
+        var part = input.Part;
+        var source = new TenantId(restore.SourceTenantId);
+        var target = new TenantId(restore.TargetTenantId);
+        var row = await store.GetAsync(source, restore.BackupId, CancellationToken.None)
+            ?? throw new InvalidOperationException($"Backup {restore.BackupId} was deleted.");
+        var key = store.Unwrap(source, restore.BackupId, row.WrappedKey);
+        var lines = files.ReadLinesAsync(store.File(source, restore.BackupId, part.File), key, BackupFormat.Context(source.Value, restore.BackupId, part.File), part.Name, CancellationToken.None);
+        long written = 0;
+        switch (part.Kind)
+        {
+            case "table" when input.Replace && layout.Value.History.Contains(part.Name):
+                // A record of what happened (audit, usage) is not rolled back over the live tenant: it keeps what
+                // happened since the backup, the restore included.
+                break;
+            case "table" when layout.Value.TenantData.Contains(part.Name):
+                var partition = storage.TenantTable(part.Name).For(target);
+                var rule = layout.Value.SandboxRules.GetValueOrDefault(part.Name);
+                var batch = new List<TableTransactionAction>(Batch);
+                var kept = new HashSet<string>(StringComparer.Ordinal);
+                var sandbox = restore.TargetSlug is not null;
+                await foreach (var line in lines)
+                {
+                    var entity = BackupRows.Read(line, target.Value);
+                    kept.Add(entity.RowKey);
+                    if (sandbox)
+                    {
+                        rule?.Invoke(entity, restore.At);
+                    }
+
+                    batch.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, entity));
+                    if (batch.Count == Batch)
+                    {
+                        await partition.SubmitTransactionAsync(batch, CancellationToken.None);
+                        written += batch.Count;
+                        batch.Clear();
+                    }
+                }
+
+                if (batch.Count > 0)
+                {
+                    await partition.SubmitTransactionAsync(batch, CancellationToken.None);
+                    written += batch.Count;
+                }
+
+                if (input.Replace)
+                {
+                    await DeleteOthersAsync(partition, kept);
+                }
+
+                break;
+            case "blobs" when layout.Value.TenantBlobs.Contains(part.Name[BackupFiles.BlobsPrefix.Length..]):
+                var container = storage.Container(part.Name[BackupFiles.BlobsPrefix.Length..]);
+                var blobs = new HashSet<string>(StringComparer.Ordinal);
+                await foreach (var line in lines)
+                {
+                    var name = line.GetProperty("name").GetString()!;
+                    blobs.Add($"{target.Value}/{name}");
+                    await container.GetBlobClient($"{target.Value}/{name}").UploadAsync(BinaryData.FromBytes(line.GetProperty("data").GetBytesFromBase64()),
+                        new Azure.Storage.Blobs.Models.BlobUploadOptions { HttpHeaders = new() { ContentType = line.GetProperty("contentType").GetString() } });
+                    written++;
+                }
+
+                if (input.Replace)
+                {
+                    await foreach (var blob in container.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, target.Value + "/", CancellationToken.None))
+                    {
+                        if (!blobs.Contains(blob.Name))
+                        {
+                            await container.DeleteBlobIfExistsAsync(blob.Name);
+                        }
+                    }
+                }
+
+                break;
+            case "tenant":
+                // A new tenant's row is written last, by RestoreFinish (it is what makes the copy visible); over the
+                // live tenant its row (slug, name) stays as it is.
+                break;
+            default:
+                throw new InvalidOperationException($"This deployment cannot restore part '{part.Name}' ({part.Kind}).");
+        }
+
+        return written;
+    }
+
+    /// <summary>Deletes the partition's rows the backup does not hold (plumbing aside), through the partition so logged rows log it.</summary>
+    private static async Task DeleteOthersAsync(TenantPartition partition, HashSet<string> kept)
+    {
+        var extra = new List<string>();
+        await foreach (var row in partition.QueryWhereAsync<TableEntity>($"RowKey ge {""}", 1000, ["RowKey"], CancellationToken.None))
+        {
+            if (!BackupRows.IsPlumbing(row.RowKey) && !kept.Contains(row.RowKey))
+            {
+                extra.Add(row.RowKey);
+            }
+        }
+
+        foreach (var chunk in extra.Chunk(Batch))
+        {
+            await partition.SubmitTransactionAsync([.. chunk.Select(k => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partition.Tenant.Value, k), ETag.All))], CancellationToken.None);
+        }
+    }
+}
+
+/// <summary>
+/// Makes the new tenant exist: its directory row (the backup's name and plan, the new id and slug), then announces
+/// <c>restore.succeeded</c> in the tenant the backup came from (audited there).
+/// </summary>
+public sealed class RestoreFinish(StorageAccount storage, BackupStore store, BackupFiles files, EventPublisher events) : TaskActivity<RestoreFinishInput, bool>
+{
+    public const string Name = "restores.finish";
+
+    public override async Task<bool> RunAsync(TaskActivityContext context, RestoreFinishInput input)
+    {
+        var restore = input.Restore;
+        var source = new TenantId(restore.SourceTenantId);
+        if (restore.TargetSlug is not null)
+        {
+            await WriteTenantRowAsync(restore, source);
+        }
+
+        await events.PublishAsync(source, new PlatformEvent("restore.succeeded", input.Actor.ToCaller(source).Actor, "backup", restore.BackupId,
+            new Dictionary<string, object?>
+            {
+                ["target"] = restore.TargetSlug is null ? "same" : "new",
+                ["targetTenantId"] = restore.TargetTenantId,
+                ["targetTenantSlug"] = restore.TargetSlug,
+                ["entities"] = input.Rows,
+            })
+        {
+            StableId = Ids.Derived(restore.At, $"restore.succeeded\n{restore.SourceTenantId}\n{restore.BackupId}\n{restore.TargetTenantId}"),
+        },
+            CancellationToken.None);
+        return true;
+    }
+
+    private async Task WriteTenantRowAsync(RestoreStepInput restore, TenantId source)
+    {
+        var row = await store.GetAsync(source, restore.BackupId, CancellationToken.None)
+            ?? throw new InvalidOperationException($"Backup {restore.BackupId} was deleted.");
+        var key = store.Unwrap(source, restore.BackupId, row.WrappedKey);
+        var manifest = await files.ReadManifestAsync(source, restore.BackupId, key, row.Sha256, CancellationToken.None);
+        var tenantPart = manifest.Parts.Single(p => p.Kind == "tenant");
+        TableEntity? original = null;
+        await foreach (var line in files.ReadLinesAsync(store.File(source, restore.BackupId, tenantPart.File), key,
+            BackupFormat.Context(source.Value, restore.BackupId, tenantPart.File), tenantPart.Name, CancellationToken.None))
+        {
+            original = BackupRows.Read(line, TenantDirectory.Partition);
+        }
+
+        var tenant = original ?? new TableEntity();
+        tenant.PartitionKey = TenantDirectory.Partition;
+        tenant.RowKey = TenantEntity.KeyFor(restore.TargetTenantId);
+        tenant[nameof(TenantEntity.Id)] = restore.TargetTenantId;
+        tenant[nameof(TenantEntity.Slug)] = restore.TargetSlug;
+        tenant[nameof(TenantEntity.CreatedAt)] = restore.At;
+        tenant["RestoredFrom"] = $"{restore.SourceTenantId}/{restore.BackupId}";
+        await storage.Table(TenantDirectory.TableName).UpsertEntityAsync(tenant, TableUpdateMode.Replace);
+    }
+}
+
+/// <summary>Deletes what a failed or cancelled restore wrote into the new tenant (every declared table and container) and frees the slug.</summary>
+public sealed class RestoreAbandon(StorageAccount storage, IOptions<StorageLayout> layout) : TaskActivity<RestoreStepInput, bool>
+{
+    public const string Name = "restores.abandon";
+
+    public override async Task<bool> RunAsync(TaskActivityContext context, RestoreStepInput input)
+    {
+        if (input.TargetSlug is null)
+        {
+            // Never for the live tenant: a failed restore over it is rolled back from its pre-restore backup instead.
+            return false;
+        }
+
+        var target = new TenantId(input.TargetTenantId);
+        var directory = storage.Table(TenantDirectory.TableName);
+        if ((await directory.GetEntityIfExistsAsync<TableEntity>(TenantDirectory.Partition, TenantEntity.KeyFor(target.Value))).HasValue)
+        {
+            // The restore finished after all (a replayed failure): the tenant is visible and stays.
+            return false;
+        }
+
+        foreach (var table in layout.Value.TenantData)
+        {
+            var client = storage.Table(table);
+            var keys = new List<string>();
+            await foreach (var row in client.QueryAsync<TableEntity>(TableClient.CreateQueryFilter($"PartitionKey eq {target.Value}"), 1000, ["RowKey"]))
+            {
+                keys.Add(row.RowKey);
+            }
+
+            foreach (var chunk in keys.Chunk(100))
+            {
+                await client.SubmitTransactionAsync(chunk.Select(k => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(target.Value, k), ETag.All)));
+            }
+        }
+
+        foreach (var name in layout.Value.TenantBlobs)
+        {
+            var container = storage.Container(name);
+            await foreach (var blob in container.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, target.Value + "/", CancellationToken.None))
+            {
+                await container.DeleteBlobIfExistsAsync(blob.Name);
+            }
+        }
+
+        var slug = await directory.GetEntityIfExistsAsync<TenantSlugEntity>(TenantDirectory.Partition, TenantSlugEntity.KeyFor(input.TargetSlug!));
+        if (slug.HasValue && slug.Value!.TenantId == target.Value)
+        {
+            await directory.DeleteEntityAsync(TenantDirectory.Partition, slug.Value.RowKey, slug.Value.ETag);
+        }
+
+        return true;
+    }
+}
