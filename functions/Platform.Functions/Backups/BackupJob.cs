@@ -75,6 +75,13 @@ public sealed class BackupOrchestrator : JobOrchestrator<BackupParameters>
         {
             run.Report("planning");
             var plan = await context.CallActivityAsync<BackupPlan>(BackupBegin.Name, new BackupBeginInput(input, at), Retried);
+            if (plan.Finished is { } finished)
+            {
+                // A retried job whose backup already ended: its files are what they are; rewriting them would swap a
+                // backup someone may rely on for a different one under the same id.
+                return run.Finish(JobOutcome.Failed) with { Error = $"Backup {input.JobId} already ended ({finished}); start a new backup instead." };
+            }
+
             run.Total = plan.Parts.Count;
             var parts = new List<BackupPart>();
             foreach (var batch in plan.Parts.Chunk(Math.Max(1, plan.Parallelism)))
@@ -133,11 +140,15 @@ public sealed class BackupOrchestrator : JobOrchestrator<BackupParameters>
     }
 }
 
-public sealed record BackupPlan(IReadOnlyList<BackupPlannedPart> Parts, int Parallelism);
+/// <param name="Finished">The status of a backup row that had already ended (a retried job): nothing may be written.</param>
+public sealed record BackupPlan(IReadOnlyList<BackupPlannedPart> Parts, int Parallelism, string? Finished = null);
 
 public sealed record BackupPlannedPart(string Name, string Kind);
 
-/// <summary>Records the backup as running, with a new key of its own; a run after a crash keeps the row (and key) it made.</summary>
+/// <summary>
+/// Records the backup as running, with a new key of its own; a run after a crash keeps the row (and key) it made. A row
+/// that already ended (succeeded or failed) is never reopened: the plan says so and the caller writes nothing.
+/// </summary>
 public sealed class BackupBegin(BackupStore store, BackupFiles files, IOptions<BackupOptions> options) : TaskActivity<BackupBeginInput, BackupPlan>
 {
     public const string Name = "backups.begin";
@@ -146,7 +157,13 @@ public sealed class BackupBegin(BackupStore store, BackupFiles files, IOptions<B
     {
         var job = input.Job;
         var tenant = job.Tenant;
-        if (await store.GetAsync(tenant, job.JobId, CancellationToken.None) is null)
+        var existing = await store.GetAsync(tenant, job.JobId, CancellationToken.None);
+        if (existing is { Status: not BackupEntity.Running })
+        {
+            return new BackupPlan([], options.Value.PartParallelism, existing.Status);
+        }
+
+        if (existing is null)
         {
             var (_, wrapped) = store.NewKey(tenant, job.JobId);
             var row = new BackupEntity
@@ -184,8 +201,18 @@ public sealed class BackupWritePart(BackupStore store, BackupFiles files) : Task
         var tenant = new TenantId(input.TenantId);
         var row = await store.GetAsync(tenant, input.BackupId, CancellationToken.None)
             ?? throw new InvalidOperationException($"Backup {input.BackupId} has no row; it was deleted while it ran.");
+        EnsureRunning(row);
         var key = store.Unwrap(tenant, input.BackupId, row.WrappedKey);
         return await files.WritePartAsync(tenant, input.BackupId, key, input.Name, input.Kind, CancellationToken.None);
+    }
+
+    /// <summary>A finished backup's files are never rewritten.</summary>
+    internal static void EnsureRunning(BackupEntity row)
+    {
+        if (row.Status != BackupEntity.Running)
+        {
+            throw new InvalidOperationException($"Backup {row.Id} already ended ({row.Status}); its files are not rewritten.");
+        }
     }
 }
 
@@ -199,6 +226,7 @@ public sealed class BackupSeal(BackupStore store, BackupFiles files) : TaskActiv
         var tenant = new TenantId(input.TenantId);
         var row = await store.GetAsync(tenant, input.BackupId, CancellationToken.None)
             ?? throw new InvalidOperationException($"Backup {input.BackupId} has no row; it was deleted while it ran.");
+        BackupWritePart.EnsureRunning(row);
         var key = store.Unwrap(tenant, input.BackupId, row.WrappedKey);
         var manifest = new BackupManifest(BackupFormat.FormatVersion, BackupFormat.SchemaVersion, input.TenantId, input.BackupId, input.CreatedAt, input.Parts);
         var (bytes, sha) = await files.WriteManifestAsync(tenant, key, manifest, CancellationToken.None);
@@ -267,7 +295,7 @@ public sealed class BackupFinish(BackupStore store, EventPublisher events) : Tas
     {
         var tenant = new TenantId(input.TenantId);
         var row = await store.GetAsync(tenant, input.BackupId, CancellationToken.None);
-        if (row is not null)
+        if (row is { Status: BackupEntity.Running })
         {
             row.Status = input.Succeeded ? BackupEntity.Succeeded : BackupEntity.Failed;
             row.Error = input.Error;

@@ -33,6 +33,10 @@ public static class BackupsExtensions
         services.AddActivity<BackupVerify>(BackupVerify.Name);
         services.AddActivity<BackupFinish>(BackupFinish.Name);
         services.AddOrchestrator<RestoreOrchestrator>(RestoreOrchestrator.Name);
+        // Retrying a restore re-runs it over the live tenant; cancelling, or reading its parameters, is as sensitive.
+        services.AddJobTypePermission(BackupOrchestrator.Name, Roles.Permissions.BackupsManage);
+        services.AddJobTypePermission(BackupVerifyOrchestrator.Name, Roles.Permissions.BackupsManage);
+        services.AddJobTypePermission(RestoreOrchestrator.Name, Roles.Permissions.BackupsManage);
         services.AddActivity<RestorePrepare>(RestorePrepare.Name);
         services.AddActivity<RestorePart>(RestorePart.Name);
         services.AddActivity<RestoreFinish>(RestoreFinish.Name);

@@ -107,13 +107,25 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
         try
         {
             var plan = await context.CallActivityAsync<BackupPlan>(BackupBegin.Name, new BackupBeginInput(pre, at), Retried);
-            var written = await Task.WhenAll(plan.Parts.Select(part =>
-                context.CallActivityAsync<BackupPart>(BackupWritePart.Name, new BackupPartInput(input.TenantId, preId, part.Name, part.Kind), Retried)));
-            await context.CallActivityAsync<string>(BackupSeal.Name, new BackupSealInput(input.TenantId, preId, at, written), Retried);
-            var check = await context.CallActivityAsync<BackupVerifyResult>(BackupVerify.Name, new BackupVerifyInput(input.TenantId, preId, context.CurrentUtcDateTime), Retried);
-            if (!check.Ok)
+            if (plan.Finished == BackupEntity.Failed)
             {
-                throw new InvalidOperationException($"The pre-restore backup did not read back intact: {check.Part}: {check.Reason}");
+                return run.Finish(JobOutcome.Failed) with { Error = $"The pre-restore backup {preId} of this job failed, so nothing was restored; start a new restore." };
+            }
+
+            // A retried restore whose pre-restore backup already succeeded keeps it as it is: it is the only copy of
+            // the tenant as it was before this restore first ran.
+            if (plan.Finished is null)
+            {
+                var written = await Task.WhenAll(plan.Parts.Select(part =>
+                    context.CallActivityAsync<BackupPart>(BackupWritePart.Name, new BackupPartInput(input.TenantId, preId, part.Name, part.Kind), Retried)));
+                await context.CallActivityAsync<string>(BackupSeal.Name, new BackupSealInput(input.TenantId, preId, at, written), Retried);
+                var check = await context.CallActivityAsync<BackupVerifyResult>(BackupVerify.Name, new BackupVerifyInput(input.TenantId, preId, context.CurrentUtcDateTime), Retried);
+                if (!check.Ok)
+                {
+                    throw new InvalidOperationException($"The pre-restore backup did not read back intact: {check.Part}: {check.Reason}");
+                }
+
+                await context.CallActivityAsync<bool>(BackupFinish.Name, new BackupFinishInput(input.TenantId, preId, input.Actor, true, null, null, context.CurrentUtcDateTime), Retried);
             }
         }
         catch (Exception e) when (e is TaskFailedException or InvalidOperationException)
@@ -123,7 +135,11 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
             return run.Finish(JobOutcome.Failed) with { Error = error };
         }
 
-        await context.CallActivityAsync<bool>(BackupFinish.Name, new BackupFinishInput(input.TenantId, preId, input.Actor, true, null, null, context.CurrentUtcDateTime), Retried);
+        if (run.CancelRequested)
+        {
+            // The last moment a restore over the live tenant can stop: once rows are replaced it runs to the end (or rolls back).
+            return run.Finish(JobOutcome.Cancelled) with { Note = $"Cancelled before anything was replaced; the pre-restore backup {preId} is kept." };
+        }
 
         var parts = await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, step, Retried);
         run.Total = parts.Count;
