@@ -30,6 +30,13 @@ public sealed class BackupOptions
     /// <summary>6-field cron (UTC) of the <c>BackupRetention</c> timer.</summary>
     public string RetentionSchedule { get; set; } = "0 45 * * * *";
 
+    /// <summary>
+    /// How long a backup or restore holds the tenant's backup lock at most: a holder that crashed blocks the next one
+    /// this long. Longer than the longest backup or restore should take.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan LockTimeout { get; set; } = TimeSpan.FromHours(6);
+
     /// <summary>Parts one backup job writes at once.</summary>
     [Range(1, 16)]
     public int PartParallelism { get; set; } = 4;
@@ -69,6 +76,25 @@ public sealed class BackupOrchestrator : JobOrchestrator<BackupParameters>
     public const string Name = "backup";
 
     protected override async Task<JobOutcome> RunJobAsync(TaskOrchestrationContext context, JobInput<BackupParameters> input, JobRun run)
+    {
+        var lockInput = new BackupLockInput(input.TenantId, input.JobId, Name, [input.JobId], context.CurrentUtcDateTime);
+        var held = await context.CallActivityAsync<BackupLockResult>(BackupLockAcquire.Name, lockInput, Retried);
+        if (!held.Acquired)
+        {
+            return run.Finish(JobOutcome.Failed) with { Error = $"Another {held.Kind} of this tenant is running (job {held.Holder}); this backup did not start." };
+        }
+
+        try
+        {
+            return await BackUpAsync(context, input, run);
+        }
+        finally
+        {
+            await context.CallActivityAsync<bool>(BackupLockRelease.Name, lockInput, Retried);
+        }
+    }
+
+    private static async Task<JobOutcome> BackUpAsync(TaskOrchestrationContext context, JobInput<BackupParameters> input, JobRun run)
     {
         var at = context.CurrentUtcDateTime;
         try

@@ -76,7 +76,8 @@ public static class BackupsEndpoints
     public sealed record RestoreRequest(string? TargetTenantSlug);
 
     internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> RestoreBackup(
-        string id, RestoreRequest? request, Caller caller, BackupStore store, TenantDirectory tenants, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken)
+        string id, RestoreRequest? request, Caller caller, BackupStore store, BackupLocks locks, TenantDirectory tenants, JobCommands jobs, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         if (await store.GetAsync(caller.Tenant, id, cancellationToken) is not { } row)
         {
@@ -96,26 +97,48 @@ public static class BackupsEndpoints
             return CommandError.Conflict("backup_incomplete", $"The backup did not complete ({row.Status}); it cannot be restored.").ToProblem();
         }
 
-        if (slug is null)
-        {
-            // Over the live tenant: the job first writes an automatic pre-restore backup under this id.
-            var inPlace = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, caller.Tenant.Value, null, Ids.New(time)), cancellationToken, Ids.New(time));
-            return TypedResults.Accepted(JobView.UrlOf(inPlace.Id), inPlace);
-        }
-
-        if (await tenants.SlugTakenAsync(slug, cancellationToken))
+        if (slug is not null && await tenants.SlugTakenAsync(slug, cancellationToken))
         {
             return Problems.Create(StatusCodes.Status409Conflict, "slug_taken", "Slug taken", $"The slug '{slug}' belongs to another tenant.");
         }
 
-        var job = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, Ids.New(time), slug), cancellationToken, Ids.New(time));
-        return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+        // Over the live tenant (no slug) the job first writes an automatic pre-restore backup under its own id.
+        var parameters = slug is null
+            ? new RestoreParameters(id, caller.Tenant.Value, null, Ids.New(time))
+            : new RestoreParameters(id, Ids.New(time), slug);
+        return await StartLockedAsync(caller, locks, jobs, time, RestoreOrchestrator.Name, parameters,
+            parameters.PreRestoreBackupId is { } pre ? [id, pre] : [id], cancellationToken);
     }
 
-    internal static async Task<Accepted<JobView>> StartBackup(Caller caller, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken)
+    internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> StartBackup(
+        Caller caller, BackupLocks locks, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken) =>
+        await StartLockedAsync(caller, locks, jobs, time, BackupOrchestrator.Name, new BackupParameters(), null, cancellationToken);
+
+    /// <summary>
+    /// Takes the tenant's backup lock for the new job before starting it, so a second backup or restore is a 409 at
+    /// once rather than a job that fails; the job takes the lock again as its own and releases it when it ends.
+    /// </summary>
+    private static async Task<Results<Accepted<JobView>, ProblemHttpResult>> StartLockedAsync<TParameters>(
+        Caller caller, BackupLocks locks, JobCommands jobs, TimeProvider time, string type, TParameters parameters, string[]? backups, CancellationToken cancellationToken)
+        where TParameters : notnull
     {
-        var job = await jobs.StartAsync(caller, BackupOrchestrator.Name, new BackupParameters(), cancellationToken, Ids.New(time));
-        return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+        var jobId = Ids.New(time);
+        var held = await locks.AcquireAsync(new BackupLockInput(caller.Tenant.Value, jobId, type, backups ?? [jobId], time.GetUtcNow()), cancellationToken);
+        if (!held.Acquired)
+        {
+            return BackupLocks.Busy(held).ToProblem();
+        }
+
+        try
+        {
+            var job = await jobs.StartAsync(caller, type, parameters, cancellationToken, jobId);
+            return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+        }
+        catch
+        {
+            await locks.ReleaseAsync(caller.Tenant, jobId, CancellationToken.None);
+            throw;
+        }
     }
 
     internal static async Task<Ok<PagedList<BackupView>>> ListBackups(Caller caller, BackupStore store, CancellationToken cancellationToken) =>
@@ -127,7 +150,7 @@ public static class BackupsEndpoints
             : CommandError.NotFound("backup").ToProblem();
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteBackup(
-        string id, Caller caller, BackupStore store, EventPublisher events, CancellationToken cancellationToken)
+        string id, Caller caller, BackupStore store, BackupLocks locks, EventPublisher events, TimeProvider time, CancellationToken cancellationToken)
     {
         if (await store.GetAsync(caller.Tenant, id, cancellationToken) is not { } row)
         {
@@ -137,6 +160,11 @@ public static class BackupsEndpoints
         if (row.Status == BackupEntity.Running)
         {
             return CommandError.Conflict("backup_running", "The backup is still being written; wait for its job to finish.").ToProblem();
+        }
+
+        if (await locks.HeldAsync(caller.Tenant, time.GetUtcNow(), cancellationToken) is { } held && held.Protects(id, time.GetUtcNow()))
+        {
+            return CommandError.Conflict("backup_in_use", $"A {held.Kind} (job {held.Holder}) is using this backup; wait for it to finish.").ToProblem();
         }
 
         await store.DeleteAsync(caller.Tenant, id, cancellationToken);

@@ -21,6 +21,10 @@ public static class BackupsExtensions
         services.AddStorageContainer(BackupStore.ContainerName);
         services.AddSingleton<BackupStore>();
         services.AddSingleton<BackupFiles>();
+        services.AddSingleton<BackupLocks>();
+        services.AddActivity<BackupLockAcquire>(BackupLockAcquire.Name);
+        services.AddActivity<BackupLockRelease>(BackupLockRelease.Name);
+        services.AddActivity<RestoreFailed>(RestoreFailed.Name);
 
         services.AddTimerFunction<BackupRetention>("BackupRetention", builder.Configuration[$"{BackupOptions.Section}:RetentionSchedule"] ?? new BackupOptions().RetentionSchedule);
         services.AddSingleton<BackupJobType>();

@@ -22,6 +22,8 @@ public sealed record RestorePartInput(RestoreStepInput Restore, BackupPart Part,
 
 public sealed record RestoreFinishInput(RestoreStepInput Restore, JobActor Actor, long Rows);
 
+public sealed record RestoreFailedInput(RestoreStepInput Restore, JobActor Actor, string PreRestoreBackupId, string Error);
+
 /// <summary>
 /// A restore into a new (sandbox) tenant: verify the whole backup first (a damaged one restores nothing), reserve the
 /// slug, write every part into the new tenant's partitions, and only then write the tenant's directory row, which
@@ -33,6 +35,27 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
     public const string Name = "restore";
 
     protected override async Task<JobOutcome> RunJobAsync(TaskOrchestrationContext context, JobInput<RestoreParameters> input, JobRun run)
+    {
+        var p = input.Parameters;
+        // While it runs, its source backup and its pre-restore backup cannot be deleted, and no backup or other restore starts.
+        var lockInput = new BackupLockInput(input.TenantId, input.JobId, Name, p.PreRestoreBackupId is { } preId ? [p.BackupId, preId] : [p.BackupId], context.CurrentUtcDateTime);
+        var held = await context.CallActivityAsync<BackupLockResult>(BackupLockAcquire.Name, lockInput, Retried);
+        if (!held.Acquired)
+        {
+            return run.Finish(JobOutcome.Failed) with { Error = $"Another {held.Kind} of this tenant is running (job {held.Holder}); nothing was restored." };
+        }
+
+        try
+        {
+            return await RestoreAsync(context, input, run);
+        }
+        finally
+        {
+            await context.CallActivityAsync<bool>(BackupLockRelease.Name, lockInput, Retried);
+        }
+    }
+
+    private static async Task<JobOutcome> RestoreAsync(TaskOrchestrationContext context, JobInput<RestoreParameters> input, JobRun run)
     {
         var p = input.Parameters;
         var step = new RestoreStepInput(input.TenantId, p.BackupId, p.TargetTenantId, p.TargetSlug, context.CurrentUtcDateTime);
@@ -90,6 +113,13 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
 
             throw;
         }
+    }
+
+    /// <summary>The first line of an error, bounded (storage errors carry their whole response).</summary>
+    private static string Short(string message)
+    {
+        var line = message.Split('\n', 2)[0].Trim();
+        return line.Length <= 300 ? line : line[..300] + "...";
     }
 
     /// <summary>
@@ -156,16 +186,28 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
         catch (TaskFailedException failed)
         {
             run.Report("rolling back to " + preId);
+            var why = failed.FailureDetails.InnerFailure?.ErrorMessage ?? failed.FailureDetails.ErrorMessage;
             var back = step with { BackupId = preId };
-            foreach (var part in await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, back, Retried))
+            try
             {
-                await context.CallActivityAsync<long>(RestorePart.Name, new RestorePartInput(back, part, Replace: true), Retried);
+                foreach (var part in await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, back, Retried))
+                {
+                    await context.CallActivityAsync<long>(RestorePart.Name, new RestorePartInput(back, part, Replace: true), Retried);
+                }
+            }
+            catch (TaskFailedException rollback)
+            {
+                // The tenant is now part snapshot, part as it was: say so first, and which backup puts it back.
+                var error = $"The restore failed part-way and putting the tenant back failed too, so the tenant's data is mixed: " +
+                    $"restore the pre-restore backup {preId} over this tenant to put it back as it was. Restore: {Short(why)} Rollback: " +
+                    Short(rollback.FailureDetails.InnerFailure?.ErrorMessage ?? rollback.FailureDetails.ErrorMessage);
+                await context.CallActivityAsync<bool>(RestoreFailed.Name, new RestoreFailedInput(step, input.Actor, preId, error), Retried);
+                return run.Finish(JobOutcome.Failed) with { Error = error };
             }
 
-            return run.Finish(JobOutcome.Failed) with
-            {
-                Error = $"The restore failed part-way ({failed.FailureDetails.InnerFailure?.ErrorMessage ?? failed.FailureDetails.ErrorMessage}); the tenant was put back from the pre-restore backup {preId}.",
-            };
+            var rolledBack = $"The restore failed part-way; the tenant was put back from the pre-restore backup {preId}. Restore: {Short(why)}";
+            await context.CallActivityAsync<bool>(RestoreFailed.Name, new RestoreFailedInput(step, input.Actor, preId, rolledBack), Retried);
+            return run.Finish(JobOutcome.Failed) with { Error = rolledBack };
         }
 
         run.Report("publishing");
@@ -389,6 +431,25 @@ public sealed class RestoreFinish(StorageAccount storage, BackupStore store, Bac
         tenant[nameof(TenantEntity.CreatedAt)] = restore.At;
         tenant["RestoredFrom"] = $"{restore.SourceTenantId}/{restore.BackupId}";
         await storage.Table(TenantDirectory.TableName).UpsertEntityAsync(tenant, TableUpdateMode.Replace);
+    }
+}
+
+/// <summary>Announces (and so audits) <c>restore.failed</c> in the tenant: a restore over it that failed part-way, with what became of the data.</summary>
+public sealed class RestoreFailed(EventPublisher events) : TaskActivity<RestoreFailedInput, bool>
+{
+    public const string Name = "restores.failed";
+
+    public override async Task<bool> RunAsync(TaskActivityContext context, RestoreFailedInput input)
+    {
+        var restore = input.Restore;
+        var source = new TenantId(restore.SourceTenantId);
+        await events.PublishAsync(source, new PlatformEvent("restore.failed", input.Actor.ToCaller(source).Actor, "backup", restore.BackupId,
+            new Dictionary<string, object?> { ["target"] = "same", ["preRestoreBackupId"] = input.PreRestoreBackupId, ["error"] = input.Error })
+        {
+            StableId = Ids.Derived(restore.At, $"restore.failed\n{restore.SourceTenantId}\n{restore.BackupId}\n{input.PreRestoreBackupId}"),
+        },
+            CancellationToken.None);
+        return true;
     }
 }
 
