@@ -260,7 +260,7 @@ public sealed class RestorePrepare(StorageAccount storage, BackupStore store, Ba
 }
 
 /// <summary>
-/// Writes one part into the new tenant: rows in transactions of up to 98 (through the tenant partition, so logged rows
+/// Writes one part into the new tenant: rows in transactions of up to 98 rows and 3.5 MiB (through the tenant partition, so logged rows
 /// log their change), each changed by its table's sandbox rule; blobs under the new tenant's name. Upserts: a re-run
 /// writes the same rows again.
 /// </summary>
@@ -269,6 +269,41 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
     public const string Name = "restores.part";
 
     private const int Batch = 98;
+
+    /// <summary>What one transaction may carry of rows, by their size on the wire: under the 4 MiB a transaction may be, with room for its framing.</summary>
+    public const long BatchBytes = 3_584 * 1024;
+
+    /// <summary>
+    /// A generous estimate of a row's size in a transaction's body: its JSON, each property with its type annotation,
+    /// non-ASCII characters counted as escaped (6 bytes), binary as base64, plus the action's own headers.
+    /// </summary>
+    public static long WireSize(TableEntity entity)
+    {
+        long size = 512 + (2 * (entity.PartitionKey.Length + entity.RowKey.Length));
+        foreach (var (name, value) in entity)
+        {
+            size += 64 + (2L * name.Length) + value switch
+            {
+                string text => Utf8Escaped(text),
+                byte[] bytes => ((bytes.Length + 2) / 3 * 4) + 2,
+                BinaryData data => ((data.ToMemory().Length + 2) / 3 * 4) + 2,
+                _ => 48,
+            };
+        }
+
+        return size;
+    }
+
+    private static long Utf8Escaped(string text)
+    {
+        long size = 2;
+        foreach (var c in text)
+        {
+            size += c is >= ' ' and < (char)0x7F and not ('"' or '\\' or '<' or '>' or '&' or '\'' or '+') ? 1 : 6;
+        }
+
+        return size;
+    }
 
     public override async Task<long> RunAsync(TaskActivityContext context, RestorePartInput input)
     {
@@ -291,6 +326,7 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
                 var partition = storage.TenantTable(part.Name).For(target);
                 var rule = layout.Value.SandboxRules.GetValueOrDefault(part.Name);
                 var batch = new List<TableTransactionAction>(Batch);
+                long batchBytes = 0;
                 var kept = new HashSet<string>(StringComparer.Ordinal);
                 var sandbox = restore.TargetSlug is not null;
                 await foreach (var line in lines)
@@ -302,12 +338,24 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
                         rule?.Invoke(entity, restore.At);
                     }
 
+                    // A transaction carries at most 100 actions and 4 MiB: rows of ~64 KB fill it long before 98 of them.
+                    var size = WireSize(entity);
+                    if (batch.Count > 0 && batchBytes + size > BatchBytes)
+                    {
+                        await partition.SubmitTransactionAsync(batch, CancellationToken.None);
+                        written += batch.Count;
+                        batch.Clear();
+                        batchBytes = 0;
+                    }
+
                     batch.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, entity));
+                    batchBytes += size;
                     if (batch.Count == Batch)
                     {
                         await partition.SubmitTransactionAsync(batch, CancellationToken.None);
                         written += batch.Count;
                         batch.Clear();
+                        batchBytes = 0;
                     }
                 }
 
