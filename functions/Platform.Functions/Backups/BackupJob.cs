@@ -61,7 +61,8 @@ public sealed record BackupSealInput(string TenantId, string BackupId, DateTimeO
 public sealed record BackupVerifyInput(string TenantId, string BackupId, DateTimeOffset At);
 
 /// <param name="Part">The damaged part (or <c>manifest</c>, <c>key</c>) when not <paramref name="Ok"/>.</param>
-public sealed record BackupVerifyResult(bool Ok, string? Part, string? Reason, int Tables, long Entities, long Bytes);
+/// <param name="SchemaVersion">The manifest's schema version (when it opened).</param>
+public sealed record BackupVerifyResult(bool Ok, string? Part, string? Reason, int Tables, long Entities, long Bytes, int? SchemaVersion = null);
 
 public sealed record BackupFinishInput(string TenantId, string BackupId, JobActor Actor, bool Succeeded, string? Error, string? Part, DateTimeOffset At);
 
@@ -308,7 +309,7 @@ public sealed class BackupVerify(BackupStore store, BackupFiles files) : TaskAct
             bytes += await files.VerifyPartAsync(tenant, row.Id, key, part, cancellationToken);
         }
 
-        return new BackupVerifyResult(true, null, null, manifest.Parts.Count, manifest.Parts.Sum(p => p.Count), bytes);
+        return new BackupVerifyResult(true, null, null, manifest.Parts.Count, manifest.Parts.Sum(p => p.Count), bytes, manifest.SchemaVersion);
     }
 }
 

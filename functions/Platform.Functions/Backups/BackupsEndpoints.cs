@@ -68,12 +68,23 @@ public static class BackupsEndpoints
         group.MapPost("/{id}/verify", VerifyBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
             .WithName("VerifyBackup").WithSummary("Starts a job that reads the backup back and checks every part's SHA-256 and row count; a damaged part fails the job, named.");
         group.MapPost("/{id}/restore", RestoreBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
-            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it: into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over; the tenant exists only once every row is written), or, without a slug, over this tenant after an automatic pre-restore backup.");
+            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it: into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over; the tenant exists only once every row is written), or, with replaceCurrent true, over this tenant after an automatic pre-restore backup. The body must say which.");
         return group;
     }
 
-    /// <param name="TargetTenantSlug">The new tenant's slug (3-40 of a-z, 0-9 and '-'), not taken; absent: restore over this tenant.</param>
-    public sealed record RestoreRequest(string? TargetTenantSlug);
+    /// <summary>
+    /// Where to restore, said explicitly: <c>{ "targetTenantSlug": "..." }</c> for a new sandbox tenant, or
+    /// <c>{ "replaceCurrent": true }</c> to replace this tenant's data. Anything else (no body, <c>{}</c>, an unknown
+    /// property such as a misspelt <c>targetSlug</c>) is refused: the destructive form never starts by accident.
+    /// </summary>
+    /// <param name="TargetTenantSlug">The new tenant's slug (3-40 of a-z, 0-9 and '-'), not taken.</param>
+    /// <param name="ReplaceCurrent">True: restore over this tenant, after an automatic pre-restore backup.</param>
+    public sealed record RestoreRequest(string? TargetTenantSlug, bool? ReplaceCurrent = null)
+    {
+        /// <summary>Properties the request does not know: refused by name.</summary>
+        [System.Text.Json.Serialization.JsonExtensionData]
+        public Dictionary<string, JsonElement>? Unknown { get; init; }
+    }
 
     internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> RestoreBackup(
         string id, RestoreRequest? request, Caller caller, BackupStore store, BackupLocks locks, TenantDirectory tenants, JobCommands jobs, TimeProvider time,
@@ -85,10 +96,28 @@ public static class BackupsEndpoints
         }
 
         var slug = request?.TargetTenantSlug;
+        var validation = new Validation();
+        foreach (var name in request?.Unknown?.Keys.Take(5) ?? [])
+        {
+            validation.Add(name.Length <= 64 ? name : name[..64], "is not a property of a restore (targetTenantSlug or replaceCurrent)");
+        }
+
         if (slug is not null && !TenantDirectory.IsValidSlug(slug))
         {
-            var validation = new Validation();
-            validation.Add("targetTenantSlug", "must be 3-40 characters of a-z, 0-9 and '-' (or absent, to restore over this tenant)");
+            validation.Add("targetTenantSlug", "must be 3-40 characters of a-z, 0-9 and '-'");
+        }
+
+        if (slug is not null && request?.ReplaceCurrent == true)
+        {
+            validation.Add("replaceCurrent", "cannot be true with targetTenantSlug: a restore goes either into a new tenant or over this one");
+        }
+        else if (slug is null && request?.ReplaceCurrent != true && validation.IsValid)
+        {
+            validation.Add("body", "say where to restore: {\"targetTenantSlug\": \"...\"} for a new sandbox tenant, or {\"replaceCurrent\": true} to replace this tenant's data");
+        }
+
+        if (!validation.IsValid)
+        {
             return validation.ToProblem();
         }
 
@@ -181,9 +210,10 @@ public static class BackupsEndpoints
             return CommandError.NotFound("backup").ToProblem();
         }
 
-        if (row.Sha256 is null)
+        if (row.Status != BackupEntity.Succeeded)
         {
-            return CommandError.Conflict("backup_incomplete", $"The backup was never completed ({row.Status}); there is nothing to verify.").ToProblem();
+            // A failed backup already says which part is damaged; a running one is verified by its own job.
+            return CommandError.Conflict("backup_incomplete", $"The backup did not complete ({row.Status}); only a succeeded backup is verified again.").ToProblem();
         }
 
         var job = await jobs.StartAsync(caller, BackupVerifyOrchestrator.Name, new BackupVerifyParameters(id), cancellationToken, Ids.New(time));

@@ -66,6 +66,15 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
             return run.Finish(JobOutcome.Failed) with { Error = $"Backup {p.BackupId} is damaged ({check.Part}: {check.Reason}); nothing was restored." };
         }
 
+        if (check.SchemaVersion != BackupFormat.SchemaVersion)
+        {
+            // Rows of another schema would be written as they are, under code that reads them differently.
+            return run.Finish(JobOutcome.Failed) with
+            {
+                Error = $"Backup {p.BackupId} holds data of schema version {check.SchemaVersion}; this deployment restores schema version {BackupFormat.SchemaVersion} only. Nothing was restored.",
+            };
+        }
+
         return p.TargetSlug is null
             ? await InPlaceAsync(context, input, run, step)
             : await IntoNewTenantAsync(context, input, run, step);
