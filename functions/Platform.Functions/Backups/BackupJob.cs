@@ -30,6 +30,13 @@ public sealed class BackupOptions
     /// <summary>6-field cron (UTC) of the <c>BackupRetention</c> timer.</summary>
     public string RetentionSchedule { get; set; } = "0 45 * * * *";
 
+    /// <summary>
+    /// How long a backup or restore holds the tenant's backup lock at most: a holder that crashed blocks the next one
+    /// this long. Longer than the longest backup or restore should take.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan LockTimeout { get; set; } = TimeSpan.FromHours(6);
+
     /// <summary>Parts one backup job writes at once.</summary>
     [Range(1, 16)]
     public int PartParallelism { get; set; } = 4;
@@ -54,7 +61,8 @@ public sealed record BackupSealInput(string TenantId, string BackupId, DateTimeO
 public sealed record BackupVerifyInput(string TenantId, string BackupId, DateTimeOffset At);
 
 /// <param name="Part">The damaged part (or <c>manifest</c>, <c>key</c>) when not <paramref name="Ok"/>.</param>
-public sealed record BackupVerifyResult(bool Ok, string? Part, string? Reason, int Tables, long Entities, long Bytes);
+/// <param name="SchemaVersion">The manifest's schema version (when it opened).</param>
+public sealed record BackupVerifyResult(bool Ok, string? Part, string? Reason, int Tables, long Entities, long Bytes, int? SchemaVersion = null);
 
 public sealed record BackupFinishInput(string TenantId, string BackupId, JobActor Actor, bool Succeeded, string? Error, string? Part, DateTimeOffset At);
 
@@ -70,11 +78,37 @@ public sealed class BackupOrchestrator : JobOrchestrator<BackupParameters>
 
     protected override async Task<JobOutcome> RunJobAsync(TaskOrchestrationContext context, JobInput<BackupParameters> input, JobRun run)
     {
+        var lockInput = new BackupLockInput(input.TenantId, input.JobId, Name, [input.JobId], context.CurrentUtcDateTime);
+        var held = await context.CallActivityAsync<BackupLockResult>(BackupLockAcquire.Name, lockInput, Retried);
+        if (!held.Acquired)
+        {
+            return run.Finish(JobOutcome.Failed) with { Error = $"Another {held.Kind} of this tenant is running (job {held.Holder}); this backup did not start." };
+        }
+
+        try
+        {
+            return await BackUpAsync(context, input, run);
+        }
+        finally
+        {
+            await context.CallActivityAsync<bool>(BackupLockRelease.Name, lockInput, Retried);
+        }
+    }
+
+    private static async Task<JobOutcome> BackUpAsync(TaskOrchestrationContext context, JobInput<BackupParameters> input, JobRun run)
+    {
         var at = context.CurrentUtcDateTime;
         try
         {
             run.Report("planning");
             var plan = await context.CallActivityAsync<BackupPlan>(BackupBegin.Name, new BackupBeginInput(input, at), Retried);
+            if (plan.Finished is { } finished)
+            {
+                // A retried job whose backup already ended: its files are what they are; rewriting them would swap a
+                // backup someone may rely on for a different one under the same id.
+                return run.Finish(JobOutcome.Failed) with { Error = $"Backup {input.JobId} already ended ({finished}); start a new backup instead." };
+            }
+
             run.Total = plan.Parts.Count;
             var parts = new List<BackupPart>();
             foreach (var batch in plan.Parts.Chunk(Math.Max(1, plan.Parallelism)))
@@ -133,11 +167,15 @@ public sealed class BackupOrchestrator : JobOrchestrator<BackupParameters>
     }
 }
 
-public sealed record BackupPlan(IReadOnlyList<BackupPlannedPart> Parts, int Parallelism);
+/// <param name="Finished">The status of a backup row that had already ended (a retried job): nothing may be written.</param>
+public sealed record BackupPlan(IReadOnlyList<BackupPlannedPart> Parts, int Parallelism, string? Finished = null);
 
 public sealed record BackupPlannedPart(string Name, string Kind);
 
-/// <summary>Records the backup as running, with a new key of its own; a run after a crash keeps the row (and key) it made.</summary>
+/// <summary>
+/// Records the backup as running, with a new key of its own; a run after a crash keeps the row (and key) it made. A row
+/// that already ended (succeeded or failed) is never reopened: the plan says so and the caller writes nothing.
+/// </summary>
 public sealed class BackupBegin(BackupStore store, BackupFiles files, IOptions<BackupOptions> options) : TaskActivity<BackupBeginInput, BackupPlan>
 {
     public const string Name = "backups.begin";
@@ -146,7 +184,13 @@ public sealed class BackupBegin(BackupStore store, BackupFiles files, IOptions<B
     {
         var job = input.Job;
         var tenant = job.Tenant;
-        if (await store.GetAsync(tenant, job.JobId, CancellationToken.None) is null)
+        var existing = await store.GetAsync(tenant, job.JobId, CancellationToken.None);
+        if (existing is { Status: not BackupEntity.Running })
+        {
+            return new BackupPlan([], options.Value.PartParallelism, existing.Status);
+        }
+
+        if (existing is null)
         {
             var (_, wrapped) = store.NewKey(tenant, job.JobId);
             var row = new BackupEntity
@@ -184,8 +228,18 @@ public sealed class BackupWritePart(BackupStore store, BackupFiles files) : Task
         var tenant = new TenantId(input.TenantId);
         var row = await store.GetAsync(tenant, input.BackupId, CancellationToken.None)
             ?? throw new InvalidOperationException($"Backup {input.BackupId} has no row; it was deleted while it ran.");
+        EnsureRunning(row);
         var key = store.Unwrap(tenant, input.BackupId, row.WrappedKey);
         return await files.WritePartAsync(tenant, input.BackupId, key, input.Name, input.Kind, CancellationToken.None);
+    }
+
+    /// <summary>A finished backup's files are never rewritten.</summary>
+    internal static void EnsureRunning(BackupEntity row)
+    {
+        if (row.Status != BackupEntity.Running)
+        {
+            throw new InvalidOperationException($"Backup {row.Id} already ended ({row.Status}); its files are not rewritten.");
+        }
     }
 }
 
@@ -199,6 +253,7 @@ public sealed class BackupSeal(BackupStore store, BackupFiles files) : TaskActiv
         var tenant = new TenantId(input.TenantId);
         var row = await store.GetAsync(tenant, input.BackupId, CancellationToken.None)
             ?? throw new InvalidOperationException($"Backup {input.BackupId} has no row; it was deleted while it ran.");
+        BackupWritePart.EnsureRunning(row);
         var key = store.Unwrap(tenant, input.BackupId, row.WrappedKey);
         var manifest = new BackupManifest(BackupFormat.FormatVersion, BackupFormat.SchemaVersion, input.TenantId, input.BackupId, input.CreatedAt, input.Parts);
         var (bytes, sha) = await files.WriteManifestAsync(tenant, key, manifest, CancellationToken.None);
@@ -254,7 +309,7 @@ public sealed class BackupVerify(BackupStore store, BackupFiles files) : TaskAct
             bytes += await files.VerifyPartAsync(tenant, row.Id, key, part, cancellationToken);
         }
 
-        return new BackupVerifyResult(true, null, null, manifest.Parts.Count, manifest.Parts.Sum(p => p.Count), bytes);
+        return new BackupVerifyResult(true, null, null, manifest.Parts.Count, manifest.Parts.Sum(p => p.Count), bytes, manifest.SchemaVersion);
     }
 }
 
@@ -267,7 +322,7 @@ public sealed class BackupFinish(BackupStore store, EventPublisher events) : Tas
     {
         var tenant = new TenantId(input.TenantId);
         var row = await store.GetAsync(tenant, input.BackupId, CancellationToken.None);
-        if (row is not null)
+        if (row is { Status: BackupEntity.Running })
         {
             row.Status = input.Succeeded ? BackupEntity.Succeeded : BackupEntity.Failed;
             row.Error = input.Error;

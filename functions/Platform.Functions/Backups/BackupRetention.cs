@@ -50,7 +50,8 @@ public static class BackupRetentionPolicy
 /// are left alone. Safe on several instances at once: deleting what is gone finds nothing.
 /// </summary>
 public sealed partial class BackupRetention(
-    TenantDirectory tenants, BackupStore store, EventPublisher events, IOptions<BackupOptions> options, TimeProvider time, ILogger<BackupRetention> logger)
+    TenantDirectory tenants, BackupStore store, BackupLocks locks, EventPublisher events, IOptions<BackupOptions> options, TimeProvider time,
+    ILogger<BackupRetention> logger)
     : ITimerHandler
 {
     public async Task RunAsync(TimerInvocation timer, CancellationToken cancellationToken)
@@ -76,7 +77,9 @@ public sealed partial class BackupRetention(
         var scheduled = backups.Where(b => b.Kind == BackupParameters.Scheduled && b.Status == BackupEntity.Succeeded).ToList();
         var keep = BackupRetentionPolicy.Keep(scheduled, o.KeepDaily, o.KeepWeekly, o.KeepMonthly);
         var deleted = 0;
-        foreach (var backup in backups.Where(b => b.Status != BackupEntity.Running))
+        // A restore's source and pre-restore backups stay while it runs, whatever their age.
+        var held = await locks.HeldAsync(tenant, now, cancellationToken);
+        foreach (var backup in backups.Where(b => b.Status != BackupEntity.Running && held?.Protects(b.Id, now) != true))
         {
             DateTimeOffset? expires = backup.ExpiresAt;
             if (backup.Kind == BackupParameters.Scheduled && backup.Status == BackupEntity.Succeeded)

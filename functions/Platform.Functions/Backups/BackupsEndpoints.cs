@@ -68,15 +68,27 @@ public static class BackupsEndpoints
         group.MapPost("/{id}/verify", VerifyBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
             .WithName("VerifyBackup").WithSummary("Starts a job that reads the backup back and checks every part's SHA-256 and row count; a damaged part fails the job, named.");
         group.MapPost("/{id}/restore", RestoreBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
-            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it: into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over; the tenant exists only once every row is written), or, without a slug, over this tenant after an automatic pre-restore backup.");
+            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it: into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over; the tenant exists only once every row is written), or, with replaceCurrent true, over this tenant after an automatic pre-restore backup. The body must say which.");
         return group;
     }
 
-    /// <param name="TargetTenantSlug">The new tenant's slug (3-40 of a-z, 0-9 and '-'), not taken; absent: restore over this tenant.</param>
-    public sealed record RestoreRequest(string? TargetTenantSlug);
+    /// <summary>
+    /// Where to restore, said explicitly: <c>{ "targetTenantSlug": "..." }</c> for a new sandbox tenant, or
+    /// <c>{ "replaceCurrent": true }</c> to replace this tenant's data. Anything else (no body, <c>{}</c>, an unknown
+    /// property such as a misspelt <c>targetSlug</c>) is refused: the destructive form never starts by accident.
+    /// </summary>
+    /// <param name="TargetTenantSlug">The new tenant's slug (3-40 of a-z, 0-9 and '-'), not taken.</param>
+    /// <param name="ReplaceCurrent">True: restore over this tenant, after an automatic pre-restore backup.</param>
+    public sealed record RestoreRequest(string? TargetTenantSlug, bool? ReplaceCurrent = null)
+    {
+        /// <summary>Properties the request does not know: refused by name.</summary>
+        [System.Text.Json.Serialization.JsonExtensionData]
+        public Dictionary<string, JsonElement>? Unknown { get; init; }
+    }
 
     internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> RestoreBackup(
-        string id, RestoreRequest? request, Caller caller, BackupStore store, TenantDirectory tenants, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken)
+        string id, RestoreRequest? request, Caller caller, BackupStore store, BackupLocks locks, TenantDirectory tenants, JobCommands jobs, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         if (await store.GetAsync(caller.Tenant, id, cancellationToken) is not { } row)
         {
@@ -84,10 +96,28 @@ public static class BackupsEndpoints
         }
 
         var slug = request?.TargetTenantSlug;
+        var validation = new Validation();
+        foreach (var name in request?.Unknown?.Keys.Take(5) ?? [])
+        {
+            validation.Add(name.Length <= 64 ? name : name[..64], "is not a property of a restore (targetTenantSlug or replaceCurrent)");
+        }
+
         if (slug is not null && !TenantDirectory.IsValidSlug(slug))
         {
-            var validation = new Validation();
-            validation.Add("targetTenantSlug", "must be 3-40 characters of a-z, 0-9 and '-' (or absent, to restore over this tenant)");
+            validation.Add("targetTenantSlug", "must be 3-40 characters of a-z, 0-9 and '-'");
+        }
+
+        if (slug is not null && request?.ReplaceCurrent == true)
+        {
+            validation.Add("replaceCurrent", "cannot be true with targetTenantSlug: a restore goes either into a new tenant or over this one");
+        }
+        else if (slug is null && request?.ReplaceCurrent != true && validation.IsValid)
+        {
+            validation.Add("body", "say where to restore: {\"targetTenantSlug\": \"...\"} for a new sandbox tenant, or {\"replaceCurrent\": true} to replace this tenant's data");
+        }
+
+        if (!validation.IsValid)
+        {
             return validation.ToProblem();
         }
 
@@ -96,26 +126,48 @@ public static class BackupsEndpoints
             return CommandError.Conflict("backup_incomplete", $"The backup did not complete ({row.Status}); it cannot be restored.").ToProblem();
         }
 
-        if (slug is null)
-        {
-            // Over the live tenant: the job first writes an automatic pre-restore backup under this id.
-            var inPlace = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, caller.Tenant.Value, null, Ids.New(time)), cancellationToken, Ids.New(time));
-            return TypedResults.Accepted(JobView.UrlOf(inPlace.Id), inPlace);
-        }
-
-        if (await tenants.SlugTakenAsync(slug, cancellationToken))
+        if (slug is not null && await tenants.SlugTakenAsync(slug, cancellationToken))
         {
             return Problems.Create(StatusCodes.Status409Conflict, "slug_taken", "Slug taken", $"The slug '{slug}' belongs to another tenant.");
         }
 
-        var job = await jobs.StartAsync(caller, RestoreOrchestrator.Name, new RestoreParameters(id, Ids.New(time), slug), cancellationToken, Ids.New(time));
-        return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+        // Over the live tenant (no slug) the job first writes an automatic pre-restore backup under its own id.
+        var parameters = slug is null
+            ? new RestoreParameters(id, caller.Tenant.Value, null, Ids.New(time))
+            : new RestoreParameters(id, Ids.New(time), slug);
+        return await StartLockedAsync(caller, locks, jobs, time, RestoreOrchestrator.Name, parameters,
+            parameters.PreRestoreBackupId is { } pre ? [id, pre] : [id], cancellationToken);
     }
 
-    internal static async Task<Accepted<JobView>> StartBackup(Caller caller, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken)
+    internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> StartBackup(
+        Caller caller, BackupLocks locks, JobCommands jobs, TimeProvider time, CancellationToken cancellationToken) =>
+        await StartLockedAsync(caller, locks, jobs, time, BackupOrchestrator.Name, new BackupParameters(), null, cancellationToken);
+
+    /// <summary>
+    /// Takes the tenant's backup lock for the new job before starting it, so a second backup or restore is a 409 at
+    /// once rather than a job that fails; the job takes the lock again as its own and releases it when it ends.
+    /// </summary>
+    private static async Task<Results<Accepted<JobView>, ProblemHttpResult>> StartLockedAsync<TParameters>(
+        Caller caller, BackupLocks locks, JobCommands jobs, TimeProvider time, string type, TParameters parameters, string[]? backups, CancellationToken cancellationToken)
+        where TParameters : notnull
     {
-        var job = await jobs.StartAsync(caller, BackupOrchestrator.Name, new BackupParameters(), cancellationToken, Ids.New(time));
-        return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+        var jobId = Ids.New(time);
+        var held = await locks.AcquireAsync(new BackupLockInput(caller.Tenant.Value, jobId, type, backups ?? [jobId], time.GetUtcNow()), cancellationToken);
+        if (!held.Acquired)
+        {
+            return BackupLocks.Busy(held).ToProblem();
+        }
+
+        try
+        {
+            var job = await jobs.StartAsync(caller, type, parameters, cancellationToken, jobId);
+            return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
+        }
+        catch
+        {
+            await locks.ReleaseAsync(caller.Tenant, jobId, CancellationToken.None);
+            throw;
+        }
     }
 
     internal static async Task<Ok<PagedList<BackupView>>> ListBackups(Caller caller, BackupStore store, CancellationToken cancellationToken) =>
@@ -127,7 +179,7 @@ public static class BackupsEndpoints
             : CommandError.NotFound("backup").ToProblem();
 
     internal static async Task<Results<NoContent, ProblemHttpResult>> DeleteBackup(
-        string id, Caller caller, BackupStore store, EventPublisher events, CancellationToken cancellationToken)
+        string id, Caller caller, BackupStore store, BackupLocks locks, EventPublisher events, TimeProvider time, CancellationToken cancellationToken)
     {
         if (await store.GetAsync(caller.Tenant, id, cancellationToken) is not { } row)
         {
@@ -137,6 +189,11 @@ public static class BackupsEndpoints
         if (row.Status == BackupEntity.Running)
         {
             return CommandError.Conflict("backup_running", "The backup is still being written; wait for its job to finish.").ToProblem();
+        }
+
+        if (await locks.HeldAsync(caller.Tenant, time.GetUtcNow(), cancellationToken) is { } held && held.Protects(id, time.GetUtcNow()))
+        {
+            return CommandError.Conflict("backup_in_use", $"A {held.Kind} (job {held.Holder}) is using this backup; wait for it to finish.").ToProblem();
         }
 
         await store.DeleteAsync(caller.Tenant, id, cancellationToken);
@@ -153,9 +210,10 @@ public static class BackupsEndpoints
             return CommandError.NotFound("backup").ToProblem();
         }
 
-        if (row.Sha256 is null)
+        if (row.Status != BackupEntity.Succeeded)
         {
-            return CommandError.Conflict("backup_incomplete", $"The backup was never completed ({row.Status}); there is nothing to verify.").ToProblem();
+            // A failed backup already says which part is damaged; a running one is verified by its own job.
+            return CommandError.Conflict("backup_incomplete", $"The backup did not complete ({row.Status}); only a succeeded backup is verified again.").ToProblem();
         }
 
         var job = await jobs.StartAsync(caller, BackupVerifyOrchestrator.Name, new BackupVerifyParameters(id), cancellationToken, Ids.New(time));

@@ -21,6 +21,10 @@ public static class BackupsExtensions
         services.AddStorageContainer(BackupStore.ContainerName);
         services.AddSingleton<BackupStore>();
         services.AddSingleton<BackupFiles>();
+        services.AddSingleton<BackupLocks>();
+        services.AddActivity<BackupLockAcquire>(BackupLockAcquire.Name);
+        services.AddActivity<BackupLockRelease>(BackupLockRelease.Name);
+        services.AddActivity<RestoreFailed>(RestoreFailed.Name);
 
         services.AddTimerFunction<BackupRetention>("BackupRetention", builder.Configuration[$"{BackupOptions.Section}:RetentionSchedule"] ?? new BackupOptions().RetentionSchedule);
         services.AddSingleton<BackupJobType>();
@@ -33,6 +37,10 @@ public static class BackupsExtensions
         services.AddActivity<BackupVerify>(BackupVerify.Name);
         services.AddActivity<BackupFinish>(BackupFinish.Name);
         services.AddOrchestrator<RestoreOrchestrator>(RestoreOrchestrator.Name);
+        // Retrying a restore re-runs it over the live tenant; cancelling, or reading its parameters, is as sensitive.
+        services.AddJobTypePermission(BackupOrchestrator.Name, Roles.Permissions.BackupsManage);
+        services.AddJobTypePermission(BackupVerifyOrchestrator.Name, Roles.Permissions.BackupsManage);
+        services.AddJobTypePermission(RestoreOrchestrator.Name, Roles.Permissions.BackupsManage);
         services.AddActivity<RestorePrepare>(RestorePrepare.Name);
         services.AddActivity<RestorePart>(RestorePart.Name);
         services.AddActivity<RestoreFinish>(RestoreFinish.Name);

@@ -22,6 +22,8 @@ public sealed record RestorePartInput(RestoreStepInput Restore, BackupPart Part,
 
 public sealed record RestoreFinishInput(RestoreStepInput Restore, JobActor Actor, long Rows);
 
+public sealed record RestoreFailedInput(RestoreStepInput Restore, JobActor Actor, string PreRestoreBackupId, string Error);
+
 /// <summary>
 /// A restore into a new (sandbox) tenant: verify the whole backup first (a damaged one restores nothing), reserve the
 /// slug, write every part into the new tenant's partitions, and only then write the tenant's directory row, which
@@ -35,12 +37,42 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
     protected override async Task<JobOutcome> RunJobAsync(TaskOrchestrationContext context, JobInput<RestoreParameters> input, JobRun run)
     {
         var p = input.Parameters;
+        // While it runs, its source backup and its pre-restore backup cannot be deleted, and no backup or other restore starts.
+        var lockInput = new BackupLockInput(input.TenantId, input.JobId, Name, p.PreRestoreBackupId is { } preId ? [p.BackupId, preId] : [p.BackupId], context.CurrentUtcDateTime);
+        var held = await context.CallActivityAsync<BackupLockResult>(BackupLockAcquire.Name, lockInput, Retried);
+        if (!held.Acquired)
+        {
+            return run.Finish(JobOutcome.Failed) with { Error = $"Another {held.Kind} of this tenant is running (job {held.Holder}); nothing was restored." };
+        }
+
+        try
+        {
+            return await RestoreAsync(context, input, run);
+        }
+        finally
+        {
+            await context.CallActivityAsync<bool>(BackupLockRelease.Name, lockInput, Retried);
+        }
+    }
+
+    private static async Task<JobOutcome> RestoreAsync(TaskOrchestrationContext context, JobInput<RestoreParameters> input, JobRun run)
+    {
+        var p = input.Parameters;
         var step = new RestoreStepInput(input.TenantId, p.BackupId, p.TargetTenantId, p.TargetSlug, context.CurrentUtcDateTime);
         run.Report("verifying");
         var check = await context.CallActivityAsync<BackupVerifyResult>(BackupVerify.Name, new BackupVerifyInput(input.TenantId, p.BackupId, context.CurrentUtcDateTime), Retried);
         if (!check.Ok)
         {
             return run.Finish(JobOutcome.Failed) with { Error = $"Backup {p.BackupId} is damaged ({check.Part}: {check.Reason}); nothing was restored." };
+        }
+
+        if (check.SchemaVersion != BackupFormat.SchemaVersion)
+        {
+            // Rows of another schema would be written as they are, under code that reads them differently.
+            return run.Finish(JobOutcome.Failed) with
+            {
+                Error = $"Backup {p.BackupId} holds data of schema version {check.SchemaVersion}; this deployment restores schema version {BackupFormat.SchemaVersion} only. Nothing was restored.",
+            };
         }
 
         return p.TargetSlug is null
@@ -92,6 +124,13 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
         }
     }
 
+    /// <summary>The first line of an error, bounded (storage errors carry their whole response).</summary>
+    private static string Short(string message)
+    {
+        var line = message.Split('\n', 2)[0].Trim();
+        return line.Length <= 300 ? line : line[..300] + "...";
+    }
+
     /// <summary>
     /// Over the live tenant: an automatic <c>pre-restore</c> backup first (written and verified by this job; if it
     /// fails, nothing is touched), then each part replaces the tenant's rows. A failure part-way puts the pre-restore
@@ -107,13 +146,25 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
         try
         {
             var plan = await context.CallActivityAsync<BackupPlan>(BackupBegin.Name, new BackupBeginInput(pre, at), Retried);
-            var written = await Task.WhenAll(plan.Parts.Select(part =>
-                context.CallActivityAsync<BackupPart>(BackupWritePart.Name, new BackupPartInput(input.TenantId, preId, part.Name, part.Kind), Retried)));
-            await context.CallActivityAsync<string>(BackupSeal.Name, new BackupSealInput(input.TenantId, preId, at, written), Retried);
-            var check = await context.CallActivityAsync<BackupVerifyResult>(BackupVerify.Name, new BackupVerifyInput(input.TenantId, preId, context.CurrentUtcDateTime), Retried);
-            if (!check.Ok)
+            if (plan.Finished == BackupEntity.Failed)
             {
-                throw new InvalidOperationException($"The pre-restore backup did not read back intact: {check.Part}: {check.Reason}");
+                return run.Finish(JobOutcome.Failed) with { Error = $"The pre-restore backup {preId} of this job failed, so nothing was restored; start a new restore." };
+            }
+
+            // A retried restore whose pre-restore backup already succeeded keeps it as it is: it is the only copy of
+            // the tenant as it was before this restore first ran.
+            if (plan.Finished is null)
+            {
+                var written = await Task.WhenAll(plan.Parts.Select(part =>
+                    context.CallActivityAsync<BackupPart>(BackupWritePart.Name, new BackupPartInput(input.TenantId, preId, part.Name, part.Kind), Retried)));
+                await context.CallActivityAsync<string>(BackupSeal.Name, new BackupSealInput(input.TenantId, preId, at, written), Retried);
+                var check = await context.CallActivityAsync<BackupVerifyResult>(BackupVerify.Name, new BackupVerifyInput(input.TenantId, preId, context.CurrentUtcDateTime), Retried);
+                if (!check.Ok)
+                {
+                    throw new InvalidOperationException($"The pre-restore backup did not read back intact: {check.Part}: {check.Reason}");
+                }
+
+                await context.CallActivityAsync<bool>(BackupFinish.Name, new BackupFinishInput(input.TenantId, preId, input.Actor, true, null, null, context.CurrentUtcDateTime), Retried);
             }
         }
         catch (Exception e) when (e is TaskFailedException or InvalidOperationException)
@@ -123,7 +174,11 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
             return run.Finish(JobOutcome.Failed) with { Error = error };
         }
 
-        await context.CallActivityAsync<bool>(BackupFinish.Name, new BackupFinishInput(input.TenantId, preId, input.Actor, true, null, null, context.CurrentUtcDateTime), Retried);
+        if (run.CancelRequested)
+        {
+            // The last moment a restore over the live tenant can stop: once rows are replaced it runs to the end (or rolls back).
+            return run.Finish(JobOutcome.Cancelled) with { Note = $"Cancelled before anything was replaced; the pre-restore backup {preId} is kept." };
+        }
 
         var parts = await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, step, Retried);
         run.Total = parts.Count;
@@ -140,16 +195,28 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
         catch (TaskFailedException failed)
         {
             run.Report("rolling back to " + preId);
+            var why = failed.FailureDetails.InnerFailure?.ErrorMessage ?? failed.FailureDetails.ErrorMessage;
             var back = step with { BackupId = preId };
-            foreach (var part in await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, back, Retried))
+            try
             {
-                await context.CallActivityAsync<long>(RestorePart.Name, new RestorePartInput(back, part, Replace: true), Retried);
+                foreach (var part in await context.CallActivityAsync<List<BackupPart>>(RestorePrepare.Name, back, Retried))
+                {
+                    await context.CallActivityAsync<long>(RestorePart.Name, new RestorePartInput(back, part, Replace: true), Retried);
+                }
+            }
+            catch (TaskFailedException rollback)
+            {
+                // The tenant is now part snapshot, part as it was: say so first, and which backup puts it back.
+                var error = $"The restore failed part-way and putting the tenant back failed too, so the tenant's data is mixed: " +
+                    $"restore the pre-restore backup {preId} over this tenant to put it back as it was. Restore: {Short(why)} Rollback: " +
+                    Short(rollback.FailureDetails.InnerFailure?.ErrorMessage ?? rollback.FailureDetails.ErrorMessage);
+                await context.CallActivityAsync<bool>(RestoreFailed.Name, new RestoreFailedInput(step, input.Actor, preId, error), Retried);
+                return run.Finish(JobOutcome.Failed) with { Error = error };
             }
 
-            return run.Finish(JobOutcome.Failed) with
-            {
-                Error = $"The restore failed part-way ({failed.FailureDetails.InnerFailure?.ErrorMessage ?? failed.FailureDetails.ErrorMessage}); the tenant was put back from the pre-restore backup {preId}.",
-            };
+            var rolledBack = $"The restore failed part-way; the tenant was put back from the pre-restore backup {preId}. Restore: {Short(why)}";
+            await context.CallActivityAsync<bool>(RestoreFailed.Name, new RestoreFailedInput(step, input.Actor, preId, rolledBack), Retried);
+            return run.Finish(JobOutcome.Failed) with { Error = rolledBack };
         }
 
         run.Report("publishing");
@@ -202,7 +269,7 @@ public sealed class RestorePrepare(StorageAccount storage, BackupStore store, Ba
 }
 
 /// <summary>
-/// Writes one part into the new tenant: rows in transactions of up to 98 (through the tenant partition, so logged rows
+/// Writes one part into the new tenant: rows in transactions of up to 98 rows and 3.5 MiB (through the tenant partition, so logged rows
 /// log their change), each changed by its table's sandbox rule; blobs under the new tenant's name. Upserts: a re-run
 /// writes the same rows again.
 /// </summary>
@@ -211,6 +278,41 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
     public const string Name = "restores.part";
 
     private const int Batch = 98;
+
+    /// <summary>What one transaction may carry of rows, by their size on the wire: under the 4 MiB a transaction may be, with room for its framing.</summary>
+    public const long BatchBytes = 3_584 * 1024;
+
+    /// <summary>
+    /// A generous estimate of a row's size in a transaction's body: its JSON, each property with its type annotation,
+    /// non-ASCII characters counted as escaped (6 bytes), binary as base64, plus the action's own headers.
+    /// </summary>
+    public static long WireSize(TableEntity entity)
+    {
+        long size = 512 + (2 * (entity.PartitionKey.Length + entity.RowKey.Length));
+        foreach (var (name, value) in entity)
+        {
+            size += 64 + (2L * name.Length) + value switch
+            {
+                string text => Utf8Escaped(text),
+                byte[] bytes => ((bytes.Length + 2) / 3 * 4) + 2,
+                BinaryData data => ((data.ToMemory().Length + 2) / 3 * 4) + 2,
+                _ => 48,
+            };
+        }
+
+        return size;
+    }
+
+    private static long Utf8Escaped(string text)
+    {
+        long size = 2;
+        foreach (var c in text)
+        {
+            size += c is >= ' ' and < (char)0x7F and not ('"' or '\\' or '<' or '>' or '&' or '\'' or '+') ? 1 : 6;
+        }
+
+        return size;
+    }
 
     public override async Task<long> RunAsync(TaskActivityContext context, RestorePartInput input)
     {
@@ -233,6 +335,7 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
                 var partition = storage.TenantTable(part.Name).For(target);
                 var rule = layout.Value.SandboxRules.GetValueOrDefault(part.Name);
                 var batch = new List<TableTransactionAction>(Batch);
+                long batchBytes = 0;
                 var kept = new HashSet<string>(StringComparer.Ordinal);
                 var sandbox = restore.TargetSlug is not null;
                 await foreach (var line in lines)
@@ -244,12 +347,24 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
                         rule?.Invoke(entity, restore.At);
                     }
 
+                    // A transaction carries at most 100 actions and 4 MiB: rows of ~64 KB fill it long before 98 of them.
+                    var size = WireSize(entity);
+                    if (batch.Count > 0 && batchBytes + size > BatchBytes)
+                    {
+                        await partition.SubmitTransactionAsync(batch, CancellationToken.None);
+                        written += batch.Count;
+                        batch.Clear();
+                        batchBytes = 0;
+                    }
+
                     batch.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, entity));
+                    batchBytes += size;
                     if (batch.Count == Batch)
                     {
                         await partition.SubmitTransactionAsync(batch, CancellationToken.None);
                         written += batch.Count;
                         batch.Clear();
+                        batchBytes = 0;
                     }
                 }
 
@@ -373,6 +488,25 @@ public sealed class RestoreFinish(StorageAccount storage, BackupStore store, Bac
         tenant[nameof(TenantEntity.CreatedAt)] = restore.At;
         tenant["RestoredFrom"] = $"{restore.SourceTenantId}/{restore.BackupId}";
         await storage.Table(TenantDirectory.TableName).UpsertEntityAsync(tenant, TableUpdateMode.Replace);
+    }
+}
+
+/// <summary>Announces (and so audits) <c>restore.failed</c> in the tenant: a restore over it that failed part-way, with what became of the data.</summary>
+public sealed class RestoreFailed(EventPublisher events) : TaskActivity<RestoreFailedInput, bool>
+{
+    public const string Name = "restores.failed";
+
+    public override async Task<bool> RunAsync(TaskActivityContext context, RestoreFailedInput input)
+    {
+        var restore = input.Restore;
+        var source = new TenantId(restore.SourceTenantId);
+        await events.PublishAsync(source, new PlatformEvent("restore.failed", input.Actor.ToCaller(source).Actor, "backup", restore.BackupId,
+            new Dictionary<string, object?> { ["target"] = "same", ["preRestoreBackupId"] = input.PreRestoreBackupId, ["error"] = input.Error })
+        {
+            StableId = Ids.Derived(restore.At, $"restore.failed\n{restore.SourceTenantId}\n{restore.BackupId}\n{input.PreRestoreBackupId}"),
+        },
+            CancellationToken.None);
+        return true;
     }
 }
 

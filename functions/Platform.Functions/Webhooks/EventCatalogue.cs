@@ -81,6 +81,10 @@ public static partial class EventCatalogue
         {
             ["target"] = "new", ["targetTenantId"] = "01JD3Z8M6Q7W2X4Y5Z6A7B8C9E", ["targetTenantSlug"] = "acme-sandbox", ["entities"] = 20412,
         }),
+        ("restore.failed", "backup", "A restore over the live tenant failed part-way; error says whether the tenant was put back from preRestoreBackupId or is mixed (then restore that backup by hand).", new JsonObject
+        {
+            ["target"] = "same", ["preRestoreBackupId"] = "01JD3Z8M6Q7W2X4Y5Z6A7B8C9F", ["error"] = "The restore failed part-way (...); the tenant was put back from the pre-restore backup 01JD3Z8M6Q7W2X4Y5Z6A7B8C9F.",
+        }),
         ("schedule.created", "schedule", "A schedule was created.", new JsonObject { ["name"] = "Nightly users export", ["cron"] = "0 2 * * *", ["timeZone"] = "Europe/Berlin", ["target"] = "job:export" }),
         ("schedule.updated", "schedule", "A schedule changed; changes holds the new values.", new JsonObject { ["enabled"] = false }),
         ("schedule.deleted", "schedule", "A schedule was deleted.", null),
