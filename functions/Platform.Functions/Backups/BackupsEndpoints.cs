@@ -68,14 +68,15 @@ public static class BackupsEndpoints
         group.MapPost("/{id}/verify", VerifyBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
             .WithName("VerifyBackup").WithSummary("Starts a job that reads the backup back and checks every part's SHA-256 and row count; a damaged part fails the job, named.");
         group.MapPost("/{id}/restore", RestoreBackup).RequirePermission(Permissions.BackupsManage).WithIdempotency()
-            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it: into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over; the tenant exists only once every row is written), or, with replaceCurrent true, over this tenant after an automatic pre-restore backup. The body must say which.");
+            .WithName("RestoreBackup").WithSummary("Starts a job that verifies the backup and restores it: into a new sandbox tenant with the slug given (webhook endpoints disabled, schedules paused, API keys and sessions not carried over; the tenant exists only once every row is written), or, without a slug (or with replaceCurrent true), over this tenant after an automatic pre-restore backup. Unknown properties are refused.");
         return group;
     }
 
     /// <summary>
-    /// Where to restore, said explicitly: <c>{ "targetTenantSlug": "..." }</c> for a new sandbox tenant, or
-    /// <c>{ "replaceCurrent": true }</c> to replace this tenant's data. Anything else (no body, <c>{}</c>, an unknown
-    /// property such as a misspelt <c>targetSlug</c>) is refused: the destructive form never starts by accident.
+    /// Where to restore: <c>{ "targetTenantSlug": "..." }</c> for a new sandbox tenant; no slug (no body, <c>{}</c>, as the
+    /// API contract has it, or <c>{ "replaceCurrent": true }</c>) replaces this tenant's data. An unknown property (a
+    /// misspelt <c>targetSlug</c>) or a contradiction is refused, so a typo never turns a sandbox restore into the
+    /// destructive one.
     /// </summary>
     /// <param name="TargetTenantSlug">The new tenant's slug (3-40 of a-z, 0-9 and '-'), not taken.</param>
     /// <param name="ReplaceCurrent">True: restore over this tenant, after an automatic pre-restore backup.</param>
@@ -111,9 +112,9 @@ public static class BackupsEndpoints
         {
             validation.Add("replaceCurrent", "cannot be true with targetTenantSlug: a restore goes either into a new tenant or over this one");
         }
-        else if (slug is null && request?.ReplaceCurrent != true && validation.IsValid)
+        else if (slug is null && request?.ReplaceCurrent == false)
         {
-            validation.Add("body", "say where to restore: {\"targetTenantSlug\": \"...\"} for a new sandbox tenant, or {\"replaceCurrent\": true} to replace this tenant's data");
+            validation.Add("replaceCurrent", "false needs targetTenantSlug: without one a restore replaces this tenant's data");
         }
 
         if (!validation.IsValid)

@@ -34,7 +34,8 @@ public sealed class BackupInPlaceRestoreTests(Azurite azurite) : SignedUpTenantT
         Assert.Equal(HttpStatusCode.Created, (await Admin.PostAsJsonAsync($"/api/v1/inventory/items/{itemId}/movements", new { type = "out", quantity = 15 }, Ct)).StatusCode);
         var lateId = (await (await Admin.PostAsJsonAsync("/api/v1/inventory/items", new { sku = "LATE-1", name = "Late" }, Ct)).Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString();
 
-        var response = await Admin.PostAsJsonAsync($"/api/v1/backups/{backup.BackupId()}/restore", new { replaceCurrent = true }, Ct);
+        // The contract's form: no targetTenantSlug means over this tenant.
+        var response = await Admin.PostAsJsonAsync($"/api/v1/backups/{backup.BackupId()}/restore", new { }, Ct);
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         var job = await Admin.FinishedJobAsync((await response.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("id").GetString()!);
         Assert.True(job.GetProperty("status").GetString() == "succeeded", $"the restore ended {job}");
