@@ -17,7 +17,7 @@ namespace Platform.Functions.Backups;
 /// Writes and reads a backup's files. A table's part is a consistent snapshot of the tenant's partition: rows written
 /// while it is read are either in it or not, never half of one transaction (<see cref="WriteTableAsync"/>).
 /// </summary>
-public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOptions<StorageLayout> layout)
+public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOptions<StorageLayout> layout, TenantDirectory tenants)
 {
     /// <summary>Changed rows a snapshot re-reads at most before it gives up (and the activity's retry starts over).</summary>
     public const int MaxChangedRows = 50_000;
@@ -279,16 +279,16 @@ public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOpti
     /// <summary>The tenant's own row of the tenant directory (name, slug, settings): what a restore needs to make a tenant.</summary>
     private async Task<BackupPart> WriteTenantAsync(TenantId tenant, string backupId, byte[] key, CancellationToken cancellationToken)
     {
-        var row = await storage.Table(TenantDirectory.TableName).GetEntityIfExistsAsync<TableEntity>(TenantDirectory.Partition, TenantEntity.KeyFor(tenant.Value), cancellationToken: cancellationToken);
+        var row = await tenants.RowAsync(tenant, cancellationToken);
         var file = FileOf(TenantPart, "tenant");
         var (count, bytes, sha) = await WriteLinesAsync(store.File(tenant, backupId, file), key, BackupFormat.Context(tenant.Value, backupId, file), async (emit, ct) =>
         {
-            if (!row.HasValue)
+            if (row is null)
             {
                 return 0;
             }
 
-            await emit(row.Value!);
+            await emit(row);
             return 1;
         }, cancellationToken);
         return new BackupPart(TenantPart, "tenant", file, count, bytes, sha);

@@ -230,7 +230,7 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
 }
 
 /// <summary>Reserves the slug for the new tenant (its slug row, without the tenant row) and reads the verified manifest's parts.</summary>
-public sealed class RestorePrepare(StorageAccount storage, BackupStore store, BackupFiles files) : TaskActivity<RestoreStepInput, List<BackupPart>>
+public sealed class RestorePrepare(BackupStore store, BackupFiles files, TenantDirectory tenants) : TaskActivity<RestoreStepInput, List<BackupPart>>
 {
     public const string Name = "restores.prepare";
 
@@ -251,19 +251,9 @@ public sealed class RestorePrepare(StorageAccount storage, BackupStore store, Ba
 
     private async Task ReserveAsync(RestoreStepInput input)
     {
-        var table = storage.Table(TenantDirectory.TableName);
-        var slug = new TenantSlugEntity { PartitionKey = TenantDirectory.Partition, RowKey = TenantSlugEntity.KeyFor(input.TargetSlug!), TenantId = input.TargetTenantId };
-        try
+        if (!await tenants.ReserveSlugAsync(input.TargetSlug!, input.TargetTenantId, CancellationToken.None))
         {
-            await table.AddEntityAsync(slug);
-        }
-        catch (RequestFailedException e) when (e.Status == 409)
-        {
-            var held = await table.GetEntityAsync<TenantSlugEntity>(TenantDirectory.Partition, slug.RowKey);
-            if (held.Value.TenantId != input.TargetTenantId)
-            {
-                throw new InvalidOperationException($"The slug '{input.TargetSlug}' was taken by another tenant meanwhile; nothing was restored.");
-            }
+            throw new InvalidOperationException($"The slug '{input.TargetSlug}' was taken by another tenant meanwhile; nothing was restored.");
         }
     }
 }
@@ -470,7 +460,7 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
 /// Makes the new tenant exist: its directory row (the backup's name and plan, the new id and slug), then announces
 /// <c>restore.succeeded</c> in the tenant the backup came from (audited there).
 /// </summary>
-public sealed class RestoreFinish(StorageAccount storage, BackupStore store, BackupFiles files, EventPublisher events) : TaskActivity<RestoreFinishInput, bool>
+public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPublisher events, TenantDirectory tenants) : TaskActivity<RestoreFinishInput, bool>
 {
     public const string Name = "restores.finish";
 
@@ -513,13 +503,12 @@ public sealed class RestoreFinish(StorageAccount storage, BackupStore store, Bac
         }
 
         var tenant = original ?? new TableEntity();
-        tenant.PartitionKey = TenantDirectory.Partition;
         tenant.RowKey = TenantEntity.KeyFor(restore.TargetTenantId);
         tenant[nameof(TenantEntity.Id)] = restore.TargetTenantId;
         tenant[nameof(TenantEntity.Slug)] = restore.TargetSlug;
         tenant[nameof(TenantEntity.CreatedAt)] = restore.At;
         tenant["RestoredFrom"] = $"{restore.SourceTenantId}/{restore.BackupId}";
-        await storage.Table(TenantDirectory.TableName).UpsertEntityAsync(tenant, TableUpdateMode.Replace);
+        await tenants.PutRowAsync(tenant, CancellationToken.None);
     }
 }
 
@@ -543,7 +532,7 @@ public sealed class RestoreFailed(EventPublisher events) : TaskActivity<RestoreF
 }
 
 /// <summary>Deletes what a failed or cancelled restore wrote into the new tenant (every declared table and container) and frees the slug.</summary>
-public sealed class RestoreAbandon(StorageAccount storage, IOptions<StorageLayout> layout) : TaskActivity<RestoreStepInput, bool>
+public sealed class RestoreAbandon(StorageAccount storage, IOptions<StorageLayout> layout, TenantDirectory tenants) : TaskActivity<RestoreStepInput, bool>
 {
     public const string Name = "restores.abandon";
 
@@ -556,8 +545,7 @@ public sealed class RestoreAbandon(StorageAccount storage, IOptions<StorageLayou
         }
 
         var target = new TenantId(input.TargetTenantId);
-        var directory = storage.Table(TenantDirectory.TableName);
-        if ((await directory.GetEntityIfExistsAsync<TableEntity>(TenantDirectory.Partition, TenantEntity.KeyFor(target.Value))).HasValue)
+        if (await tenants.RowAsync(target, CancellationToken.None) is not null)
         {
             // The restore finished after all (a replayed failure): the tenant is visible and stays.
             return false;
@@ -587,11 +575,7 @@ public sealed class RestoreAbandon(StorageAccount storage, IOptions<StorageLayou
             }
         }
 
-        var slug = await directory.GetEntityIfExistsAsync<TenantSlugEntity>(TenantDirectory.Partition, TenantSlugEntity.KeyFor(input.TargetSlug!));
-        if (slug.HasValue && slug.Value!.TenantId == target.Value)
-        {
-            await directory.DeleteEntityAsync(TenantDirectory.Partition, slug.Value.RowKey, slug.Value.ETag);
-        }
+        await tenants.ReleaseSlugAsync(input.TargetSlug!, target.Value, CancellationToken.None);
 
         return true;
     }
