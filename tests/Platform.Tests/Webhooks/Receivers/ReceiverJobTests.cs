@@ -105,6 +105,10 @@ public sealed class ReceiverQueueTests(Azurite azurite) : SignedUpTenantTests(az
 
     protected override bool UsesFakeClock => false;
 
+    // Its tests take queue messages by hand, with no consumer: another test's message left on a shared app's queue
+    // would be taken instead.
+    protected override bool SharesApp => false;
+
     protected override IDictionary<string, string?>? Settings => new Dictionary<string, string?>
     {
         ["Platform:Triggers:Standalone"] = "false",
