@@ -452,8 +452,8 @@ public sealed class ScheduleCommands(
     private static bool RunsAs(ScheduleEntity schedule, Caller caller) =>
         schedule.RunsAs == caller.UserId && schedule.RunsAsKey == caller.ApiKeyId;
 
-    private static TargetInput CurrentTarget(ScheduleEntity schedule) => new("target", schedule.TargetKind, schedule.JobType,
-        schedule.Payload is { } payload ? JsonSerializer.Deserialize<JsonElement>(payload) : null, schedule.WorkflowId);
+    private static TargetInput CurrentTarget(ScheduleEntity schedule) =>
+        new("target", schedule.TargetKind, schedule.JobType, schedule.PayloadJson, schedule.WorkflowId);
 
     private static void SetTarget(ScheduleEntity schedule, Caller caller, TargetInput target)
     {
