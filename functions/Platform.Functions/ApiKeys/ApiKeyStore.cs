@@ -98,6 +98,10 @@ public sealed partial class ApiKeyStore(
     public async Task<ApiKeyEntity?> GetAsync(TenantId tenant, string id, CancellationToken cancellationToken) =>
         IsId(id) ? await Rows(tenant).GetAsync<ApiKeyEntity>(ApiKeyEntity.KeyFor(id), cancellationToken) : null;
 
+    /// <summary>Whether the key still exists (not revoked) and has not expired at <paramref name="now"/>: what it set up may act.</summary>
+    public async Task<bool> IsActiveAsync(TenantId tenant, string id, DateTimeOffset now, CancellationToken cancellationToken) =>
+        await GetAsync(tenant, id, cancellationToken) is { } key && !key.IsExpired(now);
+
     /// <summary>Every key of a tenant, oldest first (at most <see cref="ApiKeyOptions.MaxKeysPerTenant"/>).</summary>
     public async Task<IReadOnlyList<ApiKeyEntity>> ListAsync(TenantId tenant, CancellationToken cancellationToken)
     {

@@ -222,8 +222,7 @@ public sealed partial class ScheduleSweep(
             return Failed($"The user this schedule acts for ({schedule.RunsAs}) is deleted or disabled; change its target to act for someone else.");
         }
 
-        if (schedule.RunsAsKey is { } keyId &&
-            (await apiKeys.GetAsync(tenant, keyId, cancellationToken) is not { } key || key.ExpiresAt <= time.GetUtcNow()))
+        if (schedule.RunsAsKey is { } keyId && !await apiKeys.IsActiveAsync(tenant, keyId, time.GetUtcNow(), cancellationToken))
         {
             return Failed($"The API key that set this schedule's target ({keyId}) was revoked or has expired.");
         }

@@ -165,8 +165,7 @@ public sealed partial class ReceiptProcessor(
             }
 
             // Like a schedule set by an API key: what the key set up stops acting when the key is revoked or expires.
-            if (receiver.CreatedByKey is { } keyId &&
-                (await apiKeys.GetAsync(tenant, keyId, cancellationToken) is not { } key || key.ExpiresAt <= time.GetUtcNow()))
+            if (receiver.CreatedByKey is { } keyId && !await apiKeys.IsActiveAsync(tenant, keyId, time.GetUtcNow(), cancellationToken))
             {
                 return ActionResult.Fail($"The API key that created this receiver ({keyId}) was revoked or has expired, so the receiver cannot act.");
             }
