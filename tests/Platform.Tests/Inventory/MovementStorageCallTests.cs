@@ -20,6 +20,9 @@ public sealed class MovementStorageCallTests(Azurite azurite) : SignedUpTenantTe
     /// <summary>What relaying one movement's event costs: the audit entry written, the outbox row deleted.</summary>
     private static readonly string[] RelayedFromMemory = ["table transaction audit (1 actions)", "table transaction inventory (1 actions)"];
 
+    /// <summary>A read of a change-log lane's sequence row, which a transaction moves on along with its entry.</summary>
+    private const string LaneRead = "table read change-log lane";
+
     private StorageCalls? _calls;
 
     // The counter belongs to one app.
@@ -74,7 +77,16 @@ public sealed class MovementStorageCallTests(Azurite azurite) : SignedUpTenantTe
         var after = await CountedMovementAsync(item);
 
         // The rows this instance kept are stale: storage refuses the transaction (412), and the movement reads again.
-        Assert.Equal([Transaction, "table read inventory", "table read inventory", Transaction], after.Request);
+        // When the other instance happened to write on the same change-log lane (each instance starts on a random one
+        // of 16), the lane's row this instance knew is stale too: the retry is refused on it, and the change log reads
+        // that row and writes once more. A stale lane shows only after the item's refusal, as storage names one failure.
+        List<string> expected = [Transaction, "table read inventory", "table read inventory", Transaction];
+        if (after.Request.Contains(LaneRead))
+        {
+            expected = [.. expected, LaneRead, Transaction];
+        }
+
+        Assert.Equal(expected, after.Request);
         Assert.Equal(12, after.Quantity);
         Assert.Equal(12, (await elsewhere.GetJsonAsync($"{InventoryApi.Items}/{item}")).Num("quantity"));
     }
@@ -105,5 +117,6 @@ public sealed class MovementStorageCallTests(Azurite azurite) : SignedUpTenantTe
     private IEnumerable<StorageCall> Tenants(IEnumerable<StorageCall> calls) =>
         calls.Where(c => c.Table(App.Prefix) is "inventory" or "audit" && c.Text.Contains(Tenant.Id, StringComparison.Ordinal));
 
-    private string Describe(StorageCall call) => call.Describe(App.Prefix);
+    private string Describe(StorageCall call) =>
+        call.Kind == "read" && call.Text.Contains("'~changelog-", StringComparison.Ordinal) ? LaneRead : call.Describe(App.Prefix);
 }
