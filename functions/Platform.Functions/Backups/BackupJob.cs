@@ -27,6 +27,15 @@ public sealed class BackupOptions
     [Range(0, 120)]
     public int KeepMonthly { get; set; } = 12;
 
+    /// <summary>
+    /// When every new tenant's "Daily backup" schedule runs (5-field cron in <see cref="DailyScheduleTimeZone"/>), made
+    /// at sign-up; tenants change, pause or delete it through /api/v1/schedules. Empty: new tenants get none.
+    /// </summary>
+    public string DailySchedule { get; set; } = "0 2 * * *";
+
+    /// <summary>The IANA time zone <see cref="DailySchedule"/> is read in.</summary>
+    public string DailyScheduleTimeZone { get; set; } = "UTC";
+
     /// <summary>6-field cron (UTC) of the <c>BackupRetention</c> timer.</summary>
     public string RetentionSchedule { get; set; } = "0 45 * * * *";
 

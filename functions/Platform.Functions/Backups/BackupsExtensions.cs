@@ -1,6 +1,9 @@
+using Platform.Functions.Events;
 using Platform.Functions.Hosting;
+using Platform.Functions.Http;
 using Platform.Functions.Jobs;
 using Platform.Functions.Jobs.Engine;
+using Platform.Functions.Schedules;
 using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 
@@ -16,12 +19,16 @@ public static class BackupsExtensions
     public static IHostApplicationBuilder AddBackups(this IHostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddValidatedOptions<BackupOptions>(BackupOptions.Section);
+        services.AddValidatedOptions<BackupOptions>(BackupOptions.Section).Validate(
+            o => string.IsNullOrEmpty(o.DailySchedule) || ScheduleCron.Parse(o.DailySchedule, o.DailyScheduleTimeZone, new Validation()) is not null,
+            $"{BackupOptions.Section}:DailySchedule must be a 5-field cron expression (or empty: no daily backup schedule for new tenants) and DailyScheduleTimeZone an IANA time zone.");
         services.AddStorageTable(BackupStore.TableName);
         services.AddStorageContainer(BackupStore.ContainerName);
         services.AddSingleton<BackupStore>();
         services.AddSingleton<BackupFiles>();
         services.AddSingleton<BackupLocks>();
+        services.AddSingleton<DefaultBackupSchedule>();
+        services.AddSingleton<IEventSubscriber>(sp => sp.GetRequiredService<DefaultBackupSchedule>());
         services.AddActivity<BackupLockAcquire>(BackupLockAcquire.Name);
         services.AddActivity<BackupLockRelease>(BackupLockRelease.Name);
         services.AddActivity<RestoreFailed>(RestoreFailed.Name);

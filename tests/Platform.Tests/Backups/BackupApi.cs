@@ -14,8 +14,16 @@ public static class BackupApi
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     /// <summary>An app that runs backup jobs (engine messages kept invisible for a minute, as for reports: no test here kills an instance).</summary>
-    public static IDictionary<string, string?> RunsBackups() =>
-        PlatformApp.RunsJobs(new Dictionary<string, string?> { ["Platform:Jobs:MessageVisibilityTimeout"] = "00:01:00" });
+    public static IDictionary<string, string?> RunsBackups(IDictionary<string, string?>? more = null)
+    {
+        var settings = new Dictionary<string, string?> { ["Platform:Jobs:MessageVisibilityTimeout"] = "00:01:00" };
+        foreach (var (key, value) in more ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        return PlatformApp.RunsJobs(settings);
+    }
 
     /// <summary>Starts a backup; the 202's job.</summary>
     public static async Task<JsonElement> StartBackupAsync(this HttpClient client)
