@@ -2,6 +2,7 @@ using Azure;
 using Azure.Data.Tables;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Auth;
 using Platform.Functions.Events;
 using Platform.Functions.Jobs;
 using Platform.Functions.Storage;
@@ -460,7 +461,8 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
 /// Makes the new tenant exist: its directory row (the backup's name and plan, the new id and slug), then announces
 /// <c>restore.succeeded</c> in the tenant the backup came from (audited there).
 /// </summary>
-public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPublisher events, TenantDirectory tenants) : TaskActivity<RestoreFinishInput, bool>
+public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPublisher events, TenantDirectory tenants, Sessions sessions)
+    : TaskActivity<RestoreFinishInput, bool>
 {
     public const string Name = "restores.finish";
 
@@ -468,9 +470,17 @@ public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPub
     {
         var restore = input.Restore;
         var source = new TenantId(restore.SourceTenantId);
+        int? sessionsEnded = null;
         if (restore.TargetSlug is not null)
         {
             await WriteTenantRowAsync(restore, source);
+        }
+        else
+        {
+            // Passwords, roles and MFA are the backup's now: a session opened under what was replaced must not outlive
+            // it (a password changed since the backup, a role taken away since). Everyone signs in again, the
+            // restorer included. Idempotent: a retried finish finds the sessions ended.
+            sessionsEnded = await sessions.RevokeEveryoneAsync(source, CancellationToken.None);
         }
 
         await events.PublishAsync(source, new PlatformEvent("restore.succeeded", input.Actor.ToCaller(source).Actor, "backup", restore.BackupId,
@@ -480,6 +490,7 @@ public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPub
                 ["targetTenantId"] = restore.TargetTenantId,
                 ["targetTenantSlug"] = restore.TargetSlug,
                 ["entities"] = input.Rows,
+                ["sessionsEnded"] = sessionsEnded,
             })
         {
             StableId = Ids.Derived(restore.At, $"restore.succeeded\n{restore.SourceTenantId}\n{restore.BackupId}\n{restore.TargetTenantId}"),

@@ -77,9 +77,9 @@ public static partial class EventCatalogue
             ["kind"] = "manual", ["error"] = "The backup did not read back intact: inventory: segment 0 failed authentication", ["part"] = "inventory",
         }),
         ("backup.deleted", "backup", "A backup was deleted, by hand or when retention expired it.", new JsonObject { ["kind"] = "manual", ["createdAt"] = "2026-11-01T02:00:00Z" }),
-        ("restore.succeeded", "backup", "A backup was restored; changes name the tenant it was restored into.", new JsonObject
+        ("restore.succeeded", "backup", "A backup was restored; changes name the tenant it was restored into, and for a restore over this tenant (target same) how many sessions it ended.", new JsonObject
         {
-            ["target"] = "new", ["targetTenantId"] = "01JD3Z8M6Q7W2X4Y5Z6A7B8C9E", ["targetTenantSlug"] = "acme-sandbox", ["entities"] = 20412,
+            ["target"] = "new", ["targetTenantId"] = "01JD3Z8M6Q7W2X4Y5Z6A7B8C9E", ["targetTenantSlug"] = "acme-sandbox", ["entities"] = 20412, ["sessionsEnded"] = null,
         }),
         ("restore.failed", "backup", "A restore over the live tenant failed part-way; error says whether the tenant was put back from preRestoreBackupId or is mixed (then restore that backup by hand).", new JsonObject
         {
