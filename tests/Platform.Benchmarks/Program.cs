@@ -57,6 +57,10 @@ internal static class Program
               in-process: the time to build the user-insights report over a tenant of that many users and the
               inventory-status report over a tenant of that many items and movements (last 90 days), cold (projections
               load) and warm, next to SDK reads of the same rows without computing; needs AzureWebJobsStorage
+          backups [users=100000] [items=100000]
+              in-process: backup rows/s of a tenant of that many users and items next to an SDK scan of the same
+              partitions, restore rows/s into a new tenant next to SDK 100-row transactions of the same rows, stored
+              bytes per 1,000 rows, verify MB/s; needs AzureWebJobsStorage
         """;
 
     private static async Task<int> Main(string[] args)
@@ -69,6 +73,8 @@ internal static class Program
 
         switch (args[0])
         {
+            case "backups":
+                return await BackupsFigure.RunAsync(args[1..]);
             case "startup":
                 return await StartupFigure.RunAsync(args[1..]);
             case "login":

@@ -220,7 +220,7 @@ internal static class ReportsFigure
     }
 
     /// <summary>Users signed up over the last 400 days; 85 % signed in since, each on a sparse random set of days and months up to their last sign-in.</summary>
-    private static async Task SeedUsersAsync(TableClient table, TablePreload? preload, string tenant, int count, DateTimeOffset now)
+    internal static async Task SeedUsersAsync(TableClient table, TablePreload? preload, string tenant, int count, DateTimeOffset now)
     {
         var schema = new TableEntity(tenant, "s:users")
         {
@@ -287,7 +287,7 @@ internal static class ReportsFigure
     /// Items over 12 categories and 20 locations (one stock row each, with their SKU rows), a third with a reorder point
     /// and a tenth with an expiry; movements over the last 90 days (half out), both rows each.
     /// </summary>
-    private static async Task SeedInventoryAsync(TableClient table, TablePreload? preload, string tenant, int items, int movements, DateTimeOffset now)
+    internal static async Task SeedInventoryAsync(TableClient table, TablePreload? preload, string tenant, int items, int movements, DateTimeOffset now)
     {
         var locationIds = Enumerable.Range(0, Locations).Select(n => Ids.Derived(now, "location" + n)).ToArray();
         var itemIds = Enumerable.Range(0, items).Select(i => Ids.Derived(now.AddDays(-400), "item" + i)).ToArray();

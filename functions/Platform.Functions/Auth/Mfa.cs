@@ -48,6 +48,13 @@ public sealed class Mfa(SecretBox secrets, KeyMaterial keys, TimeProvider time)
             : null;
     }
 
+    /// <summary>
+    /// A seed sealed for one tenant, sealed again for another: a tenant restored into a sandbox keeps its users'
+    /// authenticator apps (the seal is bound to the tenant, so a copied seed would not open there).
+    /// </summary>
+    public string Reseal(string sealedSecret, TenantId from, TenantId to, string userId) =>
+        secrets.Seal(secrets.Open(sealedSecret, Binding(from, userId)), Binding(to, userId));
+
     /// <summary>Ten fresh codes to show once, and their keyed hashes to store.</summary>
     public (IReadOnlyList<string> Codes, string Hashes) NewBackupCodes(TenantId tenant, string userId)
     {

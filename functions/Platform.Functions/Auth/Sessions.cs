@@ -353,6 +353,31 @@ public sealed class Sessions(
         }
     }
 
+    /// <summary>
+    /// Ends every active session of the tenant: after a restore over it, who may act and how they sign in (passwords,
+    /// roles, MFA) are what the backup says, so everyone signs in again. Returns how many were ended.
+    /// </summary>
+    public async Task<int> RevokeEveryoneAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var seenAfter = now - Settings.SessionIdleTimeout;
+        var active = new List<SessionEntity>();
+        await foreach (var session in Rows(tenant).QueryWhereAsync<SessionEntity>($"ExpiresAt gt {now} and LastSeenAt gt {seenAfter}", cancellationToken: cancellationToken))
+        {
+            if (session.IsActive(now, Settings.SessionIdleTimeout))
+            {
+                active.Add(session);
+            }
+        }
+
+        foreach (var session in active)
+        {
+            await RevokeAsync(tenant, session, cancellationToken);
+        }
+
+        return active.Count;
+    }
+
     /// <summary>Deletes every session row of a user, ended or not (purge: the rows hold user agents and addresses).</summary>
     public async Task DeleteAllAsync(TenantId tenant, string userId, CancellationToken cancellationToken)
     {

@@ -10,6 +10,7 @@ public static class EventsExtensions
     {
         builder.Services.AddValidatedOptions<EventsOptions>(EventsOptions.Section);
         builder.Services.AddStorageTable(AuditTrail.TableName);
+        builder.Services.AddTenantData(AuditTrail.TableName, history: true);
         builder.Services.AddEventOutbox(EventPublisher.TableName);
         builder.Services.AddSingleton<MonotonicIds>();
         builder.Services.AddSingleton<EventRelay>();

@@ -17,6 +17,7 @@ public static class InventoryExtensions
     {
         builder.Services.AddStorageTable(InventoryStore.TableName, changeLogged: [ItemEntity.KeyPrefix, StockEntity.KeyPrefix]);
         builder.Services.AddEventOutbox(InventoryStore.TableName);
+        builder.Services.AddTenantData(InventoryStore.TableName);
         builder.Services.AddProjectionMemory();
         builder.Services.AddSingleton<InventoryProjections>();
         builder.Services.AddSingleton<InventoryStore>();

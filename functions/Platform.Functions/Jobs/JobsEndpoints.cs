@@ -165,7 +165,8 @@ public static class JobsEndpoints
         return TypedResults.Accepted(JobView.UrlOf(job.Id), job);
     }
 
-    internal static async Task<Results<Ok<JobView>, ProblemHttpResult>> GetJob(string id, Caller caller, HttpContext http, JobCommands jobs, CancellationToken cancellationToken)
+    internal static async Task<Results<Ok<JobView>, ProblemHttpResult>> GetJob(
+        string id, Caller caller, HttpContext http, JobCommands jobs, JobFilePermissions access, CancellationToken cancellationToken)
     {
         if (await jobs.GetAsync(caller.Tenant, id, cancellationToken) is not { } job)
         {
@@ -177,11 +178,11 @@ public static class JobsEndpoints
             http.Response.Headers.RetryAfter = "2";
         }
 
-        return TypedResults.Ok(job);
+        return TypedResults.Ok(await access.ShownAsync(caller, job, cancellationToken));
     }
 
     internal static async Task<Results<Ok<PagedList<JobView>>, ProblemHttpResult>> ListJobs(
-        Caller caller, TaskHubClient client, JobCommands jobs, ContinuationTokens tokens, HttpContext http,
+        Caller caller, TaskHubClient client, JobCommands jobs, JobFilePermissions access, ContinuationTokens tokens, HttpContext http,
         string? type, string? status, DateTimeOffset? createdFrom, DateTimeOffset? createdTo, string? pageSize, string? continuationToken,
         CancellationToken cancellationToken)
     {
@@ -231,7 +232,7 @@ public static class JobsEndpoints
                 await jobs.ViewAsync(tenant, instance, jobId, cancellationToken) is var job &&
                 (type is null || job.Type == type) && (status is null || job.Status == status))
             {
-                items.Add(job);
+                items.Add(await access.ShownAsync(caller, job, cancellationToken));
             }
         }
 
@@ -239,8 +240,22 @@ public static class JobsEndpoints
         return TypedResults.Ok(new PagedList<JobView>(items, next));
     }
 
-    internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> CancelJob(string id, Caller caller, JobCommands jobs, CancellationToken cancellationToken) =>
-        (await jobs.CancelAsync(caller, id, cancellationToken)).ToResult(job => TypedResults.Accepted(JobView.UrlOf(job.Id), job));
+    internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> CancelJob(
+        string id, Caller caller, JobCommands jobs, JobFilePermissions access, CancellationToken cancellationToken)
+    {
+        if (await jobs.InstanceAsync(caller.Tenant, id, cancellationToken) is not { } instance)
+        {
+            return CommandError.NotFound("job").ToProblem();
+        }
+
+        // Stopping a restore or a backup half-way is theirs to decide who may start one.
+        if (await access.MissingAsync(caller, instance, cancellationToken) is { } missing)
+        {
+            return CommandError.Forbidden($"Cancelling this job needs the {missing} permission.").ToProblem();
+        }
+
+        return (await jobs.CancelAsync(caller, id, cancellationToken)).ToResult(job => TypedResults.Accepted(JobView.UrlOf(job.Id), job));
+    }
 
     /// <summary>
     /// Without a body: runs again what failed (<see cref="JobCommands.RetryAsync"/>). With a file (an import's failed
@@ -430,25 +445,70 @@ public static class JobsEndpoints
 /// <summary>Thrown when an upload goes over its limit while streaming.</summary>
 internal sealed class UploadTooLargeException() : IOException("The upload is over the limit.");
 
-/// <summary>What a job's files need: the permission its import or export kind was registered with.</summary>
-public sealed class JobFilePermissions(CallerPermissions permissions, IOptions<ImportKindCatalog> imports, IOptions<ExportKindCatalog> exports)
+/// <summary>
+/// What a job's files, parameters, retry and cancel need: the permission its import or export kind was registered
+/// with, or the one its job type was registered with (<see cref="JobTypePermissionCatalog"/>, e.g. backups and
+/// restores need <c>backups.manage</c>); <c>jobs.write</c> otherwise.
+/// </summary>
+public sealed class JobFilePermissions(
+    CallerPermissions permissions, IOptions<ImportKindCatalog> imports, IOptions<ExportKindCatalog> exports, IOptions<JobTypePermissionCatalog> types)
 {
     /// <summary>The permission the caller lacks for this job's files, or null.</summary>
-    public async Task<string?> MissingAsync(Caller caller, OrchestrationMetadata instance, CancellationToken cancellationToken)
+    public Task<string?> MissingAsync(Caller caller, OrchestrationMetadata instance, CancellationToken cancellationToken)
     {
         string? kind = null;
         try
         {
-            kind = instance.ReadInputAs<JsonElement>().TryGetProperty("parameters", out var p) && p.TryGetProperty("kind", out var k) ? k.GetString() : null;
+            kind = instance.ReadInputAs<JsonElement>().TryGetProperty("parameters", out var p) && p.TryGetProperty("kind", out var k) && k.ValueKind == JsonValueKind.String ? k.GetString() : null;
         }
         catch (JsonException)
         {
         }
 
-        var catalog = instance.Name == ImportOrchestrator.Name ? imports.Value.Kinds : instance.Name == ExportOrchestrator.Name ? exports.Value.Kinds : null;
-        var needed = kind is not null && catalog?.TryGetValue(kind, out var permission) == true ? permission : Permissions.JobsWrite;
+        return MissingAsync(caller, instance.Name, kind, cancellationToken);
+    }
+
+    /// <summary>The permission the caller lacks for a job of this type (and import/export kind), or null.</summary>
+    public async Task<string?> MissingAsync(Caller caller, string type, string? kind, CancellationToken cancellationToken)
+    {
+        var needed = Needed(type, kind);
         return (await permissions.ForAsync(caller, cancellationToken)).Contains(needed) ? null : needed;
     }
+
+    /// <summary>The job as this caller may see it: without its parameters when the caller lacks what the job needs.</summary>
+    public async Task<JobView> ShownAsync(Caller caller, JobView job, CancellationToken cancellationToken)
+    {
+        if (!types.Value.Types.ContainsKey(job.Type))
+        {
+            return job;
+        }
+
+        return await MissingAsync(caller, job.Type, null, cancellationToken) is null ? job : job with { Parameters = null };
+    }
+
+    private string Needed(string type, string? kind)
+    {
+        if (types.Value.Types.TryGetValue(type, out var own))
+        {
+            return own;
+        }
+
+        var catalog = type == ImportOrchestrator.Name ? imports.Value.Kinds : type == ExportOrchestrator.Name ? exports.Value.Kinds : null;
+        return kind is not null && catalog?.TryGetValue(kind, out var permission) == true ? permission : Permissions.JobsWrite;
+    }
+}
+
+/// <summary>Job types (orchestration names) whose retry, cancel, files and parameters need a permission of their own.</summary>
+public sealed class JobTypePermissionCatalog
+{
+    public Dictionary<string, string> Types { get; } = new(StringComparer.Ordinal);
+}
+
+public static class JobTypePermissionRegistration
+{
+    /// <summary>A job of this type is retried, cancelled and read in full only with <paramref name="permission"/> (besides jobs.read/jobs.write).</summary>
+    public static IServiceCollection AddJobTypePermission(this IServiceCollection services, string type, string permission) =>
+        services.Configure<JobTypePermissionCatalog>(catalog => catalog.Types[type] = permission);
 }
 
 /// <summary>Reads through to the request body and stops the upload once it goes over the limit.</summary>

@@ -7,6 +7,7 @@ public static class MeExtensions
     public static IHostApplicationBuilder AddMe(this IHostApplicationBuilder builder)
     {
         builder.Services.AddStorageContainer(MeEndpoints.AvatarContainer);
+        builder.Services.AddTenantBlobs(MeEndpoints.AvatarContainer);
         builder.Services.AddSingleton<MeCommands>();
         builder.Services.AddSingleton<Users.IUserPurgeHook, EraseAvatarOfPurgedUser>();
         return builder;

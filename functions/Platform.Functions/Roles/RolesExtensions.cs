@@ -12,6 +12,7 @@ public static class RolesExtensions
     {
         builder.Services.AddStorageTable(RoleDirectory.TableName);
         builder.Services.AddEventOutbox(RoleDirectory.TableName);
+        builder.Services.AddTenantData(RoleDirectory.TableName);
         builder.Services.AddSingleton<RoleDirectory>();
         builder.Services.AddSingleton<RoleCommands>();
         builder.Services.AddSingleton<CallerPermissions>();

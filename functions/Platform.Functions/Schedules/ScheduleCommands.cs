@@ -66,8 +66,20 @@ public sealed class ScheduleCommands(
         return (items, null);
     }
 
-    public async Task<Outcome<ScheduleEntity>> CreateAsync(Caller caller, ScheduleInput input, CancellationToken cancellationToken)
+    public Task<Outcome<ScheduleEntity>> CreateAsync(Caller caller, ScheduleInput input, CancellationToken cancellationToken) =>
+        CreateAsync(caller, input, id: null, cancellationToken);
+
+    /// <param name="id">
+    /// The schedule's id when the caller has one that stays the same if it asks again (a subscriber handling an event
+    /// delivered twice): a schedule that already has it is answered as it is. Null: a new id.
+    /// </param>
+    public async Task<Outcome<ScheduleEntity>> CreateAsync(Caller caller, ScheduleInput input, string? id, CancellationToken cancellationToken)
     {
+        if (id is not null && await GetAsync(caller.Tenant, id, cancellationToken) is { } made)
+        {
+            return made;
+        }
+
         var validation = new Validation();
         var name = validation.Text("name", input.Name, ScheduleInput.MaxNameLength);
         var now = time.GetUtcNow();
@@ -97,7 +109,8 @@ public sealed class ScheduleCommands(
             return refused;
         }
 
-        var id = Ids.New(time);
+        var given = id is not null;
+        id ??= Ids.New(time);
         var enabled = input.Enabled ?? true;
         var schedule = new ScheduleEntity
         {
@@ -144,6 +157,11 @@ public sealed class ScheduleCommands(
             }
             catch (TableTransactionFailedException ex) when (ex.Status is 409 or 412 && attempt < 10)
             {
+                // The same create, made meanwhile under the id the caller gave (a second delivery of its event).
+                if (given && ex.Status == 409 && ex.FailedTransactionActionIndex == 1 && await GetAsync(caller.Tenant, id, cancellationToken) is { } racing)
+                {
+                    return racing;
+                }
             }
         }
     }
@@ -462,7 +480,10 @@ public sealed class ScheduleCommands(
         schedule.WorkflowId = target.WorkflowId;
         schedule.Payload = target.Payload?.GetRawText();
         schedule.RunsAs = caller.UserId;
-        schedule.RunsAsKey = caller.ApiKeyId;
+
+        // A schedule set up as itself (the daily backup made at sign-up, see CallerOf) acts for its owner through no
+        // key that could be revoked: the owner's standing is what each run checks.
+        schedule.RunsAsKey = caller.ApiKeyId is { } key && !key.StartsWith(Caller.ScheduleKeyPrefix, StringComparison.Ordinal) ? key : null;
         schedule.Scopes = caller.Scopes is { } scopes ? JsonSerializer.Serialize(scopes.Order(StringComparer.Ordinal)) : null;
     }
 

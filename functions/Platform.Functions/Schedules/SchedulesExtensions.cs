@@ -13,6 +13,15 @@ public static class SchedulesExtensions
         var services = builder.Services;
         services.AddValidatedOptions<ScheduleOptions>(ScheduleOptions.Section);
         services.AddEventOutbox(ScheduleRows.TableName);
+        // A sandbox copy's schedules are paused (and have no due-index rows): it must not run the live tenant's jobs twice.
+        services.AddTenantData(ScheduleRows.TableName, sandbox: (row, _) =>
+        {
+            if (row.ContainsKey(nameof(ScheduleEntity.Enabled)))
+            {
+                row[nameof(ScheduleEntity.Enabled)] = false;
+                row[nameof(ScheduleEntity.NextRunAt)] = null;
+            }
+        });
         services.AddStorageTable(ScheduleDueEntity.TableName);
         services.AddSingleton<ScheduleCommands>();
 

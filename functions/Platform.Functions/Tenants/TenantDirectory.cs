@@ -14,7 +14,7 @@ namespace Platform.Functions.Tenants;
 public sealed partial class TenantDirectory(StorageAccount storage, IMemoryCache cache)
 {
     public const string TableName = "tenants";
-    private const string Partition = "tenants";
+    public const string Partition = "tenants";
     private static readonly TimeSpan CacheFor = TimeSpan.FromMinutes(5);
 
     private TableClient Table => storage.Table(TableName);
@@ -54,6 +54,55 @@ public sealed partial class TenantDirectory(StorageAccount storage, IMemoryCache
             cancellationToken);
         cache.Remove(SlugCacheKey(tenant.Slug));
     }
+
+    /// <summary>The tenant's directory row as stored (name, slug, settings), for a backup; null when there is none.</summary>
+    public async Task<TableEntity?> RowAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var row = await Table.GetEntityIfExistsAsync<TableEntity>(Partition, TenantEntity.KeyFor(tenant.Value), cancellationToken: cancellationToken);
+        return row.HasValue ? row.Value : null;
+    }
+
+    /// <summary>
+    /// Claims a slug for a tenant that does not exist yet (a restore writing its new tenant): true when it is claimed for
+    /// <paramref name="tenantId"/>, now or by an earlier try; false when another tenant holds it.
+    /// </summary>
+    public async Task<bool> ReserveSlugAsync(string slug, string tenantId, CancellationToken cancellationToken)
+    {
+        var claim = new TenantSlugEntity { PartitionKey = Partition, RowKey = TenantSlugEntity.KeyFor(slug), TenantId = tenantId };
+        try
+        {
+            await Table.AddEntityAsync(claim, cancellationToken);
+            return true;
+        }
+        catch (RequestFailedException e) when (e.Status == 409)
+        {
+            var held = await Table.GetEntityIfExistsAsync<TenantSlugEntity>(Partition, claim.RowKey, cancellationToken: cancellationToken);
+            return held.HasValue && held.Value!.TenantId == tenantId;
+        }
+    }
+
+    /// <summary>Frees a slug claimed for <paramref name="tenantId"/> (a restore that failed before its tenant became visible).</summary>
+    public async Task ReleaseSlugAsync(string slug, string tenantId, CancellationToken cancellationToken)
+    {
+        var held = await Table.GetEntityIfExistsAsync<TenantSlugEntity>(Partition, TenantSlugEntity.KeyFor(slug), cancellationToken: cancellationToken);
+        if (held.HasValue && held.Value!.TenantId == tenantId)
+        {
+            await Table.DeleteEntityAsync(Partition, held.Value.RowKey, held.Value.ETag, cancellationToken);
+        }
+
+        cache.Remove(SlugCacheKey(slug));
+    }
+
+    /// <summary>Writes a tenant's directory row whole (a restored tenant: the row goes last, and makes it visible).</summary>
+    public async Task PutRowAsync(TableEntity row, CancellationToken cancellationToken)
+    {
+        row.PartitionKey = Partition;
+        await Table.UpsertEntityAsync(row, TableUpdateMode.Replace, cancellationToken);
+    }
+
+    /// <summary>Whether a slug is claimed, by a tenant or by a restore that is still writing its new tenant.</summary>
+    public async Task<bool> SlugTakenAsync(string slug, CancellationToken cancellationToken) =>
+        (await Table.GetEntityIfExistsAsync<TenantSlugEntity>(Partition, TenantSlugEntity.KeyFor(slug), cancellationToken: cancellationToken)).HasValue;
 
     public async Task<TenantEntity?> FindBySlugAsync(string? slug, CancellationToken cancellationToken)
     {

@@ -13,6 +13,7 @@ public static class UsageExtensions
         var services = builder.Services;
         services.AddValidatedOptions<UsageOptions>(UsageOptions.Section);
         services.AddStorageTable(UsageStore.TableName);
+        services.AddTenantData(UsageStore.TableName, history: true);
         services.AddSingleton<UsageStore>();
         services.AddSingleton<UsageMeter>();
         services.AddSingleton<UsageFlusher>();

@@ -15,6 +15,7 @@ public static class UsersExtensions
     {
         builder.Services.AddStorageTable(UserDirectory.TableName, changeLogged: UserEntity.KeyPrefix);
         builder.Services.AddEventOutbox(UserDirectory.TableName);
+        builder.Services.AddTenantData(UserDirectory.TableName);
         builder.Services.AddSingleton<UserDirectory>();
         builder.Services.AddValidatedOptions<UsersOptions>(UsersOptions.Section);
         builder.Services.AddSingleton<UserSchemas>();

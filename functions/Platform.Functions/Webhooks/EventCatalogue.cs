@@ -68,6 +68,23 @@ public static partial class EventCatalogue
             ["type"] = "inventory-status", ["format"] = "pdf", ["title"] = "Inventory status", ["from"] = "2026-11-01T00:00:00Z", ["to"] = "2026-11-22T00:00:00Z",
             ["bytes"] = 48213, ["downloadUrl"] = "/api/v1/reports/01JD3Z8M6Q7W2X4Y5Z6A7B8C9D/download", ["figures"] = new JsonObject { ["lowStockCount"] = 3 },
         }),
+        ("backup.succeeded", "backup", "A backup of the tenant was written and read back intact; changes hold its size and SHA-256.", new JsonObject
+        {
+            ["kind"] = "scheduled", ["tables"] = 13, ["entities"] = 20412, ["bytes"] = 1843022, ["sha256"] = "9f2c4e0b5d7a61e8c3b2a4f6d8e0c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5",
+        }),
+        ("backup.failed", "backup", "A backup could not be written, or did not read back intact; error says why and part which file.", new JsonObject
+        {
+            ["kind"] = "manual", ["error"] = "The backup did not read back intact: inventory: segment 0 failed authentication", ["part"] = "inventory",
+        }),
+        ("backup.deleted", "backup", "A backup was deleted, by hand or when retention expired it.", new JsonObject { ["kind"] = "manual", ["createdAt"] = "2026-11-01T02:00:00Z" }),
+        ("restore.succeeded", "backup", "A backup was restored; changes name the tenant it was restored into, and for a restore over this tenant (target same) how many sessions it ended.", new JsonObject
+        {
+            ["target"] = "new", ["targetTenantId"] = "01JD3Z8M6Q7W2X4Y5Z6A7B8C9E", ["targetTenantSlug"] = "acme-sandbox", ["entities"] = 20412, ["sessionsEnded"] = null,
+        }),
+        ("restore.failed", "backup", "A restore over the live tenant failed part-way; error says whether the tenant was put back from preRestoreBackupId or is mixed (then restore that backup by hand).", new JsonObject
+        {
+            ["target"] = "same", ["preRestoreBackupId"] = "01JD3Z8M6Q7W2X4Y5Z6A7B8C9F", ["error"] = "The restore failed part-way (...); the tenant was put back from the pre-restore backup 01JD3Z8M6Q7W2X4Y5Z6A7B8C9F.",
+        }),
         ("schedule.created", "schedule", "A schedule was created.", new JsonObject { ["name"] = "Nightly users export", ["cron"] = "0 2 * * *", ["timeZone"] = "Europe/Berlin", ["target"] = "job:export" }),
         ("schedule.updated", "schedule", "A schedule changed; changes holds the new values.", new JsonObject { ["enabled"] = false }),
         ("schedule.deleted", "schedule", "A schedule was deleted.", null),

@@ -17,6 +17,16 @@ public static class WebhooksExtensions
         services.AddValidatedOptions<WebhookOptions>(WebhookOptions.Section);
         services.AddStorageTable(WebhookDirectory.TableName);
         services.AddEventOutbox(WebhookDirectory.TableName);
+        // A sandbox copy of the tenant must not deliver to the live tenant's receivers: its endpoints start disabled.
+        services.AddTenantData(WebhookDirectory.TableName, sandbox: (row, at) =>
+        {
+            if (row.ContainsKey(nameof(EndpointEntity.Enabled)))
+            {
+                row[nameof(EndpointEntity.Enabled)] = false;
+                row[nameof(EndpointEntity.DisabledReason)] = "restored_sandbox";
+                row[nameof(EndpointEntity.DisabledAt)] = at;
+            }
+        });
         services.AddSingleton<WebhookDirectory>();
         services.AddSingleton<WebhookCommands>();
         services.AddSingleton<WebhookDeliveries>();

@@ -1,6 +1,7 @@
 using Platform.Functions.Events;
 using Platform.Functions.Hosting;
 using Platform.Functions.Jobs.Engine;
+using Platform.Functions.Storage;
 using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Workflows;
@@ -13,6 +14,7 @@ public static class WorkflowsExtensions
         var services = builder.Services;
         services.AddValidatedOptions<WorkflowOptions>(WorkflowOptions.Section);
         services.AddEventOutbox(WorkflowStore.TableName);
+        services.AddTenantData(WorkflowStore.TableName);
         services.AddSingleton<WorkflowValidator>();
         services.AddSingleton<WorkflowStore>();
         services.AddSingleton<WorkflowRuns>();

@@ -45,6 +45,9 @@ public sealed class PlatformApp : WebApplicationFactory<Program>
             // Most tests never start a job: their apps leave the durable worker off (and its polling off Azurite).
             // Tests of long work turn it on with RunsJobs.
             ["Platform:Jobs:RunWorker"] = "false",
+            // A tenant signed up in a test gets no daily backup schedule (its schedules, audit trail and events hold
+            // only what the test did); BackupScheduleTests turn it back on.
+            ["Platform:Backups:DailySchedule"] = "",
             ["Platform:Jobs:MaxPollingInterval"] = "00:00:00.100",
             ["Platform:Jobs:MessageVisibilityTimeout"] = "00:00:10",
             // Ten-second visibility makes the engine's ordinary abandon-and-retry cycles count up fast on a loaded run:

@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Platform.Tests.Users;
@@ -56,7 +58,7 @@ public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime, ICl
         else
         {
             Clock = shared.Clock;
-            App = await shared.AppAsync(() => NewAppAsync(shared.Clock));
+            App = await shared.AppAsync(azurite, () => NewAppAsync(shared.Clock));
         }
 
         Tenant = await App.SignUpAsync();
@@ -84,6 +86,27 @@ public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime, ICl
         _admin = await App.SignedInClientAsync(Tenant);
     }
 
+    /// <summary>
+    /// Waits for a job the admin started to finish, signing the admin in again when the job ended their session on the
+    /// way (a restore over the tenant ends every session).
+    /// </summary>
+    protected async Task<JsonElement> FinishedAdminJobAsync(string id, TimeSpan? timeout = null)
+    {
+        var job = await Eventually.Until(async () =>
+        {
+            var response = await Admin.GetAsync($"/api/v1/jobs/{id}", Ct);
+            if (response.StatusCode == System.Net.HttpStatusCode.Unauthorized)
+            {
+                await SignInAdminAgainAsync();
+                return (JsonElement?)null;
+            }
+
+            Assert.True(response.IsSuccessStatusCode, $"GET job {id}: {(int)response.StatusCode}");
+            return await response.Content.ReadFromJsonAsync<JsonElement>(Ct);
+        }, job => job?.GetProperty("status").GetString() is { } status && status is not ("queued" or "running"), $"job {id} to finish", timeout ?? TimeSpan.FromSeconds(90));
+        return job!.Value;
+    }
+
     /// <summary>A user of the tenant with these roles (none: the default role), created by the admin and signed in.</summary>
     protected async Task<HttpClient> SignedInAsync(string email, params string[] roles)
     {
@@ -97,6 +120,7 @@ public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime, ICl
         if (_ownsApp)
         {
             await App.DisposeAsync();
+            await azurite.RemoveAsync(App.Prefix);
         }
 
         GC.SuppressFinalize(this);
@@ -110,11 +134,13 @@ public abstract class SignedUpTenantTests(Azurite azurite) : IAsyncLifetime, ICl
 public sealed class ClassApp : IAsyncDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly List<PlatformApp> _apps = [];
+    private Azurite? _azurite;
     private PlatformApp? _app;
 
     public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
 
-    public async Task<PlatformApp> AppAsync(Func<Task<PlatformApp>> create)
+    public async Task<PlatformApp> AppAsync(Azurite azurite, Func<Task<PlatformApp>> create)
     {
         await _gate.WaitAsync(TestContext.Current.CancellationToken);
         try
@@ -126,7 +152,10 @@ public sealed class ClassApp : IAsyncDisposable
             }
 
             // A test that stopped the app (to see what a stop does) leaves the next one a new app.
-            return _app = await create();
+            _azurite = azurite;
+            _app = await create();
+            _apps.Add(_app);
+            return _app;
         }
         finally
         {
@@ -136,9 +165,10 @@ public sealed class ClassApp : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_app is not null)
+        foreach (var app in _apps)
         {
-            await _app.DisposeAsync();
+            await app.DisposeAsync();
+            await _azurite!.RemoveAsync(app.Prefix);
         }
 
         _gate.Dispose();

@@ -21,6 +21,7 @@ public static class ReceiversExtensions
         services.AddOutboundHttp();
         services.AddStorageTable(ReceiverStore.TableName);
         services.AddEventOutbox(ReceiverStore.TableName);
+        services.AddTenantData(ReceiverStore.TableName);
         services.AddStorageTable(ReceiverStore.IndexTableName);
         services.AddStorageContainer(ReceiverStore.PayloadContainer);
         services.AddSingleton<ReceiverStore>();

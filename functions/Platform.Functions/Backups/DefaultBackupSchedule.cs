@@ -1,0 +1,64 @@
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Platform.Functions.Auth;
+using Platform.Functions.Events;
+using Platform.Functions.Http;
+using Platform.Functions.Schedules;
+using Platform.Functions.Storage;
+
+namespace Platform.Functions.Backups;
+
+/// <summary>
+/// Gives every new tenant its daily backup: on <c>tenant.created</c>, a schedule of <c>backup</c> jobs at
+/// <see cref="BackupOptions.DailySchedule"/>, acting for the admin who signed up, which the tenant changes, pauses or
+/// deletes through /api/v1/schedules like any schedule of its own. It follows the event rather than being called by
+/// the sign-up so a crash between the two loses nothing: the event is relayed until it is handled, and the schedule
+/// takes the event's id, so a second delivery finds it made.
+/// </summary>
+public sealed partial class DefaultBackupSchedule(ScheduleCommands schedules, IOptions<BackupOptions> options, ILogger<DefaultBackupSchedule> logger)
+    : IEventSubscriber
+{
+    public const string Name = "Daily backup";
+
+    public async Task OnEventsAsync(TenantId tenant, IReadOnlyList<PublishedEvent> events, CancellationToken cancellationToken)
+    {
+        var backups = options.Value;
+        if (string.IsNullOrEmpty(backups.DailySchedule))
+        {
+            return;
+        }
+
+        foreach (var published in events)
+        {
+            if (published.Event is not { Type: "tenant.created", Actor: { Type: "user", Id: { } admin } })
+            {
+                continue;
+            }
+
+            var validation = new Validation();
+            var input = ScheduleInput.Read(JsonSerializer.SerializeToElement(new
+            {
+                name = Name,
+                cron = backups.DailySchedule,
+                timeZone = backups.DailyScheduleTimeZone,
+                target = new { job = new { type = BackupOrchestrator.Name } },
+            }, JsonSerializerOptions.Web), validation);
+
+            // Made as the schedule itself acting for the admin, the way its runs act: the admin's rights are checked as
+            // for a schedule they made, and the audit trail names the schedule on their behalf.
+            var caller = new Caller(tenant, admin, SessionGuard.SessionlessPrefix + Caller.ScheduleKeyPrefix + published.Id);
+            // A refusal is the deployment's setting or the tenant's limit, not a passing fault: delivering again would not help.
+            if (!validation.IsValid)
+            {
+                LogRefused(logger, tenant.Value, "the schedule is invalid");
+            }
+            else if ((await schedules.CreateAsync(caller, input, published.Id, cancellationToken)).Failed(out var refused, out _))
+            {
+                LogRefused(logger, tenant.Value, refused.Message);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Tenant {Tenant} got no daily backup schedule: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string tenant, string reason);
+}
