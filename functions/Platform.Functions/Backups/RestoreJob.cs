@@ -483,7 +483,7 @@ public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPub
             sessionsEnded = await sessions.RevokeEveryoneAsync(source, CancellationToken.None);
         }
 
-        await events.PublishAsync(source, new PlatformEvent("restore.succeeded", input.Actor.ToCaller(source).Actor, "backup", restore.BackupId,
+        await events.PublishAsync(source, new PlatformEvent(RestoreEvents.Succeeded, input.Actor.ToCaller(source).Actor, "backup", restore.BackupId,
             new Dictionary<string, object?>
             {
                 ["target"] = restore.TargetSlug is null ? "same" : "new",
@@ -521,6 +521,19 @@ public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPub
         tenant["RestoredFrom"] = $"{restore.SourceTenantId}/{restore.BackupId}";
         await tenants.PutRowAsync(tenant, CancellationToken.None);
     }
+}
+
+/// <summary>What other capabilities read from the restore events.</summary>
+public static class RestoreEvents
+{
+    public const string Succeeded = "restore.succeeded";
+
+    /// <summary>
+    /// A restore over this tenant finished: its rows are the backup's now, and what capabilities keep about them
+    /// outside the tenant's partitions (platform-wide indexes, which no backup holds) has to follow.
+    /// </summary>
+    public static bool ReplacedTenant(PlatformEvent e) =>
+        e.Type == Succeeded && e.Changes?.GetValueOrDefault("target")?.ToString() == "same";
 }
 
 /// <summary>Announces (and so audits) <c>restore.failed</c> in the tenant: a restore over it that failed part-way, with what became of the data.</summary>

@@ -25,6 +25,7 @@ public static class ReceiversExtensions
         services.AddStorageTable(ReceiverStore.IndexTableName);
         services.AddStorageContainer(ReceiverStore.PayloadContainer);
         services.AddSingleton<ReceiverStore>();
+        services.AddSingleton<IEventSubscriber, ReceiverRestoreIndexer>();
         services.AddSingleton<IRowExpiry, MessageExpiry>();
         services.AddQueueFunction<ReceiptProcessor>(ReceiptProcessor.FunctionName, ReceiverStore.QueueName);
         services.AddQueueFunction<ReceiverCleanup>(ReceiverCleanup.FunctionName, ReceiverCleanup.QueueName);
