@@ -346,9 +346,10 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
         long written = 0;
         switch (part.Kind)
         {
-            case "table" when input.Replace && layout.Value.History.Contains(part.Name):
+            case "table" when input.Replace && (layout.Value.History.Contains(part.Name) || layout.Value.Credentials.Contains(part.Name)):
                 // A record of what happened (audit, usage) is not rolled back over the live tenant: it keeps what
-                // happened since the backup, the restore included.
+                // happened since the backup, the restore included. Nor are credentials (API keys): one revoked or
+                // rotated since must not authenticate again.
                 break;
             case "table" when layout.Value.TenantData.Contains(part.Name):
                 var partition = storage.TenantTable(part.Name).For(target);

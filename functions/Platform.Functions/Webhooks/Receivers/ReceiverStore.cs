@@ -229,18 +229,15 @@ public sealed class ReceiverStore(
     }
 
     /// <summary>
-    /// The receiver a hook URL names, with its key; null for an id no receiver has. Kept in memory for
-    /// <see cref="CacheFor"/> (unknown ids too, so repeating one costs no read).
-    /// </summary>
-    /// <summary>
     /// Writes the index row of each of the tenant's receivers that has none, so the public hook finds it: after a
     /// restore over the tenant brought back receivers deleted since the backup (the index is platform-wide and no
-    /// backup holds it). A row that exists is left as it is, whichever tenant it names. Returns how many were written.
+    /// backup holds it). A row that exists is left as it is, whichever tenant it names, and a sandbox's copies claim
+    /// none. Returns how many were written.
     /// </summary>
     public async Task<int> IndexAgainAsync(TenantId tenant, CancellationToken cancellationToken)
     {
         var written = 0;
-        foreach (var receiver in await ListAsync(tenant, cancellationToken))
+        foreach (var receiver in (await ListAsync(tenant, cancellationToken)).Where(r => !r.SandboxCopy))
         {
             try
             {
@@ -256,6 +253,10 @@ public sealed class ReceiverStore(
         return written;
     }
 
+    /// <summary>
+    /// The receiver a hook URL names, with its key; null for an id no receiver has. Kept in memory for
+    /// <see cref="CacheFor"/> (unknown ids too, so repeating one costs no read).
+    /// </summary>
     public async Task<HookTarget?> FindForHookAsync(string id, CancellationToken cancellationToken)
     {
         if (!IsId(id))
