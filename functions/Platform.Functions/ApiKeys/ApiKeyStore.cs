@@ -154,7 +154,7 @@ public sealed partial class ApiKeyStore(
                 var guard = await Rows(tenant).GetAsync<ApiKeyCreationGuard>(ApiKeyCreationGuard.Key, cancellationToken);
                 if (await CountAsync(tenant, cancellationToken) >= options.Value.MaxKeysPerTenant)
                 {
-                    await DeletePrefixAsync(prefix, cancellationToken);
+                    await DeletePrefixAsync(tenant, prefix, cancellationToken);
                     return new ApiKeyIssue(ApiKeyOutcome.LimitReached);
                 }
 
@@ -181,7 +181,7 @@ public sealed partial class ApiKeyStore(
         }
         catch
         {
-            await DeletePrefixQuietlyAsync(prefix);
+            await DeletePrefixQuietlyAsync(tenant, prefix);
             throw;
         }
 
@@ -243,7 +243,7 @@ public sealed partial class ApiKeyStore(
                     key = await GetAsync(tenant, id, cancellationToken);
                     if (key is null || key.IsExpired(time.GetUtcNow()))
                     {
-                        await DeletePrefixAsync(prefix, cancellationToken);
+                        await DeletePrefixAsync(tenant, prefix, cancellationToken);
                         return new ApiKeyIssue(key is null ? ApiKeyOutcome.NotFound : ApiKeyOutcome.Expired);
                     }
                 }
@@ -251,14 +251,14 @@ public sealed partial class ApiKeyStore(
         }
         catch
         {
-            await DeletePrefixQuietlyAsync(prefix);
+            await DeletePrefixQuietlyAsync(tenant, prefix);
             throw;
         }
 
         Forget(tenant, id);
         if (dropped is not null)
         {
-            await DeletePrefixQuietlyAsync(dropped);
+            await DeletePrefixQuietlyAsync(tenant, dropped);
         }
 
         return new ApiKeyIssue(ApiKeyOutcome.Done, key, ApiKeyText.Format(prefix, secret));
@@ -318,7 +318,7 @@ public sealed partial class ApiKeyStore(
             {
                 if (prefix is not null)
                 {
-                    await DeletePrefixQuietlyAsync(prefix);
+                    await DeletePrefixQuietlyAsync(tenant, prefix);
                 }
             }
 
@@ -481,24 +481,36 @@ public sealed partial class ApiKeyStore(
         return target;
     }
 
-    private async Task DeletePrefixAsync(string prefix, CancellationToken cancellationToken)
+    /// <summary>
+    /// Deletes a prefix row of this tenant's. A row naming another tenant is left alone: a sandbox restored from a
+    /// backup holds copies of the key rows, naming the prefixes of the tenant it was copied from, and revoking or
+    /// rotating such a copy must never end the original key.
+    /// </summary>
+    private async Task DeletePrefixAsync(TenantId tenant, string prefix, CancellationToken cancellationToken)
     {
         cache.Remove("apikey-prefix:" + prefix);
+        var row = await Prefixes.GetEntityIfExistsAsync<ApiKeyPrefixEntity>(ApiKeyPrefixEntity.PartitionFor(prefix), prefix, cancellationToken: cancellationToken);
+        if (!row.HasValue || row.Value!.TenantId != tenant.Value)
+        {
+            return;
+        }
+
         try
         {
-            await Prefixes.DeleteEntityAsync(ApiKeyPrefixEntity.PartitionFor(prefix), prefix, ETag.All, cancellationToken);
+            await Prefixes.DeleteEntityAsync(ApiKeyPrefixEntity.PartitionFor(prefix), prefix, row.Value.ETag, cancellationToken);
         }
-        catch (RequestFailedException ex) when (ex.Status == 404)
+        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
         {
+            // Gone, or written again meanwhile: a prefix row is only ever rewritten by its own reservation, never reused.
         }
     }
 
     /// <summary>Cleanup after the decisive write: a failure only leaves a row that authenticates nothing.</summary>
-    private async Task DeletePrefixQuietlyAsync(string prefix)
+    private async Task DeletePrefixQuietlyAsync(TenantId tenant, string prefix)
     {
         try
         {
-            await DeletePrefixAsync(prefix, CancellationToken.None);
+            await DeletePrefixAsync(tenant, prefix, CancellationToken.None);
         }
         catch (RequestFailedException ex)
         {

@@ -33,7 +33,7 @@ public static class ApiKeysExtensions
         services.AddValidatedOptions<ApiKeyOptions>(ApiKeyOptions.Section);
         services.AddStorageTable(ApiKeyStore.TableName);
         services.AddEventOutbox(ApiKeyStore.TableName);
-        services.AddTenantData(ApiKeyStore.TableName);
+        services.AddTenantData(ApiKeyStore.TableName, credentials: true);
         services.AddStorageTable(ApiKeyStore.PrefixTableName);
         services.AddMemoryCache();
         services.AddSingleton<ApiKeyStore>();

@@ -60,6 +60,13 @@ public sealed class AuthOptions
     /// <summary>Base64 of 32 random bytes: the AES-256-GCM key for secrets at rest (TOTP seeds).</summary>
     public string? DataEncryptionKey { get; set; }
 
+    /// <summary>
+    /// Data-encryption keys used before <see cref="DataEncryptionKey"/>, comma-separated base64, newest first: kept
+    /// after a rotation so what was sealed under them still opens (sealed secrets, MFA backup codes, backups); new
+    /// values are sealed under the current key.
+    /// </summary>
+    public string? PreviousDataEncryptionKeys { get; set; }
+
     /// <summary>Where a development key pair and encryption key are kept when none is configured.</summary>
     public string DataDirectory { get; set; } = ".data";
 }

@@ -25,6 +25,7 @@ public sealed partial class KeyMaterial
         var signingPem = auth.SigningKey;
         var encryptionKey = auth.DataEncryptionKey;
 
+        var previousKeys = auth.PreviousDataEncryptionKeys;
         if ((signingPem is null || encryptionKey is null) && Uri.TryCreate(configuration["Platform:KeyVault:Uri"], UriKind.Absolute, out var vault))
         {
             var secrets = new SecretClient(vault, new DefaultAzureCredential(new DefaultAzureCredentialOptions
@@ -32,7 +33,11 @@ public sealed partial class KeyMaterial
                 ManagedIdentityClientId = configuration["AZURE_CLIENT_ID"],
             }));
             signingPem ??= secrets.GetSecret(SigningKeySecret).Value.Value;
-            encryptionKey ??= secrets.GetSecret(EncryptionKeySecret).Value.Value;
+            if (encryptionKey is null)
+            {
+                encryptionKey = secrets.GetSecret(EncryptionKeySecret).Value.Value;
+                previousKeys ??= OptionalSecret(secrets, PreviousEncryptionKeysSecret);
+            }
         }
 
         if (signingPem is null || encryptionKey is null)
@@ -94,7 +99,10 @@ public sealed partial class KeyMaterial
         }
 
         EncryptionKey = key;
+        PreviousEncryptionKeys = [.. (previousKeys ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ReadPrevious)];
     }
+
+    public const string PreviousEncryptionKeysSecret = "data-encryption-key-previous";
 
     /// <summary>RFC 7638 thumbprint of the public key: the same key always has the same <c>kid</c>.</summary>
     public string KeyId { get; }
@@ -105,12 +113,48 @@ public sealed partial class KeyMaterial
 
     internal byte[] EncryptionKey { get; }
 
+    /// <summary>Keys used before <see cref="EncryptionKey"/>, newest first (<see cref="AuthOptions.PreviousDataEncryptionKeys"/>).</summary>
+    internal IReadOnlyList<byte[]> PreviousEncryptionKeys { get; }
+
     /// <summary>
     /// A 256-bit key for one purpose, derived from the data-encryption key (HKDF-SHA256 with the purpose as info), so
     /// no two uses share key bytes and no further secret needs storing or rotating.
     /// </summary>
-    internal byte[] DeriveKey(string purpose) =>
-        HKDF.DeriveKey(HashAlgorithmName.SHA256, EncryptionKey, 32, salt: [], info: Encoding.UTF8.GetBytes(purpose));
+    internal byte[] DeriveKey(string purpose) => Derive(EncryptionKey, purpose);
+
+    /// <summary>The purpose's keys derived from each previous data-encryption key, newest first: for opening what was sealed before a rotation.</summary>
+    internal IEnumerable<byte[]> DerivePreviousKeys(string purpose) => PreviousEncryptionKeys.Select(key => Derive(key, purpose));
+
+    private static byte[] Derive(byte[] key, string purpose) =>
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, key, 32, salt: [], info: Encoding.UTF8.GetBytes(purpose));
+
+    private static byte[] ReadPrevious(string text)
+    {
+        byte[] key;
+        try
+        {
+            key = Convert.FromBase64String(text);
+        }
+        catch (FormatException)
+        {
+            key = [];
+        }
+
+        return key.Length == 32 ? key
+            : throw new OptionsValidationException(AuthOptions.Section, typeof(AuthOptions), ["Platform:Auth:PreviousDataEncryptionKeys must be comma-separated base64 of exactly 32 bytes each."]);
+    }
+
+    private static string? OptionalSecret(SecretClient secrets, string name)
+    {
+        try
+        {
+            return secrets.GetSecret(name).Value.Value;
+        }
+        catch (Azure.RequestFailedException ex) when (ex.Status == 404)
+        {
+            return null;
+        }
+    }
 
     private static string Thumbprint(ECParameters parameters)
     {

@@ -21,6 +21,7 @@ public sealed class Mfa(SecretBox secrets, KeyMaterial keys, TimeProvider time)
     public const string KeyedPrefix = "h1:";
 
     private readonly byte[] _backupCodeKey = keys.DeriveKey("platform/backup-codes");
+    private readonly byte[][] _previousBackupCodeKeys = [.. keys.DerivePreviousKeys("platform/backup-codes")];
     private const string Issuer = "Platform";
     private const string BackupAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 
@@ -76,14 +77,20 @@ public sealed class Mfa(SecretBox secrets, KeyMaterial keys, TimeProvider time)
         }
 
         var plain = PlainHash(code);
-        var keyed = Encoding.ASCII.GetBytes(KeyedHash(tenant, userId, plain));
+        // Keyed under the current key, or under one used before a rotation: codes issued then keep working.
+        var keyed = _previousBackupCodeKeys.Prepend(_backupCodeKey).Select(key => Encoding.ASCII.GetBytes(KeyedHash(key, tenant, userId, plain))).ToList();
         var legacy = Encoding.ASCII.GetBytes(plain);
         var hashes = JsonSerializer.Deserialize<List<string>>(storedHashes) ?? [];
         var index = -1;
         for (var i = 0; i < hashes.Count; i++)
         {
             var stored = Encoding.ASCII.GetBytes(hashes[i]);
-            var match = CryptographicOperations.FixedTimeEquals(stored, IsKeyed(hashes[i]) ? keyed : legacy);
+            var match = false;
+            foreach (var candidate in IsKeyed(hashes[i]) ? keyed : [legacy])
+            {
+                match |= CryptographicOperations.FixedTimeEquals(stored, candidate);
+            }
+
             index = match && index < 0 ? i : index;
         }
 
@@ -110,8 +117,10 @@ public sealed class Mfa(SecretBox secrets, KeyMaterial keys, TimeProvider time)
     }
 
     /// <summary>HMAC-SHA256 under a key derived from the data-encryption key, salted with the tenant and user.</summary>
-    private string KeyedHash(TenantId tenant, string userId, string plainHash) =>
-        KeyedPrefix + Convert.ToHexString(HMACSHA256.HashData(_backupCodeKey, Encoding.UTF8.GetBytes($"backup:{tenant.Value}:{userId}:{plainHash}")));
+    private string KeyedHash(TenantId tenant, string userId, string plainHash) => KeyedHash(_backupCodeKey, tenant, userId, plainHash);
+
+    private static string KeyedHash(byte[] key, TenantId tenant, string userId, string plainHash) =>
+        KeyedPrefix + Convert.ToHexString(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes($"backup:{tenant.Value}:{userId}:{plainHash}")));
 
     private static bool IsKeyed(string storedHash) => storedHash.StartsWith(KeyedPrefix, StringComparison.Ordinal);
 
@@ -157,8 +166,22 @@ public sealed class SecretBox(KeyMaterial keys)
         }
 
         var plaintext = new byte[input.Length - Overhead];
-        using var aes = new AesGcm(keys.EncryptionKey, TagSize);
-        aes.Decrypt(input.AsSpan(0, NonceSize), input.AsSpan(NonceSize, plaintext.Length), input.AsSpan(NonceSize + plaintext.Length), plaintext, Encoding.UTF8.GetBytes(binding));
-        return plaintext;
+        var associated = Encoding.UTF8.GetBytes(binding);
+
+        // Sealed under the current key, or under one used before a rotation (Platform:Auth:PreviousDataEncryptionKeys).
+        foreach (var key in keys.PreviousEncryptionKeys.Prepend(keys.EncryptionKey))
+        {
+            using var aes = new AesGcm(key, TagSize);
+            try
+            {
+                aes.Decrypt(input.AsSpan(0, NonceSize), input.AsSpan(NonceSize, plaintext.Length), input.AsSpan(NonceSize + plaintext.Length), plaintext, associated);
+                return plaintext;
+            }
+            catch (AuthenticationTagMismatchException) when (keys.PreviousEncryptionKeys.Count > 0)
+            {
+            }
+        }
+
+        throw new AuthenticationTagMismatchException("The value was not sealed with this deployment's data-encryption key (nor a previous one it was given), or was altered.");
     }
 }

@@ -60,7 +60,15 @@ public sealed partial class BackupRetention(
         var deleted = 0;
         await foreach (var tenant in tenants.AllIdsAsync(cancellationToken))
         {
-            deleted += await SweepAsync(tenant, now, cancellationToken);
+            try
+            {
+                deleted += await SweepAsync(tenant, now, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // One tenant's trouble must not hold up the others' retention (or their keys' re-sealing).
+                LogTenantFailed(logger, ex, tenant.Value);
+            }
         }
 
         if (deleted > 0)
@@ -79,6 +87,7 @@ public sealed partial class BackupRetention(
         var deleted = 0;
         // A restore's source and pre-restore backups stay while it runs, whatever their age.
         var held = await locks.HeldAsync(tenant, now, cancellationToken);
+        await FailAbandonedAsync(tenant, backups, held, now, cancellationToken);
         foreach (var backup in backups.Where(b => b.Status != BackupEntity.Running && held?.Protects(b.Id, now) != true))
         {
             DateTimeOffset? expires = backup.ExpiresAt;
@@ -105,9 +114,18 @@ public sealed partial class BackupRetention(
                     cancellationToken);
                 deleted++;
             }
-            else if (expires != backup.ExpiresAt)
+            else
             {
+                // A key sealed under a previous data-encryption key is sealed afresh under the current one, so the
+                // previous key can be retired once every tenant has been swept.
+                var rewrapped = Rewrapped(tenant, backup);
+                if (expires == backup.ExpiresAt && rewrapped is null)
+                {
+                    continue;
+                }
+
                 backup.ExpiresAt = expires;
+                backup.WrappedKey = rewrapped ?? backup.WrappedKey;
                 try
                 {
                     await store.Rows(tenant).UpdateAsync(backup, backup.ETag, cancellationToken);
@@ -121,6 +139,60 @@ public sealed partial class BackupRetention(
 
         return deleted;
     }
+
+    /// <summary>
+    /// Fails the backups still <c>running</c> after the lock's timeout without a lock naming them: their job ended
+    /// without recording how (its last step failed past its retries, or the job was terminated), and no backup runs
+    /// longer than its lock. Otherwise such a row stayed running for ever, listed as in progress and never expired.
+    /// </summary>
+    private async Task FailAbandonedAsync(TenantId tenant, List<BackupEntity> backups, BackupLockEntity? held, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        foreach (var backup in backups.Where(b => b.Status == BackupEntity.Running && now - b.CreatedAt > o.LockTimeout && held?.Protects(b.Id, now) != true))
+        {
+            backup.Status = BackupEntity.Failed;
+            backup.Error = $"The backup did not finish within {o.LockTimeout} (its job ended without recording its outcome); its files are incomplete.";
+            backup.ExpiresAt = now + o.ManualRetention;
+            try
+            {
+                await store.Rows(tenant).UpdateAsync(backup, backup.ETag, cancellationToken);
+            }
+            catch (Azure.RequestFailedException e) when (e.Status is 404 or 412)
+            {
+                // Finished or deleted meanwhile: whatever it is now stands.
+                backup.Status = BackupEntity.Running;
+                continue;
+            }
+
+            await events.PublishAsync(tenant, new PlatformEvent("backup.failed", Actor.System, "backup", backup.Id,
+                new Dictionary<string, object?> { ["kind"] = backup.Kind, ["error"] = backup.Error, ["part"] = null })
+            {
+                StableId = Ids.Derived(backup.CreatedAt, $"backup.failed\n{tenant.Value}\n{backup.Id}\nabandoned"),
+            },
+                cancellationToken);
+        }
+    }
+
+    /// <summary>The backup's key sealed afresh under the current data-encryption key when a previous one sealed it; null otherwise (or when it opens with none: verification says so).</summary>
+    private string? Rewrapped(TenantId tenant, BackupEntity backup)
+    {
+        if (string.IsNullOrEmpty(backup.WrappedKey))
+        {
+            return null;
+        }
+
+        try
+        {
+            return store.RewrappedKey(tenant, backup.Id, backup.WrappedKey);
+        }
+        catch (BackupIntegrityException)
+        {
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Backup retention of tenant {Tenant} failed; the next sweep tries again")]
+    private static partial void LogTenantFailed(ILogger logger, Exception exception, string tenant);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backup retention deleted {Count} backups")]
     private static partial void LogDeleted(ILogger logger, int count);

@@ -120,16 +120,38 @@ public sealed class BackupStore(StorageAccount storage, KeyMaterial keys)
     public (byte[] Key, string Wrapped) NewKey(TenantId tenant, string backupId)
     {
         var key = RandomNumberGenerator.GetBytes(32);
+        return (key, Wrap(tenant, backupId, key));
+    }
+
+    /// <summary>
+    /// The backup's key; a wrapped key of another tenant or backup, or under a data-encryption key this deployment
+    /// does not hold (current or previous), does not open.
+    /// </summary>
+    public byte[] Unwrap(TenantId tenant, string backupId, string wrapped) =>
+        Open(tenant, backupId, wrapped).Key;
+
+    /// <summary>
+    /// The backup's key sealed under the current data-encryption key when it is sealed under a previous one (a
+    /// rotation since the backup was made), else null: what the retention sweep writes back, so that the previous key
+    /// can be retired once every backup has been swept.
+    /// </summary>
+    public string? RewrappedKey(TenantId tenant, string backupId, string wrapped)
+    {
+        var (key, current) = Open(tenant, backupId, wrapped);
+        return current ? null : Wrap(tenant, backupId, key);
+    }
+
+    private string Wrap(TenantId tenant, string backupId, byte[] key)
+    {
         var sealedKey = new byte[BackupFormat.NonceBytes + key.Length + BackupFormat.TagBytes];
         var nonce = sealedKey.AsSpan(0, BackupFormat.NonceBytes);
         RandomNumberGenerator.Fill(nonce);
         using var aes = new AesGcm(keys.DeriveKey(WrapPurpose), BackupFormat.TagBytes);
         aes.Encrypt(nonce, key, sealedKey.AsSpan(BackupFormat.NonceBytes, key.Length), sealedKey.AsSpan(BackupFormat.NonceBytes + key.Length), WrapContext(tenant, backupId));
-        return (key, Convert.ToBase64String(sealedKey));
+        return Convert.ToBase64String(sealedKey);
     }
 
-    /// <summary>The backup's key; a wrapped key of another tenant or backup, or under another data-encryption key, does not open.</summary>
-    public byte[] Unwrap(TenantId tenant, string backupId, string wrapped)
+    private (byte[] Key, bool Current) Open(TenantId tenant, string backupId, string wrapped)
     {
         byte[] sealedKey;
         try
@@ -147,18 +169,23 @@ public sealed class BackupStore(StorageAccount storage, KeyMaterial keys)
         }
 
         var key = new byte[32];
-        using var aes = new AesGcm(keys.DeriveKey(WrapPurpose), BackupFormat.TagBytes);
-        try
+        var current = true;
+        foreach (var wrapping in keys.DerivePreviousKeys(WrapPurpose).Prepend(keys.DeriveKey(WrapPurpose)))
         {
-            aes.Decrypt(sealedKey.AsSpan(0, BackupFormat.NonceBytes), sealedKey.AsSpan(BackupFormat.NonceBytes, 32), sealedKey.AsSpan(BackupFormat.NonceBytes + 32), key,
-                WrapContext(tenant, backupId));
-        }
-        catch (AuthenticationTagMismatchException)
-        {
-            throw new BackupIntegrityException("key", "the backup's key does not open with this deployment's data-encryption key");
+            using var aes = new AesGcm(wrapping, BackupFormat.TagBytes);
+            try
+            {
+                aes.Decrypt(sealedKey.AsSpan(0, BackupFormat.NonceBytes), sealedKey.AsSpan(BackupFormat.NonceBytes, 32), sealedKey.AsSpan(BackupFormat.NonceBytes + 32), key,
+                    WrapContext(tenant, backupId));
+                return (key, current);
+            }
+            catch (AuthenticationTagMismatchException)
+            {
+                current = false;
+            }
         }
 
-        return key;
+        throw new BackupIntegrityException("key", "the backup's key does not open with this deployment's data-encryption key (nor a previous one it was given)");
     }
 
     /// <summary>Deletes the backup's files, then its row; true when there was a row.</summary>

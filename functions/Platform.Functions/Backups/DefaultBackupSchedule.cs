@@ -5,6 +5,7 @@ using Platform.Functions.Events;
 using Platform.Functions.Http;
 using Platform.Functions.Schedules;
 using Platform.Functions.Storage;
+using Platform.Functions.Tenants;
 
 namespace Platform.Functions.Backups;
 
@@ -15,7 +16,8 @@ namespace Platform.Functions.Backups;
 /// the sign-up so a crash between the two loses nothing: the event is relayed until it is handled, and the schedule
 /// takes the event's id, so a second delivery finds it made.
 /// </summary>
-public sealed partial class DefaultBackupSchedule(ScheduleCommands schedules, IOptions<BackupOptions> options, ILogger<DefaultBackupSchedule> logger)
+public sealed partial class DefaultBackupSchedule(
+    ScheduleCommands schedules, TenantDirectory tenants, IOptions<BackupOptions> options, ILogger<DefaultBackupSchedule> logger)
     : IEventSubscriber
 {
     public const string Name = "Daily backup";
@@ -30,7 +32,10 @@ public sealed partial class DefaultBackupSchedule(ScheduleCommands schedules, IO
 
         foreach (var published in events)
         {
-            if (published.Event is not { Type: "tenant.created", Actor: { Type: "user", Id: { } admin } })
+            // A sign-up that failed after its admin's write (the tenant's row deleted again) still relays its events:
+            // a tenant without a directory row gets no schedule, which would otherwise back it up every night.
+            if (published.Event is not { Type: "tenant.created", Actor: { Type: "user", Id: { } admin } } ||
+                await tenants.GetAsync(tenant, cancellationToken) is null)
             {
                 continue;
             }

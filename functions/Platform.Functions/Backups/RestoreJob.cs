@@ -346,9 +346,10 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
         long written = 0;
         switch (part.Kind)
         {
-            case "table" when input.Replace && layout.Value.History.Contains(part.Name):
+            case "table" when input.Replace && (layout.Value.History.Contains(part.Name) || layout.Value.Credentials.Contains(part.Name)):
                 // A record of what happened (audit, usage) is not rolled back over the live tenant: it keeps what
-                // happened since the backup, the restore included.
+                // happened since the backup, the restore included. Nor are credentials (API keys): one revoked or
+                // rotated since must not authenticate again.
                 break;
             case "table" when layout.Value.TenantData.Contains(part.Name):
                 var partition = storage.TenantTable(part.Name).For(target);
@@ -483,7 +484,7 @@ public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPub
             sessionsEnded = await sessions.RevokeEveryoneAsync(source, CancellationToken.None);
         }
 
-        await events.PublishAsync(source, new PlatformEvent("restore.succeeded", input.Actor.ToCaller(source).Actor, "backup", restore.BackupId,
+        await events.PublishAsync(source, new PlatformEvent(RestoreEvents.Succeeded, input.Actor.ToCaller(source).Actor, "backup", restore.BackupId,
             new Dictionary<string, object?>
             {
                 ["target"] = restore.TargetSlug is null ? "same" : "new",
@@ -521,6 +522,19 @@ public sealed class RestoreFinish(BackupStore store, BackupFiles files, EventPub
         tenant["RestoredFrom"] = $"{restore.SourceTenantId}/{restore.BackupId}";
         await tenants.PutRowAsync(tenant, CancellationToken.None);
     }
+}
+
+/// <summary>What other capabilities read from the restore events.</summary>
+public static class RestoreEvents
+{
+    public const string Succeeded = "restore.succeeded";
+
+    /// <summary>
+    /// A restore over this tenant finished: its rows are the backup's now, and what capabilities keep about them
+    /// outside the tenant's partitions (platform-wide indexes, which no backup holds) has to follow.
+    /// </summary>
+    public static bool ReplacedTenant(PlatformEvent e) =>
+        e.Type == Succeeded && e.Changes?.GetValueOrDefault("target")?.ToString() == "same";
 }
 
 /// <summary>Announces (and so audits) <c>restore.failed</c> in the tenant: a restore over it that failed part-way, with what became of the data.</summary>

@@ -24,6 +24,7 @@ public static class SchedulesExtensions
         });
         services.AddStorageTable(ScheduleDueEntity.TableName);
         services.AddSingleton<ScheduleCommands>();
+        services.AddSingleton<IEventSubscriber, ScheduleRestorePlanner>();
 
         // The timer's schedule is part of its declaration (the Functions host reads it from function.json), so it is
         // read here rather than through the options; tests sweep every second.

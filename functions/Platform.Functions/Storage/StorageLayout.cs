@@ -35,6 +35,13 @@ public sealed class StorageLayout
     /// </summary>
     public HashSet<string> History { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Tenant-data tables of credentials (API keys): copied into a new tenant, but a restore over the live tenant
+    /// leaves them as they are. Like sessions, a credential revoked or rotated since the backup (often because it
+    /// leaked) must not come back with it.
+    /// </summary>
+    public HashSet<string> Credentials { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Containers whose blobs are named <c>{tenant}/...</c> and belong to the tenant's data (avatars).</summary>
     public SortedSet<string> TenantBlobs { get; } = new(StringComparer.Ordinal);
 }
@@ -62,14 +69,21 @@ public static class StorageLayoutExtensions
     /// motion on its own; null when its rows are inert.
     /// </param>
     /// <param name="history">The table records what happened: a restore over the live tenant does not roll it back.</param>
+    /// <param name="credentials">The table holds credentials: a restore over the live tenant leaves them as they are.</param>
     public static IServiceCollection AddTenantData(
-        this IServiceCollection services, string table, Action<Azure.Data.Tables.TableEntity, DateTimeOffset>? sandbox = null, bool history = false) =>
+        this IServiceCollection services, string table, Action<Azure.Data.Tables.TableEntity, DateTimeOffset>? sandbox = null, bool history = false,
+        bool credentials = false) =>
         services.Configure<StorageLayout>(layout =>
         {
             layout.TenantData.Add(table);
             if (history)
             {
                 layout.History.Add(table);
+            }
+
+            if (credentials)
+            {
+                layout.Credentials.Add(table);
             }
 
             if (sandbox is not null)

@@ -87,6 +87,37 @@ public sealed class BackupRetentionTests(Azurite azurite) : SignedUpTenantTests(
         Assert.Equal(HttpStatusCode.NotFound, (await Admin.GetAsync($"/api/v1/backups/{real.BackupId()}", Ct)).StatusCode);
     }
 
+    [Fact]
+    public async Task A_backup_left_running_past_the_lock_timeout_is_failed_and_expires_like_a_failed_one()
+    {
+        var tenant = new TenantId(Tenant.Id);
+        var store = App.Services.GetRequiredService<BackupStore>();
+        var now = DateTimeOffset.UtcNow;
+
+        // Its job ended without recording the outcome (its last step failed past its retries); another is still young.
+        var abandoned = Row("ABANDONED", BackupParameters.Scheduled, now.AddHours(-7));
+        abandoned.Status = BackupEntity.Running;
+        abandoned.ExpiresAt = null;
+        var young = Row("YOUNG", BackupParameters.Manual, now.AddMinutes(-5));
+        young.Status = BackupEntity.Running;
+        young.ExpiresAt = null;
+        await store.Rows(tenant).UpsertAsync(abandoned, Ct);
+        await store.Rows(tenant).UpsertAsync(young, Ct);
+
+        await using (var scope = App.Services.CreateAsyncScope())
+        {
+            Assert.Equal(0, await scope.ServiceProvider.GetRequiredService<BackupRetention>().SweepAsync(tenant, now, Ct));
+        }
+
+        var failed = await Admin.GetBackupAsync("ABANDONED");
+        Assert.Equal("failed", failed.GetProperty("status").GetString());
+        Assert.Contains("did not finish", failed.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.InRange(failed.GetProperty("expiresAt").GetDateTimeOffset(), now.AddDays(30).AddSeconds(-1), now.AddDays(30).AddSeconds(1));
+        Assert.Equal("running", (await Admin.GetBackupAsync("YOUNG")).GetProperty("status").GetString());
+        var audit = await Admin.GetFromJsonAsync<JsonElement>("/api/v1/audit?pageSize=10&targetId=ABANDONED&action=backup.failed", Ct);
+        Assert.Equal("system", audit.GetProperty("items").EnumerateArray().Single().GetProperty("actorType").GetString());
+    }
+
     private static BackupEntity Row(string id, string kind, DateTimeOffset createdAt, DateTimeOffset? expires = null) => new()
     {
         RowKey = BackupEntity.KeyFor(id),

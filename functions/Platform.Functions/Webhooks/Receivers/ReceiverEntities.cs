@@ -68,6 +68,12 @@ public sealed class ReceiverEntity : ITableEntity
     /// <summary>The API key the receiver was created with, if any: once it is revoked or expires, the receiver stops acting.</summary>
     public string? CreatedByKey { get; set; }
 
+    /// <summary>
+    /// A copy restored into a sandbox tenant: it keeps the original's id while the platform index names the original
+    /// tenant, so it never claims that id's route (not even when the sandbox restores a backup of itself).
+    /// </summary>
+    public bool SandboxCopy { get; set; }
+
     /// <summary>The permissions the receiver acts with (JSON array), taken from its creator's at creation.</summary>
     public string Scopes { get; set; } = "[]";
 

@@ -127,13 +127,13 @@ public sealed class ReceiverStore(
         }
         catch
         {
-            await DeleteIndexAsync(id);
+            await DeleteIndexAsync(caller.Tenant, id);
             throw;
         }
 
         if (written is null)
         {
-            await DeleteIndexAsync(id);
+            await DeleteIndexAsync(caller.Tenant, id);
             return null;
         }
 
@@ -171,7 +171,7 @@ public sealed class ReceiverStore(
         }
 
         cache.Remove(CacheKey(receiver.Id));
-        await DeleteIndexAsync(receiver.Id);
+        await DeleteIndexAsync(caller.Tenant, receiver.Id);
         await ReceiverCleanup.EnqueueAsync(storage, caller.Tenant, receiver.Id, ReceiverCleanup.FirstPass, TimeSpan.Zero, CancellationToken.None);
         return true;
     }
@@ -226,6 +226,31 @@ public sealed class ReceiverStore(
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// Writes the index row of each of the tenant's receivers that has none, so the public hook finds it: after a
+    /// restore over the tenant brought back receivers deleted since the backup (the index is platform-wide and no
+    /// backup holds it). A row that exists is left as it is, whichever tenant it names, and a sandbox's copies claim
+    /// none. Returns how many were written.
+    /// </summary>
+    public async Task<int> IndexAgainAsync(TenantId tenant, CancellationToken cancellationToken)
+    {
+        var written = 0;
+        foreach (var receiver in (await ListAsync(tenant, cancellationToken)).Where(r => !r.SandboxCopy))
+        {
+            try
+            {
+                await Index.AddEntityAsync(new ReceiverIndexEntity { PartitionKey = receiver.Id, TenantId = tenant.Value }, cancellationToken);
+                cache.Remove(CacheKey(receiver.Id));
+                written++;
+            }
+            catch (RequestFailedException ex) when (ex.Status == 409)
+            {
+            }
+        }
+
+        return written;
     }
 
     /// <summary>
@@ -357,14 +382,25 @@ public sealed class ReceiverStore(
 
     private static string CacheKey(string receiverId) => "webhook-receiver:" + receiverId;
 
-    private async Task DeleteIndexAsync(string id)
+    /// <summary>
+    /// Deletes the receiver's index row if it names this tenant. A sandbox restored from a backup holds copies of the
+    /// receivers under the same ids, while the index still names the tenant they were copied from: deleting the copy
+    /// must never take the original's route away.
+    /// </summary>
+    private async Task DeleteIndexAsync(TenantId tenant, string id)
     {
         cache.Remove(CacheKey(id));
+        var row = await Index.GetEntityIfExistsAsync<ReceiverIndexEntity>(id, ReceiverIndexEntity.Row, cancellationToken: CancellationToken.None);
+        if (!row.HasValue || row.Value!.TenantId != tenant.Value)
+        {
+            return;
+        }
+
         try
         {
-            await Index.DeleteEntityAsync(id, ReceiverIndexEntity.Row, ETag.All, CancellationToken.None);
+            await Index.DeleteEntityAsync(id, ReceiverIndexEntity.Row, row.Value.ETag, CancellationToken.None);
         }
-        catch (RequestFailedException ex) when (ex.Status == 404)
+        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
         {
         }
     }

@@ -21,10 +21,17 @@ public static class ReceiversExtensions
         services.AddOutboundHttp();
         services.AddStorageTable(ReceiverStore.TableName);
         services.AddEventOutbox(ReceiverStore.TableName);
-        services.AddTenantData(ReceiverStore.TableName);
+        services.AddTenantData(ReceiverStore.TableName, sandbox: (row, _) =>
+        {
+            if (row.RowKey.StartsWith(ReceiverEntity.KeyPrefix, StringComparison.Ordinal))
+            {
+                row[nameof(ReceiverEntity.SandboxCopy)] = true;
+            }
+        });
         services.AddStorageTable(ReceiverStore.IndexTableName);
         services.AddStorageContainer(ReceiverStore.PayloadContainer);
         services.AddSingleton<ReceiverStore>();
+        services.AddSingleton<IEventSubscriber, ReceiverRestoreIndexer>();
         services.AddSingleton<IRowExpiry, MessageExpiry>();
         services.AddQueueFunction<ReceiptProcessor>(ReceiptProcessor.FunctionName, ReceiverStore.QueueName);
         services.AddQueueFunction<ReceiverCleanup>(ReceiverCleanup.FunctionName, ReceiverCleanup.QueueName);
