@@ -175,6 +175,12 @@ internal static class BackupsFigure
         builder.Services.AddSingleton<KeyMaterial>();
         builder.AddUsers();
         builder.AddInventory();
+        // The backup reads the tenant's own row through the tenants capability (its directory table).
+        builder.Services.AddStorageTable(Platform.Functions.Tenants.TenantDirectory.TableName);
+        builder.Services.AddSingleton<Platform.Functions.Tenants.TenantDirectory>();
+        // A restored part re-seals TOTP seeds for a new tenant.
+        builder.Services.AddSingleton<SecretBox>();
+        builder.Services.AddSingleton<Mfa>();
         builder.Services.AddSingleton<BackupStore>();
         builder.Services.AddSingleton<BackupFiles>();
         return builder.Build();
