@@ -178,9 +178,10 @@ internal static class BackupsFigure
         // The backup reads the tenant's own row through the tenants capability (its directory table).
         builder.Services.AddStorageTable(Platform.Functions.Tenants.TenantDirectory.TableName);
         builder.Services.AddSingleton<Platform.Functions.Tenants.TenantDirectory>();
-        // A restored part re-seals TOTP seeds for a new tenant.
+        // A part restored into a new tenant re-seals what is sealed to the tenant (TOTP seeds), as in the app.
         builder.Services.AddSingleton<SecretBox>();
         builder.Services.AddSingleton<Mfa>();
+        builder.Services.AddSingleton<ISandboxResealer, Platform.Functions.Users.TotpResealer>();
         builder.Services.AddSingleton<BackupStore>();
         builder.Services.AddSingleton<BackupFiles>();
         return builder.Build();

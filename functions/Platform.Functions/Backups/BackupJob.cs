@@ -36,6 +36,12 @@ public sealed class BackupOptions
     /// <summary>The IANA time zone <see cref="DailySchedule"/> is read in.</summary>
     public string DailyScheduleTimeZone { get; set; } = "UTC";
 
+    /// <summary>
+    /// Whether each tenant's schedule takes a minute of its own within the hour (from a hash of its id) when
+    /// <see cref="DailySchedule"/>'s minute is a single number, so that tenants' backups do not all start at once.
+    /// </summary>
+    public bool DailyScheduleSpread { get; set; } = true;
+
     /// <summary>6-field cron (UTC) of the <c>BackupRetention</c> timer.</summary>
     public string RetentionSchedule { get; set; } = "0 45 * * * *";
 

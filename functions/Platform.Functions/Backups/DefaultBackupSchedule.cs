@@ -44,7 +44,7 @@ public sealed partial class DefaultBackupSchedule(
             var input = ScheduleInput.Read(JsonSerializer.SerializeToElement(new
             {
                 name = Name,
-                cron = backups.DailySchedule,
+                cron = backups.DailyScheduleSpread ? Spread(backups.DailySchedule, tenant) : backups.DailySchedule,
                 timeZone = backups.DailyScheduleTimeZone,
                 target = new { job = new { type = BackupOrchestrator.Name } },
             }, JsonSerializerOptions.Web), validation);
@@ -62,6 +62,23 @@ public sealed partial class DefaultBackupSchedule(
                 LogRefused(logger, tenant.Value, refused.Message);
             }
         }
+    }
+
+    /// <summary>
+    /// The cron with its minute field (when a single number) replaced by a minute of the tenant's own, taken from a
+    /// hash of its id: thousands of tenants' backups then start spread over the hour instead of all at once.
+    /// </summary>
+    public static string Spread(string cron, TenantId tenant)
+    {
+        var fields = cron.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (fields.Length != 5 || !int.TryParse(fields[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
+        {
+            return cron;
+        }
+
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(tenant.Value));
+        fields[0] = (BitConverter.ToUInt32(hash, 0) % 60).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return string.Join(' ', fields);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Tenant {Tenant} got no daily backup schedule: {Reason}")]

@@ -264,7 +264,8 @@ public sealed class RestorePrepare(BackupStore store, BackupFiles files, TenantD
 /// log their change), each changed by its table's sandbox rule; blobs under the new tenant's name. Upserts: a re-run
 /// writes the same rows again.
 /// </summary>
-public sealed class RestorePart(StorageAccount storage, BackupStore store, BackupFiles files, IOptions<StorageLayout> layout, Auth.Mfa mfa) : TaskActivity<RestorePartInput, long>
+public sealed class RestorePart(StorageAccount storage, BackupStore store, BackupFiles files, IOptions<StorageLayout> layout, IEnumerable<ISandboxResealer> resealers)
+    : TaskActivity<RestorePartInput, long>
 {
     public const string Name = "restores.part";
 
@@ -292,34 +293,6 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
         }
 
         return size;
-    }
-
-    /// <summary>
-    /// TOTP seeds are sealed to their tenant: sealed again for the sandbox, so a user with MFA signs in there with the
-    /// same authenticator app. Backup codes are keyed hashes over the tenant and cannot be moved: a sandbox user has
-    /// none (their TOTP still works). Webhook endpoint and receiver secrets stay sealed to the source (endpoints come
-    /// back disabled, receivers unrouted).
-    /// </summary>
-    private void ResealForSandbox(TableEntity user, TenantId source, TenantId target)
-    {
-        if (!user.RowKey.StartsWith(Users.UserEntity.KeyPrefix, StringComparison.Ordinal))
-        {
-            return;
-        }
-
-        var userId = user.RowKey[Users.UserEntity.KeyPrefix.Length..];
-        foreach (var property in new[] { nameof(Users.UserEntity.TotpSecret), nameof(Users.UserEntity.PendingTotpSecret) })
-        {
-            if (user.GetString(property) is { Length: > 0 } sealedSeed)
-            {
-                user[property] = mfa.Reseal(sealedSeed, source, target, userId);
-            }
-        }
-
-        if (user.ContainsKey(nameof(Users.UserEntity.BackupCodeHashes)))
-        {
-            user[nameof(Users.UserEntity.BackupCodeHashes)] = "[]";
-        }
     }
 
     private static long Utf8Escaped(string text)
@@ -365,9 +338,9 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
                     if (sandbox)
                     {
                         rule?.Invoke(entity, restore.At);
-                        if (part.Name == Users.UserDirectory.TableName)
+                        foreach (var resealer in resealers.Where(r => r.Table == part.Name))
                         {
-                            ResealForSandbox(entity, source, target);
+                            resealer.Reseal(entity, source, target);
                         }
                     }
 

@@ -102,3 +102,16 @@ public static class StorageLayoutExtensions
     public static IServiceCollection AddStorageQueue(this IServiceCollection services, string name) =>
         services.Configure<StorageLayout>(layout => layout.Queues.Add(name));
 }
+
+/// <summary>
+/// What a capability does to its rows copied into a sandbox tenant when something in them is bound to the tenant
+/// they came from (a secret sealed with the tenant in its associated data): sealed again for the copy, so the copy
+/// works as the original did. Registered next to the table's <see cref="StorageLayoutExtensions.AddTenantData"/>.
+/// </summary>
+public interface ISandboxResealer
+{
+    /// <summary>The tenant-data table whose rows this reseals.</summary>
+    string Table { get; }
+
+    void Reseal(Azure.Data.Tables.TableEntity row, TenantId source, TenantId target);
+}

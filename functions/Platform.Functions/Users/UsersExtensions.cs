@@ -17,6 +17,7 @@ public static class UsersExtensions
         builder.Services.AddEventOutbox(UserDirectory.TableName);
         builder.Services.AddTenantData(UserDirectory.TableName);
         builder.Services.AddSingleton<UserDirectory>();
+        builder.Services.AddSingleton<ISandboxResealer, TotpResealer>();
         builder.Services.AddValidatedOptions<UsersOptions>(UsersOptions.Section);
         builder.Services.AddSingleton<UserSchemas>();
         builder.Services.AddSingleton<UserCommands>();

@@ -28,6 +28,7 @@ public static class WebhooksExtensions
             }
         });
         services.AddSingleton<WebhookDirectory>();
+        services.AddSingleton<ISandboxResealer, EndpointSecretResealer>();
         services.AddSingleton<WebhookCommands>();
         services.AddSingleton<WebhookDeliveries>();
         services.AddSingleton<WebhookAdminMail>();

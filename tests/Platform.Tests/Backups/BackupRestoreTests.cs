@@ -33,7 +33,7 @@ public sealed class BackupRestoreTests(Azurite azurite) : SignedUpTenantTests(az
     private static readonly string[] All = ["*"];
 
     /// <summary>Fields a sandbox changes on purpose (each checked through the API instead).</summary>
-    private static readonly string[] SandboxFields = ["Enabled", "DisabledReason", "DisabledAt", "NextRunAt"];
+    private static readonly string[] SandboxFields = ["Enabled", "DisabledReason", "DisabledAt", "NextRunAt", "Secret"];
 
     [Fact]
     public async Task A_backup_restored_into_a_new_tenant_is_the_snapshot_and_works_at_once()
@@ -91,6 +91,13 @@ public sealed class BackupRestoreTests(Azurite azurite) : SignedUpTenantTests(az
         // Nothing runs on its own: endpoints disabled, schedules paused, no sessions carried over.
         var endpoint = (await sandbox.GetFromJsonAsync<JsonElement>("/api/v1/webhooks/endpoints", Ct)).GetProperty("items").EnumerateArray().Single();
         Assert.False(endpoint.GetProperty("enabled").GetBoolean());
+
+        // Its signing secret is sealed again for the copy: turned on, it signs with the original's secret.
+        var directory = App.Services.GetRequiredService<Platform.Functions.Webhooks.WebhookDirectory>();
+        var original = (await directory.ListAsync(new TenantId(Tenant.Id), Ct)).Single();
+        var copy = (await directory.ListAsync(new TenantId(sandboxId), Ct)).Single();
+        Assert.NotEqual(original.Secret, copy.Secret);
+        Assert.Equal(directory.SigningKeys(new TenantId(Tenant.Id), original)[0], directory.SigningKeys(new TenantId(sandboxId), copy)[0]);
         var schedule = (await sandbox.GetFromJsonAsync<JsonElement>("/api/v1/schedules", Ct)).GetProperty("items").EnumerateArray().Single();
         Assert.False(schedule.GetProperty("enabled").GetBoolean());
 

@@ -31,14 +31,17 @@ public sealed class BackupScheduleTests(Azurite azurite) : SignedUpTenantTests(a
     public async Task A_new_tenant_gets_a_daily_backup_schedule_that_acts_for_its_admin_and_makes_scheduled_backups()
     {
         var schedule = await DailyBackupAsync();
-        Assert.Equal("30 2 * * *", schedule.Str("cron"));
+        // The configured minute is replaced by one of the tenant's own, so tenants' backups spread over the hour.
+        Assert.Equal(DefaultBackupSchedule.Spread("30 2 * * *", new TenantId(Tenant.Id)), schedule.Str("cron"));
+        Assert.Matches(@"^([0-9]|[1-5][0-9]) 2 \* \* \*$", schedule.Str("cron"));
         Assert.Equal("Europe/Berlin", schedule.Str("timeZone"));
         Assert.True(schedule.GetProperty("enabled").GetBoolean());
         Assert.Equal(Tenant.AdminId, schedule.Str("runsAs"));
         Assert.Equal("backup", schedule.GetProperty("target").GetProperty("job").Str("type"));
         var next = schedule.Time("nextRunAt");
         Assert.True(next > Clock.GetUtcNow() && next <= Clock.GetUtcNow().AddDays(1), $"next run {next}");
-        Assert.Equal(new TimeOnly(2, 30), TimeOnly.FromDateTime(TimeZoneInfo.ConvertTime(next, TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin")).DateTime));
+        var minute = int.Parse(schedule.Str("cron").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(new TimeOnly(2, minute), TimeOnly.FromDateTime(TimeZoneInfo.ConvertTime(next, TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin")).DateTime));
 
         // The audit trail names the schedule as having made itself, on behalf of the admin.
         var created = await Eventually.Until(
