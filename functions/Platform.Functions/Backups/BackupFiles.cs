@@ -32,6 +32,12 @@ public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOpti
     /// runs", at a chosen point instead of a lucky one).
     /// </summary>
     internal Func<TenantId, string, Task>? AfterFirstPass { get; set; }
+
+    /// <summary>
+    /// Runs before a restore writes a part (tests only: a part that fails on purpose, to see a restore over the tenant
+    /// roll back, or fail to).
+    /// </summary>
+    internal Func<RestorePartInput, Task>? BeforeRestoringPart { get; set; }
     public const string BlobsPrefix = "blobs:";
 
     /// <summary>Every part a backup of this deployment holds, by the capabilities' declarations.</summary>

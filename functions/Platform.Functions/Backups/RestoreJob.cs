@@ -308,6 +308,11 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
 
     public override async Task<long> RunAsync(TaskActivityContext context, RestorePartInput input)
     {
+        if (files.BeforeRestoringPart is { } fault)
+        {
+            await fault(input);
+        }
+
         var restore = input.Restore;
         var part = input.Part;
         var source = new TenantId(restore.SourceTenantId);
