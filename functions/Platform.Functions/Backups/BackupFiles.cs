@@ -7,7 +7,10 @@ using Azure;
 using Azure.Data.Tables;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
+using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Jobs;
+using Platform.Functions.Jobs.Engine;
 using Platform.Functions.Storage;
 using Platform.Functions.Tenants;
 
@@ -17,7 +20,7 @@ namespace Platform.Functions.Backups;
 /// Writes and reads a backup's files. A table's part is a consistent snapshot of the tenant's partition: rows written
 /// while it is read are either in it or not, never half of one transaction (<see cref="WriteTableAsync"/>).
 /// </summary>
-public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOptions<StorageLayout> layout, TenantDirectory tenants)
+public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOptions<StorageLayout> layout, TenantDirectory tenants, IServiceProvider services)
 {
     /// <summary>Changed rows a snapshot re-reads at most before it gives up (and the activity's retry starts over).</summary>
     public const int MaxChangedRows = 50_000;
@@ -40,18 +43,23 @@ public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOpti
     internal Func<RestorePartInput, Task>? BeforeRestoringPart { get; set; }
     public const string BlobsPrefix = "blobs:";
 
+    /// <summary>The part of job history summaries (see <see cref="WriteJobsAsync"/>).</summary>
+    public const string JobsPart = "jobs";
+
     /// <summary>Every part a backup of this deployment holds, by the capabilities' declarations.</summary>
     public IReadOnlyList<(string Name, string Kind)> PlannedParts() =>
         [
             (TenantPart, "tenant"),
             .. layout.Value.TenantData.Select(t => (t, "table")),
             .. layout.Value.TenantBlobs.Select(c => (BlobsPrefix + c, "blobs")),
+            .. services.GetService<TaskHubClient>() is null ? [] : new[] { (JobsPart, "jobs") },
         ];
 
     public static string FileOf(string name, string kind) => kind switch
     {
         "table" => $"tables/{name}.ndjson.gz",
         "blobs" => $"blobs/{name[BlobsPrefix.Length..]}.ndjson.gz",
+        "jobs" => $"{JobsPart}.ndjson.gz",
         _ => $"{TenantPart}.ndjson.gz",
     };
 
@@ -60,6 +68,7 @@ public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOpti
         "table" when layout.Value.TenantData.Contains(name) => WriteTableAsync(tenant, backupId, key, name, cancellationToken),
         "blobs" when layout.Value.TenantBlobs.Contains(name[BlobsPrefix.Length..]) => WriteBlobsAsync(tenant, backupId, key, name, cancellationToken),
         "tenant" => WriteTenantAsync(tenant, backupId, key, cancellationToken),
+        "jobs" when name == JobsPart => WriteJobsAsync(tenant, backupId, key, cancellationToken),
         _ => throw new InvalidOperationException($"This deployment has no backup part '{name}' of kind '{kind}'."),
     };
 
@@ -298,6 +307,54 @@ public sealed class BackupFiles(StorageAccount storage, BackupStore store, IOpti
             return 1;
         }, cancellationToken);
         return new BackupPart(TenantPart, "tenant", file, count, bytes, sha);
+    }
+
+    /// <summary>
+    /// The tenant's job history as summaries, one line a job: type, status, times, counts, error and note (not its
+    /// parameters or files). Kept for the record: a restore writes none of it back, since jobs are the durable
+    /// engine's instances rather than rows of the tenant.
+    /// </summary>
+    private async Task<BackupPart> WriteJobsAsync(TenantId tenant, string backupId, byte[] key, CancellationToken cancellationToken)
+    {
+        var client = services.GetRequiredService<TaskHubClient>();
+        var jobs = services.GetRequiredService<JobCommands>();
+        var file = FileOf(JobsPart, "jobs");
+        var (count, bytes, sha) = await WriteLinesAsync(store.File(tenant, backupId, file), key, BackupFormat.Context(tenant.Value, backupId, file), async (emit, ct) =>
+        {
+            long rows = 0;
+            var query = new OrchestrationQuery(InstanceIdPrefix: JobIds.TenantPrefix(tenant), FetchInputsAndOutputs: true);
+            await foreach (var instance in client.GetAllInstancesAsync(query).WithCancellation(ct))
+            {
+                if (!JobIds.TryParse(instance.InstanceId, out var owner, out var jobId) || owner != tenant)
+                {
+                    continue;
+                }
+
+                var job = await jobs.ViewAsync(tenant, instance, jobId, ct);
+                var row = new TableEntity(tenant.Value, "job:" + job.Id)
+                {
+                    ["Type"] = job.Type,
+                    ["Status"] = job.Status,
+                    ["CreatedAt"] = job.CreatedAt,
+                    ["Total"] = job.Progress.Total,
+                    ["Succeeded"] = job.Progress.Succeeded,
+                    ["Failed"] = job.Progress.Failed,
+                };
+                foreach (var (name, value) in new (string, object?)[] { ("StartedAt", job.StartedAt), ("FinishedAt", job.FinishedAt), ("Error", job.Error), ("Note", job.Note) })
+                {
+                    if (value is not null)
+                    {
+                        row[name] = value;
+                    }
+                }
+
+                await emit(row);
+                rows++;
+            }
+
+            return rows;
+        }, cancellationToken);
+        return new BackupPart(JobsPart, "jobs", file, count, bytes, sha);
     }
 
     private static Task<(long Count, long Bytes, string Sha256)> WriteLinesAsync(

@@ -410,6 +410,9 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
                 // A new tenant's row is written last, by RestoreFinish (it is what makes the copy visible); over the
                 // live tenant its row (slug, name) stays as it is.
                 break;
+            case "jobs":
+                // Job history is kept for the record only: jobs are the engine's instances, not the tenant's rows.
+                break;
             default:
                 throw new InvalidOperationException($"This deployment cannot restore part '{part.Name}' ({part.Kind}).");
         }

@@ -59,6 +59,13 @@ public sealed class BackupTests(Azurite azurite) : SignedUpTenantTests(azurite)
         var tenantRow = Assert.Single(await App.ReadPartAsync(Tenant.Id, first, "tenant"));
         Assert.Equal(Tenant.Slug, tenantRow.GetProperty("p").GetProperty("Slug").GetString());
 
+        // Job history as summaries: the second backup holds the first backup's job, finished, without its parameters.
+        var history = await App.ReadPartAsync(Tenant.Id, second, "jobs");
+        var firstJob = Assert.Single(history, j => j.GetProperty("k").GetString() == $"job:{first.BackupId()}").GetProperty("p");
+        Assert.Equal("backup", firstJob.GetProperty("Type").GetString());
+        Assert.Equal("succeeded", firstJob.GetProperty("Status").GetString());
+        Assert.False(firstJob.TryGetProperty("Parameters", out _));
+
         // What is stored is ciphertext: no address, sku or slug can be read from the files.
         foreach (var part in first.GetProperty("parts").EnumerateArray())
         {
