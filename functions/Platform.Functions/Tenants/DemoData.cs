@@ -54,6 +54,13 @@ public sealed partial class DemoData(
 
             await workflows.SeedAsync(admin, cancellationToken);
             await ScheduleAndReportAsync(admin, cancellationToken);
+
+            // A first backup to look at under /api/v1/backups; the tenant's daily one comes at night.
+            if (jobTypes.Names.Contains(Backups.BackupOrchestrator.Name))
+            {
+                var backup = await jobs.StartAsync(admin, Backups.BackupOrchestrator.Name, new Backups.BackupParameters(), cancellationToken, Ids.New(time));
+                await WaitAsync(tenant, backup.Id, cancellationToken);
+            }
         }
         catch (InvalidOperationException ex)
         {

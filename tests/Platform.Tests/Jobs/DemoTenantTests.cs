@@ -15,9 +15,13 @@ public sealed class DemoTenantTests(Azurite azurite)
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task The_development_app_seeds_a_demo_tenant_with_an_import_that_has_an_error_report_an_export_a_report_and_a_schedule()
+    public async Task The_development_app_seeds_a_demo_tenant_with_an_import_that_has_an_error_report_an_export_a_report_a_backup_and_schedules()
     {
-        await using var app = await new PlatformApp(azurite, settings: PlatformApp.RunsJobs()) { Environment = "Development" }.ReadyAsync();
+        // As ./infra/run.sh runs it: new tenants get their daily backup schedule.
+        await using var app = await new PlatformApp(azurite, settings: PlatformApp.RunsJobs(new Dictionary<string, string?> { ["Platform:Backups:DailySchedule"] = "0 2 * * *" }))
+        {
+            Environment = "Development",
+        }.ReadyAsync();
         var tenants = app.Services.GetRequiredService<TenantDirectory>();
         var demo = await Eventually.Until(() => tenants.FindBySlugAsync(DemoTenant.Slug, Ct), t => t is not null, "the demo tenant");
         var tenant = new TenantId(demo!.Id);
@@ -35,7 +39,7 @@ public sealed class DemoTenantTests(Azurite azurite)
             }
 
             return views;
-        }, views => views.Count == 3 && views.All(v => v.IsFinished), "the demo's three jobs to finish", TimeSpan.FromSeconds(120));
+        }, views => views.Count == 4 && views.All(v => v.IsFinished), "the demo's four jobs to finish", TimeSpan.FromSeconds(120));
 
         var import = Assert.Single(finished, j => j.Type == "import");
         Assert.Equal("completed_with_errors", import.Status);
@@ -47,8 +51,15 @@ public sealed class DemoTenantTests(Azurite azurite)
         Assert.Equal("succeeded", report.Status);
         Assert.True(report.Figures!["lowStockCount"] > 0, "the demo's bolts are below their reorder point");
 
-        // Weekly restock runs on its own: Mondays at 06:00 in Berlin, the next Monday planned.
-        var schedule = Assert.Single(await app.Services.GetRequiredService<ScheduleCommands>().ListAsync(tenant, Ct));
+        var backup = Assert.Single(finished, j => j.Type == "backup");
+        Assert.Equal("succeeded", backup.Status);
+        var listed = Assert.Single(await app.Services.GetRequiredService<Platform.Functions.Backups.BackupStore>().ListAsync(tenant, 10, Ct));
+        Assert.True(listed.Verified);
+
+        // Weekly restock runs on its own: Mondays at 06:00 in Berlin, the next Monday planned; and the daily backup.
+        var schedules = await Eventually.Until(() => app.Services.GetRequiredService<ScheduleCommands>().ListAsync(tenant, Ct), list => list.Count == 2, "the demo's two schedules");
+        Assert.Contains(schedules, s => s.Name == "Daily backup" && s.JobType == "backup" && s.Enabled);
+        var schedule = Assert.Single(schedules, s => s.Name == "Weekly restock");
         Assert.Equal("Weekly restock", schedule.Name);
         Assert.Equal("0 6 * * MON", schedule.Cron);
         Assert.Equal("Europe/Berlin", schedule.TimeZone);
