@@ -63,10 +63,6 @@ public sealed class WebhookDirectory(StorageAccount storage, SecretBox secrets, 
 
     public byte[] Seal(TenantId tenant, string endpointId, byte[] key) => secrets.SealBytes(key, Binding(tenant, endpointId));
 
-    /// <summary>A secret sealed for an endpoint of <paramref name="from"/>, sealed again for the same endpoint copied into <paramref name="to"/>.</summary>
-    public byte[] Reseal(byte[] sealedSecret, TenantId from, TenantId to, string endpointId) =>
-        secrets.SealBytes(secrets.Open(sealedSecret, Binding(from, endpointId)), Binding(to, endpointId));
-
     public static bool IsId(string? id) => id is { Length: 26 } && Ids.TryReadTime(id, out _);
 
     private static string Binding(TenantId tenant, string endpointId) => $"webhook-secret:{tenant.Value}:{endpointId}";

@@ -28,7 +28,7 @@ public static class WebhooksExtensions
             }
         });
         services.AddSingleton<WebhookDirectory>();
-        services.AddSingleton<ISandboxResealer, EndpointSecretResealer>();
+        services.AddSingleton<ISandboxResealer, SandboxEndpointSecret>();
         services.AddSingleton<WebhookCommands>();
         services.AddSingleton<WebhookDeliveries>();
         services.AddSingleton<WebhookAdminMail>();

@@ -92,12 +92,15 @@ public sealed class BackupRestoreTests(Azurite azurite) : SignedUpTenantTests(az
         var endpoint = (await sandbox.GetFromJsonAsync<JsonElement>("/api/v1/webhooks/endpoints", Ct)).GetProperty("items").EnumerateArray().Single();
         Assert.False(endpoint.GetProperty("enabled").GetBoolean());
 
-        // Its signing secret is sealed again for the copy: turned on, it signs with the original's secret.
+        // The copy got a signing secret of its own, unknown to anyone: it can never sign as the live endpoint does (the
+        // live receiver would trust what the sandbox made up), and rotating it shows one to configure.
         var directory = App.Services.GetRequiredService<Platform.Functions.Webhooks.WebhookDirectory>();
         var original = (await directory.ListAsync(new TenantId(Tenant.Id), Ct)).Single();
         var copy = (await directory.ListAsync(new TenantId(sandboxId), Ct)).Single();
-        Assert.NotEqual(original.Secret, copy.Secret);
-        Assert.Equal(directory.SigningKeys(new TenantId(Tenant.Id), original)[0], directory.SigningKeys(new TenantId(sandboxId), copy)[0]);
+        var copyKeys = directory.SigningKeys(new TenantId(sandboxId), copy);
+        Assert.NotEqual(directory.SigningKeys(new TenantId(Tenant.Id), original)[0], Assert.Single(copyKeys));
+        var rotated = await sandbox.PostAsJsonAsync($"/api/v1/webhooks/endpoints/{copy.Id}/rotate-secret", new { graceSeconds = 0 }, Ct);
+        Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
         var schedule = (await sandbox.GetFromJsonAsync<JsonElement>("/api/v1/schedules", Ct)).GetProperty("items").EnumerateArray().Single();
         Assert.False(schedule.GetProperty("enabled").GetBoolean());
 
