@@ -94,20 +94,7 @@ public sealed class BackupOrchestrator : JobOrchestrator<BackupParameters>
     protected override async Task<JobOutcome> RunJobAsync(TaskOrchestrationContext context, JobInput<BackupParameters> input, JobRun run)
     {
         var lockInput = new BackupLockInput(input.TenantId, input.JobId, Name, [input.JobId], context.CurrentUtcDateTime);
-        var held = await context.CallActivityAsync<BackupLockResult>(BackupLockAcquire.Name, lockInput, Retried);
-        if (!held.Acquired)
-        {
-            return run.Finish(JobOutcome.Failed) with { Error = $"Another {held.Kind} of this tenant is running (job {held.Holder}); this backup did not start." };
-        }
-
-        try
-        {
-            return await BackUpAsync(context, input, run);
-        }
-        finally
-        {
-            await context.CallActivityAsync<bool>(BackupLockRelease.Name, lockInput, Retried);
-        }
+        return await BackupLockHold.HoldingAsync(context, lockInput, run, "this backup did not start.", () => BackUpAsync(context, input, run));
     }
 
     private static async Task<JobOutcome> BackUpAsync(TaskOrchestrationContext context, JobInput<BackupParameters> input, JobRun run)

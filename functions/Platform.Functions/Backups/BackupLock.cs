@@ -2,6 +2,7 @@ using Azure;
 using Azure.Data.Tables;
 using Microsoft.DurableTask;
 using Microsoft.Extensions.Options;
+using Platform.Functions.Jobs;
 using Platform.Functions.Storage;
 
 namespace Platform.Functions.Backups;
@@ -120,6 +121,33 @@ public sealed class BackupLockAcquire(BackupLocks locks) : TaskActivity<BackupLo
     public const string Name = "backups.lock";
 
     public override Task<BackupLockResult> RunAsync(TaskActivityContext context, BackupLockInput input) => locks.AcquireAsync(input, CancellationToken.None);
+}
+
+/// <summary>How a backup or restore orchestration holds the tenant's lock for its whole run.</summary>
+public static class BackupLockHold
+{
+    /// <summary>
+    /// Takes the lock for the job, runs <paramref name="work"/> and releases the lock whatever happens; when another
+    /// backup or restore holds it, the job fails at once with <paramref name="notStarted"/> after the holder.
+    /// </summary>
+    public static async Task<JobOutcome> HoldingAsync(
+        TaskOrchestrationContext context, BackupLockInput lockInput, JobRun run, string notStarted, Func<Task<JobOutcome>> work)
+    {
+        var held = await context.CallActivityAsync<BackupLockResult>(BackupLockAcquire.Name, lockInput, JobOrchestrator<BackupParameters>.Retried);
+        if (!held.Acquired)
+        {
+            return run.Finish(JobOutcome.Failed) with { Error = $"Another {held.Kind} of this tenant is running (job {held.Holder}); {notStarted}" };
+        }
+
+        try
+        {
+            return await work();
+        }
+        finally
+        {
+            await context.CallActivityAsync<bool>(BackupLockRelease.Name, lockInput, JobOrchestrator<BackupParameters>.Retried);
+        }
+    }
 }
 
 /// <summary>Releases the tenant's backup lock if the job still holds it.</summary>

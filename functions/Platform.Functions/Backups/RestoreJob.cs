@@ -40,20 +40,7 @@ public sealed class RestoreOrchestrator : JobOrchestrator<RestoreParameters>
         var p = input.Parameters;
         // While it runs, its source backup and its pre-restore backup cannot be deleted, and no backup or other restore starts.
         var lockInput = new BackupLockInput(input.TenantId, input.JobId, Name, p.PreRestoreBackupId is { } preId ? [p.BackupId, preId] : [p.BackupId], context.CurrentUtcDateTime);
-        var held = await context.CallActivityAsync<BackupLockResult>(BackupLockAcquire.Name, lockInput, Retried);
-        if (!held.Acquired)
-        {
-            return run.Finish(JobOutcome.Failed) with { Error = $"Another {held.Kind} of this tenant is running (job {held.Holder}); nothing was restored." };
-        }
-
-        try
-        {
-            return await RestoreAsync(context, input, run);
-        }
-        finally
-        {
-            await context.CallActivityAsync<bool>(BackupLockRelease.Name, lockInput, Retried);
-        }
+        return await BackupLockHold.HoldingAsync(context, lockInput, run, "nothing was restored.", () => RestoreAsync(context, input, run));
     }
 
     private static async Task<JobOutcome> RestoreAsync(TaskOrchestrationContext context, JobInput<RestoreParameters> input, JobRun run)
@@ -336,6 +323,7 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
                 long batchBytes = 0;
                 var kept = new HashSet<string>(StringComparer.Ordinal);
                 var sandbox = restore.TargetSlug is not null;
+                var resealing = resealers.Where(r => r.Table == part.Name).ToList();
                 await foreach (var line in lines)
                 {
                     var entity = BackupRows.Read(line, target.Value);
@@ -343,7 +331,7 @@ public sealed class RestorePart(StorageAccount storage, BackupStore store, Backu
                     if (sandbox)
                     {
                         rule?.Invoke(entity, restore.At);
-                        foreach (var resealer in resealers.Where(r => r.Table == part.Name))
+                        foreach (var resealer in resealing)
                         {
                             resealer.Reseal(entity, source, target);
                         }
