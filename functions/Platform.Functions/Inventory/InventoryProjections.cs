@@ -10,15 +10,21 @@ namespace Platform.Functions.Inventory;
 /// Movements never enter it - they change item and stock rows in the same transaction, and those are what is read -
 /// so analytics cost the same with 1,000 or 1,000,000 movements on record.
 /// </summary>
-public sealed class InventoryProjections(StorageAccount storage, ProjectionMemory memory, TimeProvider time)
+/// <remarks>
+/// Both are saved as snapshots for large tenants (<see cref="ProjectionSnapshots"/>), so the first list or report on
+/// an instance that never held the tenant downloads two blobs instead of scanning 100,000 items and their stock rows.
+/// </remarks>
+public sealed class InventoryProjections(StorageAccount storage, ProjectionMemory memory, ProjectionSnapshots snapshots, TimeProvider time)
 {
     public ListProjection<ItemEntity, ItemListItem> Items { get; } =
-        new(storage, InventoryStore.TableName, ItemEntity.KeyPrefix, item => new ItemListItem(item), item => item.HeldBytes, memory, time);
+        new(storage, InventoryStore.TableName, ItemEntity.KeyPrefix, item => new ItemListItem(item), item => item.HeldBytes, memory, time,
+            snapshots, item => item.Entity);
 
     // The entity object and its three strings (partition key, item id, location id; the row key is counted apart).
     public ListProjection<StockEntity, StockEntity> Stock { get; } =
         new(storage, InventoryStore.TableName, StockEntity.KeyPrefix, stock => stock,
-            stock => 120 + 2L * (stock.PartitionKey.Length + stock.ItemId.Length + stock.LocationId.Length) + 3 * 24, memory, time);
+            stock => 120 + 2L * (stock.PartitionKey.Length + stock.ItemId.Length + stock.LocationId.Length) + 3 * 24, memory, time,
+            snapshots, stock => stock);
 
     /// <summary>Applies a write made on this instance, so the writer's next read shows it.</summary>
     public void Apply(TenantId tenant, ItemEntity item, params IEnumerable<StockEntity?> stock)

@@ -23,8 +23,14 @@ namespace Platform.Functions.Query;
 /// An estimate of the bytes one projected row keeps alive (its strings, objects and dictionary entry). It is summed as
 /// rows come and go, so it must be cheap: string lengths and fixed overheads, no serialization.
 /// </param>
+/// <param name="snapshots">
+/// Where a large tenant's rows are saved so that a cold instance loads them instead of scanning (see
+/// <see cref="ProjectionSnapshots"/>); null for a projection whose rows must not be copied.
+/// </param>
+/// <param name="entityOf">The stored row an item was projected from, for the snapshot; required with <paramref name="snapshots"/>.</param>
 public sealed class ListProjection<TEntity, TItem>(
-    StorageAccount storage, string table, string keyPrefix, Func<TEntity, TItem?> project, Func<TItem, long> sizeOf, ProjectionMemory memory, TimeProvider time)
+    StorageAccount storage, string table, string keyPrefix, Func<TEntity, TItem?> project, Func<TItem, long> sizeOf, ProjectionMemory memory, TimeProvider time,
+    ProjectionSnapshots? snapshots = null, Func<TItem, TEntity>? entityOf = null)
     where TEntity : class, ITableEntity, new()
     where TItem : class
 {
@@ -38,11 +44,21 @@ public sealed class ListProjection<TEntity, TItem>(
 
     private const int PointReadsAtOnce = 16;
 
+    /// <summary>
+    /// Rows re-read through the log since the last snapshot before a new one is saved: half of what a catch-up reads
+    /// one by one, so an instance loading the latest snapshot is always well inside that bound.
+    /// </summary>
+    public const int SnapshotAfterChanges = MaxPointReads / 2;
+
     private readonly ConcurrentDictionary<string, TenantRows> _tenants = new(StringComparer.Ordinal);
     private long _loads;
+    private long _snapshotLoads;
 
     /// <summary>Partition scans made since the instance started: a tenant listed again after it was dropped scans again.</summary>
     public long Loads => Interlocked.Read(ref _loads);
+
+    /// <summary>Tenants this instance loaded from a snapshot (and the log after it) instead of a scan.</summary>
+    public long SnapshotLoads => Interlocked.Read(ref _snapshotLoads);
 
     /// <summary>The tenant's rows, caught up first. Not a copy: a request reads them in place (see <see cref="HeldRows{TItem}"/>).</summary>
     public async Task<HeldRows<TItem>> RowsAsync(TenantId tenant, CancellationToken cancellationToken) =>
@@ -82,10 +98,25 @@ public sealed class ListProjection<TEntity, TItem>(
             if (rows.LoadedAt is null || now - rows.RefreshedAt >= RefreshEvery)
             {
                 var partition = storage.TenantTable(table).For(tenant);
-                // A look older than the log's retention may have missed entries already trimmed: start over.
-                if (rows.LoadedAt is null || now - rows.RefreshedAt >= ChangeLog.Retention - ChangeLog.TrimEvery || !await CatchUpAsync(partition, rows, cancellationToken))
+                if (rows.LoadedAt is null)
                 {
-                    await LoadAsync(partition, rows, now, cancellationToken);
+                    if (!await RestoreAsync(tenant, partition, rows, now, cancellationToken))
+                    {
+                        await LoadAsync(tenant, partition, rows, now, cancellationToken);
+                    }
+                }
+                // A look older than the log's retention may have missed entries already trimmed: start over.
+                else if (now - rows.RefreshedAt >= ChangeLog.Retention - ChangeLog.TrimEvery || await CatchUpAsync(partition, rows, cancellationToken) is not { } changed)
+                {
+                    await LoadAsync(tenant, partition, rows, now, cancellationToken);
+                }
+                else
+                {
+                    rows.ChangedSinceSnapshot += changed;
+                    if (rows.ChangedSinceSnapshot >= SnapshotAfterChanges)
+                    {
+                        Save(tenant, rows);
+                    }
                 }
 
                 rows.RefreshedAt = now;
@@ -108,11 +139,10 @@ public sealed class ListProjection<TEntity, TItem>(
     /// writes committed before it, which the scan sees: the first catch-up reads only entries after that number, where
     /// it would otherwise re-read every row of a bulk import that just ended.
     /// </summary>
-    private async Task LoadAsync(TenantPartition partition, TenantRows rows, DateTimeOffset startedAt, CancellationToken cancellationToken)
+    private async Task LoadAsync(TenantId tenant, TenantPartition partition, TenantRows rows, DateTimeOffset startedAt, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _loads);
-        rows.Items.Clear();
-        Interlocked.Exchange(ref rows.Bytes, 0);
+        Clear(rows);
         rows.Position = await ChangeLog.PositionAsync(partition, cancellationToken);
         await foreach (var entity in partition.QueryAsync<TEntity>(keyPrefix, maxPerPage: 1000, cancellationToken))
         {
@@ -120,17 +150,73 @@ public sealed class ListProjection<TEntity, TItem>(
         }
 
         rows.LoadedAt = startedAt;
+        Save(tenant, rows);
     }
 
     /// <summary>
-    /// Reads the entries after the last one seen and re-reads the rows they name. False when there are too many to
-    /// read one by one, or when entries were trimmed before this instance read them: both mean reload.
+    /// Loads the tenant's snapshot and catches up from its position as a held projection would. False, with nothing
+    /// held, when there is no usable snapshot or the log after it cannot be read one row at a time: then scan.
     /// </summary>
-    private async Task<bool> CatchUpAsync(TenantPartition partition, TenantRows rows, CancellationToken cancellationToken)
+    private async Task<bool> RestoreAsync(TenantId tenant, TenantPartition partition, TenantRows rows, DateTimeOffset startedAt, CancellationToken cancellationToken)
+    {
+        if (snapshots is null)
+        {
+            return false;
+        }
+
+        Clear(rows);
+        if (await snapshots.TryLoadAsync<TEntity>(tenant, table, keyPrefix, entity => Set(rows, entity), cancellationToken) is not { } position)
+        {
+            Clear(rows);
+            return false;
+        }
+
+        rows.Position = position;
+        if (await CatchUpAsync(partition, rows, cancellationToken) is not { } changed)
+        {
+            Clear(rows);
+            return false;
+        }
+
+        Interlocked.Increment(ref _snapshotLoads);
+        rows.LoadedAt = startedAt;
+        rows.ChangedSinceSnapshot = changed;
+        return true;
+    }
+
+    /// <summary>
+    /// Saves the tenant's rows in the background when it is large enough, one save at a time per tenant. The rows are
+    /// listed here, under the tenant's gate, so they are all at least as new as the position saved with them; rows a
+    /// local write replaces meanwhile are newer still, which the log after that position covers.
+    /// </summary>
+    private void Save(TenantId tenant, TenantRows rows)
+    {
+        if (snapshots is null || entityOf is null || rows.Items.Count < snapshots.MinRows || Interlocked.CompareExchange(ref rows.Saving, 1, 0) != 0)
+        {
+            return;
+        }
+
+        rows.ChangedSinceSnapshot = 0;
+        TEntity[] entities = [.. rows.Items.Values.Select(entityOf)];
+        _ = snapshots.SaveInBackground(tenant, table, keyPrefix, rows.Position, entities)
+            .ContinueWith(_ => Interlocked.Exchange(ref rows.Saving, 0), TaskScheduler.Default);
+    }
+
+    private static void Clear(TenantRows rows)
+    {
+        rows.Items.Clear();
+        Interlocked.Exchange(ref rows.Bytes, 0);
+    }
+
+    /// <summary>
+    /// Reads the entries after the last one seen and re-reads the rows they name; how many. Null when there are too
+    /// many to read one by one, or when entries were trimmed before this instance read them: both mean reload.
+    /// </summary>
+    private async Task<int?> CatchUpAsync(TenantPartition partition, TenantRows rows, CancellationToken cancellationToken)
     {
         if (await ChangeLog.Read(partition, rows.Position, keyPrefix, MaxPointReads, cancellationToken) is not { } read)
         {
-            return false;
+            return null;
         }
 
         var (changed, last) = read;
@@ -150,7 +236,7 @@ public sealed class ListProjection<TEntity, TItem>(
 
         // Only once every named row is read: a refresh cut short reads the same entries again.
         rows.Position = last;
-        return true;
+        return changed.Count;
     }
 
     private TenantRows NewRows(string tenant)
@@ -191,6 +277,12 @@ public sealed class ListProjection<TEntity, TItem>(
     {
         /// <summary>The estimated bytes of <see cref="Items"/>, kept as rows come and go.</summary>
         public long Bytes;
+
+        /// <summary>1 while a snapshot of these rows is being saved.</summary>
+        public int Saving;
+
+        /// <summary>Rows re-read through the log since the snapshot was saved or loaded.</summary>
+        public int ChangedSinceSnapshot { get; set; }
 
         public SemaphoreSlim Gate { get; } = new(1, 1);
         public ConcurrentDictionary<string, TItem> Items { get; } = new(StringComparer.Ordinal);

@@ -2,6 +2,7 @@ using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Hosting;
+using Platform.Functions.Storage;
 
 namespace Platform.Functions.Query;
 
@@ -18,6 +19,13 @@ public sealed class ListsOptions
     /// </summary>
     [Range(0.01, 65536)]
     public double ProjectionMemoryMB { get; set; } = 512;
+
+    /// <summary>
+    /// A tenant's items or stock of at least this many rows is saved as a snapshot after a scan, so other instances
+    /// load it with one download instead of scanning (<see cref="ProjectionSnapshots"/>).
+    /// </summary>
+    [Range(1, int.MaxValue)]
+    public int SnapshotMinRows { get; set; } = 5000;
 }
 
 /// <summary>
@@ -138,6 +146,8 @@ public static class ProjectionMemoryExtensions
 
         services.AddValidatedOptions<ListsOptions>(ListsOptions.Section);
         services.TryAddSingleton<ProjectionMemory>();
+        services.TryAddSingleton<ProjectionSnapshots>();
+        services.AddStorageContainer(ProjectionSnapshots.SnapshotContainer);
         return services;
     }
 }

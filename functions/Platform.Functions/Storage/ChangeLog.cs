@@ -129,6 +129,13 @@ public static class ChangeLog
         TenantPartition partition, LogPosition after, string keyPrefix, int maxKeys, CancellationToken cancellationToken)
     {
         var now = await PositionAsync(partition, cancellationToken);
+
+        // A lane behind the reader was reset (its row deleted and started again): what the reader holds is not on record.
+        if (Enumerable.Range(0, Lanes).Any(lane => now[lane] < after[lane]))
+        {
+            return null;
+        }
+
         var moved = Enumerable.Range(0, Lanes).Where(lane => now[lane] > after[lane]).ToList();
         var last = after.ToArray();
         var keys = new HashSet<string>(StringComparer.Ordinal);
