@@ -20,6 +20,8 @@ public static class InventoryExtensions
         builder.Services.AddTenantData(InventoryStore.TableName);
         builder.Services.AddProjectionMemory();
         builder.Services.AddSingleton<InventoryProjections>();
+        builder.Services.AddSingleton<ISnapshottedProjection>(services => services.GetRequiredService<InventoryProjections>().Items);
+        builder.Services.AddSingleton<ISnapshottedProjection>(services => services.GetRequiredService<InventoryProjections>().Stock);
         builder.Services.AddSingleton<InventoryStore>();
         builder.Services.AddSingleton<LocationCommands>();
         builder.Services.AddSingleton<ItemCommands>();

@@ -30,7 +30,7 @@ namespace Platform.Functions.Query;
 /// <param name="entityOf">The stored row an item was projected from, for the snapshot; required with <paramref name="snapshots"/>.</param>
 public sealed class ListProjection<TEntity, TItem>(
     StorageAccount storage, string table, string keyPrefix, Func<TEntity, TItem?> project, Func<TItem, long> sizeOf, ProjectionMemory memory, TimeProvider time,
-    ProjectionSnapshots? snapshots = null, Func<TItem, TEntity>? entityOf = null)
+    ProjectionSnapshots? snapshots = null, Func<TItem, TEntity>? entityOf = null) : ISnapshottedProjection
     where TEntity : class, ITableEntity, new()
     where TItem : class
 {
@@ -60,6 +60,10 @@ public sealed class ListProjection<TEntity, TItem>(
     /// <summary>Tenants this instance loaded from a snapshot (and the log after it) instead of a scan.</summary>
     public long SnapshotLoads => Interlocked.Read(ref _snapshotLoads);
 
+    public string Table => table;
+
+    public string KeyPrefix => keyPrefix;
+
     /// <summary>The tenant's rows, caught up first. Not a copy: a request reads them in place (see <see cref="HeldRows{TItem}"/>).</summary>
     public async Task<HeldRows<TItem>> RowsAsync(TenantId tenant, CancellationToken cancellationToken) =>
         new((await CurrentAsync(tenant, cancellationToken)).Items);
@@ -68,12 +72,26 @@ public sealed class ListProjection<TEntity, TItem>(
     public async Task<TItem?> FindAsync(TenantId tenant, string rowKey, CancellationToken cancellationToken) =>
         (await CurrentAsync(tenant, cancellationToken)).Items.TryGetValue(rowKey, out var item) ? item : null;
 
-    /// <summary>Applies a write made on this instance, so the writer's next read shows it.</summary>
+    /// <summary>
+    /// Applies a write made on this instance, so the writer's next read shows it. It takes no gate and may land late -
+    /// after a catch-up already read a newer write of the same row by another instance - so its key is re-read at the
+    /// next catch-up, and no snapshot is saved while it is pending (see <see cref="TenantRows.Applied"/>).
+    /// </summary>
     public void Apply(TenantId tenant, TEntity entity)
     {
         if (_tenants.TryGetValue(tenant.Value, out var rows) && rows.LoadedAt is not null)
         {
-            Set(rows, entity);
+            Interlocked.Increment(ref rows.Applying);
+            try
+            {
+                Set(rows, entity);
+                rows.Applied[entity.RowKey] = 0;
+            }
+            finally
+            {
+                Interlocked.Decrement(ref rows.Applying);
+            }
+
             memory.Report(rows.Held, rows.Bytes);
         }
     }
@@ -82,8 +100,44 @@ public sealed class ListProjection<TEntity, TItem>(
     {
         if (_tenants.TryGetValue(tenant.Value, out var rows))
         {
-            Drop(rows, rowKey);
+            Interlocked.Increment(ref rows.Applying);
+            try
+            {
+                Drop(rows, rowKey);
+                rows.Applied[rowKey] = 0;
+            }
+            finally
+            {
+                Interlocked.Decrement(ref rows.Applying);
+            }
+
             memory.Report(rows.Held, rows.Bytes);
+        }
+    }
+
+    public async Task<bool> RefreshSnapshotAsync(TenantId tenant, long storedTotal, CancellationToken cancellationToken)
+    {
+        var rows = await CurrentAsync(tenant, cancellationToken);
+        await rows.Gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (rows.Position.Total <= storedTotal || TakeSave(rows) is not { } save)
+            {
+                return false;
+            }
+
+            try
+            {
+                return await snapshots!.SaveAsync(tenant, table, keyPrefix, save.Position, save.Entities, cancellationToken);
+            }
+            finally
+            {
+                Interlocked.Exchange(ref rows.Saving, 0);
+            }
+        }
+        finally
+        {
+            rows.Gate.Release();
         }
     }
 
@@ -113,10 +167,12 @@ public sealed class ListProjection<TEntity, TItem>(
                 else
                 {
                     rows.ChangedSinceSnapshot += changed;
-                    if (rows.ChangedSinceSnapshot >= SnapshotAfterChanges)
-                    {
-                        Save(tenant, rows);
-                    }
+                    rows.SaveDue |= rows.ChangedSinceSnapshot >= SnapshotAfterChanges;
+                }
+
+                if (rows.SaveDue)
+                {
+                    Save(tenant, rows);
                 }
 
                 rows.RefreshedAt = now;
@@ -143,6 +199,9 @@ public sealed class ListProjection<TEntity, TItem>(
     {
         Interlocked.Increment(ref _loads);
         Clear(rows);
+
+        // Local writes applied before the scan are in it; one landing after the scan read its row re-marks its key.
+        rows.Applied.Clear();
         rows.Position = await ChangeLog.PositionAsync(partition, cancellationToken);
         await foreach (var entity in partition.QueryAsync<TEntity>(keyPrefix, maxPerPage: 1000, cancellationToken))
         {
@@ -150,7 +209,8 @@ public sealed class ListProjection<TEntity, TItem>(
         }
 
         rows.LoadedAt = startedAt;
-        Save(tenant, rows);
+        rows.ChangedSinceSnapshot = 0;
+        rows.SaveDue = snapshots is not null && rows.Items.Count >= snapshots.MinRows;
     }
 
     /// <summary>
@@ -165,15 +225,19 @@ public sealed class ListProjection<TEntity, TItem>(
         }
 
         Clear(rows);
-        if (await snapshots.TryLoadAsync<TEntity>(tenant, table, keyPrefix, entity => Set(rows, entity), cancellationToken) is not { } position)
+        if (await snapshots.TryLoadAsync<TEntity>(tenant, table, keyPrefix, entity => Set(rows, entity), cancellationToken) is not { } loaded)
         {
             Clear(rows);
             return false;
         }
 
+        var (position, version) = loaded;
+
         rows.Position = position;
         if (await CatchUpAsync(partition, rows, cancellationToken) is not { } changed)
         {
+            // Trimmed entries or too many changes (a scan replaces it anyway), or a log that no longer matches it.
+            snapshots.Forget(tenant, table, keyPrefix, version, "the change log after it cannot be followed row by row");
             Clear(rows);
             return false;
         }
@@ -181,25 +245,51 @@ public sealed class ListProjection<TEntity, TItem>(
         Interlocked.Increment(ref _snapshotLoads);
         rows.LoadedAt = startedAt;
         rows.ChangedSinceSnapshot = changed;
+        if (rows.Items.Count < snapshots.MinRows)
+        {
+            // The tenant shrank: scanning it is cheap again, and every cold load would download the blob first.
+            _ = snapshots.DeleteAsync(tenant, table, keyPrefix, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+
         return true;
     }
 
     /// <summary>
-    /// Saves the tenant's rows in the background when it is large enough, one save at a time per tenant. The rows are
-    /// listed here, under the tenant's gate, so they are all at least as new as the position saved with them; rows a
-    /// local write replaces meanwhile are newer still, which the log after that position covers.
+    /// Saves the tenant's rows in the background when it is large enough, one save at a time per tenant. Called under
+    /// the tenant's gate right after a load or catch-up, so the rows listed are all at least as new as the position
+    /// saved with them - unless a local write is being applied or waits to be re-read (a late one may have put an
+    /// older row back): then it is left for the next refresh.
     /// </summary>
     private void Save(TenantId tenant, TenantRows rows)
     {
-        if (snapshots is null || entityOf is null || rows.Items.Count < snapshots.MinRows || Interlocked.CompareExchange(ref rows.Saving, 1, 0) != 0)
+        if (TakeSave(rows) is not { } save)
         {
             return;
         }
 
-        rows.ChangedSinceSnapshot = 0;
-        TEntity[] entities = [.. rows.Items.Values.Select(entityOf)];
-        _ = snapshots.SaveInBackground(tenant, table, keyPrefix, rows.Position, entities)
+        _ = snapshots!.SaveInBackground(tenant, table, keyPrefix, save.Position, save.Entities)
             .ContinueWith(_ => Interlocked.Exchange(ref rows.Saving, 0), TaskScheduler.Default);
+    }
+
+    /// <summary>The rows and position to save, with the tenant's save turn taken; null when none is to be made now.</summary>
+    private (LogPosition Position, TEntity[] Entities)? TakeSave(TenantRows rows)
+    {
+        if (snapshots is null || entityOf is null || rows.Items.Count < snapshots.MinRows || Interlocked.CompareExchange(ref rows.Saving, 1, 0) != 0)
+        {
+            return null;
+        }
+
+        TEntity[] entities = [.. rows.Items.Values.Select(entityOf)];
+        if (Volatile.Read(ref rows.Applying) > 0 || !rows.Applied.IsEmpty)
+        {
+            Interlocked.Exchange(ref rows.Saving, 0);
+            rows.SaveDue = true;
+            return null;
+        }
+
+        rows.SaveDue = false;
+        rows.ChangedSinceSnapshot = 0;
+        return (rows.Position, entities);
     }
 
     private static void Clear(TenantRows rows)
@@ -214,12 +304,24 @@ public sealed class ListProjection<TEntity, TItem>(
     /// </summary>
     private async Task<int?> CatchUpAsync(TenantPartition partition, TenantRows rows, CancellationToken cancellationToken)
     {
+        // Keys of local writes applied since the last look, taken before reading: each is read again below.
+        var applied = new List<string>();
+        foreach (var key in rows.Applied.Keys)
+        {
+            if (rows.Applied.TryRemove(key, out _))
+            {
+                applied.Add(key);
+            }
+        }
+
         if (await ChangeLog.Read(partition, rows.Position, keyPrefix, MaxPointReads, cancellationToken) is not { } read)
         {
             return null;
         }
 
         var (changed, last) = read;
+        var logged = changed.Count;
+        changed.UnionWith(applied);
 
         await Parallel.ForEachAsync(changed, new ParallelOptions { MaxDegreeOfParallelism = PointReadsAtOnce, CancellationToken = cancellationToken },
             async (key, ct) =>
@@ -236,7 +338,7 @@ public sealed class ListProjection<TEntity, TItem>(
 
         // Only once every named row is read: a refresh cut short reads the same entries again.
         rows.Position = last;
-        return changed.Count;
+        return logged;
     }
 
     private TenantRows NewRows(string tenant)
@@ -280,6 +382,15 @@ public sealed class ListProjection<TEntity, TItem>(
 
         /// <summary>1 while a snapshot of these rows is being saved.</summary>
         public int Saving;
+
+        /// <summary>Local writes being applied now (<see cref="Apply"/>, <see cref="Remove"/>).</summary>
+        public int Applying;
+
+        /// <summary>Keys of local writes applied since the last catch-up, which re-reads them.</summary>
+        public ConcurrentDictionary<string, byte> Applied { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>A snapshot should be saved at the next chance (after a scan, or enough rows changed).</summary>
+        public bool SaveDue { get; set; }
 
         /// <summary>Rows re-read through the log since the snapshot was saved or loaded.</summary>
         public int ChangedSinceSnapshot { get; set; }

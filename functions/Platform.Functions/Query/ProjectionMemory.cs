@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Platform.Functions.Hosting;
 using Platform.Functions.Storage;
+using Platform.Functions.Triggers;
 
 namespace Platform.Functions.Query;
 
@@ -148,6 +149,7 @@ public static class ProjectionMemoryExtensions
         services.TryAddSingleton<ProjectionMemory>();
         services.TryAddSingleton<ProjectionSnapshots>();
         services.AddStorageContainer(ProjectionSnapshots.SnapshotContainer);
+        services.AddTimerFunction<ProjectionSnapshotRefresh>(ProjectionSnapshotRefresh.FunctionName, ProjectionSnapshotRefresh.Schedule);
         return services;
     }
 }

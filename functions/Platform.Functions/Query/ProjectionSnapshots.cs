@@ -29,6 +29,13 @@ namespace Platform.Functions.Query;
 /// table or row shape, or the blob is unreadable - the snapshot is ignored and the instance scans, then saves a new one.
 /// </para>
 /// <para>
+/// A snapshot only helps while the log still holds every entry after its position (an hour): the
+/// <see cref="ProjectionSnapshotRefresh"/> timer brings each snapshot whose tenant changed up to date every 20 minutes,
+/// so a tenant nobody listed for a night still loads from its snapshot. A save is gzip'd in memory and uploaded in one
+/// call, so readers see the previous snapshot until the new one is whole, and one older than the stored one is not
+/// written over it.
+/// </para>
+/// <para>
 /// Only projections that opt in are saved: items and stock. Users are not: their rows carry password hashes and sealed
 /// TOTP seeds, which should not gain a second copy, and their cold report already meets its goal. The container is not
 /// tenant data (<see cref="StorageLayout.TenantBlobs"/>): a backup must not copy a snapshot, whose position means
@@ -41,6 +48,9 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
 
     /// <summary>Changes the header's meaning or the row encoding: older snapshots are ignored.</summary>
     private const int Format = 1;
+
+    /// <summary>Blob metadata: the total of the saved position's lane numbers, so a save or a refresh can tell an older snapshot without reading it.</summary>
+    public const string PositionMetadata = "positiontotal";
 
     private long _saved;
     private long _loaded;
@@ -60,20 +70,54 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
 
     /// <summary>Where a tenant's snapshot of one projection lives: named by the tenant, never by anything a caller sends.</summary>
     public BlobClient BlobFor(TenantId tenant, string table, string keyPrefix) =>
-        storage.Container(SnapshotContainer).GetBlobClient($"{tenant.Value}/{table}/{Uri.EscapeDataString(keyPrefix)}.ndjson.gz");
+        storage.Container(SnapshotContainer).GetBlobClient(NameFor(tenant, table, keyPrefix));
+
+    private static string NameFor(TenantId tenant, string table, string keyPrefix) => $"{tenant.Value}/{table}/{Uri.EscapeDataString(keyPrefix)}.ndjson.gz";
+
+    /// <summary>Every snapshot stored, with the projection it belongs to (blobs of none of <paramref name="projections"/> are skipped).</summary>
+    public async IAsyncEnumerable<(TenantId Tenant, ISnapshottedProjection Projection, long PositionTotal)> StoredAsync(
+        IReadOnlyCollection<ISnapshottedProjection> projections, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var blob in storage.Container(SnapshotContainer).GetBlobsAsync(
+            new Azure.Storage.Blobs.Models.GetBlobsOptions { Traits = Azure.Storage.Blobs.Models.BlobTraits.Metadata }, cancellationToken))
+        {
+            var parts = blob.Name.Split('/');
+            if (parts.Length != 3 || !TenantId.TryParse(parts[0], out var tenant))
+            {
+                continue;
+            }
+
+            var projection = projections.FirstOrDefault(p => p.Table == parts[1] && NameFor(tenant, p.Table, p.KeyPrefix) == blob.Name);
+            if (projection is not null)
+            {
+                yield return (tenant, projection, PositionTotalOf(blob.Metadata));
+            }
+        }
+    }
+
+    private static long PositionTotalOf(IDictionary<string, string>? metadata) =>
+        metadata is not null && metadata.TryGetValue(PositionMetadata, out var text) && long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var total)
+            ? total : -1;
 
     /// <summary>
-    /// Reads the tenant's snapshot, handing each row to <paramref name="add"/>. The position the rows reflect, or null
-    /// when there is none or it cannot be used: then rows may have been handed over already and the caller starts over.
+    /// Reads the tenant's snapshot, handing each row to <paramref name="add"/>. The position the rows reflect and the
+    /// blob's version, or null when there is none or it cannot be used: then rows may have been handed over already
+    /// and the caller starts over.
     /// </summary>
-    public async Task<LogPosition?> TryLoadAsync<TEntity>(
+    public async Task<(LogPosition Position, ETag Version)?> TryLoadAsync<TEntity>(
         TenantId tenant, string table, string keyPrefix, Action<TEntity> add, CancellationToken cancellationToken)
         where TEntity : class, ITableEntity
     {
         var blob = BlobFor(tenant, table, keyPrefix);
+        ETag? version = null;
         try
         {
-            await using var stored = await blob.OpenReadAsync(new Azure.Storage.Blobs.Models.BlobOpenReadOptions(allowModifications: false), cancellationToken);
+            // The version read is the one a refusal deletes, never a good snapshot saved since.
+            version = (await blob.GetPropertiesAsync(cancellationToken: cancellationToken)).Value.ETag;
+            await using var stored = await blob.OpenReadAsync(new Azure.Storage.Blobs.Models.BlobOpenReadOptions(allowModifications: false)
+            {
+                Conditions = new Azure.Storage.Blobs.Models.BlobRequestConditions { IfMatch = version },
+            }, cancellationToken);
             await using var gzip = new GZipStream(stored, CompressionMode.Decompress);
             using var reader = new StreamReader(gzip, Encoding.UTF8);
             if (await reader.ReadLineAsync(cancellationToken) is not { } first
@@ -81,7 +125,7 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
                 || header.Format != Format || header.Tenant != tenant.Value || header.Table != table || header.Prefix != keyPrefix
                 || header.Shape != Shape<TEntity>.Value || header.Position is not { Length: ChangeLog.Lanes } numbers || header.Rows < 0)
             {
-                return Refuse(tenant, table, keyPrefix, "its header does not describe this projection");
+                return Refuse(tenant, table, keyPrefix, version, "its header does not describe this projection");
             }
 
             var info = (JsonTypeInfo<TEntity>)RowJson.GetTypeInfo(typeof(TEntity));
@@ -91,7 +135,7 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
                 if (JsonSerializer.Deserialize(line, info) is not { } entity
                     || entity.PartitionKey != tenant.Value || !entity.RowKey.StartsWith(keyPrefix, StringComparison.Ordinal))
                 {
-                    return Refuse(tenant, table, keyPrefix, $"row {rows + 1} is not a row of this projection");
+                    return Refuse(tenant, table, keyPrefix, version, $"row {rows + 1} is not a row of this projection");
                 }
 
                 add(entity);
@@ -100,46 +144,61 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
 
             if (rows != header.Rows)
             {
-                return Refuse(tenant, table, keyPrefix, $"it holds {rows} rows of the {header.Rows} its header counts");
+                return Refuse(tenant, table, keyPrefix, version, $"it holds {rows} rows of the {header.Rows} its header counts");
             }
 
             Interlocked.Increment(ref _loaded);
-            return new LogPosition(numbers);
+            return (new LogPosition(numbers), version.Value);
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
             return null;
         }
-        catch (Exception ex) when (ex is JsonException or InvalidDataException or RequestFailedException or DecoderFallbackException or IOException)
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
-            return Refuse(tenant, table, keyPrefix, ex.GetType().Name + ": " + ex.Message);
+            // Whatever the bytes make a row or its projection throw (a null where the row type has none, a timeout
+            // reading it): a snapshot is never worth failing the request for.
+            return Refuse(tenant, table, keyPrefix, version, ex.GetType().Name + ": " + ex.Message);
         }
     }
 
     /// <summary>
-    /// Saves <paramref name="rows"/> as reflecting <paramref name="position"/> once this returns (a block blob is
-    /// committed whole at the end, so a crash mid-write leaves the previous snapshot). Each row must be at least as
-    /// new as the position: the projection's own rows after a load or catch-up are.
+    /// Saves <paramref name="rows"/> as reflecting <paramref name="position"/>, unless the stored snapshot reflects at
+    /// least as much of the log already. Each row must be at least as new as the position: the projection's own rows
+    /// after a load or catch-up are. Gzip'd in memory first and uploaded in one call, so until it lands readers see the
+    /// previous snapshot whole (a blob write stream would empty it first). False when not written.
     /// </summary>
-    public async Task SaveAsync<TEntity>(
+    public async Task<bool> SaveAsync<TEntity>(
         TenantId tenant, string table, string keyPrefix, LogPosition position, IReadOnlyCollection<TEntity> rows, CancellationToken cancellationToken)
         where TEntity : class, ITableEntity
     {
+        var blob = BlobFor(tenant, table, keyPrefix);
+        try
+        {
+            var stored = await blob.GetPropertiesAsync(cancellationToken: cancellationToken);
+            if (PositionTotalOf(stored.Value.Metadata) >= position.Total)
+            {
+                return false;
+            }
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // None yet.
+        }
+
         var header = new Header(Format, tenant.Value, table, keyPrefix, Shape<TEntity>.Value, position.ToArray(), rows.Count, DateTimeOffset.UtcNow);
         var info = (JsonTypeInfo<TEntity>)RowJson.GetTypeInfo(typeof(TEntity));
-        var blob = BlobFor(tenant, table, keyPrefix);
-        await using (var output = await blob.OpenWriteAsync(overwrite: true, cancellationToken: cancellationToken))
-        await using (var gzip = new GZipStream(output, CompressionLevel.Fastest))
+        using var content = new MemoryStream();
+        await using (var gzip = new GZipStream(content, CompressionLevel.Fastest, leaveOpen: true))
         {
             var buffer = new ArrayBufferWriter<byte>(4096);
             await using var writer = new Utf8JsonWriter(buffer);
             JsonSerializer.Serialize(writer, header);
             foreach (var row in rows)
             {
-                // A page of rows per write: the stream below is the blob's upload, written asynchronously.
                 if (buffer.WrittenCount > 64 * 1024)
                 {
-                    await gzip.WriteAsync(buffer.WrittenMemory, cancellationToken);
+                    gzip.Write(buffer.WrittenSpan);
                     buffer.ResetWrittenCount();
                 }
 
@@ -148,10 +207,16 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
                 JsonSerializer.Serialize(writer, row, info);
             }
 
-            await gzip.WriteAsync(buffer.WrittenMemory, cancellationToken);
+            gzip.Write(buffer.WrittenSpan);
         }
 
+        content.Position = 0;
+        await blob.UploadAsync(content, new Azure.Storage.Blobs.Models.BlobUploadOptions
+        {
+            Metadata = new Dictionary<string, string> { [PositionMetadata] = position.Total.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        }, cancellationToken);
         Interlocked.Increment(ref _saved);
+        return true;
     }
 
     /// <summary>
@@ -166,18 +231,48 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
             {
                 await SaveAsync(tenant, table, keyPrefix, position, rows, lifetime.ApplicationStopping);
             }
-            catch (Exception ex) when (ex is RequestFailedException or IOException or OperationCanceledException)
+            catch (Exception ex)
             {
-                logger.LogWarning("The {Table} {Prefix} snapshot of tenant {Tenant} was not saved: {Reason}", table, keyPrefix, tenant.Value, ex.Message);
+                // Anything at all: nobody awaits this task, and a snapshot not saved costs only the next cold load a scan.
+                logger.LogWarning("The {Table} {Prefix} snapshot of tenant {Tenant} was not saved: {Reason}", table, keyPrefix, tenant.Value, ex.GetType().Name + ": " + ex.Message);
             }
         });
 
-    private LogPosition? Refuse(TenantId tenant, string table, string keyPrefix, string why)
+    /// <summary>Logs why, and deletes the blob so that no other cold load downloads it again before a scan saves a good one.</summary>
+    private (LogPosition, ETag)? Refuse(TenantId tenant, string table, string keyPrefix, ETag? version, string why)
+    {
+        Forget(tenant, table, keyPrefix, version, why);
+        return null;
+    }
+
+    /// <summary>
+    /// A snapshot that was read but cannot be used (unreadable, or the log after it cannot be followed): logged, and
+    /// that version deleted in the background, so no other cold load downloads it before a scan saves a good one.
+    /// </summary>
+    public void Forget(TenantId tenant, string table, string keyPrefix, ETag? version, string why)
     {
         Interlocked.Increment(ref _refused);
         logger.LogWarning("The {Table} {Prefix} snapshot of tenant {Tenant} is not used, the tenant is scanned instead: {Reason}", table, keyPrefix, tenant.Value, why);
-        return null;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                if (version is { } refused)
+                {
+                    await BlobFor(tenant, table, keyPrefix).DeleteIfExistsAsync(
+                        conditions: new Azure.Storage.Blobs.Models.BlobRequestConditions { IfMatch = refused }, cancellationToken: lifetime.ApplicationStopping);
+                }
+            }
+            catch (Exception ex) when (ex is RequestFailedException or OperationCanceledException)
+            {
+                // Replaced meanwhile (412: a scan saved a good one), or left for the next refusal.
+            }
+        });
     }
+
+    /// <summary>Deletes the tenant's snapshot of a projection that no longer needs one (it shrank below <see cref="MinRows"/>).</summary>
+    public Task DeleteAsync(TenantId tenant, string table, string keyPrefix, CancellationToken cancellationToken) =>
+        BlobFor(tenant, table, keyPrefix).DeleteIfExistsAsync(cancellationToken: cancellationToken);
 
     private sealed record Header(int Format, string Tenant, string Table, string Prefix, string Shape, long[] Position, long Rows, DateTimeOffset SavedAt);
 
@@ -225,6 +320,32 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
         public override ETag Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
             reader.GetString() is { Length: > 0 } text ? new ETag(text) : default;
 
-        public override void Write(Utf8JsonWriter writer, ETag value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
+        // A row never read from storage has no ETag: written as null, not as the text "<null>" ToString gives it.
+        public override void Write(Utf8JsonWriter writer, ETag value, JsonSerializerOptions options)
+        {
+            if (value == default)
+            {
+                writer.WriteNullValue();
+            }
+            else
+            {
+                writer.WriteStringValue(value.ToString());
+            }
+        }
     }
+}
+
+/// <summary>A projection whose tenants' rows are saved as snapshots, as the refresh timer sees it.</summary>
+public interface ISnapshottedProjection
+{
+    string Table { get; }
+
+    string KeyPrefix { get; }
+
+    /// <summary>
+    /// Brings the tenant's snapshot up to date when the log moved past <paramref name="storedTotal"/> (the stored
+    /// snapshot's position total): loads the tenant as a list would - from that snapshot and the log after it - and saves
+    /// it. True when a newer snapshot was saved.
+    /// </summary>
+    Task<bool> RefreshSnapshotAsync(TenantId tenant, long storedTotal, CancellationToken cancellationToken);
 }

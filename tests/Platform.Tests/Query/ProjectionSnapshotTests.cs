@@ -75,9 +75,10 @@ public sealed class ProjectionSnapshotTests(Azurite azurite) : IAsyncLifetime
 
         Assert.Equal(5, (await ItemsListedAsync(admin)).Length);
         await ValueByLocationAsync(admin);
+        await Eventually.Until(() => Task.FromResult(app.Services.GetRequiredService<ProjectionSnapshots>().Saved), saved => saved >= 2, "the items and stock snapshots to be saved");
         foreach (var prefix in new[] { ItemEntity.KeyPrefix, StockEntity.KeyPrefix })
         {
-            await Eventually.Until(async () => (bool)await SnapshotOf(app, tenant, prefix).ExistsAsync(Ct), saved => saved, $"the {prefix} snapshot to be saved");
+            Assert.True(await SnapshotOf(app, tenant, prefix).ExistsAsync(Ct));
         }
 
         return (ids, location);
@@ -132,7 +133,51 @@ public sealed class ProjectionSnapshotTests(Azurite azurite) : IAsyncLifetime
         Assert.Equal(victimItems, await ItemsListedAsync(await cold.SignedInClientAsync(victim)));
         Assert.Equal((1, 0), (Items(cold).Loads, Items(cold).SnapshotLoads));
         Assert.True(cold.Services.GetRequiredService<ProjectionSnapshots>().Refused >= 1);
+
+        // A header that names the victim and the victim's current log position, over the owner's rows: the rows give it away.
+        var ownerRows = await first.Storage.TenantTable(InventoryStore.TableName).For(new TenantId(owner.Id))
+            .QueryAsync<ItemEntity>(ItemEntity.KeyPrefix, 1000, Ct).ToListAsync(Ct);
+        var victimPosition = await ChangeLog.PositionAsync(first.Storage.TenantTable(InventoryStore.TableName).For(new TenantId(victim.Id)), Ct);
+        await first.Services.GetRequiredService<ProjectionSnapshots>().SaveAsync(new TenantId(victim.Id), InventoryStore.TableName, ItemEntity.KeyPrefix,
+            victimPosition, ownerRows, Ct);
+        var again = await InstanceAsync(first.Prefix);
+        Assert.Equal(victimItems, await ItemsListedAsync(await again.SignedInClientAsync(victim)));
+        Assert.Equal((1, 0), (Items(again).Loads, Items(again).SnapshotLoads));
+        Assert.True(again.Services.GetRequiredService<ProjectionSnapshots>().Refused >= 1);
     }
+
+    [Fact]
+    public async Task TheRefreshTimerBringsASnapshotUpToDateWithWritesMadeAfterIt()
+    {
+        var first = await InstanceAsync();
+        var tenant = await first.SignUpAsync();
+        var admin = await first.SignedInClientAsync(tenant);
+        await StockedItemsSavedAsync(first, admin, tenant);
+        await admin.CreateItemAsync("SNAP-LATER");
+        var expected = await ItemsListedAsync(admin);
+        var partition = first.Storage.TenantTable(InventoryStore.TableName).For(new TenantId(tenant.Id));
+        var logged = (await ChangeLog.PositionAsync(partition, Ct)).Total;
+        Assert.True(await StoredTotalAsync(first, tenant) < logged);
+
+        // Another instance runs the timer: it loads the tenant from the snapshot and the log, and saves it again.
+        var timer = await InstanceAsync(first.Prefix);
+        await using (var scope = timer.Services.CreateAsyncScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<ProjectionSnapshotRefresh>().RunAsync(new Platform.Functions.Triggers.TimerInvocation(false, null, null), Ct);
+        }
+
+        Assert.Equal(logged, await StoredTotalAsync(first, tenant));
+        Assert.Equal((0, 1), (Items(timer).Loads, Items(timer).SnapshotLoads));
+
+        // The refreshed snapshot holds the later item itself: a cold instance serves it with nothing to catch up.
+        var cold = await InstanceAsync(first.Prefix);
+        Assert.Equal(expected, await ItemsListedAsync(await cold.SignedInClientAsync(tenant)));
+        Assert.Equal((0, 1), (Items(cold).Loads, Items(cold).SnapshotLoads));
+    }
+
+    private static async Task<long> StoredTotalAsync(PlatformApp app, TestTenant tenant) =>
+        long.Parse((await SnapshotOf(app, tenant, ItemEntity.KeyPrefix).GetPropertiesAsync(cancellationToken: Ct)).Value.Metadata[ProjectionSnapshots.PositionMetadata],
+            System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task ASnapshotAheadOfTheLogOrDamagedIsNotServed()
