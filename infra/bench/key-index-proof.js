@@ -35,6 +35,9 @@ const pick = (list) => list[Math.floor(random() * list.length)];
 
 function fail(message) {
   console.error(`key-index-proof: FAILED: ${message}`);
+  if (server && server.exitCode === null) {
+    server.kill("SIGTERM");
+  }
   process.exit(1);
 }
 
@@ -381,6 +384,9 @@ async function main() {
 }
 let stopping = false;
 
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => fail(`stopped by ${signal}`));
+}
 main().catch(async (e) => {
   if (server && !stopping) {
     // A request that failed because the server stopped on a difference: its reason is in the server's output.
