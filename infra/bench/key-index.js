@@ -238,7 +238,8 @@ function planOf(filter) {
   return partition === undefined ? undefined : { partition, from, to };
 }
 
-// Installs the index on the store's entity collections, present and future.
+// Installs the index on the store's entity collections, present and future. Without the check it also turns LokiJS's
+// own key indexes lazy (see attach).
 function install(store) {
   const check = process.env.PLATFORM_BENCH_INDEX_CHECK === "1";
   const indexes = new WeakMap();
@@ -249,6 +250,15 @@ function install(store) {
     }
     const index = new KeyIndex(collection);
     indexes.set(collection, index);
+    if (!check) {
+      // LokiJS keeps its PartitionKey and RowKey binary indexes sorted on every write (a splice of an array as long as
+      // the table, so each insert costs more the fuller the table, and a figure's second writer pays more than its
+      // first). Only findOne reads them, and the index above answers those. Non-adaptive, LokiJS marks them stale on a
+      // write and rebuilds one before a find reads it (its documented lazy mode), so any lookup left to Azurite's code
+      // still reads a whole index. The check keeps them adaptive, as stock, since it runs stock findOne every time.
+      collection.adaptiveBinaryIndices = false;
+      collection.flagBinaryIndexesDirty();
+    }
     const stockFindOne = collection.findOne;
     collection.findOne = function (query) {
       const keys = query && typeof query === "object" ? Object.keys(query) : [];

@@ -111,6 +111,8 @@ function preload(store, indexed, table, body) {
 
   // LokiJS keeps its binary indexes sorted on every insert (a splice each); rebuilding them once after the whole
   // request is far cheaper. They are whole and adaptive again before the next REST request runs (this is synchronous).
+  // With --indexed-keys they may be lazy already (key-index.js): then they stay so, marked stale.
+  const adaptive = collection.adaptiveBinaryIndices;
   collection.adaptiveBinaryIndices = false;
   const inserted = [];
   try {
@@ -124,9 +126,11 @@ function preload(store, indexed, table, body) {
     }
     throw e;
   } finally {
-    collection.adaptiveBinaryIndices = true;
-    for (const property of Object.keys(collection.binaryIndices)) {
-      collection.ensureIndex(property, true);
+    collection.adaptiveBinaryIndices = adaptive;
+    if (adaptive) {
+      for (const property of Object.keys(collection.binaryIndices)) {
+        collection.ensureIndex(property, true);
+      }
     }
   }
   if (!index) {
