@@ -5,7 +5,8 @@
 // Why: through the REST API every insert first looks its key up with a LokiJS query that uses only the PartitionKey
 // index and then walks the whole partition for the RowKey. Inserts into one partition therefore slow down with its
 // size: the 2.3 million rows of the inventory figure (100,000 items, 1,000,000 movements of two rows each) would take
-// many hours. Preloading takes about a minute. Nothing else differs: reads, queries and later writes are Azurite's.
+// many hours. Preloading takes about a minute. Nothing else differs: reads, queries and later writes are Azurite's
+// (with --indexed-keys, Azurite's answers found through an index, below).
 //
 //   node infra/bench/preloadable-table.js --port PORT --controlPort CONTROL_PORT [--indexed-keys]
 //
