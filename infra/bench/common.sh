@@ -33,7 +33,18 @@ cleanup() {
       wait "$pid" 2>/dev/null || true
     fi
   done
+  # The table service's own account: what its key index served and, with PLATFORM_BENCH_INDEX_CHECK=1, whether every
+  # answer was Azurite's. A difference stopped it (status 3): then this run fails whatever the runner printed.
+  local failed=""
+  if [[ -n "$table_pid" && -f "$work/table.log" ]]; then
+    grep -E "^preloadable-table.js: " "$work/table.log" | sed "s/^/${bench}: /" >&2 || true
+    grep -q "INDEX CHECK FAILED" "$work/table.log" && failed=1
+  fi
   rm -rf "$work"
+  if [[ -n "$failed" ]]; then
+    echo "${bench}: the key index answered differently from Azurite (above): the figures of this run do not count" >&2
+    exit 3
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -73,10 +84,18 @@ bench_start_azurite() {
 # After bench_start_azurite, for figures whose seed is too large for Azurite's REST insert: serves tables from
 # infra/bench/preloadable-table.js instead (the same Azurite table service, in this process of its own, plus a preload
 # endpoint), and exports PLATFORM_BENCH_TABLE_PRELOAD for the runner. Its heap may grow to 16 GB: millions of rows.
+# Key lookups and single-partition key ranges are served by its key index (--indexed-keys; same answers, see
+# docs/benchmarks.md "Seeding the scale figures") unless PLATFORM_BENCH_INDEXED_KEYS=0, which measures stock Azurite.
+# PLATFORM_BENCH_INDEX_CHECK=1 makes it also run Azurite's own code for each of those and stop on any difference.
 bench_use_preloadable_table() {
-  local control_port
+  local control_port indexed=(--indexed-keys)
+  case "${PLATFORM_BENCH_INDEXED_KEYS:-1}" in
+    1) ;;
+    0) indexed=() ;;
+    *) die "PLATFORM_BENCH_INDEXED_KEYS must be 1 (the default) or 0" ;;
+  esac
   read -r table_port control_port < <(free_ports 2)
-  node --max-old-space-size=16384 infra/bench/preloadable-table.js --port "$table_port" --controlPort "$control_port" \
+  node --max-old-space-size=16384 infra/bench/preloadable-table.js --port "$table_port" --controlPort "$control_port" "${indexed[@]}" \
     >"$work/table.log" 2>&1 &
   table_pid=$!
   export PLATFORM_BENCH_TABLE_PRELOAD="http://127.0.0.1:$control_port/"

@@ -5,9 +5,15 @@
 // Why: through the REST API every insert first looks its key up with a LokiJS query that uses only the PartitionKey
 // index and then walks the whole partition for the RowKey. Inserts into one partition therefore slow down with its
 // size: the 2.3 million rows of the inventory figure (100,000 items, 1,000,000 movements of two rows each) would take
-// many hours. Preloading takes about a minute. Nothing else differs: reads, queries and later writes are Azurite's.
+// many hours. Preloading takes about a minute. Nothing else differs: reads, queries and later writes are Azurite's
+// (with --indexed-keys, Azurite's answers found through an index, below).
 //
-//   node infra/bench/preloadable-table.js --port PORT --controlPort CONTROL_PORT
+//   node infra/bench/preloadable-table.js --port PORT --controlPort CONTROL_PORT [--indexed-keys]
+//
+// --indexed-keys serves key lookups and single-partition key-range queries from an index of each table's keys (see
+// key-index.js) instead of Azurite's partition walk and whole-table scan and sort; what they answer is unchanged. With
+// PLATFORM_BENCH_INDEX_CHECK=1 every such lookup and query also runs Azurite's own code and the process exits with
+// status 3 on the first difference. GET /index-stats on the control port says how many were served and checked.
 //
 // POST http://127.0.0.1:CONTROL_PORT/preload?table=NAME with NDJSON, one entity a line exactly as the Azure.Data.Tables
 // SDK sends it on insert (PartitionKey, RowKey and the properties with their "@odata.type" annotations). A request
@@ -26,6 +32,7 @@ const { NormalizedEntity } = require(path.join(azurite, "table", "entity", "Norm
 const { newTableEntityEtag } = require(path.join(azurite, "table", "utils", "utils"));
 const { truncatedISO8061Date } = require(path.join(azurite, "common", "utils", "utils"));
 const { configLogger } = require(path.join(azurite, "common", "Logger"));
+const keyIndex = require("./key-index");
 
 const ACCOUNT = "devstoreaccount1";
 const MAX_BODY_BYTES = 256 * 1024 * 1024;
@@ -59,13 +66,16 @@ function keysOf(collection) {
   return keys;
 }
 
-function preload(store, table, body) {
+function preload(store, indexed, table, body) {
   const collection = store.db.getCollection(`${ACCOUNT}$${table.toLowerCase()}`) ?? store.db.getCollection(`${ACCOUNT}$${table}`);
   if (!collection) {
     throw new BadPreload(`no table ${table}: create it first`);
   }
 
-  const keys = keysOf(collection);
+  // With --indexed-keys the key index already knows every stored key (it follows the inserts below too).
+  const index = indexed?.keysOf(collection);
+  const keys = index ? undefined : keysOf(collection);
+  const stored = index ? (pk, rk) => index.has(pk, rk) : (pk, rk) => keys.has(`${pk}\u0000${rk}`);
   const added = new Set();
   const modified = truncatedISO8061Date(new Date(), true, true);
   const eTag = newTableEntityEtag(modified);
@@ -86,7 +96,7 @@ function preload(store, table, body) {
       throw new BadPreload(`line ${line}: PartitionKey and RowKey must be strings`);
     }
     const key = `${properties.PartitionKey}\u0000${properties.RowKey}`;
-    if (keys.has(key) || added.has(key)) {
+    if (stored(properties.PartitionKey, properties.RowKey) || added.has(key)) {
       throw new BadPreload(`line ${line}: ${properties.PartitionKey}/${properties.RowKey} already exists`);
     }
     added.add(key);
@@ -102,6 +112,8 @@ function preload(store, table, body) {
 
   // LokiJS keeps its binary indexes sorted on every insert (a splice each); rebuilding them once after the whole
   // request is far cheaper. They are whole and adaptive again before the next REST request runs (this is synchronous).
+  // With --indexed-keys they may be lazy already (key-index.js): then they stay so, marked stale.
+  const adaptive = collection.adaptiveBinaryIndices;
   collection.adaptiveBinaryIndices = false;
   const inserted = [];
   try {
@@ -115,15 +127,19 @@ function preload(store, table, body) {
     }
     throw e;
   } finally {
-    collection.adaptiveBinaryIndices = true;
-    for (const property of Object.keys(collection.binaryIndices)) {
-      collection.ensureIndex(property, true);
+    collection.adaptiveBinaryIndices = adaptive;
+    if (adaptive) {
+      for (const property of Object.keys(collection.binaryIndices)) {
+        collection.ensureIndex(property, true);
+      }
     }
   }
-  for (const key of added) {
-    keys.add(key);
+  if (!index) {
+    for (const key of added) {
+      keys.add(key);
+    }
+    known.get(collection.name).maxId = collection.maxId;
   }
-  known.get(collection.name).maxId = collection.maxId;
   return entities.length;
 }
 
@@ -137,6 +153,7 @@ async function main() {
   const configuration = new TableConfiguration("127.0.0.1", port, undefined, path.join(__dirname, "in-memory"), false, false,
     undefined, undefined, false, true, "", "", "", undefined, false, true);
   const server = new TableServer(configuration);
+  const indexed = process.argv.includes("--indexed-keys") ? keyIndex.install(server.metadataStore) : undefined;
   await server.start();
 
   const control = http.createServer((request, response) => {
@@ -145,6 +162,10 @@ async function main() {
       response.end(JSON.stringify(body));
     };
     const url = new URL(request.url, "http://localhost");
+    if (request.method === "GET" && url.pathname === "/index-stats") {
+      answer(200, { indexed: indexed !== undefined, checking: process.env.PLATFORM_BENCH_INDEX_CHECK === "1", ...keyIndex.stats });
+      return;
+    }
     if (request.method !== "POST" || url.pathname !== "/preload" || !url.searchParams.get("table")) {
       answer(404, { error: "POST /preload?table=NAME with NDJSON" });
       return;
@@ -164,7 +185,7 @@ async function main() {
         return;
       }
       try {
-        answer(200, { inserted: preload(server.metadataStore, url.searchParams.get("table"), Buffer.concat(chunks).toString("utf8")) });
+        answer(200, { inserted: preload(server.metadataStore, indexed, url.searchParams.get("table"), Buffer.concat(chunks).toString("utf8")) });
       } catch (e) {
         answer(e instanceof BadPreload ? 400 : 500, { error: e.message });
       }
@@ -173,6 +194,13 @@ async function main() {
   await new Promise((resolve, reject) => control.listen(controlPort, "127.0.0.1", resolve).on("error", reject));
 
   const stop = () => {
+    if (indexed) {
+      const s = keyIndex.stats;
+      console.error(`preloadable-table.js: key index served ${s.keyLookups} key lookups and ${s.narrowedQueries} key-range queries `
+        + `(${s.stockQueries} other queries by Azurite's code); ${process.env.PLATFORM_BENCH_INDEX_CHECK === "1"
+          ? `${s.checked} compared with Azurite's own answer, all identical` : "not compared with Azurite's answer"}`
+        + (s.fellBack > 0 ? `; ${s.fellBack} tables fell back to Azurite's code` : ""));
+    }
     control.close();
     server.close().finally(() => process.exit(0));
   };
