@@ -22,7 +22,8 @@ namespace Platform.Benchmarks;
 /// <c>succeeded</c>, next to the raw limit: the same rows as the app writes them (item + SKU index row; user + email
 /// index row) written with the SDK as 100-action entity-group transactions by as many writers as the import applies
 /// chunks at once. (2) Peak resident memory of the app during a dry-run import of a 100 MB CSV and of a 20 MB xlsx
-/// (written with the app's own <see cref="TabularWriter"/>). (3) Dry-run rows/s of the items file. (4) Export of the
+/// (written with the app's own <see cref="TabularWriter"/>), in the process that ran the other figures and again in a
+/// process of its own, which holds no projection the export loaded. (3) Dry-run rows/s of the items file. (4) Export of the
 /// imported items to CSV, request to <c>succeeded</c> plus the download, next to an SDK scan of the same rows written
 /// to a CSV file. (5) Engine overhead: a dry-run import of a 1-row CSV, request to <c>succeeded</c>, p50/p99, next to
 /// one authenticated GET. (6) Kill-and-resume: an import of <c>rows/10</c> items whose app process is killed (SIGKILL)
@@ -213,6 +214,40 @@ internal static class JobsFigure
                 finally
                 {
                     await server.StopAsync(StopGrace);
+                }
+            }
+
+            // (2, again) Memory on a process of its own: the same two dry runs on an instance that holds nothing the
+            // figures above loaded (the export leaves the tenant's items in the instance's projection, held under
+            // Platform__Lists__ProjectionMemoryMB), so the peak is the process plus what an import itself needs.
+            using (var fresh = ServerProcess.Start(executable, environment))
+            {
+                try
+                {
+                    await fresh.WaitForOkAsync(client, "/api/health/live", StartTimeout);
+                    await fresh.WaitForOkAsync(client, "/api/health/ready", StartTimeout);
+                    var jobs = new JobDriver(client, fresh, await BenchAdmin.SignUpAsync(client, fresh));
+                    var bigCsv = Path.Combine(folder.FullName, "big.csv");
+                    var csvRows = await WriteFileAsync(bigCsv, TabularFormat.Csv, ItemColumns, Enumerable.Range(0, int.MaxValue).Select(n => ItemValues("F", n, LongDescriptionChars)), MemoryCsvBytes);
+                    report.FreshMemoryCsv = await MeasureMemoryAsync(fresh, () => jobs.ImportAsync(bigCsv, CsvType, ItemsKind, dryRun: true, csvRows, TimeSpan.FromMilliseconds(500)));
+                    File.Delete(bigCsv);
+                    await Progress($"100 MB CSV dry run, own process: peak {report.FreshMemoryCsv?.Peak / 1048576.0:0} MiB");
+
+                    var bigXlsx = Path.Combine(folder.FullName, "big.xlsx");
+                    var xlsxRows = await WriteFileAsync(bigXlsx, TabularFormat.Xlsx, ItemColumns, Enumerable.Range(0, int.MaxValue).Select(n => ItemValues("G", n, LongDescriptionChars)), MemoryXlsxBytes);
+                    report.FreshMemoryXlsx = await MeasureMemoryAsync(fresh, () => jobs.ImportAsync(bigXlsx, XlsxType, ItemsKind, dryRun: true, xlsxRows, TimeSpan.FromMilliseconds(500)));
+                    File.Delete(bigXlsx);
+                    await Progress($"20 MB xlsx dry run, own process: peak {report.FreshMemoryXlsx?.Peak / 1048576.0:0} MiB");
+                }
+                catch (Exception e) when (IsMeasurementFailure(e))
+                {
+                    await Console.Error.WriteLineAsync($"jobs: {e.Message}{Environment.NewLine}app output (tail):{Environment.NewLine}{fresh.OutputTail()}");
+                    report.Print();
+                    return 1;
+                }
+                finally
+                {
+                    await fresh.StopAsync(StopGrace);
                 }
             }
 
@@ -704,6 +739,8 @@ internal static class JobsFigure
         public TimeSpan? ExportRaw { get; set; }
         public MemoryFigure? MemoryCsv { get; set; }
         public MemoryFigure? MemoryXlsx { get; set; }
+        public MemoryFigure? FreshMemoryCsv { get; set; }
+        public MemoryFigure? FreshMemoryXlsx { get; set; }
         public List<double> OverheadGet { get; } = [];
         public List<double> OverheadJob { get; } = [];
         public ResumeFigure? Resume { get; set; }
@@ -732,12 +769,14 @@ internal static class JobsFigure
                 Ratio("export", scan.TotalSeconds, Export!.Seconds);
             }
 
-            if (MemoryCsv is not null || MemoryXlsx is not null)
+            if (MemoryCsv is not null || MemoryXlsx is not null || FreshMemoryCsv is not null || FreshMemoryXlsx is not null)
             {
                 Console.WriteLine();
                 Console.WriteLine(string.Create(inv, $"{"peak resident memory of the app (goal < 400 MB)",-56} {"rows",9} {"seconds",9} {"before",10} {"peak",10}"));
                 Memory($"{MemoryCsvBytes / 1_000_000} MB CSV, dry run", MemoryCsv);
                 Memory($"{MemoryXlsxBytes / 1_000_000} MB xlsx, dry run", MemoryXlsx);
+                Memory($"{MemoryCsvBytes / 1_000_000} MB CSV, dry run, a process of its own", FreshMemoryCsv);
+                Memory($"{MemoryXlsxBytes / 1_000_000} MB xlsx, dry run, a process of its own", FreshMemoryXlsx);
             }
 
             if (OverheadJob.Count > 0 && OverheadGet.Count > 0)
