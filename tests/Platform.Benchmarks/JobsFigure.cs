@@ -192,18 +192,7 @@ internal static class JobsFigure
 
                     // (2) Memory: dry runs of large files, the peak reset right before each, in a tenant of their own: a
                     // dry run reads each row's SKU, and Azurite's point read walks the partition (ROWS items here).
-                    jobs = new JobDriver(client, server, await BenchAdmin.SignUpAsync(client, server));
-                    var bigCsv = Path.Combine(folder.FullName, "big.csv");
-                    var csvRows = await WriteFileAsync(bigCsv, TabularFormat.Csv, ItemColumns, Enumerable.Range(0, int.MaxValue).Select(n => ItemValues("M", n, LongDescriptionChars)), MemoryCsvBytes);
-                    report.MemoryCsv = await MeasureMemoryAsync(server, () => jobs.ImportAsync(bigCsv, CsvType, ItemsKind, dryRun: true, csvRows, TimeSpan.FromMilliseconds(500)));
-                    File.Delete(bigCsv);
-                    await Progress($"100 MB CSV dry run: {report.MemoryCsv?.Job.Seconds:0.0} s, peak {report.MemoryCsv?.Peak / 1048576.0:0} MiB");
-
-                    var bigXlsx = Path.Combine(folder.FullName, "big.xlsx");
-                    var xlsxRows = await WriteFileAsync(bigXlsx, TabularFormat.Xlsx, ItemColumns, Enumerable.Range(0, int.MaxValue).Select(n => ItemValues("X", n, LongDescriptionChars)), MemoryXlsxBytes);
-                    report.MemoryXlsx = await MeasureMemoryAsync(server, () => jobs.ImportAsync(bigXlsx, XlsxType, ItemsKind, dryRun: true, xlsxRows, TimeSpan.FromMilliseconds(500)));
-                    File.Delete(bigXlsx);
-                    await Progress($"20 MB xlsx dry run: {report.MemoryXlsx?.Job.Seconds:0.0} s, peak {report.MemoryXlsx?.Peak / 1048576.0:0} MiB");
+                    (report.MemoryCsv, report.MemoryXlsx) = await MemoryFiguresAsync(client, server, folder.FullName, "M", "X", "");
                 }
                 catch (Exception e) when (IsMeasurementFailure(e))
                 {
@@ -226,18 +215,7 @@ internal static class JobsFigure
                 {
                     await fresh.WaitForOkAsync(client, "/api/health/live", StartTimeout);
                     await fresh.WaitForOkAsync(client, "/api/health/ready", StartTimeout);
-                    var jobs = new JobDriver(client, fresh, await BenchAdmin.SignUpAsync(client, fresh));
-                    var bigCsv = Path.Combine(folder.FullName, "big.csv");
-                    var csvRows = await WriteFileAsync(bigCsv, TabularFormat.Csv, ItemColumns, Enumerable.Range(0, int.MaxValue).Select(n => ItemValues("F", n, LongDescriptionChars)), MemoryCsvBytes);
-                    report.FreshMemoryCsv = await MeasureMemoryAsync(fresh, () => jobs.ImportAsync(bigCsv, CsvType, ItemsKind, dryRun: true, csvRows, TimeSpan.FromMilliseconds(500)));
-                    File.Delete(bigCsv);
-                    await Progress($"100 MB CSV dry run, own process: peak {report.FreshMemoryCsv?.Peak / 1048576.0:0} MiB");
-
-                    var bigXlsx = Path.Combine(folder.FullName, "big.xlsx");
-                    var xlsxRows = await WriteFileAsync(bigXlsx, TabularFormat.Xlsx, ItemColumns, Enumerable.Range(0, int.MaxValue).Select(n => ItemValues("G", n, LongDescriptionChars)), MemoryXlsxBytes);
-                    report.FreshMemoryXlsx = await MeasureMemoryAsync(fresh, () => jobs.ImportAsync(bigXlsx, XlsxType, ItemsKind, dryRun: true, xlsxRows, TimeSpan.FromMilliseconds(500)));
-                    File.Delete(bigXlsx);
-                    await Progress($"20 MB xlsx dry run, own process: peak {report.FreshMemoryXlsx?.Peak / 1048576.0:0} MiB");
+                    (report.FreshMemoryCsv, report.FreshMemoryXlsx) = await MemoryFiguresAsync(client, fresh, folder.FullName, "F", "G", ", own process");
                 }
                 catch (Exception e) when (IsMeasurementFailure(e))
                 {
@@ -461,6 +439,29 @@ internal static class JobsFigure
     /// Resets the process's peak resident size (writing 5 to /proc/&lt;pid&gt;/clear_refs) and samples VmRSS every 50 ms
     /// while <paramref name="run"/> runs; the peak is the larger of VmHWM and the largest sample.
     /// </summary>
+    /// <summary>
+    /// The two memory figures on <paramref name="server"/>: dry runs of a 100 MB CSV and a 20 MB xlsx, each measured with
+    /// the peak reset right before it, in a tenant of their own (a dry run reads each row's SKU, so an existing tenant's
+    /// items would be in the way). The tags keep their SKUs apart from other files'.
+    /// </summary>
+    private static async Task<(MemoryFigure Csv, MemoryFigure Xlsx)> MemoryFiguresAsync(
+        HttpClient client, ServerProcess server, string folder, string csvTag, string xlsxTag, string where)
+    {
+        var jobs = new JobDriver(client, server, await BenchAdmin.SignUpAsync(client, server));
+        var bigCsv = Path.Combine(folder, "big.csv");
+        var csvRows = await WriteFileAsync(bigCsv, TabularFormat.Csv, ItemColumns, Enumerable.Range(0, int.MaxValue).Select(n => ItemValues(csvTag, n, LongDescriptionChars)), MemoryCsvBytes);
+        var csv = await MeasureMemoryAsync(server, () => jobs.ImportAsync(bigCsv, CsvType, ItemsKind, dryRun: true, csvRows, TimeSpan.FromMilliseconds(500)));
+        File.Delete(bigCsv);
+        await Progress($"100 MB CSV dry run{where}: {csv.Job.Seconds:0.0} s, peak {csv.Peak / 1048576.0:0} MiB");
+
+        var bigXlsx = Path.Combine(folder, "big.xlsx");
+        var xlsxRows = await WriteFileAsync(bigXlsx, TabularFormat.Xlsx, ItemColumns, Enumerable.Range(0, int.MaxValue).Select(n => ItemValues(xlsxTag, n, LongDescriptionChars)), MemoryXlsxBytes);
+        var xlsx = await MeasureMemoryAsync(server, () => jobs.ImportAsync(bigXlsx, XlsxType, ItemsKind, dryRun: true, xlsxRows, TimeSpan.FromMilliseconds(500)));
+        File.Delete(bigXlsx);
+        await Progress($"20 MB xlsx dry run{where}: {xlsx.Job.Seconds:0.0} s, peak {xlsx.Peak / 1048576.0:0} MiB");
+        return (csv, xlsx);
+    }
+
     private static async Task<MemoryFigure> MeasureMemoryAsync(ServerProcess server, Func<Task<JobRun>> run)
     {
         var before = server.ReadMemory().Resident;

@@ -53,7 +53,6 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
     public const string PositionMetadata = "positiontotal";
 
     private long _saved;
-    private long _loaded;
     private long _refused;
 
     /// <summary>Tenants smaller than this are scanned, not saved: the scan is cheap and the blob would be churn.</summary>
@@ -61,9 +60,6 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
 
     /// <summary>Snapshots written by this instance since it started.</summary>
     public long Saved => Interlocked.Read(ref _saved);
-
-    /// <summary>Snapshots this instance loaded instead of scanning.</summary>
-    public long Loaded => Interlocked.Read(ref _loaded);
 
     /// <summary>Snapshots found but not used (stale beyond the log, another shape, unreadable).</summary>
     public long Refused => Interlocked.Read(ref _refused);
@@ -147,7 +143,6 @@ public sealed class ProjectionSnapshots(StorageAccount storage, IOptions<ListsOp
                 return Refuse(tenant, table, keyPrefix, version, $"it holds {rows} rows of the {header.Rows} its header counts");
             }
 
-            Interlocked.Increment(ref _loaded);
             return (new LogPosition(numbers), version.Value);
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
