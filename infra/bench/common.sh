@@ -74,7 +74,18 @@ bench_start_azurite() {
 
   read -r blob_port queue_port table_port < <(free_ports 3)
 
-  node infra/node_modules/azurite/dist/src/azurite.js --silent --inMemoryPersistence --skipApiVersionCheck --disableTelemetry \
+  # PLATFORM_BENCH_AZURITE_DEBUG=FILE keeps Azurite's debug log (every request, its garbage collector's passes) there.
+  local debug=()
+  [[ -z "${PLATFORM_BENCH_AZURITE_DEBUG:-}" ]] || debug=(--debug "$PLATFORM_BENCH_AZURITE_DEBUG")
+  # Its extent collection sweeps in one pass instead of a stop of seconds a minute (azurite-gc.js says why);
+  # PLATFORM_BENCH_STOCK_GC=1 keeps the stock sweep.
+  local gc=(--require "$PWD/infra/bench/azurite-gc.js")
+  case "${PLATFORM_BENCH_STOCK_GC:-0}" in
+    0) ;;
+    1) gc=() ;;
+    *) die "PLATFORM_BENCH_STOCK_GC must be 0 (the default) or 1" ;;
+  esac
+  node "${gc[@]}" infra/node_modules/azurite/dist/src/azurite.js "${debug[@]}" --silent --inMemoryPersistence --skipApiVersionCheck --disableTelemetry \
     --blobHost 127.0.0.1 --blobPort "$blob_port" \
     --queueHost 127.0.0.1 --queuePort "$queue_port" \
     --tableHost 127.0.0.1 --tablePort "$table_port" >"$work/azurite.log" 2>&1 &
