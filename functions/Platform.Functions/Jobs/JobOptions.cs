@@ -46,7 +46,7 @@ public sealed class JobOptions
     [Range(64 * 1024, 16 * 1024 * 1024)]
     public int ChunkBytes { get; set; } = 4 * 1024 * 1024;
 
-    /// <summary>Chunks applied at once by one import; cancel is checked between these waves.</summary>
+    /// <summary>Chunks one import keeps in flight (each that finishes starts the next); a cancelled job starts no more.</summary>
     [Range(1, 64)]
     public int ChunkParallelism { get; set; } = 8;
 

@@ -10,8 +10,8 @@ public sealed record ImportParameters(
 
 /// <summary>
 /// A bulk import, as its steps: split the upload into chunks (one streamed read, rows never in the orchestration's
-/// history), apply the chunks a wave at a time (each chunk an idempotent activity that names only its chunk), stop
-/// between waves when cancelled, and write the error report when rows failed.
+/// history), apply the chunks with a window of them in flight (each chunk an idempotent activity that names only its
+/// chunk), start no new chunk once cancelled, and write the error report when rows failed.
 /// </summary>
 public sealed class ImportOrchestrator : JobOrchestrator<ImportParameters>
 {
@@ -28,22 +28,34 @@ public sealed class ImportOrchestrator : JobOrchestrator<ImportParameters>
 
         run.Total = split.Rows;
         run.Report("applying");
-        var applied = 0;
+
+        // A window of chunks in flight: each one that finishes makes room for the next, so the writers stay busy. (Waves
+        // of chunks that all had to finish before the next wave began left them idle behind each wave's slowest chunk
+        // and the engine's turn between waves.) Chunks start in file order and the window is drained before anything
+        // else, so the chunks applied are always the first ones, which is what the error report and retry count on.
+        var started = 0;
         var parallelism = split.InFileOrder ? 1 : Math.Max(1, input.Parameters.Parallelism);
-        while (applied < split.Chunks && !run.CancelRequested)
+        var inFlight = new List<Task<ImportApply.Result>>();
+        while (started < split.Chunks || inFlight.Count > 0)
         {
-            var wave = Enumerable.Range(applied, Math.Min(parallelism, split.Chunks - applied))
-                .Select(chunk => context.CallActivityAsync<ImportApply.Result>(ImportApply.Name, new ImportApply.Request(input, chunk), Retried))
-                .ToList();
-            foreach (var result in await Task.WhenAll(wave))
+            while (inFlight.Count < parallelism && started < split.Chunks && !run.CancelRequested)
             {
-                run.Count(result.Succeeded, result.Failed);
+                inFlight.Add(context.CallActivityAsync<ImportApply.Result>(ImportApply.Name, new ImportApply.Request(input, started++), Retried));
             }
 
-            applied += wave.Count;
+            if (inFlight.Count == 0)
+            {
+                break;
+            }
+
+            var done = await Task.WhenAny(inFlight);
+            inFlight.Remove(done);
+            var result = await done;
+            run.Count(result.Succeeded, result.Failed);
             run.Report("applying");
         }
 
+        var applied = started;
         JobFile? errorReport = null;
         if (run.Failed > 0)
         {
