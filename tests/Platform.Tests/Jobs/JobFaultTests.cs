@@ -100,6 +100,42 @@ public sealed class JobFaultTests(Azurite azurite)
     }
 
     [Fact]
+    public async Task A_cancelled_import_starts_no_further_chunk_keeps_exactly_what_it_applied_and_a_retry_applies_the_rest()
+    {
+        const int rows = 1000;
+        await using var app = await new PlatformApp(azurite, settings: PlatformApp.RunsJobs(SmallChunks(parallelism: 3))).ReadyAsync();
+        var tenant = await app.SignUpAsync();
+        using var client = await app.SignedInClientAsync(tenant);
+        var jobId = await StartImportAsync(client, Items(rows, "X"));
+        await Eventually.Until(() => client.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{jobId}", Ct),
+            job => job.GetProperty("progress").GetProperty("processed").GetInt64() >= 30, "a few chunks to be applied", Takeover);
+
+        var cancel = await client.PostAsync($"/api/v1/jobs/{jobId}/cancel", null, Ct);
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        var cancelled = await FinishedAsync(client, jobId);
+
+        // The chunks in flight when the cancel came finish; no chunk starts after it. What the job says it applied is
+        // exactly what is stored, in whole chunks.
+        Assert.Equal("cancelled", cancelled.GetProperty("status").GetString());
+        var processed = cancelled.GetProperty("progress").GetProperty("processed").GetInt64();
+        Assert.InRange(processed, 30, rows - 10);
+        Assert.Equal(0, processed % 10);
+        Assert.Equal(processed, cancelled.GetProperty("progress").GetProperty("succeeded").GetInt64());
+        Assert.Contains($"after {processed} of {rows}", cancelled.GetProperty("note").GetString(), StringComparison.Ordinal);
+        Assert.Equal(processed, (await SkusAsync(client)).Count);
+
+        var retry = await client.PostAsync($"/api/v1/jobs/{jobId}/retry", null, Ct);
+        Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
+        var resumed = await Eventually.Until(() => client.GetFromJsonAsync<JsonElement>($"/api/v1/jobs/{jobId}", Ct),
+            job => job.GetProperty("status").GetString() == "succeeded", "the retried import to succeed", Takeover);
+
+        Assert.Equal(rows, resumed.GetProperty("progress").GetProperty("succeeded").GetInt64());
+        var skus = await SkusAsync(client);
+        Assert.Equal(rows, skus.Count);
+        Assert.Equal(rows, skus.Distinct().Count());
+    }
+
+    [Fact]
     public async Task Two_instances_on_one_task_hub_run_each_job_once_with_exact_counts()
     {
         var prefix = PlatformApp.NewPrefix();
