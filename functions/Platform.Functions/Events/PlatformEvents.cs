@@ -240,42 +240,69 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
     public async Task ScrubAsync(TenantId tenant, string userId, CancellationToken cancellationToken)
     {
         var entries = Entries(tenant);
-        await foreach (var row in entries.QueryWhereAsync<AuditEntry>($"TargetId eq {userId} or ActorId eq {userId} or OnBehalfOf eq {userId} or Bundled eq true", cancellationToken: cancellationToken))
+        await foreach (var found in entries.QueryWhereAsync<AuditEntry>($"TargetId eq {userId} or ActorId eq {userId} or OnBehalfOf eq {userId} or Bundled eq true", cancellationToken: cancellationToken))
         {
-            var byUser = row.ActorId == userId || row.OnBehalfOf == userId;
-            if (row.Bundled == true && row.Bundle is not null)
+            // Conditioned on the row as read: two purges scrubbing one bundle at once must not put back each other's
+            // users' data. A row that moved is read again and scrubbed again.
+            var row = found;
+            for (var attempt = 1; Scrubbed(row, userId) is { } scrubbed; attempt++)
             {
-                var events = Expand(row).ToList();
-                var left = byUser
-                    ? row.Ip is not null || events.Any(e => e.Changes is not null)
-                    : events.Any(e => e.TargetId == userId && (e.Changes is not null || e.Ip is not null));
-                if (!left)
+                try
                 {
-                    continue;
+                    await entries.UpdateAsync(scrubbed, row.ETag, cancellationToken);
+                    break;
                 }
-
-                var scrubbed = events.Select(e =>
+                catch (RequestFailedException ex) when (ex.Status == 412 && attempt < 10)
                 {
-                    var aboutUser = byUser || e.TargetId == userId;
-                    // An event scrubbed before keeps its address hidden; when the user made them all, the row's goes.
-                    var noIp = !byUser && (aboutUser || e.Ip is null);
-                    return new BundledEvent(e.RowKey, e.TargetId, aboutUser ? null : e.Changes, noIp ? true : null);
-                }).ToList();
-                row.Bundle = JsonSerializer.Serialize(scrubbed, JsonSerializerOptions.Web);
-                if (byUser)
-                {
-                    row.Ip = null;
+                    row = await entries.GetAsync<AuditEntry>(row.RowKey, cancellationToken);
+                    if (row is null)
+                    {
+                        break;
+                    }
                 }
-
-                await entries.UpdateAsync(row, ETag.All, cancellationToken);
-            }
-            else if ((byUser || row.TargetId == userId) && (row.Changes is not null || row.Ip is not null))
-            {
-                row.Changes = null;
-                row.Ip = null;
-                await entries.UpdateAsync(row, ETag.All, cancellationToken);
             }
         }
+    }
+
+    /// <summary>The row with the user's personal data gone, or null when it holds none of it.</summary>
+    private static AuditEntry? Scrubbed(AuditEntry row, string userId)
+    {
+        var byUser = row.ActorId == userId || row.OnBehalfOf == userId;
+        if (row.Bundled == true && row.Bundle is not null)
+        {
+            var events = Expand(row).ToList();
+            var left = byUser
+                ? row.Ip is not null || events.Any(e => e.Changes is not null)
+                : events.Any(e => e.TargetId == userId && (e.Changes is not null || e.Ip is not null));
+            if (!left)
+            {
+                return null;
+            }
+
+            var scrubbed = events.Select(e =>
+            {
+                var aboutUser = byUser || e.TargetId == userId;
+                // An event scrubbed before keeps its address hidden; when the user made them all, the row's goes.
+                var noIp = !byUser && (aboutUser || e.Ip is null);
+                return new BundledEvent(e.RowKey, e.TargetId, aboutUser ? null : e.Changes, noIp ? true : null);
+            });
+            row.Bundle = "[" + string.Join(',', scrubbed.Select(e => JsonSerializer.Serialize(e, BundleJson))) + "]";
+            if (byUser)
+            {
+                row.Ip = null;
+            }
+
+            return row;
+        }
+
+        if ((byUser || row.TargetId == userId) && (row.Changes is not null || row.Ip is not null))
+        {
+            row.Changes = null;
+            row.Ip = null;
+            return row;
+        }
+
+        return null;
     }
 
     /// <summary>Events handed over without their rows (not by the relay): an entry each.</summary>
@@ -288,50 +315,68 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
     /// <summary>The audit rows of one outbox row's events: runs that only differ in target and changes as bundles.</summary>
     public static IEnumerable<AuditEntry> Rows(IReadOnlyList<PublishedEvent> events)
     {
-        var run = new List<PublishedEvent>();
-        var chars = 0;
+        // Each event's part of a bundle, serialized once: its exact length decides where a bundle ends.
+        var run = new List<(PublishedEvent Event, string Json)>();
+        var chars = 2;
         foreach (var published in events)
         {
-            var changes = ChangesOf(published);
-            var size = published.Id.Length + (published.Event.TargetId?.Length ?? 0) + (changes?.Length ?? 0) * 2 + 48;
-            if (run.Count > 0 && (!SameRun(run[^1], published) || chars + size > MaxBundleChars))
+            var json = JsonSerializer.Serialize(new BundledEvent(published.Id, published.Event.TargetId, ChangesOf(published)), BundleJson);
+            if (run.Count > 0 && (!SameRun(run[^1].Event, published) || chars + json.Length + 1 > MaxBundleChars))
             {
-                yield return Of(run);
+                foreach (var row in Of(run))
+                {
+                    yield return row;
+                }
+
                 run.Clear();
-                chars = 0;
+                chars = 2;
             }
 
-            run.Add(published);
-            chars += size;
+            run.Add((published, json));
+            chars += json.Length + 1;
         }
 
-        if (run.Count > 0)
+        foreach (var row in Of(run))
         {
-            yield return Of(run);
+            yield return row;
         }
     }
 
     private static bool SameRun(PublishedEvent last, PublishedEvent next) =>
         last.At == next.At &&
         string.CompareOrdinal(last.Id, next.Id) < 0 && last.Id.Length == 26 && next.Id.Length == 26 && last.Id.AsSpan(0, 10).SequenceEqual(next.Id.AsSpan(0, 10)) &&
-        last.Event.Type == next.Event.Type && last.Event.TargetType == next.Event.TargetType && next.Event.TargetId is not null &&
+        last.Event.Type == next.Event.Type && last.Event.TargetType == next.Event.TargetType &&
+        last.Event.TargetId is not null && next.Event.TargetId is not null &&
         last.Event.Actor.Type == next.Event.Actor.Type && last.Event.Actor.Id == next.Event.Actor.Id &&
         last.Event.Actor.OnBehalfOf == next.Event.Actor.OnBehalfOf && last.Event.Actor.Ip == next.Event.Actor.Ip;
 
-    private static AuditEntry Of(List<PublishedEvent> run)
+    /// <summary>A run as rows: one bundle, or the event's own row when it is alone (or its part alone is too long).</summary>
+    private static IEnumerable<AuditEntry> Of(List<(PublishedEvent Event, string Json)> run)
     {
-        if (run.Count == 1 || run[0].Event.TargetId is null)
+        if (run.Count == 1)
         {
-            return Single(run[0]);
+            yield return Single(run[0].Event);
         }
-
-        var first = Single(run[0]);
-        first.TargetId = null;
-        first.Changes = null;
-        first.Bundled = true;
-        first.Bundle = JsonSerializer.Serialize(run.Select(p => new BundledEvent(p.Id, p.Event.TargetId, ChangesOf(p))).ToList(), JsonSerializerOptions.Web);
-        return first;
+        else if (run.Count > 1)
+        {
+            var first = Single(run[0].Event);
+            first.TargetId = null;
+            first.Changes = null;
+            first.Bundled = true;
+            first.Bundle = "[" + string.Join(',', run.Select(r => r.Json)) + "]";
+            yield return first;
+        }
     }
+
+    /// <summary>
+    /// A bundle's JSON: quotes in the recorded changes escaped as <c>\"</c>, not <c>\u0022</c>, so that a bundle holds
+    /// as many events as it can (it is stored text, never served as HTML); absent values left out.
+    /// </summary>
+    private static readonly JsonSerializerOptions BundleJson = new(JsonSerializerOptions.Web)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
 
     private static string? ChangesOf(PublishedEvent p) =>
         p.Event.Changes is null ? null : JsonSerializer.Serialize(p.Event.Changes, JsonSerializerOptions.Web);

@@ -18,6 +18,8 @@ public sealed class AuditBundleTests(Azurite azurite) : SignedUpTenantTests(azur
 {
     protected override bool SignsInAdmin => true;
 
+    protected override IDictionary<string, string?>? Settings => PlatformApp.RunsJobs();
+
     private const int Created = 130;
 
     private static object Create(string email) => new { op = "create", data = new { email, displayName = "Bulk " + email } };
@@ -114,6 +116,70 @@ public sealed class AuditBundleTests(Azurite azurite) : SignedUpTenantTests(azur
         Assert.Equal("purge006@example.com", entries[ids[6]].GetProperty("changes").Str("email"));
         Assert.Equal("purge004@example.com", entries[ids[4]].GetProperty("changes").Str("email"));
         Assert.Equal(entries[ids[4]].GetProperty("ip").ValueKind, entries[ids[6]].GetProperty("ip").ValueKind);
+    }
+
+    [Fact]
+    public async Task Two_purges_of_users_in_one_bundle_at_once_scrub_both()
+    {
+        var ids = await BulkCreateAsync("twice");
+
+        var purges = await Task.WhenAll(
+            Admin.DeleteAsync($"/api/v1/users/{ids[10]}?purge=true", Ct),
+            Admin.DeleteAsync($"/api/v1/users/{ids[11]}?purge=true", Ct));
+
+        Assert.All(purges, p => Assert.Equal(HttpStatusCode.NoContent, p.StatusCode));
+        var entries = (await CreatedEntriesAsync(1000)).ToDictionary(e => e.Str("targetId"));
+        Assert.Equal(JsonValueKind.Null, entries[ids[10]].GetProperty("changes").ValueKind);
+        Assert.Equal(JsonValueKind.Null, entries[ids[11]].GetProperty("changes").ValueKind);
+        Assert.Equal("twice012@example.com", entries[ids[12]].GetProperty("changes").Str("email"));
+    }
+
+    [Fact]
+    public async Task An_import_audits_each_item_it_creates_in_bundle_rows()
+    {
+        var csv = new System.Text.StringBuilder("sku,name\n");
+        for (var i = 0; i < 300; i++)
+        {
+            csv.Append(System.Globalization.CultureInfo.InvariantCulture, $"BND-{i:D4},\"Bundled \"\"{i}\"\"\"\n");
+        }
+
+        using var content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes(csv.ToString()));
+        content.Headers.ContentType = new("text/csv");
+        var started = await Admin.PostAsync("/api/v1/jobs/imports?kind=inventory-items", content, Ct);
+        Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+        var job = await Admin.FinishedJobAsync((await started.ReadJsonAsync(HttpStatusCode.Accepted)).Str("id"));
+        Assert.Equal("succeeded", job.Str("status"));
+
+        var entries = (await Admin.PagesAsync("/api/v1/audit?pageSize=1000&action=inventory.item.created")).SelectMany(p => p).ToList();
+        Assert.Equal(300, entries.Count);
+        Assert.Equal(Enumerable.Range(0, 300).Select(i => $"BND-{i:D4}"), entries.Select(e => e.GetProperty("changes").Str("sku")).Order(StringComparer.Ordinal));
+        Assert.Equal("Bundled \"7\"", entries.Single(e => e.GetProperty("changes").Str("sku") == "BND-0007").GetProperty("changes").Str("name"));
+        Assert.True((await StoredRowsAsync("inventory.item.created")).Count <= 30, "the import's events are stored in bundles");
+    }
+
+    [Fact]
+    public async Task A_bundle_never_outgrows_a_table_property_whatever_the_changes_hold()
+    {
+        var trail = App.Services.GetRequiredService<AuditTrail>();
+        var ids = App.Services.GetRequiredService<MonotonicIds>();
+        var at = Clock.GetUtcNow();
+        var actor = Actor.User(Tenant.AdminId, null);
+        // Quotes and non-ASCII text are what escaping lengthens most.
+        var heavy = string.Concat(Enumerable.Repeat("\"é\u2028", 300));
+        IReadOnlyList<PublishedEvent> row =
+        [
+            .. Enumerable.Range(0, 60).Select(i => new PublishedEvent(ids.Next(), at,
+                new PlatformEvent("test.heavy", actor, "thing", $"thing-{i}", new Dictionary<string, object?> { ["note"] = heavy }))),
+        ];
+
+        await trail.OnOutboxRowsAsync(new TenantId(Tenant.Id), [row], Ct);
+
+        var stored = await StoredRowsAsync("test.heavy");
+        Assert.All(stored, r => Assert.True((r.Bundle ?? r.Changes)!.Length <= AuditTrail.MaxBundleChars, $"{(r.Bundle ?? r.Changes)!.Length} characters"));
+        Assert.True(stored.Count > 1);
+        var expanded = stored.SelectMany(AuditTrail.Expand).ToList();
+        Assert.Equal(row.Select(e => e.Id), expanded.Select(e => e.RowKey));
+        Assert.All(expanded, e => Assert.Equal(heavy, JsonDocument.Parse(e.Changes!).RootElement.GetProperty("note").GetString()));
     }
 
     [Fact]
