@@ -90,14 +90,12 @@ public sealed partial class ItemCommands
                 raised.Add([.. raisedAlerts.Select(a => a.Raised)]);
             }
 
-            PlatformEvent Created(int index) =>
-                new("inventory.item.created", caller.Actor, "item", items[index].Item.Id,
-                    new Dictionary<string, object?> { ["sku"] = items[index].Item.Sku, ["name"] = items[index].Item.Name });
-
-            // The items' events first, then the alerts they raised: each item's creation still comes before its alerts,
-            // and events of one kind side by side go to the audit trail as one bundle row (AuditTrail).
-            IReadOnlyList<PlatformEvent> EventsOf(int taken) =>
-                [.. Enumerable.Range(0, taken).Select(b => Created(batch[b])), .. Enumerable.Range(0, taken).SelectMany(b => raised[b])];
+            IEnumerable<PlatformEvent> Created(int index, int b) =>
+            [
+                new PlatformEvent("inventory.item.created", caller.Actor, "item", items[index].Item.Id,
+                    new Dictionary<string, object?> { ["sku"] = items[index].Item.Sku, ["name"] = items[index].Item.Name }),
+                .. raised[b],
+            ];
 
             var taken = 0;
             try
@@ -107,7 +105,7 @@ public sealed partial class ItemCommands
                     {
                         // Up to the cap: the items past it stay pending and find the cap reached next time round.
                         taken = (int)Math.Clamp(max - count, 0, batch.Count);
-                        return taken == 0 ? null : new([.. actions.Take(ends[taken - 1]), events.OutboxRow(EventsOf(taken))], taken);
+                        return taken == 0 ? null : new([.. actions.Take(ends[taken - 1]), events.OutboxRow([.. Enumerable.Range(0, taken).SelectMany(b => Created(batch[b], b))])], taken);
                     },
                     token), cancellationToken);
                 if (responses is null)
