@@ -152,6 +152,37 @@ public sealed partial class EventRelay(
         return written;
     }
 
+    /// <summary>
+    /// Runs a write that plans its outbox row as it goes (a counted write, whose plan may run again after a refused
+    /// attempt): covered and bounded as above. Once storage answered that the write committed,
+    /// <paramref name="committed"/> names the outbox row its committed attempt held (null: none, or unknown), and that
+    /// row is relayed from memory. A refused write committed nothing; any other failure leaves the relay to query.
+    /// </summary>
+    internal async Task<T> WriteCoveredAsync<T>(TenantPartition partition, Func<CancellationToken, Task<T>> write, Func<Committed?> committed, CancellationToken cancellationToken)
+    {
+        var key = await CoverAsync(partition, cancellationToken);
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(WriteBudget);
+        T written;
+        try
+        {
+            written = await write(bounded.Token);
+        }
+        catch (TableTransactionFailedException)
+        {
+            // Every attempt was refused whole (the cover finds a row a hidden retry may have committed).
+            throw;
+        }
+        catch
+        {
+            Relay(key, committed: null);
+            throw;
+        }
+
+        Relay(key, committed());
+        return written;
+    }
+
     private async Task<Partition> CoverAsync(TenantPartition partition, CancellationToken cancellationToken)
     {
         if (!layout.Value.Outboxes.Contains(partition.Table))

@@ -108,6 +108,24 @@ public sealed class EventPublisher(StorageAccount storage, EventRelay relay, Mon
     public TableTransactionAction OutboxRow(IReadOnlyList<PlatformEvent> events) =>
         new(TableTransactionActionType.Add, EventOutbox.Row(Stamp(events)));
 
+    /// <summary>
+    /// The outbox row of <paramref name="events"/> and the same row as the relay takes it from memory, for a counted
+    /// write run by <see cref="CoveredAsync{T}(TenantPartition, Func{CancellationToken, Task{T}}, Func{EventRelay.Committed?}, CancellationToken)"/>.
+    /// </summary>
+    internal (TableTransactionAction Action, EventRelay.Committed Row) Outbox(IReadOnlyList<PlatformEvent> events)
+    {
+        var row = EventOutbox.Row(Stamp(events));
+        return (new TableTransactionAction(TableTransactionActionType.Add, row), new EventRelay.Committed(row.RowKey, EventOutbox.EventsOf(row)));
+    }
+
+    /// <summary>
+    /// Runs a counted write that plans its outbox row (<see cref="Outbox"/>) as it goes: <paramref name="committed"/>
+    /// names the row its last plan, the one that committed, held. The relay then reads nothing back (a bulk import's
+    /// relay used to query every outbox row it had just written).
+    /// </summary>
+    internal Task<T> CoveredAsync<T>(TenantPartition partition, Func<CancellationToken, Task<T>> write, Func<EventRelay.Committed?> committed, CancellationToken cancellationToken) =>
+        relay.WriteCoveredAsync(partition, write, committed, cancellationToken);
+
     /// <summary>Runs a write that may add outbox rows (<see cref="OutboxRow"/>) to <paramref name="partition"/>: covered against a crash and relayed after.</summary>
     public Task<T> CoveredAsync<T>(TenantPartition partition, Func<CancellationToken, Task<T>> write, CancellationToken cancellationToken) =>
         relay.WriteCoveredAsync(partition, write, cancellationToken);

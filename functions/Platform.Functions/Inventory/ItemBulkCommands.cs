@@ -98,16 +98,26 @@ public sealed partial class ItemCommands
             ];
 
             var taken = 0;
+            EventRelay.Committed? planned = null;
             try
             {
-                // The events of the items taken (and of their alerts) commit with them, in the outbox row.
+                // The events of the items taken (and of their alerts) commit with them, in the outbox row; the plan that
+                // ran last is the one that committed, so its row is relayed from memory.
                 var responses = await events.CoveredAsync(store.For(tenant), token => store.Items.SubmitAsync(tenant, count =>
                     {
                         // Up to the cap: the items past it stay pending and find the cap reached next time round.
                         taken = (int)Math.Clamp(max - count, 0, batch.Count);
-                        return taken == 0 ? null : new([.. actions.Take(ends[taken - 1]), events.OutboxRow([.. Enumerable.Range(0, taken).SelectMany(b => Created(batch[b], b))])], taken);
+                        planned = null;
+                        if (taken == 0)
+                        {
+                            return null;
+                        }
+
+                        var (outbox, row) = events.Outbox([.. Enumerable.Range(0, taken).SelectMany(b => Created(batch[b], b))]);
+                        planned = row;
+                        return new([.. actions.Take(ends[taken - 1]), outbox], taken);
                     },
-                    token), cancellationToken);
+                    token), () => planned, cancellationToken);
                 if (responses is null)
                 {
                     foreach (var index in pending)

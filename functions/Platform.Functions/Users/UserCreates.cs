@@ -63,13 +63,23 @@ public sealed partial class UserCommands
             while (pending.Count > 0)
             {
                 var room = 0;
+                EventRelay.Committed? planned = null;
                 Response<IReadOnlyList<Response>>? written;
                 try
                 {
+                    // The plan that ran last is the one that committed: its outbox row is relayed from memory.
                     written = await events.CoveredAsync(partition, token => users.Count.SubmitAsync(tenant, count =>
                     {
                         room = (int)Math.Clamp(users.MaxUsersPerTenant - count, 0, pending.Count);
-                        return room == 0 ? null : new(
+                        planned = null;
+                        if (room == 0)
+                        {
+                            return null;
+                        }
+
+                        var (outbox, row) = events.Outbox([.. pending.Take(room).Select(p => Created(caller, p.User))]);
+                        planned = row;
+                        return new(
                             [
                                 .. pending.Take(room).SelectMany(p => new[]
                                 {
@@ -77,10 +87,10 @@ public sealed partial class UserCommands
                                     new TableTransactionAction(TableTransactionActionType.Add,
                                         new EmailIndexEntity { RowKey = EmailIndexEntity.KeyFor(UserDirectory.NormalizeEmail(p.User.Email)!), UserId = p.User.Id }),
                                 }),
-                                events.OutboxRow([.. pending.Take(room).Select(p => Created(caller, p.User))]),
+                                outbox,
                             ],
                             room);
-                    }, token), cancellationToken);
+                    }, token), () => planned, cancellationToken);
                 }
                 catch (TableTransactionFailedException ex) when (ex.Status == 409 && ex.FailedTransactionActionIndex is { } failedAction && failedAction / 2 < room)
                 {

@@ -1,0 +1,52 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Tests.Infrastructure;
+
+namespace Platform.Tests.Users;
+
+/// <summary>
+/// A counted bulk write (users created in bulk, as an import creates them) hands its committed outbox rows to the relay
+/// from memory: the relay writes the audit entries and deletes the rows, and reads none of them back.
+/// </summary>
+public sealed class BulkRelayStorageCallTests(Azurite azurite) : SignedUpTenantTests(azurite)
+{
+    private StorageCalls? _calls;
+
+    // The counter belongs to one app.
+    protected override bool SharesApp => false;
+
+    protected override bool SignsInAdmin => true;
+
+    protected override void ConfigureServices(IServiceCollection services) =>
+        StorageCalls.Register(services, Azurite, calls => _calls = calls);
+
+    private StorageCalls Calls => _calls ?? throw new InvalidOperationException("The app did not build its storage clients.");
+
+    [Fact]
+    public async Task The_events_of_a_bulk_create_are_relayed_without_reading_their_outbox_rows_back()
+    {
+        var before = Calls.All.Count;
+        var operations = Enumerable.Range(0, 150).Select(i => new { op = "create", data = new { email = $"relayed{i:D3}@example.com", displayName = $"Relayed {i}" } });
+        var results = (await (await Admin.BulkAsync(operations)).ReadJsonAsync(HttpStatusCode.OK)).GetProperty("results").EnumerateArray().ToList();
+        Assert.All(results, r => Assert.Equal(201, r.GetProperty("status").GetInt32()));
+        var last = results[^1].Id();
+
+        // Background calls about this tenant's users and audit rows, until the last user's event is in the trail and
+        // every outbox row the bulk create wrote is deleted.
+        var background = await Eventually.Until(
+            () => Task.FromResult(Calls.All.Skip(before).Where(c => c.Route is null && c.Text.Contains(Tenant.Id, StringComparison.Ordinal)).ToList()),
+            calls => calls.Any(c => c.Table(App.Prefix) == "audit" && c.Text.Contains(last, StringComparison.Ordinal)) &&
+                Outboxes(calls, "DELETE") == Outboxes(Calls.All.Skip(before).Where(c => c.Route is not null), "POST"),
+            "the bulk create's events to be relayed");
+
+        Assert.True(Outboxes(background, "DELETE") >= 2, "the bulk create wrote its users in several transactions");
+        Assert.DoesNotContain(background, c => c.Table(App.Prefix) == "users" && c.Kind is "query" or "read" && c.Text.Contains("~outbox", StringComparison.Ordinal));
+    }
+
+    /// <summary>Outbox rows of the users table added (POST: their entity in the body) or deleted (DELETE: in the action's address) by the transactions among the calls.</summary>
+    private int Outboxes(IEnumerable<StorageCall> calls, string method) =>
+        calls.Where(c => c.Kind == "transaction" && c.Table(App.Prefix) == "users")
+            .Sum(c => method == "DELETE"
+                ? c.Text.Split('\n').Count(line => line.StartsWith("DELETE ", StringComparison.Ordinal) && line.Contains("~outbox:", StringComparison.Ordinal))
+                : c.Text.Split("\"RowKey\":\"~outbox:").Length - 1);
+}
