@@ -125,32 +125,8 @@ public sealed partial class EventRelay(
     /// Runs one transaction that adds the outbox row <paramref name="outbox"/>: covered, bounded, and relayed from
     /// memory once storage answered that it committed.
     /// </summary>
-    internal async Task<T> WriteCoveredAsync<T>(TenantPartition partition, Committed outbox, Func<CancellationToken, Task<T>> write, CancellationToken cancellationToken)
-    {
-        var key = await CoverAsync(partition, cancellationToken);
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        bounded.CancelAfter(WriteBudget);
-        T written;
-        try
-        {
-            written = await write(bounded.Token);
-        }
-        catch (TableTransactionFailedException)
-        {
-            // Refused: nothing of the transaction committed. (If a retry of the SDK hid a first attempt that did
-            // commit, the cover sent above relays its row.)
-            throw;
-        }
-        catch
-        {
-            // The outcome is unknown: the relay looks in storage and finds the row or nothing.
-            Relay(key, committed: null);
-            throw;
-        }
-
-        Relay(key, outbox);
-        return written;
-    }
+    internal Task<T> WriteCoveredAsync<T>(TenantPartition partition, Committed outbox, Func<CancellationToken, Task<T>> write, CancellationToken cancellationToken) =>
+        WriteCoveredAsync(partition, write, () => outbox, cancellationToken);
 
     /// <summary>
     /// Runs a write that plans its outbox row as it goes (a counted write, whose plan may run again after a refused

@@ -1,5 +1,4 @@
 using System.Net;
-using Microsoft.Extensions.DependencyInjection;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Inventory;
@@ -10,7 +9,7 @@ namespace Platform.Tests.Inventory;
 /// added to the route or to the work it leaves behind shows here. The raw SDK baseline of the benchmark makes three
 /// calls: it reads the item and its stock row and writes one transaction.
 /// </summary>
-public sealed class MovementStorageCallTests(Azurite azurite) : SignedUpTenantTests(azurite)
+public sealed class MovementStorageCallTests(Azurite azurite) : CountedStorageTests(azurite)
 {
     private const string Route = "POST /api/v1/inventory/items/{id}/movements";
 
@@ -22,18 +21,6 @@ public sealed class MovementStorageCallTests(Azurite azurite) : SignedUpTenantTe
 
     /// <summary>A read of a change-log lane's sequence row, which a transaction moves on along with its entry.</summary>
     private const string LaneRead = "table read change-log lane";
-
-    private StorageCalls? _calls;
-
-    // The counter belongs to one app.
-    protected override bool SharesApp => false;
-
-    protected override bool SignsInAdmin => true;
-
-    protected override void ConfigureServices(IServiceCollection services) =>
-        StorageCalls.Register(services, Azurite, calls => _calls = calls);
-
-    private StorageCalls Calls => _calls ?? throw new InvalidOperationException("The app did not build its storage clients.");
 
     [Fact]
     public async Task AMovementIsOneTransactionOnceItsInstanceWroteTheItemAndItsEventCostsTwoWritesAfter()

@@ -1,5 +1,4 @@
 using System.Net;
-using Microsoft.Extensions.DependencyInjection;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Users;
@@ -8,20 +7,8 @@ namespace Platform.Tests.Users;
 /// A counted bulk write (users created in bulk, as an import creates them) hands its committed outbox rows to the relay
 /// from memory: the relay writes the audit entries and deletes the rows, and reads none of them back.
 /// </summary>
-public sealed class BulkRelayStorageCallTests(Azurite azurite) : SignedUpTenantTests(azurite)
+public sealed class BulkRelayStorageCallTests(Azurite azurite) : CountedStorageTests(azurite)
 {
-    private StorageCalls? _calls;
-
-    // The counter belongs to one app.
-    protected override bool SharesApp => false;
-
-    protected override bool SignsInAdmin => true;
-
-    protected override void ConfigureServices(IServiceCollection services) =>
-        StorageCalls.Register(services, Azurite, calls => _calls = calls);
-
-    private StorageCalls Calls => _calls ?? throw new InvalidOperationException("The app did not build its storage clients.");
-
     [Fact]
     public async Task The_events_of_a_bulk_create_are_relayed_without_reading_their_outbox_rows_back()
     {
