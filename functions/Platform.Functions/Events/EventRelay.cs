@@ -151,6 +151,7 @@ public sealed partial class EventRelay(
         }
         catch
         {
+            // The outcome is unknown: the relay looks in storage and finds the row or nothing.
             Relay(key, committed: null);
             throw;
         }
