@@ -196,9 +196,7 @@ internal static class JobsFigure
                 }
                 catch (Exception e) when (IsMeasurementFailure(e))
                 {
-                    await Console.Error.WriteLineAsync($"jobs: {e.Message}{Environment.NewLine}app output (tail):{Environment.NewLine}{server.OutputTail()}");
-                    report.Print();
-                    return 1;
+                    return await FailedAsync(e, server, report);
                 }
                 finally
                 {
@@ -219,9 +217,7 @@ internal static class JobsFigure
                 }
                 catch (Exception e) when (IsMeasurementFailure(e))
                 {
-                    await Console.Error.WriteLineAsync($"jobs: {e.Message}{Environment.NewLine}app output (tail):{Environment.NewLine}{fresh.OutputTail()}");
-                    report.Print();
-                    return 1;
+                    return await FailedAsync(e, fresh, report);
                 }
                 finally
                 {
@@ -254,6 +250,14 @@ internal static class JobsFigure
 
             folder.Delete(recursive: true);
         }
+    }
+
+    /// <summary>A measurement that failed on a running app: why, the app's last output and the figures so far; the exit code.</summary>
+    private static async Task<int> FailedAsync(Exception e, ServerProcess server, Report report)
+    {
+        await Console.Error.WriteLineAsync($"jobs: {e.Message}{Environment.NewLine}app output (tail):{Environment.NewLine}{server.OutputTail()}");
+        report.Print();
+        return 1;
     }
 
     private static bool IsMeasurementFailure(Exception e) =>
