@@ -94,8 +94,18 @@ public sealed partial class EventRelay(
 
     private sealed record CoverMessage(string Table, string Tenant);
 
-    /// <summary>An outbox row known to be in storage: its key and the events it holds.</summary>
-    internal sealed record Committed(string RowKey, IReadOnlyList<PublishedEvent> Events);
+    /// <summary>
+    /// An outbox row known to be in storage, kept as written: its events are read from it at hand-over, exactly as a
+    /// relay that queried the row would read them. Kept as the row's JSON text rather than as event objects because
+    /// under load a partition's pending rows wait for the relay in front of them: a bulk import keeps hundreds pending,
+    /// and tens of thousands of small event objects that live that long cost every garbage collection meanwhile.
+    /// </summary>
+    internal sealed record Committed(TableEntity Row)
+    {
+        public string RowKey => Row.RowKey;
+
+        public IReadOnlyList<PublishedEvent> Events() => EventOutbox.EventsOf(Row);
+    }
 
     private IEventSubscriber[] Subscribers => _subscribers ??= [.. services.GetServices<IEventSubscriber>()];
 
@@ -299,7 +309,7 @@ public sealed partial class EventRelay(
                     known.Sort((a, b) => string.CompareOrdinal(a.RowKey, b.RowKey));
                     foreach (var chunk in known.Chunk(RowsPerPage))
                     {
-                        await HandOverAsync(tenant, [.. chunk.SelectMany(row => row.Events)], cancellationToken);
+                        await HandOverAsync(tenant, [.. chunk.SelectMany(row => row.Events())], cancellationToken);
                         await DeleteAsync(partition, [.. chunk.Select(row => new TableEntity(key.Tenant, row.RowKey))], cancellationToken);
                     }
 

@@ -84,9 +84,9 @@ public sealed class EventPublisher(StorageAccount storage, EventRelay relay, Mon
         }
 
         // Storage's answer says whether the row committed, so the relay takes its events from memory, reading nothing;
-        // read back from the row, they are exactly what a relay that queried would hand over.
+        // read from the row at hand-over, they are exactly what a relay that queried would hand over.
         var row = EventOutbox.Row(Stamp(events));
-        return await relay.WriteCoveredAsync(partition, new EventRelay.Committed(row.RowKey, EventOutbox.EventsOf(row)),
+        return await relay.WriteCoveredAsync(partition, new EventRelay.Committed(row),
             token => partition.SubmitTransactionAsync([.. actions, new TableTransactionAction(TableTransactionActionType.Add, row)], token), cancellationToken);
     }
 
@@ -115,7 +115,7 @@ public sealed class EventPublisher(StorageAccount storage, EventRelay relay, Mon
     internal (TableTransactionAction Action, EventRelay.Committed Row) Outbox(IReadOnlyList<PlatformEvent> events)
     {
         var row = EventOutbox.Row(Stamp(events));
-        return (new TableTransactionAction(TableTransactionActionType.Add, row), new EventRelay.Committed(row.RowKey, EventOutbox.EventsOf(row)));
+        return (new TableTransactionAction(TableTransactionActionType.Add, row), new EventRelay.Committed(row));
     }
 
     /// <summary>
