@@ -17,11 +17,16 @@ public static class EventOutbox
 {
     public const string KeyPrefix = "~outbox:";
 
-    /// <summary>Characters of JSON per property: a string property holds at most 64 KiB (UTF-16).</summary>
-    private const int CharsPerProperty = 30_000;
+    /// <summary>
+    /// Characters of JSON per property (storage allows 32 Ki). Short parts, because the SDK writes each as a JSON string
+    /// (every quote escaped) and sizes its buffer for the worst case first, up to 18 bytes a character: a 30,000-character
+    /// part made every such write allocate a buffer on the large object heap, a few MB a second under an import, and
+    /// each few MB of those forced a full (background) collection. Rows read the same whatever the part size.
+    /// </summary>
+    private const int CharsPerProperty = 2_000;
 
-    /// <summary>Properties one row may use: a row holds at most 1 MiB.</summary>
-    private const int MaxProperties = 15;
+    /// <summary>Properties one row may use: a row holds at most 1 MiB (and 252 properties).</summary>
+    private const int MaxProperties = 225;
 
     public static string KeyFor(string firstEventId) => KeyPrefix + firstEventId;
 

@@ -19,7 +19,10 @@ internal sealed class ImportRow
     public ImportRow(TabularRow row)
     {
         Number = row.Number;
-        _values = new Dictionary<string, string?>(row.Values, StringComparer.OrdinalIgnoreCase);
+        // Only read here: a chunk's rows already ignore case (ImportApply reads them so), and are not copied again.
+        _values = row.Values is Dictionary<string, string?> values && values.Comparer == StringComparer.OrdinalIgnoreCase
+            ? values
+            : new Dictionary<string, string?>(row.Values, StringComparer.OrdinalIgnoreCase);
     }
 
     private readonly Dictionary<string, string> _resolved = new(StringComparer.OrdinalIgnoreCase);

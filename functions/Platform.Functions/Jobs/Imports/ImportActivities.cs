@@ -108,6 +108,9 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
         var parameters = input.Parameters;
         var kind = services.GetRequiredKeyedService<IImportKind>(parameters.Kind);
         var sensitive = kind.Columns.Where(c => c.Sensitive).Select(c => c.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+        // Rows repeat their columns: each name is checked against the kind once, not once per cell.
+        var accepted = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var chunks = 0;
         long rows = 0;
         var buffer = new MemoryStream();
@@ -133,7 +136,7 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
             {
                 foreach (var column in row.Values.Keys)
                 {
-                    if (!kind.Accepts(column))
+                    if (!accepted.Contains(column) && !(kind.Accepts(column) && accepted.Add(column)))
                     {
                         return new Result(0, 0, $"Row {row.Number}: unknown column '{Clip(column)}'. The {parameters.Kind} columns are: {string.Join(", ", kind.Columns.Select(c => c.Name))}.");
                     }
