@@ -23,8 +23,9 @@ namespace Platform.Benchmarks;
 /// <c>succeeded</c>, next to the raw limit: the same rows as the app writes them (item + SKU index row; user + email
 /// index row) written with the SDK as 100-action entity-group transactions by as many writers as the import applies
 /// chunks at once; after each import, how long until the relay has handed every event the import committed to the
-/// subscribers (the partition's outbox is empty), so the next figure starts with the relay idle. (2) Peak resident memory of the app during a dry-run import of a 100 MB CSV and of a 20 MB xlsx
-/// (written with the app's own <see cref="TabularWriter"/>), in the process that ran the other figures and again in a
+/// subscribers (the partition's outbox is empty), so the next figure starts with the relay idle. (2) Peak resident
+/// memory of the app during a dry-run import of a 100 MB CSV and of a 20 MB xlsx (written with the app's own
+/// <see cref="TabularWriter"/>), in the process that ran the other figures and again in a
 /// process of its own, which holds no projection the export loaded. (3) Dry-run rows/s of the items file. (4) Export of the
 /// imported items to CSV, request to <c>succeeded</c> plus the download, next to an SDK scan of the same rows written
 /// to a CSV file. (5) Engine overhead: a dry-run import of a 1-row CSV, request to <c>succeeded</c>, p50/p99, next to

@@ -20,8 +20,8 @@ public static class EventOutbox
     /// <summary>
     /// Characters of JSON per property (storage allows 32 Ki). Short parts, because the SDK writes each as a JSON string
     /// (every quote escaped) and sizes its buffer for the worst case first, up to 18 bytes a character: a 30,000-character
-    /// part made every such write allocate a buffer on the large object heap, a few MB a second under an import, and
-    /// each few MB of those forced a full (background) collection. Rows read the same whatever the part size.
+    /// part made every such write allocate a buffer on the large object heap, about 5 MB a second under an import. Rows
+    /// read the same whatever the part size.
     /// </summary>
     private const int CharsPerProperty = 2_000;
 
