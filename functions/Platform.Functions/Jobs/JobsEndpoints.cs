@@ -115,7 +115,7 @@ public static class JobsEndpoints
         {
             try
             {
-                await upload.UploadAsync(body, cancellationToken);
+                await upload.UploadAsync(body, JobFiles.StreamedUpload(), cancellationToken);
             }
             catch (Exception) when (body.BytesRead > limit)
             {
