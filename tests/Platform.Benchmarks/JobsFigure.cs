@@ -876,7 +876,7 @@ internal static class JobsFigure
                 if (m is not null)
                 {
                     Console.WriteLine(string.Create(inv,
-                        $"{name + (m.Reset ? " (VmHWM, reset before)" : " (VmRSS sampled every 50 ms)"),-56} {m.Job.Succeeded,9:N0} {m.Job.Seconds,9:0.0} {m.Before / 1048576.0,6:0} MiB {m.Peak / 1048576.0,6:0} MiB"));
+                        $"{name + (m.Reset ? " (VmHWM, reset before)" : " (VmRSS sampled every 50 ms)"),-56} {m.Job.Succeeded,9:N0} {m.Job.Seconds,9:0.0} {m.Before / 1048576.0,6:0} MiB {m.Peak / 1048576.0,6:0} MiB = {m.Peak / 1e6:0} MB ({(m.Peak < 400e6 ? "under" : "OVER")} the goal)"));
                 }
             }
 
