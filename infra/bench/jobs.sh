@@ -17,8 +17,10 @@
 #   infra/bench/jobs.sh [ROWS]     (default 100000)
 #
 # Platform__Jobs__* variables set when calling are handed on to the app (ChunkRows, ChunkParallelism, ...), to try
-# settings without a rebuild. Starts the pinned Azurite (in memory, free ports) and stops it on exit; publishes the
-# app as deployed into a temporary folder; the generated files go to a temporary folder too (about 130 MB at most).
+# settings without a rebuild. PLATFORM_BENCH_JOBS_ROUNDS=N (1-9, default 1) takes N pairs of the raw and import figures,
+# each in a tenant of its own, and prints every pair's ratio and their median: one pair spreads by several points.
+# Starts the pinned Azurite (in memory, free ports) and stops it on exit; publishes the app as deployed into a temporary
+# folder; the generated files go to a temporary folder too (about 130 MB at most).
 # Progress goes to stderr, the figures to stdout. Never fails on the figures. Set PLATFORM_BUILD_LOCK to a file to hold
 # that flock(1) lock around the builds only.
 set -euo pipefail
@@ -26,7 +28,7 @@ set -euo pipefail
 bench="jobs.sh"
 case "${1:-}" in
   -h | --help)
-    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 esac
