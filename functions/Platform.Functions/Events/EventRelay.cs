@@ -26,6 +26,14 @@ public sealed class EventsOptions
     /// <summary>Partitions this instance relays at once.</summary>
     [Range(1, 64)]
     public int RelayConcurrency { get; set; } = 4;
+
+    /// <summary>
+    /// Committed outbox rows this instance holds in memory per partition for its relay (each as its JSON text, about
+    /// 10-15 KB for a bulk write's 48 events): the bound on what a relay that falls behind holds. Rows committed past it
+    /// stay in storage only, and the relay reads just those back, after relaying the ones it holds.
+    /// </summary>
+    [Range(1, 100_000)]
+    public int MaxHeldRows { get; set; } = 1000;
 }
 
 /// <summary>
@@ -73,12 +81,9 @@ public sealed partial class EventRelay(
 
     /// <summary>
     /// Per partition, the outbox rows this instance committed and has not relayed yet, or null when the partition must
-    /// be queried (a write of unknown rows or outcome, a failed relay). Guarded by its own lock.
+    /// be queried from its start (a write of unknown rows or outcome, a failed relay). Guarded by its own lock.
     /// </summary>
-    private readonly Dictionary<Partition, List<Committed>?> _pending = [];
-
-    /// <summary>Rows held in memory per partition before the relay falls back to querying: bounds memory if relays fail.</summary>
-    private const int MaxPendingRows = 1000;
+    private readonly Dictionary<Partition, Held?> _pending = [];
     private readonly ConcurrentDictionary<Partition, Cover> _covers = new();
     /// <summary>
     /// One relay of a partition at a time on this instance, through a fixed set of gates picked by the partition's
@@ -95,10 +100,24 @@ public sealed partial class EventRelay(
     private sealed record CoverMessage(string Table, string Tenant);
 
     /// <summary>
+    /// The rows of a partition a relay takes from memory, up to <see cref="EventsOptions.MaxHeldRows"/>; with
+    /// <see cref="Beyond"/>, rows committed after those (past the bound) wait in storage only. A relay hands the held
+    /// rows over and deletes them, then reads the outbox: what it finds is exactly what it does not hold. Dropping the
+    /// held rows instead (as this relay once did) made a relay that fell behind a bulk import read back every row it had
+    /// in memory, about 1.5 MB a page of 100, for the rest of the import.
+    /// </summary>
+    private sealed class Held(Committed first)
+    {
+        public List<Committed> Rows { get; } = [first];
+
+        public bool Beyond { get; set; }
+    }
+
+    /// <summary>
     /// An outbox row known to be in storage, kept as written: its events are read from it at hand-over, exactly as a
     /// relay that queried the row would read them. Kept as the row's JSON text rather than as event objects because
     /// under load a partition's pending rows wait for the drain in front of them (a bulk import keeps hundreds, up to
-    /// <see cref="MaxPendingRows"/>): a waiting row then holds its text, about 10 KB for 48 events, rather than some
+    /// <see cref="EventsOptions.MaxHeldRows"/>): a waiting row then holds its text, about 10 KB for 48 events, rather than some
     /// 60 KB of small objects (each event's record, actor, payload dictionary and JSON documents).
     /// </summary>
     internal sealed record Committed(TableEntity Row)
@@ -192,17 +211,21 @@ public sealed partial class EventRelay(
             {
                 _pending[key] = null;
             }
-            else if (!_pending.TryGetValue(key, out var rows))
+            else if (!_pending.TryGetValue(key, out var held))
             {
-                _pending[key] = [committed];
+                _pending[key] = new Held(committed);
             }
-            else if (rows is not null)
+            else if (held is null)
             {
-                rows.Add(committed);
-                if (rows.Count > MaxPendingRows)
-                {
-                    _pending[key] = null;
-                }
+                // The partition is to be queried from its start, which finds this row too.
+            }
+            else if (held.Rows.Count < options.Value.MaxHeldRows)
+            {
+                held.Rows.Add(committed);
+            }
+            else
+            {
+                held.Beyond = true;
             }
         }
 
@@ -214,14 +237,36 @@ public sealed partial class EventRelay(
 
     /// <summary>
     /// Takes what a relay of the partition starts from: nothing (no write asked for one since the last relay took its
-    /// rows), the rows known in memory, or <c>Query</c> when it must read the outbox (a write of unknown rows or
-    /// outcome). A query sees the rows taken too.
+    /// rows), the rows known in memory (and whether more wait in storage), or null when it must read the outbox from its
+    /// start (a write of unknown rows or outcome). A query sees the rows taken too.
     /// </summary>
-    private (bool Asked, List<Committed>? Rows) TakePending(Partition key)
+    private (bool Asked, Held? Rows) TakePending(Partition key)
     {
         lock (_pending)
         {
             return _pending.Remove(key, out var rows) ? (true, rows) : (false, null);
+        }
+    }
+
+    /// <summary>
+    /// Rows a query found, relayed and deleted, are no longer the next relay's to hand over: a row committed while this
+    /// relay ran is both in storage and in the partition's new list, and without this every such row reached the
+    /// subscribers twice (the audit trail then retried its transaction an entry at a time, and the delete a row at a time).
+    /// </summary>
+    private void Forget(Partition key, List<TableEntity> relayed)
+    {
+        lock (_pending)
+        {
+            if (_pending.TryGetValue(key, out var held) && held is not null)
+            {
+                var gone = relayed.Select(row => row.RowKey).ToHashSet(StringComparer.Ordinal);
+                held.Rows.RemoveAll(row => gone.Contains(row.RowKey));
+                if (held.Rows.Count == 0 && !held.Beyond)
+                {
+                    // Nothing left to ask for; the nudge that is queued finds nothing and returns.
+                    _pending.Remove(key);
+                }
+            }
         }
     }
 
@@ -307,14 +352,20 @@ public sealed partial class EventRelay(
                 if (!query && known is not null)
                 {
                     // Rows this instance saw commit, in key order (the order of their first events' ids).
-                    known.Sort((a, b) => string.CompareOrdinal(a.RowKey, b.RowKey));
-                    foreach (var chunk in known.Chunk(RowsPerPage))
+                    known.Rows.Sort((a, b) => string.CompareOrdinal(a.RowKey, b.RowKey));
+                    foreach (var chunk in known.Rows.Chunk(RowsPerPage))
                     {
                         await HandOverAsync(tenant, [.. chunk.SelectMany(row => row.Events())], cancellationToken);
                         await DeleteAsync(partition, [.. chunk.Select(row => new TableEntity(key.Tenant, row.RowKey))], cancellationToken);
                     }
 
-                    return;
+                    if (!known.Beyond)
+                    {
+                        return;
+                    }
+
+                    // Rows committed past the bound, all newer than those: the held ones are deleted, so the outbox now
+                    // holds just them (and rows committed since, which the query relays and the next relay then skips).
                 }
 
                 while (true)
@@ -330,6 +381,7 @@ public sealed partial class EventRelay(
                     {
                         await HandOverAsync(tenant, [.. rows.SelectMany(EventOutbox.EventsOf)], cancellationToken);
                         await DeleteAsync(partition, rows, cancellationToken);
+                        Forget(key, rows);
                     }
 
                     // A short page was the whole outbox when the query ran; a row committed since nudged a relay of its own.

@@ -37,17 +37,32 @@ public sealed partial class StorageCalls(Azurite azurite, IHttpContextAccessor h
 
     public override void Process(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
     {
-        Record(message);
+        var call = Record(message);
         ProcessNext(message, pipeline);
+        Answered(call, message);
     }
 
-    public override ValueTask ProcessAsync(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+    public override async ValueTask ProcessAsync(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
     {
-        Record(message);
-        return ProcessNextAsync(message, pipeline);
+        var call = Record(message);
+        await ProcessNextAsync(message, pipeline);
+        Answered(call, message);
     }
 
-    private void Record(HttpMessage message)
+    /// <summary>A table query's answer, kept for telling which rows it returned (the SDK buffers it, so reading it here costs nothing else).</summary>
+    private static void Answered(StorageCall call, HttpMessage message)
+    {
+        if (call is { Service: "table", Kind: "query" } && message.HasResponse && message.Response.ContentStream is { CanSeek: true } buffered)
+        {
+            var at = buffered.Position;
+            buffered.Position = 0;
+            using var reader = new StreamReader(buffered, Encoding.UTF8, detectEncodingFromByteOrderMarks: false, leaveOpen: true);
+            call.Answer = reader.ReadToEnd();
+            buffered.Position = at;
+        }
+    }
+
+    private StorageCall Record(HttpMessage message)
     {
         var request = message.Request;
         var uri = request.Uri.ToUri();
@@ -114,7 +129,9 @@ public sealed partial class StorageCalls(Azurite azurite, IHttpContextAccessor h
             }
         }
 
-        _calls.Enqueue(new StorageCall(service, kind, resource, actions, route, context?.TraceIdentifier, text));
+        var call = new StorageCall(service, kind, resource, actions, route, context?.TraceIdentifier, text);
+        _calls.Enqueue(call);
+        return call;
     }
 
     private static string BodyOf(Request request)
@@ -166,6 +183,9 @@ public sealed partial class StorageCalls(Azurite azurite, IHttpContextAccessor h
 /// <param name="Text">The decoded path and query, and the body of a write, for telling whose rows a call touches.</param>
 public sealed record StorageCall(string Service, string Kind, string Resource, int Actions, string? Route, string? Request, string Text)
 {
+    /// <summary>The body of a table query's answer (the rows it returned); null for other calls, or before it was answered.</summary>
+    public string? Answer { get; set; }
+
     /// <summary>The resource without the app's prefix.</summary>
     public string Table(string prefix) => Resource.StartsWith(prefix, StringComparison.Ordinal) ? Resource[prefix.Length..] : Resource;
 
