@@ -13,6 +13,7 @@
 // only Node.js.
 //
 //   node infra/bench/key-index-proof.js
+//   PLATFORM_BENCH_INDEX_BLOCK=2 node infra/bench/key-index-proof.js    (tiny key blocks: splits on nearly every insert)
 "use strict";
 
 const { spawn } = require("child_process");
