@@ -155,35 +155,46 @@ internal static class JobsFigure
         var usersFile = Path.Combine(folder.FullName, "users.csv");
 
         // One round of figure (1): raw items, the items import, its relay; raw users, the users import, its relay. Round 1's
-        // figures go into the report as they are taken, so a run that fails half way still prints them.
+        // figures go into the report kind by kind as they are taken, so a run that fails half way still prints them.
         async Task PairAsync(JobDriver driver, string tenantId, int round)
+        {
+            var (rawItems, items, itemsRelayed) = await KindAsync(driver, tenantId, round, "items", itemsFile, ItemsKind, inventory, ItemRows, ItemEntity.KeyPrefix);
+            if (round == 1)
+            {
+                (report.ItemsRaw, report.Items, report.ItemsRelayed) = (rawItems, items, itemsRelayed);
+            }
+
+            var (rawUsers, users, usersRelayed) = await KindAsync(driver, tenantId, round, "users", usersFile, UsersKind, usersTable, UserRows, expectedKeys: null);
+            if (round == 1)
+            {
+                (report.UsersRaw, report.Users, report.UsersRelayed) = (rawUsers, users, usersRelayed);
+            }
+
+            report.ItemsRatios.Add(rawItems.TotalSeconds / items.Seconds);
+            report.UsersRatios.Add(rawUsers.TotalSeconds / users.Seconds);
+        }
+
+        // One kind of a round: its raw baseline, its import (with, for items, the rows stored checked), and its relay.
+        async Task<(TimeSpan Raw, JobRun Import, TimeSpan Relayed)> KindAsync(
+            JobDriver driver, string tenantId, int round, string kind, string file, string jobKind, TableClient table,
+            Func<string, int, ITableEntity[]> build, string? expectedKeys)
         {
             var suffix = round == 1 ? "" : round.ToString(CultureInfo.InvariantCulture);
             var said = round == 1 ? "" : $"round {round}: ";
-            var rawItems = await WriteRawAsync(tables.GetTableClient(prefix + "rawitems" + suffix), rows, parallelism, n => ItemRows("items" + suffix, n));
-            await Progress($"{said}raw items: {rawItems.TotalSeconds:0.0} s");
-            report.ItemsRaw = round == 1 ? rawItems : report.ItemsRaw;
-            var items = await driver.ImportAsync(itemsFile, CsvType, ItemsKind, dryRun: false, rows, TimeSpan.FromMilliseconds(250));
-            await Progress($"{said}import of {rows:N0} items: {items.Seconds:0.0} s");
-            report.Items = round == 1 ? items : report.Items;
-            await ExpectRowsAsync(inventory, tenantId, ItemEntity.KeyPrefix, rows, "items");
+            var raw = await WriteRawAsync(tables.GetTableClient(prefix + "raw" + kind + suffix), rows, parallelism, n => build(kind + suffix, n));
+            await Progress($"{said}raw {kind}: {raw.TotalSeconds:0.0} s");
+            var import = await driver.ImportAsync(file, CsvType, jobKind, dryRun: false, rows, TimeSpan.FromMilliseconds(250));
+            await Progress($"{said}import of {rows:N0} {kind}: {import.Seconds:0.0} s");
+            if (expectedKeys is not null)
+            {
+                await ExpectRowsAsync(table, tenantId, expectedKeys, rows, kind);
+            }
 
             // The events the import committed reach the audit trail and webhooks through the relay, after the job
             // answered: how long until none is left, and the next figure starts with the relay idle.
-            var itemsRelayed = await OutboxDrainedAsync(inventory, tenantId);
-            await Progress($"{said}items' events relayed: {itemsRelayed.TotalSeconds:0.0} s after the job");
-            report.ItemsRelayed = round == 1 ? itemsRelayed : report.ItemsRelayed;
-            var rawUsers = await WriteRawAsync(tables.GetTableClient(prefix + "rawusers" + suffix), rows, parallelism, n => UserRows("users" + suffix, n));
-            await Progress($"{said}raw users: {rawUsers.TotalSeconds:0.0} s");
-            report.UsersRaw = round == 1 ? rawUsers : report.UsersRaw;
-            var users = await driver.ImportAsync(usersFile, CsvType, UsersKind, dryRun: false, rows, TimeSpan.FromMilliseconds(250));
-            await Progress($"{said}import of {rows:N0} users: {users.Seconds:0.0} s");
-            report.Users = round == 1 ? users : report.Users;
-            var usersRelayed = await OutboxDrainedAsync(usersTable, tenantId);
-            await Progress($"{said}users' events relayed: {usersRelayed.TotalSeconds:0.0} s after the job");
-            report.UsersRelayed = round == 1 ? usersRelayed : report.UsersRelayed;
-            report.ItemsRatios.Add(rawItems.TotalSeconds / items.Seconds);
-            report.UsersRatios.Add(rawUsers.TotalSeconds / users.Seconds);
+            var relayed = await OutboxDrainedAsync(table, tenantId);
+            await Progress($"{said}{kind}' events relayed: {relayed.TotalSeconds:0.0} s after the job");
+            return (raw, import, relayed);
         }
 
         try
