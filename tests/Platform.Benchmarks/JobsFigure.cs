@@ -437,13 +437,13 @@ internal static class JobsFigure
     }
 
     /// <summary>
-    /// From now until the partition holds no outbox row (<c>~outbox:</c>): the relay has handed every committed event to
+    /// From now until the partition holds no outbox row (<c>~outbox~</c>, or <c>~outbox:</c> as an earlier version wrote them): the relay has handed every committed event to
     /// the subscribers (audit trail, webhooks). Polled every 250 ms, keys only.
     /// </summary>
     private static async Task<TimeSpan> OutboxDrainedAsync(TableClient table, string partition)
     {
         var wall = Stopwatch.StartNew();
-        while (await CountAsync(table, partition, EventOutbox.KeyPrefix) > 0)
+        while (await CountAsync(table, partition, EventOutbox.KeyStart, EventOutbox.KeyPrefix + char.MaxValue) > 0)
         {
             if (wall.Elapsed > RelayDeadline)
             {
@@ -458,9 +458,11 @@ internal static class JobsFigure
 
     private static readonly TimeSpan RelayDeadline = TimeSpan.FromMinutes(10);
 
-    private static async Task<long> CountAsync(TableClient table, string partition, string keyPrefix)
+    private static Task<long> CountAsync(TableClient table, string partition, string keyPrefix) =>
+        CountAsync(table, partition, keyPrefix, keyPrefix[..^1] + (char)(keyPrefix[^1] + 1));
+
+    private static async Task<long> CountAsync(TableClient table, string partition, string keyPrefix, string end)
     {
-        var end = keyPrefix[..^1] + (char)(keyPrefix[^1] + 1);
         long count = 0;
         await foreach (var _ in table.QueryAsync<TableEntity>(
             TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ge {keyPrefix} and RowKey lt {end}"), maxPerPage: 1000, select: ["RowKey"]))

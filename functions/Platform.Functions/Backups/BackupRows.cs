@@ -17,7 +17,7 @@ public static class BackupRows
 
     /// <summary>Row keys that are plumbing, not data: the change log and the event outbox of a partition.</summary>
     public static bool IsPlumbing(string rowKey) =>
-        rowKey.StartsWith("~changelog", StringComparison.Ordinal) || rowKey.StartsWith(Events.EventOutbox.KeyPrefix, StringComparison.Ordinal);
+        rowKey.StartsWith("~changelog", StringComparison.Ordinal) || Events.EventOutbox.IsOutboxKey(rowKey);
 
     public static void Write(Utf8JsonWriter writer, TableEntity row)
     {

@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 using Azure;
@@ -13,37 +14,70 @@ namespace Platform.Functions.Events;
 /// partition's outbox reads in the order the events happened. <see cref="EventRelay"/> hands them to the subscribers
 /// and deletes the row.
 /// </summary>
+/// <remarks>
+/// A row holds its events as JSON compressed with zlib, in binary parts (<c>Events0</c>, <c>Events1</c>, ...). The
+/// events of one transaction repeat themselves (the same type, actor, time and target type; 48 items of an import
+/// differ in their ids, SKU and name), so a row of 48 <c>inventory.item.created</c> events takes about 4 KB instead of
+/// about 18 KB of JSON text, every quote escaped, that the table service had to parse and keep until the relay deleted
+/// it (docs/benchmarks.md, jobs figure). Rows written as JSON text before (under <see cref="TextKeyPrefix"/>) are
+/// still read and relayed; packed rows have a prefix of their own so that an instance of the earlier version, still
+/// running during a deployment, never takes one for a row it cannot read (it would relay nothing and delete it).
+/// </remarks>
 public static class EventOutbox
 {
-    public const string KeyPrefix = "~outbox:";
+    /// <summary>Rows written now: packed events.</summary>
+    public const string KeyPrefix = "~outbox~";
+
+    /// <summary>Rows of an earlier version (events as JSON text in <c>Parts</c> string parts): read, never written.</summary>
+    public const string TextKeyPrefix = "~outbox:";
 
     /// <summary>
-    /// Characters of JSON per property (storage allows 32 Ki). Short parts, because the SDK writes each as a JSON string
-    /// (every quote escaped) and sizes its buffer for the worst case first, up to 18 bytes a character: a 30,000-character
-    /// part made every such write allocate a buffer on the large object heap, about 5 MB a second under an import. Rows
-    /// read the same whatever the part size.
+    /// The lowest outbox key: every outbox row's key is at least this and less than <see cref="KeyEnd"/> (text rows sort
+    /// first), so rows before it in a partition are not the outbox's.
     /// </summary>
-    private const int CharsPerProperty = 2_000;
+    public const string KeyStart = TextKeyPrefix;
 
-    /// <summary>Properties one row may use: a row holds at most 1 MiB (and 252 properties).</summary>
-    private const int MaxProperties = 225;
+    private const string KeyEnd = KeyPrefix + "\uffff";
+
+    /// <summary>
+    /// Bytes per binary part. The SDK writes a binary property as a base64 JSON string and sizes its buffer for the
+    /// worst case first (several bytes a character): parts this small keep that buffer off the large object heap.
+    /// </summary>
+    private const int BytesPerPart = 4_096;
+
+    /// <summary>Parts one row may use: a row holds at most 1 MiB (and 252 properties).</summary>
+    private const int MaxParts = 225;
+
+    /// <summary>Characters of JSON per part of a text row.</summary>
+    private const int CharsPerTextPart = 2_000;
 
     public static string KeyFor(string firstEventId) => KeyPrefix + firstEventId;
+
+    /// <summary>Whether a row key is an outbox row's (packed or text).</summary>
+    public static bool IsOutboxKey(string rowKey) =>
+        rowKey.StartsWith(KeyPrefix, StringComparison.Ordinal) || rowKey.StartsWith(TextKeyPrefix, StringComparison.Ordinal);
 
     /// <summary>The outbox row of one transaction's events.</summary>
     public static TableEntity Row(IReadOnlyList<PublishedEvent> events)
     {
-        var json = JsonSerializer.Serialize(events, JsonSerializerOptions.Web);
-        var parts = (json.Length + CharsPerProperty - 1) / CharsPerProperty;
-        if (parts > MaxProperties)
+        var packed = new MemoryStream();
+        using (var zlib = new ZLibStream(packed, CompressionLevel.Fastest, leaveOpen: true))
         {
-            throw new InvalidOperationException($"The events of one transaction take {json.Length} characters of JSON; commit them in smaller batches.");
+            JsonSerializer.Serialize(zlib, events, JsonSerializerOptions.Web);
         }
 
-        var row = new TableEntity { RowKey = KeyFor(events[0].Id), ["Count"] = events.Count, ["Parts"] = parts };
+        var length = (int)packed.Length;
+        var parts = (length + BytesPerPart - 1) / BytesPerPart;
+        if (parts > MaxParts)
+        {
+            throw new InvalidOperationException($"The events of one transaction take {length} bytes packed; commit them in smaller batches.");
+        }
+
+        var bytes = packed.GetBuffer();
+        var row = new TableEntity { RowKey = KeyFor(events[0].Id), ["Count"] = events.Count, ["Packed"] = parts };
         for (var part = 0; part < parts; part++)
         {
-            row[$"Events{part}"] = json.Substring(part * CharsPerProperty, Math.Min(CharsPerProperty, json.Length - part * CharsPerProperty));
+            row[$"Events{part}"] = bytes.AsSpan(part * BytesPerPart, Math.Min(BytesPerPart, length - part * BytesPerPart)).ToArray();
         }
 
         return row;
@@ -52,24 +86,37 @@ public static class EventOutbox
     /// <summary>The events a row holds; none for a row that cannot be read (it is relayed as nothing and deleted).</summary>
     public static IReadOnlyList<PublishedEvent> EventsOf(TableEntity row)
     {
-        var parts = row.GetInt32("Parts") ?? 0;
-        var json = new StringBuilder();
-        for (var part = 0; part < parts; part++)
-        {
-            json.Append(row.GetString($"Events{part}"));
-        }
-
         try
         {
+            if (row.GetInt32("Packed") is { } parts)
+            {
+                var packed = new MemoryStream();
+                for (var part = 0; part < parts; part++)
+                {
+                    packed.Write(row.GetBinary($"Events{part}") ?? throw new InvalidDataException($"Part {part} is missing."));
+                }
+
+                packed.Position = 0;
+                using var zlib = new ZLibStream(packed, CompressionMode.Decompress);
+                return JsonSerializer.Deserialize<List<PublishedEvent>>(zlib, JsonSerializerOptions.Web) ?? [];
+            }
+
+            var textParts = row.GetInt32("Parts") ?? 0;
+            var json = new StringBuilder(textParts * CharsPerTextPart);
+            for (var part = 0; part < textParts; part++)
+            {
+                json.Append(row.GetString($"Events{part}"));
+            }
+
             return JsonSerializer.Deserialize<List<PublishedEvent>>(json.ToString(), JsonSerializerOptions.Web) ?? [];
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidDataException or InvalidOperationException)
         {
             return [];
         }
     }
 
-    /// <summary>The partition's outbox rows, oldest first, a page at a time.</summary>
+    /// <summary>The partition's outbox rows, oldest first (text rows of an earlier version, then packed rows), a page at a time.</summary>
     public static AsyncPageable<TableEntity> PendingAsync(TenantPartition partition, int maxPerPage, CancellationToken cancellationToken) =>
-        partition.QueryAsync<TableEntity>(KeyPrefix, maxPerPage, cancellationToken);
+        partition.QueryWhereAsync<TableEntity>($"RowKey ge {KeyStart} and RowKey lt {KeyEnd}", maxPerPage, cancellationToken);
 }

@@ -59,7 +59,7 @@ public sealed class RoleDirectory(StorageAccount storage, IMemoryCache cache)
         }
 
         // Role names start with a letter: the partition's event outbox (keys from '~') is not a role.
-        await foreach (var role in Rows(tenant).QueryWhereAsync<RoleEntity>($"RowKey lt {EventOutbox.KeyPrefix}", cancellationToken: cancellationToken))
+        await foreach (var role in Rows(tenant).QueryWhereAsync<RoleEntity>($"RowKey lt {EventOutbox.KeyStart}", cancellationToken: cancellationToken))
         {
             all[role.RowKey] = role.PermissionList.Where(Permissions.All.Contains).ToHashSet(StringComparer.Ordinal);
         }

@@ -127,7 +127,7 @@ public sealed partial class RelayBacklogTests(Azurite azurite) : CountedStorageT
         calls.Where(c => c.Kind == "transaction" && c.Table(App.Prefix) == UserDirectory.TableName)
             .Sum(c => c.Text.Split('\n').Count(line => line.StartsWith("DELETE ", StringComparison.Ordinal) && line.Contains(EventOutbox.KeyPrefix, StringComparison.Ordinal)));
 
-    [GeneratedRegex("\"RowKey\":\"(?<key>~outbox:[0-9A-Z]+)\"")]
+    [GeneratedRegex("\"RowKey\":\"(?<key>~outbox~[0-9A-Z]+)\"")]
     private static partial Regex OutboxKey();
 
     /// <summary>Records the events of one tenant it receives; told to, it waits in its next call until released.</summary>

@@ -1,4 +1,5 @@
 using System.Net;
+using Platform.Functions.Events;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Inventory;
@@ -94,7 +95,7 @@ public sealed class MovementStorageCallTests(Azurite azurite) : CountedStorageTe
         // movement before did is counted.
         await Eventually.Until(() => Task.FromResult(Tenants(Calls.All.Skip(before).Where(c => c.Route is null)).ToList()),
             calls => calls.Any(c => c.Table(App.Prefix) == "audit" && c.Text.Contains(movement, StringComparison.Ordinal))
-                && calls.Any(c => c.Table(App.Prefix) == "inventory" && c.Kind == "transaction" && c.Text.Contains("~outbox:", StringComparison.Ordinal)),
+                && calls.Any(c => c.Table(App.Prefix) == "inventory" && c.Kind == "transaction" && c.Text.Contains(EventOutbox.KeyPrefix, StringComparison.Ordinal)),
             "the movement's event to be relayed");
         var request = Calls.All.Skip(before).Where(c => c.Route == Route).Select(Describe).ToList();
         return (request, response.Num("quantity"));

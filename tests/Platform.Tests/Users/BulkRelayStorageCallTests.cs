@@ -1,4 +1,5 @@
 using System.Net;
+using Platform.Functions.Events;
 using Platform.Tests.Infrastructure;
 
 namespace Platform.Tests.Users;
@@ -34,6 +35,6 @@ public sealed class BulkRelayStorageCallTests(Azurite azurite) : CountedStorageT
     private int Outboxes(IEnumerable<StorageCall> calls, string method) =>
         calls.Where(c => c.Kind == "transaction" && c.Table(App.Prefix) == "users")
             .Sum(c => method == "DELETE"
-                ? c.Text.Split('\n').Count(line => line.StartsWith("DELETE ", StringComparison.Ordinal) && line.Contains("~outbox:", StringComparison.Ordinal))
-                : c.Text.Split("\"RowKey\":\"~outbox:").Length - 1);
+                ? c.Text.Split('\n').Count(line => line.StartsWith("DELETE ", StringComparison.Ordinal) && line.Contains(EventOutbox.KeyPrefix, StringComparison.Ordinal))
+                : c.Text.Split($"\"RowKey\":\"{EventOutbox.KeyPrefix}").Length - 1);
 }
