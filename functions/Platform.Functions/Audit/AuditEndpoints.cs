@@ -37,7 +37,12 @@ public static class AuditEndpoints
         return group;
     }
 
-    public sealed record AuditPosition(string? StorageToken);
+    /// <summary>
+    /// Where the next page starts: the storage query's continuation, or - when a page ended inside what one storage page
+    /// gave (a bundle row gives an entry per event) - the row <paramref name="From"/>, after the first
+    /// <paramref name="Skip"/> entries it gives.
+    /// </summary>
+    public sealed record AuditPosition(string? StorageToken, string? From = null, int Skip = 0);
 
     internal static async Task<Results<Ok<PagedList<AuditEntryView>>, ProblemHttpResult>> ListAudit(
         DateTimeOffset? from, DateTimeOffset? to, string? actorId, string? targetId, string? action, string? pageSize, string? continuationToken,
@@ -58,14 +63,15 @@ public static class AuditEndpoints
             validation.Add("from", "must not be after to");
         }
 
-        if (!validation.IsValid)
+        if (!validation.IsValid || size is not { } pageSizeValue)
         {
             return validation.ToProblem();
         }
 
         var query = $"{from:O}\n{to:O}\n{actorId}\n{targetId}\n{action}\n{size}";
         AuditPosition? position = null;
-        if (continuationToken is not null && !tokens.TryRead(continuationToken, caller.Tenant, query, out position))
+        if (continuationToken is not null &&
+            (!tokens.TryRead(continuationToken, caller.Tenant, query, out position) || position is null || position.Skip < 0))
         {
             return ContinuationTokens.Invalid();
         }
@@ -75,14 +81,48 @@ public static class AuditEndpoints
 
         var low = Ids.Floor(from ?? DateTimeOffset.UnixEpoch);
         var high = Ids.After(to ?? DateTimeOffset.MaxValue);
-        // Each optional filter is "(Prop eq value or true)" when absent: one escaped, parameterised condition.
+        var start = position?.From is { } resume && string.CompareOrdinal(resume, low) > 0 ? resume : low;
+        // Each optional filter is "(Prop eq value or true)" when absent: one escaped, parameterised condition. A bundle
+        // row has no target of its own: with a target asked for, bundles are read and their events matched here.
         FormattableString condition =
-            $"RowKey ge {low} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or OnBehalfOf eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or {targetId is null}) and (Action eq {action ?? ""} or {action is null})";
+            $"RowKey ge {start} and RowKey lt {high} and (ActorId eq {actorId ?? ""} or OnBehalfOf eq {actorId ?? ""} or {actorId is null}) and (TargetId eq {targetId ?? ""} or Bundled eq true or {targetId is null}) and (Action eq {action ?? ""} or {action is null})";
 
+        // One storage page per request, as ever: a query whose matches are rare may answer few entries, or none, with a
+        // continuation. A page ends early, inside the storage page, when it is full.
         await foreach (var page in audit.Entries(caller.Tenant).QueryWhereAsync<AuditEntry>(condition, size, cancellationToken).AsPages(position?.StorageToken, size))
         {
-            var next = page.ContinuationToken is { } more ? tokens.Create(caller.Tenant, query, new AuditPosition(more)) : null;
-            return TypedResults.Ok(new PagedList<AuditEntryView>([.. page.Values.Select(AuditEntryView.From)], next));
+            var items = new List<AuditEntryView>(pageSizeValue);
+            AuditPosition? next = null;
+            foreach (var row in page.Values)
+            {
+                var skip = row.RowKey == position?.From ? position.Skip : 0;
+                var given = 0;
+                foreach (var entry in AuditTrail.Expand(row))
+                {
+                    if (targetId is not null && entry.TargetId != targetId ||
+                        string.CompareOrdinal(entry.RowKey, low) < 0 || string.CompareOrdinal(entry.RowKey, high) >= 0 ||
+                        given++ < skip)
+                    {
+                        continue;
+                    }
+
+                    if (items.Count == pageSizeValue)
+                    {
+                        next = new AuditPosition(null, row.RowKey, given - 1);
+                        break;
+                    }
+
+                    items.Add(AuditEntryView.From(entry));
+                }
+
+                if (next is not null)
+                {
+                    break;
+                }
+            }
+
+            next ??= page.ContinuationToken is { } more ? new AuditPosition(more) : null;
+            return TypedResults.Ok(new PagedList<AuditEntryView>(items, next is null ? null : tokens.Create(caller.Tenant, query, next)));
         }
 
         return TypedResults.Ok(new PagedList<AuditEntryView>([], null));

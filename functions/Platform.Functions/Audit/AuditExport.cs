@@ -74,7 +74,8 @@ public sealed class AuditExport(AuditTrail audit, EventRelay relay, CallerPermis
         await relay.CatchUpAsync(caller.Tenant, cancellationToken);
         var low = from is { } start && start > DateTimeOffset.UnixEpoch + KeySkew ? Ids.Floor(start - KeySkew) : Ids.Floor(DateTimeOffset.UnixEpoch);
         var high = Ids.After(to is { } end && end < DateTimeOffset.MaxValue - KeySkew ? end + KeySkew : DateTimeOffset.MaxValue);
-        await foreach (var entry in audit.Entries(caller.Tenant).QueryWhereAsync<AuditEntry>($"RowKey ge {low} and RowKey lt {high}", PageSize, cancellationToken))
+        await foreach (var row in audit.Entries(caller.Tenant).QueryWhereAsync<AuditEntry>($"RowKey ge {low} and RowKey lt {high}", PageSize, cancellationToken))
+        foreach (var entry in AuditTrail.Expand(row))
         {
             if (where is null || where.Evaluate(field => ValueOf(entry, field)))
             {

@@ -355,7 +355,7 @@ public sealed partial class EventRelay(
                     known.Rows.Sort((a, b) => string.CompareOrdinal(a.RowKey, b.RowKey));
                     foreach (var chunk in known.Rows.Chunk(RowsPerPage))
                     {
-                        await HandOverAsync(tenant, [.. chunk.SelectMany(row => row.Events())], cancellationToken);
+                        await HandOverAsync(tenant, [.. chunk.Select(row => row.Events())], cancellationToken);
                         await DeleteAsync(partition, [.. chunk.Select(row => new TableEntity(key.Tenant, row.RowKey))], cancellationToken);
                     }
 
@@ -379,7 +379,7 @@ public sealed partial class EventRelay(
 
                     if (rows.Count > 0)
                     {
-                        await HandOverAsync(tenant, [.. rows.SelectMany(EventOutbox.EventsOf)], cancellationToken);
+                        await HandOverAsync(tenant, [.. rows.Select(EventOutbox.EventsOf)], cancellationToken);
                         await DeleteAsync(partition, rows, cancellationToken);
                         Forget(key, rows);
                     }
@@ -404,13 +404,15 @@ public sealed partial class EventRelay(
         }
     }
 
-    private async Task HandOverAsync(TenantId tenant, List<PublishedEvent> events, CancellationToken cancellationToken)
+    /// <summary>Each outbox row's events, whole and in order (a subscriber may act per row: the audit trail bundles).</summary>
+    private async Task HandOverAsync(TenantId tenant, List<IReadOnlyList<PublishedEvent>> rows, CancellationToken cancellationToken)
     {
-        if (events.Count > 0)
+        rows.RemoveAll(row => row.Count == 0);
+        if (rows.Count > 0)
         {
             foreach (var subscriber in Subscribers)
             {
-                await subscriber.OnEventsAsync(tenant, events, cancellationToken);
+                await subscriber.OnOutboxRowsAsync(tenant, rows, cancellationToken);
             }
         }
     }

@@ -54,6 +54,13 @@ public interface IEventSubscriber
 {
     /// <summary>Events of one tenant, in the order they happened.</summary>
     Task OnEventsAsync(TenantId tenant, IReadOnlyList<PublishedEvent> events, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The same events as they were committed: one list per outbox row (one change's transaction), in order. A row is
+    /// always handed over whole and alike, however often it is relayed, so a subscriber may act per row.
+    /// </summary>
+    Task OnOutboxRowsAsync(TenantId tenant, IReadOnlyList<IReadOnlyList<PublishedEvent>> rows, CancellationToken cancellationToken) =>
+        OnEventsAsync(tenant, [.. rows.SelectMany(row => row)], cancellationToken);
 }
 
 /// <summary>
@@ -169,59 +176,248 @@ public sealed class EventPublisher(StorageAccount storage, EventRelay relay, Mon
 
 /// <summary>
 /// Appends each event to the tenant's partition of the <c>audit</c> table. Row keys are ULIDs, so a partition
-/// reads in time order; rows are only ever added.
+/// reads in time order; rows are only ever added (and scrubbed).
+/// <para>
+/// A <b>bundle</b> row holds a run of events that one change committed together and that differ only in their target
+/// and changes - the items of a bulk import's transaction, a bulk create's users: same action, actor, address, target
+/// type and time, ids in the same millisecond. Its row key is the first event's id, its <see cref="AuditEntry.Bundle"/>
+/// lists every event's id, target and changes, and <see cref="AuditEntry.Bundled"/> marks it for queries. Readers
+/// see one entry per event (<see cref="Expand"/>). Why: an audit row per imported row made the audit trail a third of
+/// what a bulk import writes (docs/benchmarks.md, jobs figure); a bundle of up to a transaction's events is one row.
+/// A bundle is made from one outbox row's events only, so relaying the row again makes the same bundle, with the
+/// same key, and is refused as a repeat like any other entry.
+/// </para>
 /// </summary>
 public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
 {
     public const string TableName = "audit";
 
+    /// <summary>Characters of a bundle's event list: a table property holds at most 32K UTF-16 characters.</summary>
+    public const int MaxBundleChars = 30_000;
+
     public TenantPartition Entries(TenantId tenant) => storage.TenantTable(TableName).For(tenant);
+
+    /// <summary>One entry per event of a row: a bundle's events, else the row itself.</summary>
+    public static IEnumerable<AuditEntry> Expand(AuditEntry row)
+    {
+        if (row.Bundled != true || row.Bundle is null)
+        {
+            yield return row;
+            yield break;
+        }
+
+        List<BundledEvent>? events;
+        try
+        {
+            events = JsonSerializer.Deserialize<List<BundledEvent>>(row.Bundle, JsonSerializerOptions.Web);
+        }
+        catch (JsonException)
+        {
+            events = null;
+        }
+
+        foreach (var e in events ?? [])
+        {
+            yield return new AuditEntry
+            {
+                PartitionKey = row.PartitionKey,
+                RowKey = e.Id,
+                Timestamp = row.Timestamp,
+                At = row.At,
+                Action = row.Action,
+                ActorType = row.ActorType,
+                ActorId = row.ActorId,
+                OnBehalfOf = row.OnBehalfOf,
+                Ip = e.NoIp == true ? null : row.Ip,
+                TargetType = row.TargetType,
+                TargetId = e.TargetId,
+                Changes = e.Changes,
+            };
+        }
+    }
 
     /// <summary>The entries a user caused or that are about them, oldest first.</summary>
     public async IAsyncEnumerable<AuditEntry> AboutAsync(TenantId tenant, string id, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await foreach (var entry in Entries(tenant).QueryWhereAsync<AuditEntry>($"TargetId eq {id} or ActorId eq {id} or OnBehalfOf eq {id}", cancellationToken: cancellationToken))
+        await foreach (var row in Entries(tenant).QueryWhereAsync<AuditEntry>($"TargetId eq {id} or ActorId eq {id} or OnBehalfOf eq {id} or Bundled eq true", cancellationToken: cancellationToken))
         {
-            yield return entry;
+            foreach (var entry in Expand(row))
+            {
+                if (entry.TargetId == id || entry.ActorId == id || entry.OnBehalfOf == id)
+                {
+                    yield return entry;
+                }
+            }
         }
     }
 
     /// <summary>
     /// Removes the personal data (recorded field values, addresses) from the entries about a purged user; the entries
-    /// stay, with ids only.
+    /// stay, with ids only. In a bundle, only the user's own events lose their values, unless the user made them all.
     /// </summary>
     public async Task ScrubAsync(TenantId tenant, string userId, CancellationToken cancellationToken)
     {
         var entries = Entries(tenant);
-        await foreach (var entry in AboutAsync(tenant, userId, cancellationToken))
+        await foreach (var found in entries.QueryWhereAsync<AuditEntry>($"TargetId eq {userId} or ActorId eq {userId} or OnBehalfOf eq {userId} or Bundled eq true", cancellationToken: cancellationToken))
         {
-            if (entry.Changes is not null || entry.Ip is not null)
+            // Conditioned on the row as read: two purges scrubbing one bundle at once must not put back each other's
+            // users' data. A row that moved is read again and scrubbed again.
+            var row = found;
+            for (var attempt = 1; Scrubbed(row, userId) is { } scrubbed; attempt++)
             {
-                entry.Changes = null;
-                entry.Ip = null;
-                await entries.UpdateAsync(entry, ETag.All, cancellationToken);
+                try
+                {
+                    await entries.UpdateAsync(scrubbed, row.ETag, cancellationToken);
+                    break;
+                }
+                catch (RequestFailedException ex) when (ex.Status == 412 && attempt < 10)
+                {
+                    row = await entries.GetAsync<AuditEntry>(row.RowKey, cancellationToken);
+                    if (row is null)
+                    {
+                        break;
+                    }
+                }
             }
         }
     }
 
-    public async Task OnEventsAsync(TenantId tenant, IReadOnlyList<PublishedEvent> events, CancellationToken cancellationToken)
+    /// <summary>The row with the user's personal data gone, or null when it holds none of it.</summary>
+    private static AuditEntry? Scrubbed(AuditEntry row, string userId)
     {
-        var entries = events.Select(p => new AuditEntry
+        var byUser = row.ActorId == userId || row.OnBehalfOf == userId;
+        if (row.Bundled == true && row.Bundle is not null)
         {
-            RowKey = p.Id,
-            At = p.At,
-            Action = p.Event.Type,
-            ActorType = p.Event.Actor.Type,
-            ActorId = p.Event.Actor.Id,
-            OnBehalfOf = p.Event.Actor.OnBehalfOf,
-            Ip = p.Event.Actor.Ip,
-            TargetType = p.Event.TargetType,
-            TargetId = p.Event.TargetId,
-            Changes = p.Event.Changes is null ? null : JsonSerializer.Serialize(p.Event.Changes, JsonSerializerOptions.Web),
-        }).ToList();
+            var events = Expand(row).ToList();
+            var left = byUser
+                ? row.Ip is not null || events.Any(e => e.Changes is not null)
+                : events.Any(e => e.TargetId == userId && (e.Changes is not null || e.Ip is not null));
+            if (!left)
+            {
+                return null;
+            }
 
+            var scrubbed = events.Select(e =>
+            {
+                var aboutUser = byUser || e.TargetId == userId;
+                // An event scrubbed before keeps its address hidden; when the user made them all, the row's goes.
+                var noIp = !byUser && (aboutUser || e.Ip is null);
+                return new BundledEvent(e.RowKey, e.TargetId, aboutUser ? null : e.Changes, noIp ? true : null);
+            });
+            row.Bundle = "[" + string.Join(',', scrubbed.Select(e => JsonSerializer.Serialize(e, BundleJson))) + "]";
+            if (byUser)
+            {
+                row.Ip = null;
+            }
+
+            return row;
+        }
+
+        if ((byUser || row.TargetId == userId) && (row.Changes is not null || row.Ip is not null))
+        {
+            row.Changes = null;
+            row.Ip = null;
+            return row;
+        }
+
+        return null;
+    }
+
+    /// <summary>Events handed over without their rows (not by the relay): an entry each.</summary>
+    public Task OnEventsAsync(TenantId tenant, IReadOnlyList<PublishedEvent> events, CancellationToken cancellationToken) =>
+        AddAsync(tenant, [.. events.Select(Single)], cancellationToken);
+
+    public Task OnOutboxRowsAsync(TenantId tenant, IReadOnlyList<IReadOnlyList<PublishedEvent>> rows, CancellationToken cancellationToken) =>
+        AddAsync(tenant, [.. rows.SelectMany(Rows)], cancellationToken);
+
+    /// <summary>The audit rows of one outbox row's events: runs that only differ in target and changes as bundles.</summary>
+    public static IEnumerable<AuditEntry> Rows(IReadOnlyList<PublishedEvent> events)
+    {
+        // Each event's part of a bundle, serialized once: its exact length decides where a bundle ends.
+        var run = new List<(PublishedEvent Event, string Json)>();
+        var chars = 2;
+        foreach (var published in events)
+        {
+            var json = JsonSerializer.Serialize(new BundledEvent(published.Id, published.Event.TargetId, ChangesOf(published)), BundleJson);
+            if (run.Count > 0 && (!SameRun(run[^1].Event, published) || chars + json.Length + 1 > MaxBundleChars))
+            {
+                foreach (var row in Of(run))
+                {
+                    yield return row;
+                }
+
+                run.Clear();
+                chars = 2;
+            }
+
+            run.Add((published, json));
+            chars += json.Length + 1;
+        }
+
+        foreach (var row in Of(run))
+        {
+            yield return row;
+        }
+    }
+
+    private static bool SameRun(PublishedEvent last, PublishedEvent next) =>
+        last.At == next.At &&
+        string.CompareOrdinal(last.Id, next.Id) < 0 && last.Id.Length == 26 && next.Id.Length == 26 && last.Id.AsSpan(0, 10).SequenceEqual(next.Id.AsSpan(0, 10)) &&
+        last.Event.Type == next.Event.Type && last.Event.TargetType == next.Event.TargetType &&
+        last.Event.TargetId is not null && next.Event.TargetId is not null &&
+        last.Event.Actor.Type == next.Event.Actor.Type && last.Event.Actor.Id == next.Event.Actor.Id &&
+        last.Event.Actor.OnBehalfOf == next.Event.Actor.OnBehalfOf && last.Event.Actor.Ip == next.Event.Actor.Ip;
+
+    /// <summary>A run as rows: one bundle, or the event's own row when it is alone (or its part alone is too long).</summary>
+    private static IEnumerable<AuditEntry> Of(List<(PublishedEvent Event, string Json)> run)
+    {
+        if (run.Count == 1)
+        {
+            yield return Single(run[0].Event);
+        }
+        else if (run.Count > 1)
+        {
+            var first = Single(run[0].Event);
+            first.TargetId = null;
+            first.Changes = null;
+            first.Bundled = true;
+            first.Bundle = "[" + string.Join(',', run.Select(r => r.Json)) + "]";
+            yield return first;
+        }
+    }
+
+    /// <summary>
+    /// A bundle's JSON: quotes in the recorded changes escaped as <c>\"</c>, not <c>\u0022</c>, so that a bundle holds
+    /// as many events as it can (it is stored text, never served as HTML); absent values left out.
+    /// </summary>
+    private static readonly JsonSerializerOptions BundleJson = new(JsonSerializerOptions.Web)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    private static string? ChangesOf(PublishedEvent p) =>
+        p.Event.Changes is null ? null : JsonSerializer.Serialize(p.Event.Changes, JsonSerializerOptions.Web);
+
+    private static AuditEntry Single(PublishedEvent p) => new()
+    {
+        RowKey = p.Id,
+        At = p.At,
+        Action = p.Event.Type,
+        ActorType = p.Event.Actor.Type,
+        ActorId = p.Event.Actor.Id,
+        OnBehalfOf = p.Event.Actor.OnBehalfOf,
+        Ip = p.Event.Actor.Ip,
+        TargetType = p.Event.TargetType,
+        TargetId = p.Event.TargetId,
+        Changes = ChangesOf(p),
+    };
+
+    private async Task AddAsync(TenantId tenant, List<AuditEntry> entries, CancellationToken cancellationToken)
+    {
         // One partition, so up to 100 entries go in one entity-group transaction. An event relayed again finds its
-        // entry there (the row key is the event id): the entry is kept as it is, because it may have been scrubbed since.
+        // entry there (the row key is the event id, or a bundle's first): the entry is kept as it is, because it may
+        // have been scrubbed since.
         var partition = Entries(tenant);
         foreach (var chunk in entries.DistinctBy(e => e.RowKey).Chunk(100))
         {
@@ -244,6 +440,12 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
             }
         }
     }
+
+    /// <summary>
+    /// One event of a bundle: its id, target and recorded changes (JSON text, as in a row's <c>Changes</c>); <c>NoIp</c>
+    /// when its address was scrubbed while the bundle's other events keep theirs.
+    /// </summary>
+    private sealed record BundledEvent(string Id, string? TargetId, string? Changes, bool? NoIp = null);
 }
 
 public sealed class AuditEntry : ITableEntity
@@ -261,4 +463,10 @@ public sealed class AuditEntry : ITableEntity
     public string? TargetType { get; set; }
     public string? TargetId { get; set; }
     public string? Changes { get; set; }
+
+    /// <summary>True on a bundle row (see <see cref="AuditTrail"/>); absent on an entry of one event.</summary>
+    public bool? Bundled { get; set; }
+
+    /// <summary>A bundle's events: <c>[{ id, targetId, changes }]</c>, in order.</summary>
+    public string? Bundle { get; set; }
 }

@@ -90,12 +90,14 @@ public sealed partial class ItemCommands
                 raised.Add([.. raisedAlerts.Select(a => a.Raised)]);
             }
 
-            IEnumerable<PlatformEvent> Created(int index, int b) =>
-            [
-                new PlatformEvent("inventory.item.created", caller.Actor, "item", items[index].Item.Id,
-                    new Dictionary<string, object?> { ["sku"] = items[index].Item.Sku, ["name"] = items[index].Item.Name }),
-                .. raised[b],
-            ];
+            PlatformEvent Created(int index) =>
+                new("inventory.item.created", caller.Actor, "item", items[index].Item.Id,
+                    new Dictionary<string, object?> { ["sku"] = items[index].Item.Sku, ["name"] = items[index].Item.Name });
+
+            // The items' events first, then the alerts they raised: each item's creation still comes before its alerts,
+            // and events of one kind side by side go to the audit trail as one bundle row (AuditTrail).
+            IReadOnlyList<PlatformEvent> EventsOf(int taken) =>
+                [.. Enumerable.Range(0, taken).Select(b => Created(batch[b])), .. Enumerable.Range(0, taken).SelectMany(b => raised[b])];
 
             var taken = 0;
             EventRelay.Committed? planned = null;
@@ -113,7 +115,7 @@ public sealed partial class ItemCommands
                             return null;
                         }
 
-                        var (outbox, row) = events.Outbox([.. Enumerable.Range(0, taken).SelectMany(b => Created(batch[b], b))]);
+                        var (outbox, row) = events.Outbox(EventsOf(taken));
                         planned = row;
                         return new([.. actions.Take(ends[taken - 1]), outbox], taken);
                     },
