@@ -17,7 +17,7 @@ namespace Platform.Functions.Events;
 /// <remarks>
 /// A row holds its events as JSON compressed with zlib, in binary parts (<c>Events0</c>, <c>Events1</c>, ...). The
 /// events of one transaction repeat themselves (the same type, actor, time and target type; 48 items of an import
-/// differ in their ids, SKU and name), so a row of 48 <c>inventory.item.created</c> events takes about 4 KB instead of
+/// differ in their ids, SKU and name), so a row of 48 <c>inventory.item.created</c> events takes about 2 KB instead of
 /// about 18 KB of JSON text, every quote escaped, that the table service had to parse and keep until the relay deleted
 /// it (docs/benchmarks.md, jobs figure). Rows written as JSON text before (under <see cref="TextKeyPrefix"/>) are
 /// still read and relayed; packed rows have a prefix of their own so that an instance of the earlier version, still

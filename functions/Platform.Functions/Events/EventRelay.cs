@@ -117,7 +117,7 @@ public sealed partial class EventRelay(
     /// An outbox row known to be in storage, kept as written: its events are read from it at hand-over, exactly as a
     /// relay that queried the row would read them. Kept as the row's packed bytes rather than as event objects because
     /// under load a partition's pending rows wait for the drain in front of them (a bulk import keeps hundreds, up to
-    /// <see cref="EventsOptions.MaxHeldRows"/>): a waiting row then holds about 4 KB for 48 events rather than some
+    /// <see cref="EventsOptions.MaxHeldRows"/>): a waiting row then holds about 2 KB for 48 events rather than some
     /// 60 KB of small objects (each event's record, actor, payload dictionary and JSON documents).
     /// </summary>
     internal sealed record Committed(TableEntity Row)
