@@ -48,9 +48,6 @@ public static class EventOutbox
     /// <summary>Parts one row may use: a row holds at most 1 MiB (and 252 properties).</summary>
     private const int MaxParts = 225;
 
-    /// <summary>Characters of JSON per part of a text row.</summary>
-    private const int CharsPerTextPart = 2_000;
-
     public static string KeyFor(string firstEventId) => KeyPrefix + firstEventId;
 
     /// <summary>Whether a row key is an outbox row's (packed or text).</summary>
@@ -90,6 +87,11 @@ public static class EventOutbox
         {
             if (row.GetInt32("Packed") is { } parts)
             {
+                if (parts is < 1 or > MaxParts)
+                {
+                    return [];
+                }
+
                 var packed = new MemoryStream();
                 for (var part = 0; part < parts; part++)
                 {
@@ -102,8 +104,8 @@ public static class EventOutbox
             }
 
             var textParts = row.GetInt32("Parts") ?? 0;
-            var json = new StringBuilder(textParts * CharsPerTextPart);
-            for (var part = 0; part < textParts; part++)
+            var json = new StringBuilder();
+            for (var part = 0; part < Math.Min(textParts, MaxParts); part++)
             {
                 json.Append(row.GetString($"Events{part}"));
             }
