@@ -114,7 +114,13 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
         var chunks = 0;
         long rows = 0;
         var buffer = new MemoryStream();
+        var spare = new MemoryStream();
+        using var json = new Utf8JsonWriter(buffer);
         var inChunk = 0;
+
+        // The chunk written last is still on its way while the next one fills: reading and writing overlap, and at
+        // most two chunks' buffers (2 x ChunkBytes) are held.
+        Task uploading = Task.CompletedTask;
 
         async Task FlushAsync()
         {
@@ -123,11 +129,15 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
                 return;
             }
 
-            buffer.Position = 0;
-            await files.Chunk(input.Tenant, input.JobId, chunks).UploadAsync(buffer, overwrite: true, CancellationToken.None);
+            await uploading;
+            var full = buffer;
+            full.Position = 0;
+            uploading = files.Chunk(input.Tenant, input.JobId, chunks).UploadAsync(full, overwrite: true, CancellationToken.None);
+            (buffer, spare) = (spare, full);
+            buffer.SetLength(0);
+            json.Reset(buffer);
             chunks++;
             inChunk = 0;
-            buffer.SetLength(0);
         }
 
         try
@@ -138,6 +148,7 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
                 {
                     if (!accepted.Contains(column) && !(kind.Accepts(column) && accepted.Add(column)))
                     {
+                        await uploading;
                         return new Result(0, 0, $"Row {row.Number}: unknown column '{Clip(column)}'. The {parameters.Kind} columns are: {string.Join(", ", kind.Columns.Select(c => c.Name))}.");
                     }
                 }
@@ -158,7 +169,9 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
                     stored = row with { Values = values, Sealed = sealedCells };
                 }
 
-                await JsonSerializer.SerializeAsync(buffer, stored, ChunkJson.Options);
+                JsonSerializer.Serialize(json, stored, ChunkJson.Options);
+                json.Flush();
+                json.Reset(buffer);
                 buffer.WriteByte((byte)'\n');
                 rows++;
                 inChunk++;
@@ -169,9 +182,11 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
             }
 
             await FlushAsync();
+            await uploading;
         }
         catch (TabularFileException bad)
         {
+            await uploading.ContinueWith(_ => { }, TaskScheduler.Default);
             return new Result(0, 0, bad.Message);
         }
 
@@ -219,10 +234,20 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
     private async IAsyncEnumerable<ChunkRow> UploadedRowsAsync(JobInput<ImportParameters> input)
     {
         var format = Enum.Parse<TabularFormat>(input.Parameters.Format, ignoreCase: true);
-        await using var upload = await files.Upload(input.Tenant, input.JobId).OpenReadAsync(new BlobOpenReadOptions(allowModifications: false));
+        var blob = files.Upload(input.Tenant, input.JobId);
+
+        // CSV and JSON are read front to back: one streamed download (the SDK resumes it where it broke off). An xlsx
+        // is a zip read at random: a seekable stream that fetches the ranges asked for.
+        await using var upload = format == TabularFormat.Xlsx
+            ? await blob.OpenReadAsync(new BlobOpenReadOptions(allowModifications: false))
+            : (await blob.DownloadStreamingAsync()).Value.Content;
         await foreach (var row in TabularReader.ReadAsync(upload, format, new TabularLimits(), CancellationToken.None))
         {
-            yield return new ChunkRow(row.Number, new Dictionary<string, string?>(row.Values, StringComparer.OrdinalIgnoreCase));
+            // The readers give each row a dictionary of its own, already keyed without regard to case.
+            var values = row.Values is Dictionary<string, string?> own && ReferenceEquals(own.Comparer, StringComparer.OrdinalIgnoreCase)
+                ? own
+                : new Dictionary<string, string?>(row.Values, StringComparer.OrdinalIgnoreCase);
+            yield return new ChunkRow(row.Number, values);
         }
     }
 
