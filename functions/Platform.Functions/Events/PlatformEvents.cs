@@ -1,3 +1,5 @@
+using System.IO.Compression;
+using System.Text;
 using System.Text.Json;
 using Azure;
 using Azure.Data.Tables;
@@ -200,7 +202,7 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
     /// <summary>One entry per event of a row: a bundle's events, else the row itself.</summary>
     public static IEnumerable<AuditEntry> Expand(AuditEntry row)
     {
-        if (row.Bundled != true || row.Bundle is null)
+        if (row.Bundled != true || (row.Bundle is null && row.Packed is null))
         {
             yield return row;
             yield break;
@@ -209,9 +211,11 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
         List<BundledEvent>? events;
         try
         {
-            events = JsonSerializer.Deserialize<List<BundledEvent>>(row.Bundle, JsonSerializerOptions.Web);
+            events = row.Bundle is { } text
+                ? JsonSerializer.Deserialize<List<BundledEvent>>(text, JsonSerializerOptions.Web)
+                : Unpack(row.Packed!);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidDataException)
         {
             events = null;
         }
@@ -286,7 +290,7 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
     private static AuditEntry? Scrubbed(AuditEntry row, string userId)
     {
         var byUser = row.ActorId == userId || row.OnBehalfOf == userId;
-        if (row.Bundled == true && row.Bundle is not null)
+        if (row.Bundled == true && (row.Bundle is not null || row.Packed is not null))
         {
             var events = Expand(row).ToList();
             var left = byUser
@@ -304,7 +308,7 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
                 var noIp = !byUser && (aboutUser || e.Ip is null);
                 return new BundledEvent(e.RowKey, e.TargetId, aboutUser ? null : e.Changes, noIp ? true : null);
             });
-            row.Bundle = "[" + string.Join(',', scrubbed.Select(e => JsonSerializer.Serialize(e, BundleJson))) + "]";
+            Store(row, "[" + string.Join(',', scrubbed.Select(e => JsonSerializer.Serialize(e, BundleJson))) + "]");
             if (byUser)
             {
                 row.Ip = null;
@@ -381,9 +385,53 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
             first.TargetId = null;
             first.Changes = null;
             first.Bundled = true;
-            first.Bundle = "[" + string.Join(',', run.Select(r => r.Json)) + "]";
+            Store(first, "[" + string.Join(',', run.Select(r => r.Json)) + "]");
             yield return first;
         }
+    }
+
+    /// <summary>
+    /// Packed bytes a bundle may take. The SDK sizes its buffer for a binary property's base64 at several bytes a
+    /// character: this keeps that buffer off the large object heap. A bundle that packs larger (long, varied changes)
+    /// is stored as text.
+    /// </summary>
+    public const int MaxPackedBytes = 16 * 1024;
+
+    /// <summary>The most a packed bundle may unpack to: its text is at most <see cref="MaxBundleChars"/> characters.</summary>
+    private const int MaxUnpackedBytes = MaxBundleChars * 3;
+
+    /// <summary>A bundle's event list into its row: packed when it packs small enough, else as text.</summary>
+    private static void Store(AuditEntry row, string bundle)
+    {
+        var packed = new MemoryStream();
+        using (var zlib = new ZLibStream(packed, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            zlib.Write(Encoding.UTF8.GetBytes(bundle));
+        }
+
+        var fits = packed.Length <= MaxPackedBytes;
+        row.Packed = fits ? packed.ToArray() : null;
+        row.Bundle = fits ? null : bundle;
+    }
+
+    /// <summary>A packed bundle's events; an <see cref="InvalidDataException"/> when it is damaged or unpacks too large.</summary>
+    private static List<BundledEvent>? Unpack(byte[] packed)
+    {
+        using var zlib = new ZLibStream(new MemoryStream(packed, writable: false), CompressionMode.Decompress);
+        var text = new MemoryStream();
+        var buffer = new byte[8192];
+        int read;
+        while ((read = zlib.Read(buffer)) > 0)
+        {
+            if (text.Length + read > MaxUnpackedBytes)
+            {
+                throw new InvalidDataException("A packed bundle unpacks past its bound.");
+            }
+
+            text.Write(buffer, 0, read);
+        }
+
+        return JsonSerializer.Deserialize<List<BundledEvent>>(text.GetBuffer().AsSpan(0, (int)text.Length), JsonSerializerOptions.Web);
     }
 
     /// <summary>
@@ -467,6 +515,14 @@ public sealed class AuditEntry : ITableEntity
     /// <summary>True on a bundle row (see <see cref="AuditTrail"/>); absent on an entry of one event.</summary>
     public bool? Bundled { get; set; }
 
-    /// <summary>A bundle's events: <c>[{ id, targetId, changes }]</c>, in order.</summary>
+    /// <summary>A bundle's events as text: <c>[{ id, targetId, changes }]</c>, in order (rows written before
+    /// <see cref="Packed"/>, and bundles too varied to pack small).</summary>
     public string? Bundle { get; set; }
+
+    /// <summary>
+    /// A bundle's events, the same JSON compressed with zlib: how bundles are written. As text, a bundle of an import
+    /// transaction's 48 items was about 8 KB with every quote escaped twice, the largest part of what the table service
+    /// parsed for an import beyond the items themselves; packed it is about 2 KB (docs/benchmarks.md, jobs figure).
+    /// </summary>
+    public byte[]? Packed { get; set; }
 }

@@ -37,9 +37,9 @@ public sealed class AuditBundleTests(Azurite azurite) : SignedUpTenantTests(azur
         await App.Services.GetRequiredService<AuditTrail>().Entries(new TenantId(Tenant.Id))
             .QueryWhereAsync<AuditEntry>($"Action eq {action}", cancellationToken: Ct).ToListAsync(Ct);
 
-    private async Task<List<JsonElement>> CreatedEntriesAsync(int pageSize)
+    private async Task<List<JsonElement>> CreatedEntriesAsync(int pageSize, string action = "user.created")
     {
-        var pages = await Admin.PagesAsync($"/api/v1/audit?pageSize={pageSize}&action=user.created");
+        var pages = await Admin.PagesAsync($"/api/v1/audit?pageSize={pageSize}&action={action}");
         Assert.All(pages, p => Assert.True(p.Count <= pageSize));
         return [.. pages.SelectMany(p => p)];
     }
@@ -175,7 +175,7 @@ public sealed class AuditBundleTests(Azurite azurite) : SignedUpTenantTests(azur
         await trail.OnOutboxRowsAsync(new TenantId(Tenant.Id), [row], Ct);
 
         var stored = await StoredRowsAsync("test.heavy");
-        Assert.All(stored, r => Assert.True((r.Bundle ?? r.Changes)!.Length <= AuditTrail.MaxBundleChars, $"{(r.Bundle ?? r.Changes)!.Length} characters"));
+        Assert.All(stored, r => Assert.True(r.Packed is { Length: <= AuditTrail.MaxPackedBytes } || (r.Bundle ?? r.Changes)!.Length <= AuditTrail.MaxBundleChars));
         Assert.True(stored.Count > 1);
         var expanded = stored.SelectMany(AuditTrail.Expand).ToList();
         Assert.Equal(row.Select(e => e.Id), expanded.Select(e => e.RowKey));
@@ -201,5 +201,105 @@ public sealed class AuditBundleTests(Azurite azurite) : SignedUpTenantTests(azur
         var stored = Assert.Single(await StoredRowsAsync("test.bundled"));
         Assert.Equal(row.Select(e => e.Id), AuditTrail.Expand(stored).Select(e => e.RowKey));
         Assert.Equal(row.Select(e => e.Event.TargetId), AuditTrail.Expand(stored).Select(e => e.TargetId));
+    }
+
+    [Fact]
+    public async Task Bundles_are_stored_packed_and_one_that_does_not_pack_small_as_text()
+    {
+        var trail = App.Services.GetRequiredService<AuditTrail>();
+        var ids = App.Services.GetRequiredService<MonotonicIds>();
+        var at = Clock.GetUtcNow();
+        var actor = Actor.User(Tenant.AdminId, null);
+        // Random letters and digits pack to about three quarters of their length: bundles of them stay text.
+        var random = new Random(7);
+        string Noise(int length) => new([.. Enumerable.Range(0, length).Select(_ => "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[random.Next(62)])]);
+        IReadOnlyList<PublishedEvent> small =
+        [
+            .. Enumerable.Range(0, 48).Select(i => new PublishedEvent(ids.Next(), at,
+                new PlatformEvent("test.packed", actor, "thing", $"thing-{i}", new Dictionary<string, object?> { ["sku"] = $"SKU-{i:D4}", ["name"] = $"Thing \"{i}\"" }))),
+        ];
+        IReadOnlyList<PublishedEvent> varied =
+        [
+            .. Enumerable.Range(0, 20).Select(i => new PublishedEvent(ids.Next(), at,
+                new PlatformEvent("test.varied", actor, "thing", $"thing-{i}", new Dictionary<string, object?> { ["note"] = Noise(2_500) }))),
+        ];
+
+        await trail.OnOutboxRowsAsync(new TenantId(Tenant.Id), [small, varied], Ct);
+
+        var packed = Assert.Single(await StoredRowsAsync("test.packed"));
+        Assert.Null(packed.Bundle);
+        Assert.True(packed.Packed is { Length: > 0 and <= 4_096 }, $"{packed.Packed?.Length} bytes for 48 events");
+        Assert.Equal(small.Select(e => (e.Id, e.Event.TargetId)), AuditTrail.Expand(packed).Select(e => (e.RowKey, e.TargetId)));
+        Assert.Equal("Thing \"7\"", JsonDocument.Parse(AuditTrail.Expand(packed).ElementAt(7).Changes!).RootElement.GetProperty("name").GetString());
+
+        var text = await StoredRowsAsync("test.varied");
+        Assert.Contains(text, r => r.Bundled == true && r.Bundle is not null && r.Packed is null);
+        Assert.Equal(varied.Select(e => e.Id), text.SelectMany(AuditTrail.Expand).Select(e => e.RowKey));
+
+        var listed = await CreatedEntriesAsync(1000, "test.packed");
+        Assert.Equal(small.Select(e => e.Event.TargetId), listed.Select(e => e.Str("targetId")));
+        Assert.Equal("SKU-0012", listed[12].GetProperty("changes").Str("sku"));
+    }
+
+    [Fact]
+    public async Task A_bundle_written_as_text_by_the_earlier_version_is_still_listed()
+    {
+        var ids = App.Services.GetRequiredService<MonotonicIds>();
+        var (first, second) = (ids.Next(), ids.Next());
+        await App.Services.GetRequiredService<AuditTrail>().Entries(new TenantId(Tenant.Id)).AddAsync(new AuditEntry
+        {
+            RowKey = first,
+            At = Clock.GetUtcNow(),
+            Action = "test.earlier",
+            ActorType = "user",
+            ActorId = Tenant.AdminId,
+            TargetType = "thing",
+            Bundled = true,
+            Bundle = $$"""[{"id":"{{first}}","targetId":"thing-1","changes":"{\"n\":1}"},{"id":"{{second}}","targetId":"thing-2"}]""",
+        }, Ct);
+
+        var listed = await CreatedEntriesAsync(1000, "test.earlier");
+
+        Assert.Equal([first, second], listed.Select(e => e.Str("id")));
+        Assert.Equal(["thing-1", "thing-2"], listed.Select(e => e.Str("targetId")));
+        Assert.Equal(1, listed[0].GetProperty("changes").GetProperty("n").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("damaged")]
+    [InlineData("unpacks past its bound")]
+    public async Task A_packed_bundle_that_cannot_be_read_lists_nothing_and_breaks_no_page(string how)
+    {
+        var ids = App.Services.GetRequiredService<MonotonicIds>();
+        var entries = App.Services.GetRequiredService<AuditTrail>().Entries(new TenantId(Tenant.Id));
+        byte[] packed;
+        if (how == "damaged")
+        {
+            packed = [0x78, 0x01, 0xde, 0xad, 0xbe, 0xef];
+        }
+        else
+        {
+            // A well-formed list of 20,000 events (900 KB) packs to a few kilobytes: read, it would list them all.
+            var id = ids.Next();
+            var bomb = new MemoryStream();
+            using (var zlib = new System.IO.Compression.ZLibStream(bomb, System.IO.Compression.CompressionLevel.SmallestSize, leaveOpen: true))
+            {
+                zlib.Write(System.Text.Encoding.UTF8.GetBytes("[" + string.Join(',', Enumerable.Repeat($$"""{"id":"{{id}}","targetId":"bomb"}""", 20_000)) + "]"));
+            }
+
+            packed = bomb.ToArray();
+        }
+
+        await entries.AddAsync(new AuditEntry
+        {
+            RowKey = ids.Next(), At = Clock.GetUtcNow(), Action = "test.unreadable", ActorType = "user", ActorId = Tenant.AdminId,
+            TargetType = "thing", Bundled = true, Packed = packed,
+        }, Ct);
+        var after = ids.Next();
+        await entries.AddAsync(new AuditEntry { RowKey = after, At = Clock.GetUtcNow(), Action = "test.unreadable", ActorType = "user", ActorId = Tenant.AdminId, TargetType = "thing", TargetId = "after" }, Ct);
+
+        var listed = await CreatedEntriesAsync(1000, "test.unreadable");
+
+        Assert.Equal([after], listed.Select(e => e.Str("id")));
     }
 }
