@@ -48,6 +48,12 @@ public static class EventOutbox
     /// <summary>Parts one row may use: a row holds at most 1 MiB (and 252 properties).</summary>
     private const int MaxParts = 225;
 
+    /// <summary>
+    /// The most a row's events may unpack to. The app's events are small (a bulk import's 48 come to about 10 KB); this
+    /// only stops a damaged row from inflating without end.
+    /// </summary>
+    internal const int MaxUnpackedBytes = 16 * 1024 * 1024;
+
     public static string KeyFor(string firstEventId) => KeyPrefix + firstEventId;
 
     /// <summary>Whether a row key is an outbox row's (packed or text).</summary>
@@ -99,8 +105,7 @@ public static class EventOutbox
                 }
 
                 packed.Position = 0;
-                using var zlib = new ZLibStream(packed, CompressionMode.Decompress);
-                return JsonSerializer.Deserialize<List<PublishedEvent>>(zlib, JsonSerializerOptions.Web) ?? [];
+                return JsonSerializer.Deserialize<List<PublishedEvent>>(PackedJson.Unpack(packed, MaxUnpackedBytes).Span, JsonSerializerOptions.Web) ?? [];
             }
 
             var textParts = row.GetInt32("Parts") ?? 0;

@@ -415,24 +415,8 @@ public sealed class AuditTrail(StorageAccount storage) : IEventSubscriber
     }
 
     /// <summary>A packed bundle's events; an <see cref="InvalidDataException"/> when it is damaged or unpacks too large.</summary>
-    private static List<BundledEvent>? Unpack(byte[] packed)
-    {
-        using var zlib = new ZLibStream(new MemoryStream(packed, writable: false), CompressionMode.Decompress);
-        var text = new MemoryStream();
-        var buffer = new byte[8192];
-        int read;
-        while ((read = zlib.Read(buffer)) > 0)
-        {
-            if (text.Length + read > MaxUnpackedBytes)
-            {
-                throw new InvalidDataException("A packed bundle unpacks past its bound.");
-            }
-
-            text.Write(buffer, 0, read);
-        }
-
-        return JsonSerializer.Deserialize<List<BundledEvent>>(text.GetBuffer().AsSpan(0, (int)text.Length), JsonSerializerOptions.Web);
-    }
+    private static List<BundledEvent>? Unpack(byte[] packed) =>
+        JsonSerializer.Deserialize<List<BundledEvent>>(PackedJson.Unpack(new MemoryStream(packed, writable: false), MaxUnpackedBytes).Span, JsonSerializerOptions.Web);
 
     /// <summary>
     /// A bundle's JSON: quotes in the recorded changes escaped as <c>\"</c>, not <c>\u0022</c>, so that a bundle holds

@@ -80,6 +80,7 @@ public sealed class OutboxFormatTests(Azurite azurite) : SignedUpTenantTests(azu
     [InlineData("bytes")]
     [InlineData("parts")]
     [InlineData("text parts")]
+    [InlineData("unpacks past its bound")]
     public async Task An_outbox_row_that_cannot_be_read_is_relayed_as_nothing_and_deleted(string damage)
     {
         var target = Ids.New();
@@ -91,6 +92,10 @@ public sealed class OutboxFormatTests(Azurite azurite) : SignedUpTenantTests(azu
                 break;
             case "parts":
                 broken["Packed"] = int.MaxValue;
+                break;
+            case "unpacks past its bound":
+                // A few kilobytes packed: one event whose changes inflate to 17 MiB.
+                broken = EventOutbox.Row([Event(Ids.New(), "user.updated", target, new Dictionary<string, object?> { ["note"] = new string('x', EventOutbox.MaxUnpackedBytes + (1 << 20)) })]);
                 break;
             default:
                 broken = new TableEntity(Tenant.Id, EventOutbox.TextKeyPrefix + Ids.New()) { ["Parts"] = int.MaxValue, ["Events0"] = "[" };
