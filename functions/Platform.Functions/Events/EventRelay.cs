@@ -28,8 +28,8 @@ public sealed class EventsOptions
     public int RelayConcurrency { get; set; } = 4;
 
     /// <summary>
-    /// Committed outbox rows this instance holds in memory per partition for its relay (each as its JSON text, about
-    /// 10-15 KB for a bulk write's 48 events): the bound on what a relay that falls behind holds. Rows committed past it
+    /// Committed outbox rows this instance holds in memory per partition for its relay (each as its packed row, about
+    /// 2 KB for a bulk write's 48 events): the bound on what a relay that falls behind holds. Rows committed past it
     /// stay in storage only, and the relay reads just those back, after relaying the ones it holds.
     /// </summary>
     [Range(1, 100_000)]
@@ -74,6 +74,14 @@ public sealed partial class EventRelay(
 
     /// <summary>How long a nudged partition waits for more writes before it is relayed.</summary>
     private static readonly TimeSpan Coalesce = TimeSpan.FromMilliseconds(25);
+
+    /// <summary>
+    /// How long a busy partition waits: one whose last relay began less than this long ago. A bulk import commits a
+    /// transaction every 10-15 ms; relayed 25 ms after each nudge, a drain took only the few rows committed meanwhile,
+    /// and each drain is two more requests (the audit transaction and the outbox delete). Waiting this long, one drain
+    /// takes a dozen rows or more. A write now and then still goes out after 25 ms.
+    /// </summary>
+    private static readonly TimeSpan BusyCoalesce = TimeSpan.FromMilliseconds(250);
     private const int MaxRemembered = 10_000;
 
     private readonly Channel<Partition> _nudges = Channel.CreateUnbounded<Partition>(new UnboundedChannelOptions { SingleReader = false });
@@ -91,6 +99,9 @@ public sealed partial class EventRelay(
     /// turns.
     /// </summary>
     private readonly SemaphoreSlim[] _gates = [.. Enumerable.Range(0, 1024).Select(_ => new SemaphoreSlim(1, 1))];
+
+    /// <summary>When a relay of the partitions of each gate last began (<see cref="Environment.TickCount64"/>).</summary>
+    private readonly long[] _relayedAt = new long[1024];
     private IEventSubscriber[]? _subscribers;
 
     private readonly record struct Partition(string Table, string Tenant);
@@ -334,7 +345,7 @@ public sealed partial class EventRelay(
     private async Task RelayAsync(Partition key, bool query, CancellationToken cancellationToken)
     {
         // One relay of a partition at a time on this instance, so its events reach subscribers in order.
-        var gate = _gates[(int)((uint)key.GetHashCode() % (uint)_gates.Length)];
+        var gate = _gates[GateOf(key)];
         await gate.WaitAsync(cancellationToken);
         try
         {
@@ -404,6 +415,8 @@ public sealed partial class EventRelay(
         }
     }
 
+    private int GateOf(Partition key) => (int)((uint)key.GetHashCode() % (uint)_gates.Length);
+
     /// <summary>Each outbox row's events, whole and in order (a subscriber may act per row: the audit trail bundles).</summary>
     private async Task HandOverAsync(TenantId tenant, List<IReadOnlyList<PublishedEvent>> rows, CancellationToken cancellationToken)
     {
@@ -449,8 +462,12 @@ public sealed partial class EventRelay(
             await foreach (var key in _nudges.Reader.ReadAllAsync(stoppingToken))
             {
                 // A moment's wait lets the writes that follow close behind join this relay: under load one drain then
-                // carries many events (one query, one audit transaction, one delete) instead of one each.
-                await Task.Delay(Coalesce, stoppingToken);
+                // carries many events (one query, one audit transaction, one delete) instead of one each. Partitions
+                // that share a gate share its clock: one of them may wait the longer time for the other's load.
+                var slot = GateOf(key);
+                var busy = Environment.TickCount64 - Volatile.Read(ref _relayedAt[slot]) < BusyCoalesce.TotalMilliseconds;
+                await Task.Delay(busy ? BusyCoalesce : Coalesce, stoppingToken);
+                Volatile.Write(ref _relayedAt[slot], Environment.TickCount64);
 
                 // Taken off before relaying: a write committed while this relay runs nudges again and is not missed.
                 _queued.TryRemove(key, out _);

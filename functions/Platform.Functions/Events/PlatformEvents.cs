@@ -505,8 +505,8 @@ public sealed class AuditEntry : ITableEntity
 
     /// <summary>
     /// A bundle's events, the same JSON compressed with zlib: how bundles are written. As text, a bundle of an import
-    /// transaction's 48 items was about 8 KB with every quote escaped twice, the largest part of what the table service
-    /// parsed for an import beyond the items themselves; packed it is about 2 KB (docs/benchmarks.md, jobs figure).
+    /// transaction's 48 items took some 6-8 KB with every quote escaped twice, the largest part of what the table service
+    /// parsed for an import beyond the items themselves; packed it takes under 4 KB (docs/benchmarks.md, jobs figure).
     /// </summary>
     public byte[]? Packed { get; set; }
 }
