@@ -259,4 +259,14 @@ public sealed class JobEngineTests(Azurite azurite) : SignedUpTenantTests(azurit
         Assert.Equal(HttpStatusCode.Forbidden, export.StatusCode);
         Assert.Contains("users.read", (await export.Content.ReadFromJsonAsync<JsonElement>(Ct)).GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task The_worker_stopped_after_its_container_disposed_it_stops_without_an_error()
+    {
+        var worker = App.Services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().Single(s => s.GetType().Name == "DurableWorkerHost");
+
+        ((IDisposable)worker).Dispose();
+
+        await worker.StopAsync(Ct);
+    }
 }
