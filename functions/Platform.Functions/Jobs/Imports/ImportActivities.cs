@@ -122,6 +122,18 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
         // most two chunks' buffers (2 x ChunkBytes) are held.
         Task uploading = Task.CompletedTask;
 
+        // A file error ends the split whatever became of the chunk still uploading: its chunks are never applied.
+        async Task SettledAsync()
+        {
+            try
+            {
+                await uploading;
+            }
+            catch (RequestFailedException)
+            {
+            }
+        }
+
         async Task FlushAsync()
         {
             if (inChunk == 0)
@@ -148,7 +160,7 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
                 {
                     if (!accepted.Contains(column) && !(kind.Accepts(column) && accepted.Add(column)))
                     {
-                        await uploading;
+                        await SettledAsync();
                         return new Result(0, 0, $"Row {row.Number}: unknown column '{Clip(column)}'. The {parameters.Kind} columns are: {string.Join(", ", kind.Columns.Select(c => c.Name))}.");
                     }
                 }
@@ -186,7 +198,7 @@ public sealed class ImportSplit(JobFiles files, SecretBox secrets, IServiceProvi
         }
         catch (TabularFileException bad)
         {
-            await uploading.ContinueWith(_ => { }, TaskScheduler.Default);
+            await SettledAsync();
             return new Result(0, 0, bad.Message);
         }
 
