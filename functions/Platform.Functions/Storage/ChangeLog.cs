@@ -222,7 +222,7 @@ public sealed class LogPosition
 /// One app instance's side of the change log: per tenant partition of a logged table, per lane, the last sequence row
 /// it saw (number and ETag) and the gate its writers take turns at, so they do not race each other for the next number.
 /// </summary>
-public sealed class ChangeLogWriter(TimeProvider time)
+public sealed class ChangeLogWriter(TimeProvider time, EntityGroupTransactions transactions)
 {
     private const int MaxPartitions = 10_000;
 
@@ -270,7 +270,7 @@ public sealed class ChangeLogWriter(TimeProvider time)
                     : new(TableTransactionActionType.UpdateReplace, counter, slot.ETag);
                 try
                 {
-                    response = await table.SubmitTransactionAsync([.. actions, move, new(TableTransactionActionType.Add, entry)], cancellationToken);
+                    response = await transactions.SubmitAsync(table, [.. actions, move, new(TableTransactionActionType.Add, entry)], cancellationToken);
                     slot.Sequence = sequence;
                     slot.ETag = response.Value[actions.Count].Headers.ETag ?? default;
                     slot.Known = slot.ETag != default;
@@ -369,8 +369,8 @@ public sealed class ChangeLogWriter(TimeProvider time)
 
             try
             {
-                await table.SubmitTransactionAsync(
-                    expired.Select(key => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partitionKey, key), ETag.All)),
+                await transactions.SubmitAsync(
+                    table, [.. expired.Select(key => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(partitionKey, key), ETag.All))],
                     cancellationToken);
             }
             catch (TableTransactionFailedException)

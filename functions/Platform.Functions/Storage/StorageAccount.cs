@@ -31,7 +31,6 @@ public sealed class StorageAccount
         IEnumerable<HttpPipelinePolicy>? policies = null)
     {
         _layout = layout.Value;
-        _changeLog = new ChangeLogWriter(time);
         Prefix = options.Value.Prefix;
         var settings = connection.Value;
 
@@ -62,6 +61,7 @@ public sealed class StorageAccount
         if (settings.UsesConnectionString)
         {
             _tables = new TableServiceClient(settings.ConnectionString, tableOptions);
+            Transactions = EntityGroupTransactions.WithAccountKey(settings.ConnectionString!, _tables.Uri, tableOptions) ?? EntityGroupTransactions.ThroughSdk;
             _blobs = new BlobServiceClient(settings.ConnectionString, blobOptions);
             _queues = new QueueServiceClient(settings.ConnectionString, queueOptions);
         }
@@ -72,10 +72,21 @@ public sealed class StorageAccount
                 ManagedIdentityClientId = settings.ClientId,
             });
             _tables = new TableServiceClient(settings.TableServiceUri!, credential, tableOptions);
+            Transactions = EntityGroupTransactions.WithToken(credential, _tables.Uri, tableOptions);
             _blobs = new BlobServiceClient(settings.BlobServiceUri!, credential, blobOptions);
             _queues = new QueueServiceClient(settings.QueueServiceUri!, credential, queueOptions);
         }
+
+        if (options.Value.Transactions == TransactionWriter.Sdk)
+        {
+            Transactions = EntityGroupTransactions.ThroughSdk;
+        }
+
+        _changeLog = new ChangeLogWriter(time, Transactions);
     }
+
+    /// <summary>Writes entity-group transactions for every table of the account (<see cref="TenantPartition.SubmitTransactionAsync"/>).</summary>
+    public EntityGroupTransactions Transactions { get; }
 
     public string Prefix { get; }
 
@@ -91,5 +102,5 @@ public sealed class StorageAccount
 
     /// <summary>A table whose every partition is one tenant: the only way to reach tenant rows.</summary>
     public TenantTable TenantTable(string name) =>
-        new(name, Table(name), _layout.ChangeLogged.TryGetValue(name, out var prefixes) ? prefixes : [], _changeLog);
+        new(name, Table(name), _layout.ChangeLogged.TryGetValue(name, out var prefixes) ? prefixes : [], _changeLog, Transactions);
 }

@@ -10,12 +10,12 @@ namespace Platform.Functions.Storage;
 /// repository. A table may log changes to some of its rows (<see cref="ChangeLog"/>): writes to those rows then
 /// carry their log entry in the same transaction.
 /// </summary>
-public sealed class TenantTable(string name, TableClient table, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog)
+public sealed class TenantTable(string name, TableClient table, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog, EntityGroupTransactions transactions)
 {
     /// <summary>The table's name in storage (with the deployment's prefix).</summary>
     public string Name => table.Name;
 
-    public TenantPartition For(TenantId tenant) => new(name, table, tenant.Value, loggedPrefixes, changeLog);
+    public TenantPartition For(TenantId tenant) => new(name, table, tenant.Value, loggedPrefixes, changeLog, transactions);
 }
 
 public readonly struct TenantPartition
@@ -25,9 +25,11 @@ public readonly struct TenantPartition
     private readonly string _partitionKey;
     private readonly IReadOnlyList<string> _loggedPrefixes;
     private readonly ChangeLogWriter _changeLog;
+    private readonly EntityGroupTransactions _transactions;
 
-    internal TenantPartition(string name, TableClient table, string partitionKey, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog)
+    internal TenantPartition(string name, TableClient table, string partitionKey, IReadOnlyList<string> loggedPrefixes, ChangeLogWriter changeLog, EntityGroupTransactions transactions)
     {
+        _transactions = transactions;
         _name = name;
         _table = table;
         _partitionKey = partitionKey;
@@ -117,7 +119,7 @@ public readonly struct TenantPartition
 
         if (ChangeLog.KeysOf(actions, _loggedPrefixes) is not { } keys)
         {
-            return await _table.SubmitTransactionAsync(actions, cancellationToken);
+            return await _transactions.SubmitAsync(_table, actions, cancellationToken);
         }
 
         if (actions.Count > 98)
