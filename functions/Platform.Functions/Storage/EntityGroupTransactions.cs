@@ -132,6 +132,7 @@ public sealed class EntityGroupTransactions
         }
 
         var buffer = Rent();
+        var sending = false;
         try
         {
             var batch = Guid.NewGuid();
@@ -150,7 +151,9 @@ public sealed class EntityGroupTransactions
             request.Headers.Add("Accept", "application/json");
             request.Headers.Add("Content-Type", $"multipart/mixed; boundary=batch_{batch}");
             request.Content = new BufferContent(buffer.Written);
+            sending = true;
             await _pipeline.SendAsync(message, cancellationToken);
+            sending = false;
 
             var response = message.Response;
             if (response.Status != 202)
@@ -162,7 +165,12 @@ public sealed class EntityGroupTransactions
         }
         finally
         {
-            Return(buffer);
+            // A send that ended in an exception (a timeout, a cancellation) is not trusted to have stopped reading the
+            // body: its buffer is left to the collector rather than handed to the next transaction.
+            if (!sending)
+            {
+                Return(buffer);
+            }
         }
     }
 
