@@ -70,9 +70,9 @@ public sealed class EntityGroupTransactions
     public bool IsDirect => _pipeline is not null;
 
     /// <summary>
-    /// For an account reached with a connection string that holds the account key: signed with it (SharedKeyLite, as the
-    /// SDK signs table requests). Null when the connection string has no key (a SAS, or development storage by name): the
-    /// SDK then sends the transactions.
+    /// For an account reached with a connection string that holds the account key, or names development storage (the
+    /// emulator's published account): signed with the key (SharedKeyLite, as the SDK signs table requests). Null when the
+    /// connection string has no key (a SAS): the SDK then sends the transactions.
     /// </summary>
     public static EntityGroupTransactions? WithAccountKey(string connectionString, Uri tableEndpoint, ClientOptions options)
     {
@@ -96,6 +96,12 @@ public sealed class EntityGroupTransactions
             }
         }
 
+        if (IsDevelopmentStorage(connectionString))
+        {
+            // The emulator's one account, whose name and key are published with it (the SDK expands this setting to them).
+            (name, key) = ("devstoreaccount1", "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==");
+        }
+
         if (name is not { Length: > 0 } || key is not { Length: > 0 })
         {
             return null;
@@ -113,6 +119,10 @@ public sealed class EntityGroupTransactions
 
         return new(HttpPipelineBuilder.Build(options, new SharedKeyLitePolicy(name, secret)), tableEndpoint);
     }
+
+    private static bool IsDevelopmentStorage(string connectionString) =>
+        connectionString.Replace(" ", "", StringComparison.Ordinal).Contains("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
+        && !connectionString.Contains("DevelopmentStorageProxyUri", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>For an account reached with Entra ID (managed identity): a bearer token for storage, as the SDK asks for.</summary>
     public static EntityGroupTransactions WithToken(TokenCredential credential, Uri tableEndpoint, ClientOptions options) =>

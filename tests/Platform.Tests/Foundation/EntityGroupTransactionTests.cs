@@ -34,6 +34,19 @@ public sealed class EntityGroupTransactionTests(Azurite azurite) : IAsyncLifetim
     public void AnAccountKeyConnectionStringWritesTransactionsDirectly() => Assert.True(_storage.Transactions.IsDirect);
 
     [Fact]
+    public void DevelopmentStorageByNameWritesTransactionsDirectly()
+    {
+        // The run command's setting: the emulator's published account on its default ports (the tests' Azurite is on
+        // other ports, so the run command's seeding is what writes through it).
+        var storage = new StorageAccount(
+            Microsoft.Extensions.Options.Options.Create(new StorageConnection { ConnectionString = "UseDevelopmentStorage=true" }),
+            Microsoft.Extensions.Options.Options.Create(new StorageOptions()),
+            Microsoft.Extensions.Options.Options.Create(new StorageLayout()), TimeProvider.System);
+
+        Assert.True(storage.Transactions.IsDirect);
+    }
+
+    [Fact]
     public void TheSdkSettingSendsTransactionsThroughTheSdk()
     {
         var storage = new StorageAccount(
