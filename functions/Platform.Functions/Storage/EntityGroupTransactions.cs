@@ -117,7 +117,7 @@ public sealed class EntityGroupTransactions
             return null;
         }
 
-        return new(HttpPipelineBuilder.Build(options, new SharedKeyLitePolicy(name, secret)), tableEndpoint);
+        return IsCosmos(tableEndpoint) ? null : new(HttpPipelineBuilder.Build(options, new SharedKeyLitePolicy(name, secret)), tableEndpoint);
     }
 
     private static bool IsDevelopmentStorage(string connectionString) =>
@@ -126,7 +126,13 @@ public sealed class EntityGroupTransactions
 
     /// <summary>For an account reached with Entra ID (managed identity): a bearer token for storage, as the SDK asks for.</summary>
     public static EntityGroupTransactions WithToken(TokenCredential credential, Uri tableEndpoint, ClientOptions options) =>
-        new(HttpPipelineBuilder.Build(options, new BearerTokenAuthenticationPolicy(credential, "https://storage.azure.com/.default")), tableEndpoint);
+        IsCosmos(tableEndpoint)
+            ? ThroughSdk
+            : new(HttpPipelineBuilder.Build(options, new BearerTokenAuthenticationPolicy(credential, "https://storage.azure.com/.default")), tableEndpoint);
+
+    /// <summary>Cosmos DB's table API takes a batch's merges in another form (the SDK rewrites them): the SDK sends there.</summary>
+    private static bool IsCosmos(Uri endpoint) =>
+        endpoint.Host.Contains(".cosmos.", StringComparison.OrdinalIgnoreCase) || endpoint.Host.Contains(".cosmosdb.", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// Submits the actions as one transaction on <paramref name="table"/>: all succeed or none. The same contract as
@@ -168,7 +174,7 @@ public sealed class EntityGroupTransactions
             var response = message.Response;
             if (response.Status != 202)
             {
-                throw new RequestFailedException(response);
+                throw TransactionAnswer.Refused(response);
             }
 
             return Response.FromValue(TransactionAnswer.Read(response, actions.Count), response);
@@ -176,7 +182,8 @@ public sealed class EntityGroupTransactions
         finally
         {
             // A send that ended in an exception (a timeout, a cancellation) is not trusted to have stopped reading the
-            // body: its buffer is left to the collector rather than handed to the next transaction.
+            // body: its buffer is left to the collector rather than handed to the next transaction. (Retries within one
+            // send resend the same bytes after the attempt before them has ended, so they need no such care.)
             if (!sending)
             {
                 Return(buffer);

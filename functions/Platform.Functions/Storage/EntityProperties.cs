@@ -19,7 +19,8 @@ namespace Platform.Functions.Storage;
 /// </summary>
 internal static class EntityProperties
 {
-    private static readonly ConcurrentDictionary<Type, Member[]> Models = new();
+    /// <summary>A model type's members; null for a type whose members would write one name twice (the SDK then sends it).</summary>
+    private static readonly ConcurrentDictionary<Type, Member[]?> Models = new();
 
     /// <summary>One readable member of a model type.</summary>
     private sealed record Member(string Name, Func<object, object?> Get, bool IsEnum);
@@ -36,7 +37,9 @@ internal static class EntityProperties
                     continue;
                 }
 
-                if (value is Enum || !TryWriteValue(json, name, value))
+                // An annotation of its own ("X@odata.type") would be written twice beside the one the writer adds; the
+                // SDK's dictionary keeps one. A value of an enum the SDK refuses in a dictionary.
+                if (value is Enum || name.Contains('@', StringComparison.Ordinal) || !TryWriteValue(json, name, value))
                 {
                     return false;
                 }
@@ -44,7 +47,16 @@ internal static class EntityProperties
         }
         else
         {
-            foreach (var member in MembersOf(entity.GetType()))
+            if (MembersOf(entity.GetType()) is not { } members)
+            {
+                return false;
+            }
+
+            // The keys as the entity holds them (pinned to the tenant by TenantPartition), as the SDK writes them: through
+            // ITableEntity, after the type's members, so a member of the same name never stands in for them.
+            json.WriteString(nameof(ITableEntity.PartitionKey), entity.PartitionKey);
+            json.WriteString(nameof(ITableEntity.RowKey), entity.RowKey);
+            foreach (var member in members)
             {
                 var value = member.Get(entity);
                 if (member.IsEnum && value is not null)
@@ -138,7 +150,7 @@ internal static class EntityProperties
         json.WriteString(key, type);
     }
 
-    private static Member[] MembersOf(Type type) => Models.GetOrAdd(type, static type =>
+    private static Member[]? MembersOf(Type type) => Models.GetOrAdd(type, static type =>
     {
         var members = new List<Member>();
         foreach (var member in type.GetMembers(BindingFlags.Instance | BindingFlags.Public))
@@ -167,7 +179,8 @@ internal static class EntityProperties
             }
 
             var name = member.GetCustomAttribute<DataMemberAttribute>()?.Name ?? member.Name;
-            if (name is nameof(ITableEntity.ETag) or nameof(ITableEntity.Timestamp))
+            if (name is nameof(ITableEntity.ETag) or nameof(ITableEntity.Timestamp)
+                or nameof(ITableEntity.PartitionKey) or nameof(ITableEntity.RowKey))
             {
                 continue;
             }
@@ -176,6 +189,9 @@ internal static class EntityProperties
             members.Add(new(name, read, (Nullable.GetUnderlyingType(valueType) ?? valueType).IsEnum));
         }
 
-        return [.. members];
+        // Two members of one name (a DataMember name given twice, a property hidden with `new`): the SDK's dictionary
+        // keeps the last, JSON would hold both.
+        var names = new HashSet<string>(StringComparer.Ordinal) { nameof(ITableEntity.PartitionKey), nameof(ITableEntity.RowKey) };
+        return members.TrueForAll(m => names.Add(m.Name)) ? [.. members] : null;
     });
 }

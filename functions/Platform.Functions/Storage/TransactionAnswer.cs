@@ -69,7 +69,7 @@ internal static class TransactionAnswer
 
                 if (line.Length > ETagHeader.Length && Ascii.EqualsIgnoreCase(line[..ETagHeader.Length], ETagHeader))
                 {
-                    etag = Encoding.ASCII.GetString(line[ETagHeader.Length..].Trim((byte)' '));
+                    etag = Encoding.ASCII.GetString(line[ETagHeader.Length..].Trim(" \t"u8));
                 }
             }
 
@@ -111,8 +111,38 @@ internal static class TransactionAnswer
         return true;
     }
 
+    /// <summary>
+    /// A whole request refused (not 202: a bad key, a body too large, the service busy), with the service's error code and
+    /// message as the SDK reads them from <c>odata.error</c> (Azure.Core's own reader looks for <c>error</c>).
+    /// </summary>
+    public static RequestFailedException Refused(Response response)
+    {
+        var (code, message) = ErrorOf(response.Content.ToMemory().Span);
+        if (code is null && response.Headers.TryGetValue("x-ms-error-code", out var header))
+        {
+            code = header;
+        }
+
+        message ??= response.ReasonPhrase;
+        return new RequestFailedException(response.Status, $"{message}\nStatus: {response.Status} ({response.ReasonPhrase})\nErrorCode: {code}", code, null);
+    }
+
     /// <summary>As the SDK: the service's code and message, the failed action's index from the message's "N:" prefix.</summary>
     private static TableTransactionFailedException Failed(int status, string reason, ReadOnlySpan<byte> body, Response answer)
+    {
+        var (code, message) = ErrorOf(body);
+        message ??= $"{status} {reason}";
+        var failed = new RequestFailedException(status, $"{message}\nStatus: {status} ({reason})\nErrorCode: {code}", code, null);
+        var colon = message.IndexOf(':');
+        if (colon > 0 && int.TryParse(message.AsSpan(0, colon), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index))
+        {
+            failed.Data["FailedEntity"] = index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return new TableTransactionFailedException(failed);
+    }
+
+    private static (string? Code, string? Message) ErrorOf(ReadOnlySpan<byte> body)
     {
         string? code = null, message = null;
         try
@@ -132,15 +162,7 @@ internal static class TransactionAnswer
             // An error without a readable body (not JSON, not UTF-8) keeps its status.
         }
 
-        message ??= $"{status} {reason}";
-        var failed = new RequestFailedException(status, $"{message}\nStatus: {status} ({reason})\nErrorCode: {code}", code, null);
-        var colon = message.IndexOf(':');
-        if (colon > 0 && int.TryParse(message.AsSpan(0, colon), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index))
-        {
-            failed.Data["FailedEntity"] = index.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        return new TableTransactionFailedException(failed);
+        return (code, message);
     }
 
     private static RequestFailedException Unreadable(Response answer, string what) =>
