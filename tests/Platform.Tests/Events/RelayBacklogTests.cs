@@ -48,8 +48,20 @@ public sealed partial class RelayBacklogTests(Azurite azurite) : CountedStorageT
         var committed = OutboxRowsWritten(start);
         var handedFirst = committed.Count(row => _subscriber.FirstBatch.Contains(row[EventOutbox.KeyPrefix.Length..]));
         Assert.InRange(handedFirst, 1, committed.Count - HeldRows - 1);
-        var pastTheBound = committed.Skip(handedFirst + HeldRows).Order(StringComparer.Ordinal);
-        Assert.Equal(pastTheBound, OutboxRowsReadBack(start).Order(StringComparer.Ordinal));
+        var readBack = OutboxRowsReadBack(start).Order(StringComparer.Ordinal).ToList();
+        Assert.DoesNotContain(readBack, row => _subscriber.FirstBatch.Contains(row[EventOutbox.KeyPrefix.Length..]));
+        if (handedFirst == HeldRows && readBack.Count == committed.Count - handedFirst)
+        {
+            // The first relay started late (writes are fast, the machine busy): it took a full list of rows, and rows were
+            // already committed past it, so after its hand-over it read the outbox; rows committed meanwhile were found
+            // there and not handed over again from memory. Everything after its rows was read back, once.
+            Assert.Equal(committed.Skip(handedFirst).Order(StringComparer.Ordinal), readBack);
+        }
+        else
+        {
+            // The first relay took fewer rows than it may hold: the next two were held in memory, the rest read back.
+            Assert.Equal(committed.Skip(handedFirst + HeldRows).Order(StringComparer.Ordinal), readBack);
+        }
         Assert.Equal(_subscriber.Seen.Count, _subscriber.Seen.Distinct().Count());
     }
 
