@@ -23,8 +23,9 @@ namespace Platform.Functions.Storage;
 /// about a third of the app's CPU (<c>docs/benchmarks.md</c>, Jobs).
 /// </para>
 /// <para>
-/// The same wire format as the SDK (the request layout is the SDK's own, byte for byte up to the headers it adds for
-/// its telemetry), the same property types and <c>@odata.type</c> annotations, the same errors: a failed action is a
+/// The same wire format as the SDK (the SDK's multipart layout, sub-requests and headers, less the headers it adds for
+/// its telemetry; entity JSON escapes only what JSON requires, so text beyond ASCII goes as UTF-8), the same property
+/// types and <c>@odata.type</c> annotations, the same errors: a failed action is a
 /// <see cref="TableTransactionFailedException"/> with its <see cref="TableTransactionFailedException.FailedTransactionActionIndex"/>,
 /// any other failure a <see cref="RequestFailedException"/>. Each action's response carries its ETag. A transaction
 /// this writer cannot express exactly (a property of a type it does not write, a local time) goes through the SDK, so
