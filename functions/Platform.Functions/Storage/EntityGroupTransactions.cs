@@ -50,6 +50,7 @@ public sealed class EntityGroupTransactions
 
     private readonly HttpPipeline? _pipeline;
     private readonly string _endpoint = "";
+    private readonly Uri? _batchUri;
     private readonly string _host = "";
     private readonly ConcurrentQueue<Buffer> _buffers = new();
 
@@ -61,6 +62,7 @@ public sealed class EntityGroupTransactions
     {
         _pipeline = pipeline;
         _endpoint = endpoint.AbsoluteUri.TrimEnd('/');
+        _batchUri = new Uri(_endpoint + "/$batch");
         _host = endpoint.Host;
     }
 
@@ -162,7 +164,7 @@ public sealed class EntityGroupTransactions
             var message = _pipeline.CreateMessage();
             var request = message.Request;
             request.Method = RequestMethod.Post;
-            request.Uri.Reset(new Uri(_endpoint + "/$batch"));
+            request.Uri.Reset(_batchUri!);
             request.Headers.Add("x-ms-version", ServiceVersion);
             request.Headers.Add("DataServiceVersion", "3.0");
             request.Headers.Add("Accept", "application/json");
@@ -254,10 +256,9 @@ public sealed class EntityGroupTransactions
                 switch (action.ActionType)
                 {
                     case TableTransactionActionType.Add:
-                        Ascii("POST "); Text(tableUrl); Ascii(Format); Ascii(" HTTP/1.1\r\nHost: "); Text(host);
-                        Ascii("\r\nx-ms-version: " + ServiceVersion + "\r\nDataServiceVersion: 3.0\r\nPrefer: return-no-content\r\n" +
-                              "Accept: application/json;odata=minimalmetadata\r\nContent-Type: application/json;odata=nometadata\r\n\r\n");
-                        if (!EntityJson.TryWrite(_json, entity))
+                        RequestLine("POST ", tableUrl, addressed: null, host);
+                        Ascii("Prefer: return-no-content\r\nAccept: application/json;odata=minimalmetadata\r\nContent-Type: application/json;odata=nometadata\r\n\r\n");
+                        if (!TryWriteEntity(entity))
                         {
                             return false;
                         }
@@ -267,8 +268,7 @@ public sealed class EntityGroupTransactions
                         or TableTransactionActionType.UpdateMerge or TableTransactionActionType.UpsertMerge:
                         var replace = action.ActionType is TableTransactionActionType.UpdateReplace or TableTransactionActionType.UpsertReplace;
                         var conditional = action.ActionType is TableTransactionActionType.UpdateReplace or TableTransactionActionType.UpdateMerge;
-                        Ascii(replace ? "PUT " : "PATCH "); EntityUrl(tableUrl, entity); Ascii(" HTTP/1.1\r\nHost: "); Text(host);
-                        Ascii("\r\nx-ms-version: " + ServiceVersion + "\r\nDataServiceVersion: 3.0\r\n");
+                        RequestLine(replace ? "PUT " : "PATCH ", tableUrl, entity, host);
                         // As the SDK: an update without an ETag is sent without a condition.
                         if (conditional && action.ETag != default)
                         {
@@ -276,15 +276,15 @@ public sealed class EntityGroupTransactions
                         }
 
                         Ascii("Accept: application/json\r\nContent-Type: application/json\r\n\r\n");
-                        if (!EntityJson.TryWrite(_json, entity))
+                        if (!TryWriteEntity(entity))
                         {
                             return false;
                         }
 
                         break;
                     case TableTransactionActionType.Delete:
-                        Ascii("DELETE "); EntityUrl(tableUrl, entity); Ascii(" HTTP/1.1\r\nHost: "); Text(host);
-                        Ascii("\r\nx-ms-version: " + ServiceVersion + "\r\nDataServiceVersion: 3.0\r\nIf-Match: ");
+                        RequestLine("DELETE ", tableUrl, entity, host);
+                        Ascii("If-Match: ");
                         Text(action.ETag == default ? ETag.All.ToString() : action.ETag.ToString());
                         Ascii("\r\nAccept: application/json;odata=minimalmetadata\r\n\r\n");
                         break;
@@ -297,12 +297,23 @@ public sealed class EntityGroupTransactions
             return true;
         }
 
-        private void EntityUrl(string tableUrl, ITableEntity entity)
+        /// <summary>
+        /// An action's request line and the headers every action has: the table's URL, or an entity's when the action
+        /// addresses one (keys quoted and escaped as the SDK does).
+        /// </summary>
+        private void RequestLine(string method, string tableUrl, ITableEntity? addressed, string host)
         {
+            Ascii(method);
             Text(tableUrl);
-            Ascii("(PartitionKey='"); Text(Uri.EscapeDataString(entity.PartitionKey.Replace("'", "''", StringComparison.Ordinal)));
-            Ascii("',RowKey='"); Text(Uri.EscapeDataString(entity.RowKey.Replace("'", "''", StringComparison.Ordinal)));
-            Ascii("')"); Ascii(Format);
+            if (addressed is not null)
+            {
+                Ascii("(PartitionKey='"); Text(Uri.EscapeDataString(addressed.PartitionKey.Replace("'", "''", StringComparison.Ordinal)));
+                Ascii("',RowKey='"); Text(Uri.EscapeDataString(addressed.RowKey.Replace("'", "''", StringComparison.Ordinal)));
+                Ascii("')");
+            }
+
+            Ascii(Format); Ascii(" HTTP/1.1\r\nHost: "); Text(host);
+            Ascii("\r\nx-ms-version: " + ServiceVersion + "\r\nDataServiceVersion: 3.0\r\n");
         }
 
         private void Ascii(string text)
@@ -325,28 +336,24 @@ public sealed class EntityGroupTransactions
             _bytes.Advance(written);
         }
 
-        /// <summary>Writes the entity's JSON after what is written so far (the writer flushes into the same buffer).</summary>
-        private static class EntityJson
+        /// <summary>Writes the entity's JSON after what is written so far (the JSON writer flushes into the same buffer).</summary>
+        private bool TryWriteEntity(ITableEntity entity)
         {
-            public static bool TryWrite(Utf8JsonWriter json, ITableEntity entity)
+            try
             {
-                try
+                _json.Reset();
+                if (!EntityProperties.TryWrite(_json, entity))
                 {
-                    json.Reset();
-                    if (!EntityProperties.TryWrite(json, entity))
-                    {
-                        json.Flush();
-                        return false;
-                    }
-
-                    json.Flush();
-                    return true;
-                }
-                catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or FormatException)
-                {
-                    // What the SDK refuses (a lone surrogate, an infinite number) it refuses in its own words.
                     return false;
                 }
+
+                _json.Flush();
+                return true;
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or FormatException)
+            {
+                // What the SDK refuses (a lone surrogate, an infinite number) it refuses in its own words.
+                return false;
             }
         }
     }

@@ -38,8 +38,8 @@ internal static class EntityProperties
                 }
 
                 // An annotation of its own ("X@odata.type") would be written twice beside the one the writer adds; the
-                // SDK's dictionary keeps one. A value of an enum the SDK refuses in a dictionary.
-                if (value is Enum || name.Contains('@', StringComparison.Ordinal) || !TryWriteValue(json, name, value))
+                // SDK's dictionary keeps one. (An enum, which the SDK refuses in a dictionary, is no type written here.)
+                if (name.Contains('@', StringComparison.Ordinal) || !TryWriteValue(json, name, value))
                 {
                     return false;
                 }

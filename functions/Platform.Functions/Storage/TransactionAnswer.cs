@@ -77,10 +77,14 @@ internal static class TransactionAnswer
             {
                 // The body runs to the next boundary line.
                 var end = body.IndexOf("\r\n--"u8);
-                throw Failed(status, reason, end < 0 ? body : body[..end], answer);
+                throw Failed(status, reason, end < 0 ? body : body[..end]);
             }
 
             responses.Add(new ActionResponse(status, reason, etag, requestId));
+            if (responses.Count > actions)
+            {
+                throw Unreadable(answer, $"more responses than the {actions} actions");
+            }
 
             // Past a body, if any, to the next boundary: JSON holds no raw line break, so its text cannot end it early.
             var next = body.IndexOf("\r\n--"u8);
@@ -128,7 +132,7 @@ internal static class TransactionAnswer
     }
 
     /// <summary>As the SDK: the service's code and message, the failed action's index from the message's "N:" prefix.</summary>
-    private static TableTransactionFailedException Failed(int status, string reason, ReadOnlySpan<byte> body, Response answer)
+    private static TableTransactionFailedException Failed(int status, string reason, ReadOnlySpan<byte> body)
     {
         var (code, message) = ErrorOf(body);
         message ??= $"{status} {reason}";

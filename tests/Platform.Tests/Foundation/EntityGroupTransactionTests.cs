@@ -38,10 +38,7 @@ public sealed class EntityGroupTransactionTests(Azurite azurite) : IAsyncLifetim
     {
         // The run command's setting: the emulator's published account on its default ports (the tests' Azurite is on
         // other ports, so the run command's seeding is what writes through it).
-        var storage = new StorageAccount(
-            Microsoft.Extensions.Options.Options.Create(new StorageConnection { ConnectionString = "UseDevelopmentStorage=true" }),
-            Microsoft.Extensions.Options.Options.Create(new StorageOptions()),
-            Microsoft.Extensions.Options.Options.Create(new StorageLayout()), TimeProvider.System);
+        var storage = StorageWith("UseDevelopmentStorage=true", new StorageOptions());
 
         Assert.True(storage.Transactions.IsDirect);
     }
@@ -49,10 +46,7 @@ public sealed class EntityGroupTransactionTests(Azurite azurite) : IAsyncLifetim
     [Fact]
     public void TheSdkSettingSendsTransactionsThroughTheSdk()
     {
-        var storage = new StorageAccount(
-            Microsoft.Extensions.Options.Options.Create(new StorageConnection { ConnectionString = azurite.ConnectionString }),
-            Microsoft.Extensions.Options.Options.Create(new StorageOptions { Transactions = TransactionWriter.Sdk }),
-            Microsoft.Extensions.Options.Options.Create(new StorageLayout()), TimeProvider.System);
+        var storage = StorageWith(azurite.ConnectionString, new StorageOptions { Transactions = TransactionWriter.Sdk });
 
         Assert.False(storage.Transactions.IsDirect);
     }
@@ -135,10 +129,7 @@ public sealed class EntityGroupTransactionTests(Azurite azurite) : IAsyncLifetim
     public async Task ARefusedRequestCarriesTheServicesErrorCode()
     {
         var wrongKey = System.Text.RegularExpressions.Regex.Replace(azurite.ConnectionString, "AccountKey=[^;]+", "AccountKey=" + Convert.ToBase64String(new byte[64]));
-        var storage = new StorageAccount(
-            Microsoft.Extensions.Options.Options.Create(new StorageConnection { ConnectionString = wrongKey }),
-            Microsoft.Extensions.Options.Options.Create(new StorageOptions { Prefix = _storage.Prefix }),
-            Microsoft.Extensions.Options.Options.Create(new StorageLayout()), TimeProvider.System);
+        var storage = StorageWith(wrongKey, new StorageOptions { Prefix = _storage.Prefix });
         var table = storage.Table("transactions");
         TableTransactionAction[] actions = [new(TableTransactionActionType.Add, new TableEntity(Direct, "refused"))];
 
@@ -336,6 +327,10 @@ public sealed class EntityGroupTransactionTests(Azurite azurite) : IAsyncLifetim
             }
         }
     }
+
+    private static StorageAccount StorageWith(string connectionString, StorageOptions options) =>
+        new(Microsoft.Extensions.Options.Options.Create(new StorageConnection { ConnectionString = connectionString }),
+            Microsoft.Extensions.Options.Options.Create(options), Microsoft.Extensions.Options.Options.Create(new StorageLayout()), TimeProvider.System);
 
     private async Task<Dictionary<string, IReadOnlyList<Response>>> BothWaysAsync(
         Func<string, IReadOnlyCollection<TableTransactionAction>> actions, Action<string, IReadOnlyList<Response>>? answered = null)
