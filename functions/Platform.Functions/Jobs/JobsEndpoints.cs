@@ -42,7 +42,8 @@ public static class JobsEndpoints
             .WithName("StartExport").WithSummary("Starts an export of users, inventory items, movements or the audit trail to CSV, NDJSON or xlsx.");
         group.MapGet("/", ListJobs).RequirePermission(Permissions.JobsRead).WithName("ListJobs").WithSummary("The tenant's jobs, oldest first, by type, status and creation time.");
         group.MapGet("/{id}", GetJob).RequirePermission(Permissions.JobsRead).WithName("GetJob").WithSummary("A job: status, progress, times and links to its files (with Retry-After while it runs).");
-        group.MapPost("/{id}/cancel", CancelJob).RequirePermission(Permissions.JobsWrite).WithName("CancelJob").WithSummary("Stops a job between chunks; what it applied stays applied.");
+        group.MapPost("/{id}/cancel", CancelJob).RequirePermission(Permissions.JobsWrite).WithName("CancelJob").WithSummary("Stops a job between chunks; what it applied stays applied.")
+            .WithDescription("Sent in the first seconds of a job, before the engine has begun it, the cancel is handed over once it has (at most some 8 s later), so it is never lost.");
         group.MapPost("/{id}/retry", RetryJob).RequirePermission(Permissions.JobsWrite)
             .WithMetadata(new RequestSizeLimitAttribute(MaxUploadBytes))
             .WithName("RetryJob").WithSummary("Runs again only what did not succeed; an import's corrected rows may come as the body.");

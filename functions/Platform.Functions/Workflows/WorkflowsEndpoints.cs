@@ -33,9 +33,11 @@ public static class WorkflowsEndpoints
         group.MapGet("/{id}/runs/{runId}", GetRun).RequirePermission(Permissions.WorkflowsRead).WithName("GetWorkflowRun")
             .WithSummary("A run step by step: each step's status, times, output and error.");
         group.MapPost("/{id}/runs/{runId}/cancel", CancelRun).RequirePermission(Permissions.WorkflowsManage).WithName("CancelWorkflowRun")
-            .WithSummary("Stops a run at its current step; steps not reached are skipped.");
+            .WithSummary("Stops a run at its current step; steps not reached are skipped.")
+            .WithDescription("Sent in the first seconds of a run, before the engine has begun it, it is handed over once it has (at most some 8 s later), so it is never lost.");
         group.MapPost("/{id}/runs/{runId}/events/{name}", SendEvent).RequirePermission(Permissions.WorkflowsManage).WithName("SendWorkflowRunEvent")
-            .WithSummary("Sends the event an approval step waits for (named like the step); data.approved false rejects.");
+            .WithSummary("Sends the event an approval step waits for (named like the step); data.approved false rejects.")
+            .WithDescription("Sent in the first seconds of a run, before the engine has begun it, it is handed over once it has (at most some 8 s later), so it is never lost.");
         return group;
     }
 

@@ -1,5 +1,10 @@
 using System.Text.Json;
+using Azure.Core;
+using Azure.Core.Pipeline;
+using Azure.Data.Tables;
 using Azure.Identity;
+using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
 using DurableTask.AzureStorage;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Converters;
@@ -22,14 +27,20 @@ public sealed class TaskHub : IAsyncDisposable
     private readonly Lock _gate = new();
     private Task<AzureStorageOrchestrationService>? _service;
 
-    public TaskHub(IOptions<StorageConnection> connection, IOptions<StorageOptions> storage, IOptions<JobOptions> options, DurableLogging logging)
+    /// <param name="policies">
+    /// Policies for the engine's own storage clients (its queues, history and instance tables), once per request sent: none
+    /// in production; a test registers one to hold back a write and make a race happen every time.
+    /// </param>
+    public TaskHub(
+        IOptions<StorageConnection> connection, IOptions<StorageOptions> storage, IOptions<JobOptions> options, DurableLogging logging,
+        IEnumerable<EngineStoragePolicy>? policies = null)
     {
         var jobs = options.Value;
         Name = NameFor(storage.Value.Prefix);
         Converter = new JsonDataConverter(new JsonSerializerOptions(JsonSerializerDefaults.Web));
         Settings = new AzureStorageOrchestrationServiceSettings
         {
-            StorageAccountClientProvider = ClientsFor(connection.Value),
+            StorageAccountClientProvider = ClientsFor(connection.Value, [.. (policies ?? []).Select(p => p.Policy)]),
             TaskHubName = Name,
             // One app, many instances: the app name is shared, the worker id is each instance's own, so leases and
             // logs tell instances apart.
@@ -85,15 +96,33 @@ public sealed class TaskHub : IAsyncDisposable
         return service;
     }
 
-    private static StorageAccountClientProvider ClientsFor(StorageConnection connection)
+    private static StorageAccountClientProvider ClientsFor(StorageConnection connection, IReadOnlyList<HttpPipelinePolicy> policies)
     {
+        // Plain client options are the backend's own defaults: these differ only by the policies, if any.
+        T With<T>(T options) where T : ClientOptions
+        {
+            foreach (var policy in policies)
+            {
+                options.AddPolicy(policy, HttpPipelinePosition.PerRetry);
+            }
+
+            return options;
+        }
+
         if (connection.UsesConnectionString)
         {
-            return new StorageAccountClientProvider(connection.ConnectionString!);
+            var connectionString = connection.ConnectionString!;
+            return new StorageAccountClientProvider(
+                StorageServiceClientProvider.ForBlob(connectionString, With(new BlobClientOptions())),
+                StorageServiceClientProvider.ForQueue(connectionString, With(new QueueClientOptions())),
+                StorageServiceClientProvider.ForTable(connectionString, With(new TableClientOptions())));
         }
 
         var credential = new DefaultAzureCredential(new DefaultAzureCredentialOptions { ManagedIdentityClientId = connection.ClientId });
-        return new StorageAccountClientProvider(connection.BlobServiceUri!, connection.QueueServiceUri!, connection.TableServiceUri!, credential);
+        return new StorageAccountClientProvider(
+            StorageServiceClientProvider.ForBlob(connection.BlobServiceUri!, credential, With(new BlobClientOptions())),
+            StorageServiceClientProvider.ForQueue(connection.QueueServiceUri!, credential, With(new QueueClientOptions())),
+            StorageServiceClientProvider.ForTable(connection.TableServiceUri!, credential, With(new TableClientOptions())));
     }
 
     public async ValueTask DisposeAsync()
@@ -106,3 +135,6 @@ public sealed class TaskHub : IAsyncDisposable
         await Task.CompletedTask;
     }
 }
+
+/// <summary>A pipeline policy for the engine's storage clients only (see <see cref="TaskHub"/>'s constructor).</summary>
+public sealed record EngineStoragePolicy(HttpPipelinePolicy Policy);

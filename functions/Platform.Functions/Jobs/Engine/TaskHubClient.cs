@@ -20,6 +20,9 @@ public sealed class TaskHubClient(TaskHub hub) : DurableTaskClient("platform")
 {
     private static readonly TimeSpan StartPollInterval = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>How long after its creation a queued instance's start may still be handed back to the queue by the backend.</summary>
+    public static readonly TimeSpan StartHoldBack = TimeSpan.FromSeconds(8);
+
     public DataConverter Converter => hub.Converter;
 
     public override async Task<string> ScheduleNewOrchestrationInstanceAsync(
@@ -138,11 +141,32 @@ public sealed class TaskHubClient(TaskHub hub) : DurableTaskClient("platform")
     private async Task SendAsync(string instanceId, HistoryEvent historyEvent, CancellationToken cancellation)
     {
         var service = await hub.ServiceAsync(cancellation);
+        await UntilItsStartCannotBeHeldBackAsync(instanceId, cancellation);
         await service.SendTaskOrchestrationMessageAsync(new TaskMessage
         {
             OrchestrationInstance = new OrchestrationInstance { InstanceId = instanceId },
             Event = historyEvent,
         });
+    }
+
+    /// <summary>
+    /// Waits, if <paramref name="instanceId"/> is queued and new, until a message sent to it can no longer arrive before its
+    /// start. The Azure Storage backend deletes a message that reaches an instance with no history and no start message
+    /// beside it ("No such instance"). A new instance is in that state when the worker dequeued its start message before
+    /// this client had written the instance's row: the backend's start de-duplication then hands the start back to the
+    /// queue for 2 s (4 s the next time). A cancel or approval sent meanwhile was lost, and the run waited for it to its
+    /// timeout. So a message for a queued instance waits until the instance runs (its history has begun: the row says
+    /// running only after the history is written), or until the instance is <see cref="StartHoldBack"/> old: a start put
+    /// back is visible again by then, ahead of this message in the queue. An instance queued longer (no worker up) takes
+    /// the message at once, behind its start.
+    /// </summary>
+    private async Task UntilItsStartCannotBeHeldBackAsync(string instanceId, CancellationToken cancellation)
+    {
+        while (await GetInstanceAsync(instanceId, getInputsAndOutputs: false, cancellation) is { RuntimeStatus: OrchestrationRuntimeStatus.Pending } queued &&
+            DateTimeOffset.UtcNow - queued.CreatedAt < StartHoldBack)
+        {
+            await Task.Delay(StartPollInterval, cancellation);
+        }
     }
 
     private OrchestrationMetadata ToMetadata(OrchestrationState state, bool withData) => new(state.Name, state.OrchestrationInstance.InstanceId)
