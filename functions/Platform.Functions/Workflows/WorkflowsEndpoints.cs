@@ -18,6 +18,9 @@ public static class WorkflowsEndpoints
 
     public sealed record EventRequest(JsonElement? Data);
 
+    /// <summary>What a cancel or event sent before the engine has begun the run meets (docs/architecture.md, "Messages to a queued instance").</summary>
+    private const string EarlyMessage = "Sent in the first seconds of a run, before the engine has begun it, it is handed over once it has (at most some 8 s later), so it is never lost.";
+
     public static RouteGroupBuilder MapWorkflows(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Workflows");
@@ -34,10 +37,10 @@ public static class WorkflowsEndpoints
             .WithSummary("A run step by step: each step's status, times, output and error.");
         group.MapPost("/{id}/runs/{runId}/cancel", CancelRun).RequirePermission(Permissions.WorkflowsManage).WithName("CancelWorkflowRun")
             .WithSummary("Stops a run at its current step; steps not reached are skipped.")
-            .WithDescription("Sent in the first seconds of a run, before the engine has begun it, it is handed over once it has (at most some 8 s later), so it is never lost.");
+            .WithDescription(EarlyMessage);
         group.MapPost("/{id}/runs/{runId}/events/{name}", SendEvent).RequirePermission(Permissions.WorkflowsManage).WithName("SendWorkflowRunEvent")
             .WithSummary("Sends the event an approval step waits for (named like the step); data.approved false rejects.")
-            .WithDescription("Sent in the first seconds of a run, before the engine has begun it, it is handed over once it has (at most some 8 s later), so it is never lost.");
+            .WithDescription(EarlyMessage);
         return group;
     }
 

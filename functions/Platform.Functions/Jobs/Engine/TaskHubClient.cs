@@ -21,7 +21,7 @@ public sealed class TaskHubClient(TaskHub hub) : DurableTaskClient("platform")
     private static readonly TimeSpan StartPollInterval = TimeSpan.FromMilliseconds(250);
 
     /// <summary>How long after its creation a queued instance's start may still be handed back to the queue by the backend.</summary>
-    public static readonly TimeSpan StartHoldBack = TimeSpan.FromSeconds(8);
+    private static readonly TimeSpan StartHoldBack = TimeSpan.FromSeconds(8);
 
     public DataConverter Converter => hub.Converter;
 
